@@ -1,0 +1,133 @@
+"""Exceptions raised by wattwise.
+
+The tree::
+
+    WattwiseError
+    ├── InvalidParameterError (also ValueError, TypeError)
+    ├── ConfigError
+    ├── MeterError
+    │   ├── MeterUnavailableError
+    │   └── MeterPermissionError
+    ├── RegionError
+    ├── StoreError
+    │   ├── RunNotFoundError
+    │   ├── StoreCorruptError
+    │   └── SchemaVersionError
+    ├── RunStateError
+    ├── SearchError
+    │   └── TrialStateError
+    ├── CacheError
+    │   └── CacheCorruptError
+    └── ReproducibilityError
+
+Warnings: ``WattwiseWarning`` → ``MeterFallbackWarning``, ``LocationWarning``.
+
+Every message says what failed, what was expected and how to fix it, as one sentence
+or two; the command line prints it on one line, with no traceback unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class WattwiseError(Exception):
+    """Base class of every error wattwise raises on purpose."""
+
+
+class InvalidParameterError(WattwiseError, ValueError, TypeError):
+    """A parameter has a value outside its constraints."""
+
+
+class ConfigError(WattwiseError):
+    """A configuration file or environment variable is malformed."""
+
+
+class MeterError(WattwiseError):
+    """A meter could not be used."""
+
+
+class MeterUnavailableError(MeterError):
+    """A meter that was asked for explicitly is not available here."""
+
+
+class MeterPermissionError(MeterError):
+    """A meter exists but its counters cannot be read (permission denied)."""
+
+
+class RegionError(WattwiseError):
+    """A region or grid zone is unknown."""
+
+
+class StoreError(WattwiseError):
+    """The ledger cannot be opened, read or written."""
+
+
+class RunNotFoundError(StoreError):
+    """No run matches the given id or prefix."""
+
+
+class StoreCorruptError(StoreError):
+    """The ledger file is not a wattwise ledger or is damaged."""
+
+
+class SchemaVersionError(StoreError):
+    """The ledger was written by a newer wattwise."""
+
+
+class RunStateError(WattwiseError):
+    """A run was used in a state that does not allow it."""
+
+
+class SearchError(WattwiseError):
+    """A tuning study cannot go on."""
+
+
+class TrialStateError(SearchError):
+    """A trial was used in a state that does not allow it."""
+
+
+class CacheError(WattwiseError):
+    """The artifact cache cannot be used."""
+
+
+class CacheCorruptError(CacheError):
+    """A cache entry failed verification."""
+
+
+class ReproducibilityError(WattwiseError):
+    """A run cannot be reproduced as recorded."""
+
+
+class WattwiseWarning(UserWarning):
+    """Base class of wattwise warnings."""
+
+
+class MeterFallbackWarning(WattwiseWarning):
+    """A better meter was not available and a model was used instead."""
+
+
+class LocationWarning(WattwiseWarning):
+    """The location was guessed, or not known at all."""
+
+
+__all__ = [
+    "CacheCorruptError",
+    "CacheError",
+    "ConfigError",
+    "InvalidParameterError",
+    "LocationWarning",
+    "MeterError",
+    "MeterFallbackWarning",
+    "MeterPermissionError",
+    "MeterUnavailableError",
+    "RegionError",
+    "ReproducibilityError",
+    "RunNotFoundError",
+    "RunStateError",
+    "SchemaVersionError",
+    "SearchError",
+    "StoreCorruptError",
+    "StoreError",
+    "TrialStateError",
+    "WattwiseError",
+    "WattwiseWarning",
+]
