@@ -1,0 +1,57 @@
+"""wattwise: measure, cut and prove the energy and carbon cost of machine learning.
+
+Map of the package (data flows one way: meters → tracking → store ← report/cli)::
+
+    wattwise.meters     hardware counters (RAPL, NVML) and power models, per component
+    wattwise.carbon     grid intensity, PUE and location, from shipped data
+    wattwise.tracking   runs: lifecycle, sampler, attribution, ``wattwise run``
+    wattwise.store      the ledger (SQLite, WAL) at .wattwise/ledger.db
+    wattwise.cli        the ``wattwise`` command
+
+Quick start::
+
+    import wattwise
+    with wattwise.track("train", config={"lr": 0.1}) as run:
+        run.log(step=1, val_acc=0.9)
+    print(run.result.energy_j, run.result.co2e_g)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+logging.getLogger("wattwise").addHandler(logging.NullHandler())
+
+if TYPE_CHECKING:
+    from wattwise.exceptions import WattwiseError
+    from wattwise.tracking import Run, RunResult, current_run, track
+
+_LAZY = {
+    "Run": "wattwise.tracking",
+    "RunResult": "wattwise.tracking",
+    "WattwiseError": "wattwise.exceptions",
+    "current_run": "wattwise.tracking",
+    "track": "wattwise.tracking",
+}
+
+__all__ = ["Run", "RunResult", "WattwiseError", "__version__", "current_run", "track"]
+
+
+def __getattr__(name: str) -> Any:
+    """Load public names on first use, so ``import wattwise`` stays cheap."""
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'wattwise' has no attribute {name!r}"
+        raise AttributeError(msg)
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,118 @@
+"""``wattwise doctor``: which meters work here and why not; location; data vintage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from typing import Any
+
+HELP = "check which meters work here (and why not), the location and the shipped data"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``wattwise doctor``."""
+    parser.add_argument("--region", help="check this region instead of the resolved one")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def diagnose(region: str | None, store_arg: str | None) -> dict[str, Any]:
+    """Everything doctor reports, as data."""
+    from wattwise import __version__, carbon, meters
+    from wattwise._config import load_settings
+    from wattwise.exceptions import WattwiseError
+    from wattwise.store import ledger_path
+
+    settings = load_settings()
+    probes = [
+        {"meter": name, "ok": a.ok, "reason": a.reason, "hint": a.hint}
+        for name, a in meters.probe_all()
+    ]
+    selection = meters.select_meters(settings.meters)
+    location = carbon.resolve_location(region, config_region=settings.region)
+    intensity = carbon.intensity_for(
+        location, scope=settings.intensity_scope,  # type: ignore[arg-type]
+        override_g_per_kwh=settings.intensity_g_per_kwh,
+    )  # fmt: skip
+    pue = carbon.pue_for(location, override=settings.pue)
+    path = ledger_path(store_arg)
+    try:
+        from wattwise.store import SQLiteRunStore
+
+        if path.exists():
+            store = SQLiteRunStore(path)
+            n_runs = len(store.list_runs())
+            store.close()
+            ledger = {"path": str(path), "exists": True, "runs": n_runs, "ok": True}
+        else:
+            ledger = {"path": str(path), "exists": False, "ok": True,
+                      "note": "created by the first run"}
+    except WattwiseError as err:
+        ledger = {"path": str(path), "exists": True, "ok": False, "error": str(err)}
+    return {
+        "wattwise": __version__,
+        "python": platform.python_version(),
+        "meters": probes,
+        "selected": [
+            {"meter": m.name, "method": m.info().method, "components": list(m.components())}
+            for m in selection.meters
+        ],
+        "fallbacks": list(selection.fallbacks),
+        "hardware": meters.describe_hardware(),
+        "location": location.to_dict(),
+        "intensity": intensity.to_dict(),
+        "pue": {"value": pue.value, "source": pue.source, "applies_to": pue.applies_to},
+        "datasets": carbon.datasets(),
+        "ledger": ledger,
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print the diagnosis."""
+    data = diagnose(args.region, args.store)
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    out = [f"wattwise {data['wattwise']} on Python {data['python']}", "", "Meters:"]
+    for probe in data["meters"]:
+        mark = "ok " if probe["ok"] else "-- "
+        out.append(f"  {mark}{probe['meter']:<11} {probe['reason']}")
+        if not probe["ok"] and probe["hint"]:
+            out.append(f"       fix: {probe['hint']}")
+    chosen = ", ".join(
+        f"{s['meter']} ({s['method']}: {'/'.join(s['components'])})" for s in data["selected"]
+    )
+    out.append(f"  using: {chosen}")
+    out += [f"  note: {f}" for f in data["fallbacks"]]
+    cpu = data["hardware"].get("cpu", {})
+    out += ["", "Hardware:",
+            f"  CPU {cpu.get('model_name')} ({cpu.get('microarchitecture') or 'unknown family'};"
+            f" {cpu.get('threads')} threads), RAM {data['hardware'].get('ram_gb')} GB"]  # fmt: skip
+    loc, inten, pue = data["location"], data["intensity"], data["pue"]
+    out += [
+        "",
+        "Location and carbon:",
+        f"  location  {loc['display_name']} (zone {loc['zone']}, determined: {loc['how']})",
+    ]
+    if loc.get("warning"):
+        out.append(f"  warning   {loc['warning']}")
+    out += [
+        f"  intensity {inten['g_per_kwh']:.1f} gCO2e/kWh, {inten['scope']}, {inten['year']}, "
+        f"{inten['dataset']}",
+        f"  PUE       {pue['value']} ({pue['source']})",
+        "",
+        "Shipped data (vintage):",
+    ]
+    for ds in data["datasets"]:
+        out.append(f"  {ds.get('file')}: {ds.get('year')} {ds.get('scope', '')} "
+                   f"[{ds.get('licence', '')}]")  # fmt: skip
+    led = data["ledger"]
+    out += ["", f"Ledger: {led['path']}"]
+    if not led["ok"]:
+        out.append(f"  problem: {led['error']}")
+    elif led["exists"]:
+        out.append(f"  {led['runs']} runs")
+    else:
+        out.append(f"  {led['note']}")
+    print("\n".join(out))
+    return 0

@@ -1,0 +1,73 @@
+"""``wattwise run -- CMD``: run a command and record its energy and carbon."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from wattwise.cli import _format as fmt
+
+HELP = "run a command, measure its energy and carbon, record it in the ledger"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``wattwise run``."""
+    parser.add_argument("--name", help="run name (default: the program's name)")
+    parser.add_argument("--region", help="grid region: FR, US-CAL-CISO, gcp:europe-west1 ...")
+    parser.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
+    parser.add_argument("--meters", help="comma-separated meter ids (default: best available)")
+    parser.add_argument("--pue", type=float, help="power usage effectiveness to apply")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    parser.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+
+
+def summary(result: object, record: dict[str, object], store_path: str) -> str:
+    """The one-paragraph summary printed after a run."""
+    from wattwise.tracking import RunResult
+
+    assert isinstance(result, RunResult)
+    parts = ", ".join(fmt.component_line(c) for c in result.components) or "no meter"
+    intensity = record.get("intensity", {})
+    pue = record.get("pue", {})
+    assert isinstance(intensity, dict) and isinstance(pue, dict)
+    code = f", exit code {result.exit_code}" if result.exit_code is not None else ""
+    lines = [
+        f"wattwise: run {result.id[:8]} '{result.name}' {result.status} in "
+        f"{fmt.duration(result.duration_s)}{code}.",
+        f"  Energy {fmt.with_band(result.energy_j, result.energy_band_j)} attributed to the "
+        f"process tree ({parts}); whole machine {fmt.energy(result.machine_energy_j)}.",
+        f"  Carbon {fmt.with_band(result.co2e_g, result.co2e_band_g, fmt.carbon)} at "
+        f"{result.intensity_g_per_kwh:.0f} gCO2e/kWh ({intensity.get('zone')}, "
+        f"{intensity.get('dataset')}, {intensity.get('scope')}), PUE {result.pue:g} "
+        f"({pue.get('applies_to')}).",
+        f"  Details: wattwise show {result.id[:8]}   (ledger: {store_path})",
+    ]
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the command; return its exit code."""
+    from wattwise.cli._main import UsageError
+    from wattwise.store import open_store
+    from wattwise.tracking import run_command
+
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        msg = "wattwise run: no command given; usage: wattwise run [OPTIONS] -- COMMAND [ARGS...]"
+        raise UsageError(msg)
+    store = open_store(args.store)
+    meters = args.meters.split(",") if args.meters else None
+    try:
+        code, result = run_command(
+            cmd, name=args.name, region=args.region, tags=args.tag, meters=meters,
+            pue=args.pue, store=store, emit_warnings=False,
+            on_warning=lambda text: print(f"wattwise: warning: {text}", file=sys.stderr),
+        )  # fmt: skip
+        if not args.quiet:
+            record = store.get_run(result.id).record
+            print(summary(result, record, str(store.path)), file=sys.stderr)
+    finally:
+        store.close()
+    return code

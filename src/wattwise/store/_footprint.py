@@ -1,0 +1,86 @@
+"""Project totals over the ledger: what the finished runs cost and what everything cost."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from wattwise.store._model import RunRecord
+
+
+@dataclasses.dataclass
+class Totals:
+    """Sums over a group of runs. Units in the names."""
+
+    runs: int = 0
+    duration_s: float = 0.0
+    energy_j: float = 0.0
+    energy_band_j: float = 0.0
+    co2e_g: float = 0.0
+    co2e_band_g: float = 0.0
+
+    def add(self, run: RunRecord) -> None:
+        """Add one run."""
+        self.runs += 1
+        self.duration_s += run.duration_s
+        self.energy_j += run.energy_j
+        self.energy_band_j += run.energy_band_j
+        self.co2e_g += run.co2e_g
+        self.co2e_band_g += run.co2e_band_g
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Footprint:
+    """The project's footprint: all runs, and split by status.
+
+    Nested runs (a ``track`` block inside ``wattwise run``) are left out: their energy
+    is already inside their parent's.
+    """
+
+    total: Totals
+    by_status: dict[str, Totals]
+    by_region: dict[str, Totals]
+    first_started_at: float | None
+    last_started_at: float | None
+
+    @property
+    def not_finished_share(self) -> float:
+        """Share of the energy spent by runs that did not finish (failed, crashed, running)."""
+        finished = self.by_status.get("finished", Totals()).energy_j
+        return 1 - finished / self.total.energy_j if self.total.energy_j > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape, with the API's field names."""
+        return {
+            "total": self.total.to_dict(),
+            "by_status": {k: v.to_dict() for k, v in sorted(self.by_status.items())},
+            "by_region": {k: v.to_dict() for k, v in sorted(self.by_region.items())},
+            "not_finished_energy_share": self.not_finished_share,
+            "first_started_at": self.first_started_at,
+            "last_started_at": self.last_started_at,
+        }
+
+
+def project_footprint(runs: Iterable[RunRecord]) -> Footprint:
+    """Totals over top-level runs (runs nested in another run are skipped)."""
+    total, by_status, by_region = Totals(), {}, {}
+    starts = []
+    for run in runs:
+        if run.parent_id is not None:
+            continue
+        total.add(run)
+        by_status.setdefault(str(run.status), Totals()).add(run)
+        by_region.setdefault(run.region or "unknown", Totals()).add(run)
+        starts.append(run.started_at)
+    return Footprint(
+        total=total,
+        by_status=by_status,
+        by_region=by_region,
+        first_started_at=min(starts) if starts else None,
+        last_started_at=max(starts) if starts else None,
+    )

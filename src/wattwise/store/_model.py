@@ -1,0 +1,123 @@
+"""Records the ledger holds: a run and its per-component energy."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from typing import Any
+
+
+class RunStatus(str, enum.Enum):
+    """Lifecycle of a run: running → finished | failed | crashed."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CRASHED = "crashed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def iso_utc(timestamp: float | None) -> str | None:
+    """Unix seconds → ISO-8601 UTC string (``2026-11-27T19:48:23.123Z``), None stays None."""
+    if timestamp is None:
+        return None
+    moment = dt.datetime.fromtimestamp(timestamp, tz=dt.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclasses.dataclass
+class ComponentEnergy:
+    """Energy of one component (cpu, dram, gpu) for one run.
+
+    Attributes:
+        component: ``cpu`` | ``dram`` | ``gpu``.
+        energy_j: Energy attributed to the run's process tree, in joules.
+        machine_energy_j: Energy of the whole machine for that component over the run, in J.
+        band_j: Half-width of the uncertainty band in joules, or None when unknown
+            (counters: instrument error not quantified).
+        method: ``counter`` | ``sampled`` | ``model`` | ``user``.
+        meter: Meter id (``cpu-rapl``, ``cpu-model``, ...).
+        source: What was read, or which table row and constants were used.
+        info: Assumptions and details (JSON-serialisable).
+    """
+
+    component: str
+    energy_j: float
+    machine_energy_j: float
+    band_j: float | None
+    method: str
+    meter: str
+    source: str
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape used by the API, the CLI's ``--json`` and reports."""
+        return {
+            "component": self.component,
+            "energy_j": self.energy_j,
+            "energy_band_j": self.band_j,
+            "machine_energy_j": self.machine_energy_j,
+            "method": self.method,
+            "meter": self.meter,
+            "source": self.source,
+        }
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """One run in the ledger. Times are Unix seconds; energy in J; carbon in gCO2e.
+
+    ``record`` holds the rest of the run's description (command, code version,
+    environment, hardware, location, intensity, PUE, sampler statistics), as JSON.
+    """
+
+    id: str
+    name: str
+    kind: str
+    status: RunStatus
+    started_at: float
+    heartbeat_at: float
+    host: str
+    pid: int
+    parent_id: str | None = None
+    study_id: str | None = None
+    ended_at: float | None = None
+    duration_s: float = 0.0
+    exit_code: int | None = None
+    energy_j: float = 0.0
+    energy_band_j: float = 0.0
+    machine_energy_j: float = 0.0
+    co2e_g: float = 0.0
+    co2e_band_g: float = 0.0
+    region: str | None = None
+    tags: list[str] = dataclasses.field(default_factory=list)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    record: dict[str, Any] = dataclasses.field(default_factory=dict)
+    components: list[ComponentEnergy] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape shared by the Python API, ``--json`` and reports."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "status": str(self.status),
+            "exit_code": self.exit_code,
+            "started_at": iso_utc(self.started_at),
+            "ended_at": iso_utc(self.ended_at),
+            "duration_s": self.duration_s,
+            "energy_j": self.energy_j,
+            "energy_band_j": self.energy_band_j,
+            "machine_energy_j": self.machine_energy_j,
+            "co2e_g": self.co2e_g,
+            "co2e_band_g": self.co2e_band_g,
+            "region": self.region,
+            "parent_id": self.parent_id,
+            "study_id": self.study_id,
+            "tags": list(self.tags),
+            "params": dict(self.params),
+            "components": [c.to_dict() for c in self.components],
+        }

@@ -1,0 +1,80 @@
+"""The ledger's schema and its migrations.
+
+The schema version lives in SQLite's ``user_version`` pragma. Each migration is a list of
+statements that takes the schema from version ``n - 1`` to ``n``; a ledger written by a
+newer wattwise (higher version) is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: runs, per-component energy, metric series, power samples.
+    (
+        """
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            parent_id TEXT,
+            study_id TEXT,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            heartbeat_at REAL NOT NULL,
+            duration_s REAL NOT NULL DEFAULT 0,
+            exit_code INTEGER,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            energy_j REAL NOT NULL DEFAULT 0,
+            energy_band_j REAL NOT NULL DEFAULT 0,
+            machine_energy_j REAL NOT NULL DEFAULT 0,
+            co2e_g REAL NOT NULL DEFAULT 0,
+            co2e_band_g REAL NOT NULL DEFAULT 0,
+            region TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            params TEXT NOT NULL DEFAULT '{}',
+            record TEXT NOT NULL DEFAULT '{}'
+        )
+        """,
+        "CREATE INDEX runs_started ON runs (started_at)",
+        "CREATE INDEX runs_status ON runs (status)",
+        "CREATE INDEX runs_study ON runs (study_id)",
+        """
+        CREATE TABLE components (
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            component TEXT NOT NULL,
+            energy_j REAL NOT NULL,
+            machine_energy_j REAL NOT NULL,
+            band_j REAL,
+            method TEXT NOT NULL,
+            meter TEXT NOT NULL,
+            source TEXT NOT NULL,
+            info TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (run_id, component)
+        )
+        """,
+        """
+        CREATE TABLE metrics (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            step INTEGER,
+            key TEXT NOT NULL,
+            value REAL NOT NULL,
+            logged_at REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX metrics_run ON metrics (run_id, key)",
+        """
+        CREATE TABLE samples (
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            t_s REAL NOT NULL,
+            component TEXT NOT NULL,
+            power_w REAL NOT NULL,
+            energy_j REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX samples_run ON samples (run_id, t_s)",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

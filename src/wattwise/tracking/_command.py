@@ -1,0 +1,100 @@
+"""``wattwise run -- CMD``: run a command as a tracked process tree.
+
+The command runs in its own process group. Signals sent to wattwise (SIGINT, SIGTERM,
+SIGHUP, SIGQUIT) are forwarded to that group; when wattwise owns the terminal, the
+command's group is made the terminal's foreground group, so Ctrl-C reaches the command
+once, directly, and interactive programs (pdb) keep working. The exit code is the
+command's own (128 + N when it died from signal N).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from types import FrameType
+from typing import Any
+
+from wattwise.exceptions import InvalidParameterError, WattwiseError
+from wattwise.store import RunStatus
+from wattwise.tracking._run import Run, RunResult
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+@contextlib.contextmanager
+def _foreground(pgid: int) -> Iterator[None]:
+    """Give the terminal to process group ``pgid`` while the command runs, if we own it."""
+    try:
+        fd = sys.stdin.fileno()
+        owned = os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp()
+    except (OSError, ValueError, AttributeError):
+        owned = False
+    if not owned:
+        yield
+        return
+    old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(fd, pgid)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.tcsetpgrp(fd, os.getpgrp())
+        signal.signal(signal.SIGTTOU, old)
+
+
+def _new_group() -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        return {"process_group": 0}
+    return {"preexec_fn": os.setpgrp}  # pragma: no cover - Python 3.10
+
+
+def run_command(argv: Sequence[str], **run_kwargs: Any) -> tuple[int, RunResult]:
+    """Run ``argv`` under a new tracked run and wait for it.
+
+    Args:
+        argv: The command and its arguments.
+        **run_kwargs: Passed to :class:`~wattwise.tracking.Run` (name, region, tags, ...).
+
+    Returns:
+        The command's exit code and the run's result.
+
+    Raises:
+        InvalidParameterError: ``argv`` is empty or the program cannot be started.
+    """
+    if not argv:
+        msg = "No command given. Usage: wattwise run [OPTIONS] -- COMMAND [ARGS...]."
+        raise InvalidParameterError(msg)
+    run = Run(run_kwargs.pop("name", None), command=list(argv), kind="command", **run_kwargs)
+    run.start()
+    env = {**os.environ, "WATTWISE_RUN_ID": run.id}
+    try:
+        proc = subprocess.Popen(list(argv), env=env, **_new_group())
+    except OSError as err:
+        run.finish(RunStatus.FAILED, exit_code=127, error=str(err))
+        msg = f"Cannot start {argv[0]!r}: {err.strerror or err}. Check the command and your PATH."
+        raise InvalidParameterError(msg) from err
+    run.attach(proc.pid)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    try:
+        with _foreground(proc.pid):
+            code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if code < 0:
+        code = 128 - code
+    status = RunStatus.FINISHED if code == 0 else RunStatus.FAILED
+    try:
+        result = run.finish(status, exit_code=code)
+    except WattwiseError:
+        raise
+    return code, result

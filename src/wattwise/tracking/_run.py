@@ -1,0 +1,587 @@
+"""A run: start, sample meters in the background, log metrics, flush, finish.
+
+``wattwise.track()`` and ``wattwise run`` are two doors into this class. The sampler thread
+reads every meter each ``interval_s``; energy is attributed to the run's process tree
+(CPU-time share for CPU, resident-memory share for DRAM, whole device for GPUs) and the
+record is written to the ledger at least every ``flush_s``, so a killed run keeps what
+was measured up to its last flush.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import enum
+import functools
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from wattwise import __version__
+from wattwise._config import Settings, load_settings
+from wattwise.exceptions import (
+    InvalidParameterError,
+    LocationWarning,
+    MeterError,
+    RunStateError,
+    WattwiseError,
+)
+from wattwise.meters import BaseMeter, component_of
+from wattwise.store import (
+    SCHEMA_VERSION,
+    ComponentEnergy,
+    RunRecord,
+    RunStatus,
+    SQLiteRunStore,
+    find_project_root,
+    open_store,
+)
+from wattwise.tracking._proctree import ProcessTree, machine_busy_cpu_s, total_memory_bytes
+
+logger = logging.getLogger("wattwise")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("wattwise_run", default=None)
+
+#: How energy of each component is attributed to a run's process tree.
+ATTRIBUTION = {
+    "cpu": "process-tree CPU time / machine busy CPU time, per sampling interval, "
+    "times machine-wide CPU energy (idle power shared among busy processes)",
+    "dram": "process-tree resident memory / physical memory, times machine-wide DRAM energy",
+    "gpu": "whole device: every visible GPU's energy is counted (per-process GPU "
+    "attribution is not possible with NVML)",
+}
+
+
+class RunState(enum.Enum):
+    """Where a :class:`Run` object is in its life."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    ENDED = "ended"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What a finished run cost. Units are in the names.
+
+    Attributes:
+        id: Run id in the ledger.
+        name: Run name.
+        status: ``finished`` | ``failed`` | ``crashed``.
+        exit_code: The command's exit code (``wattwise run``), else None.
+        duration_s: Wall time in seconds.
+        energy_j: Energy attributed to the run, all components, in joules (before PUE).
+        energy_band_j: Half-width of the uncertainty band of ``energy_j``, in joules.
+        machine_energy_j: Energy of the whole machine over the run, in joules.
+        co2e_g: Operational emissions, energy × PUE × grid intensity, in gCO2e.
+        co2e_band_g: Half-width of the band of ``co2e_g`` (energy band only), in gCO2e.
+        region: Grid zone the intensity was taken for.
+        intensity_g_per_kwh: Grid intensity used, in gCO2e per kWh.
+        pue: Power usage effectiveness applied.
+        components: Energy per component with method and source.
+    """
+
+    id: str
+    name: str
+    status: str
+    exit_code: int | None
+    duration_s: float
+    energy_j: float
+    energy_band_j: float
+    machine_energy_j: float
+    co2e_g: float
+    co2e_band_g: float
+    region: str | None
+    intensity_g_per_kwh: float
+    pue: float
+    components: tuple[ComponentEnergy, ...]
+
+    @property
+    def energy_kwh(self) -> float:
+        """``energy_j`` in kWh."""
+        return self.energy_j / 3.6e6
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape, with the CLI's field names."""
+        data = dataclasses.asdict(self)
+        data["components"] = [c.to_dict() for c in self.components]
+        return data
+
+
+def current_run() -> Run | None:
+    """The run active in this context (innermost ``track`` block), or None."""
+    return _current.get()
+
+
+class Run:
+    """One tracked piece of work. Use :func:`wattwise.track` to make one.
+
+    A run can be used once: as a context manager (``with track(...) as run``), by
+    ``start()``/``finish()``, or as a decorator, which starts a fresh run per call.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        tags: Iterable[str] = (),
+        region: str | None = None,
+        meters: Iterable[str] | None = None,
+        store: SQLiteRunStore | str | None = None,
+        interval_s: float | None = None,
+        flush_s: float | None = None,
+        pue: float | None = None,
+        kind: str = "python",
+        study_id: str | None = None,
+        parent_id: str | None = None,
+        command: list[str] | None = None,
+        emit_warnings: bool = True,
+        on_warning: Callable[[str], None] | None = None,
+        _meters: list[BaseMeter] | None = None,
+    ) -> None:
+        self._init_kwargs: dict[str, Any] = {
+            "config": config, "tags": tags, "region": region, "meters": meters,
+            "store": store, "interval_s": interval_s, "flush_s": flush_s, "pue": pue,
+            "kind": kind, "study_id": study_id, "parent_id": parent_id,
+            "emit_warnings": emit_warnings, "on_warning": on_warning,
+        }  # fmt: skip
+        self.id = uuid.uuid4().hex
+        self.name = name or (Path(command[0]).name if command else "run")
+        self.kind = kind
+        self.params: dict[str, Any] = dict(config or {})
+        self.tags = [str(t) for t in tags]
+        self.command = command
+        self.study_id = study_id
+        parent = current_run()
+        self.parent_id = parent_id or (parent.id if parent else None)
+        if self.parent_id is None and os.environ.get("WATTWISE_RUN_ID"):
+            self.parent_id = os.environ["WATTWISE_RUN_ID"]
+        self.state = RunState.CREATED
+        self._region = region
+        self._meter_names = tuple(meters) if meters is not None else None
+        self._store_arg = store
+        self._interval_s = interval_s
+        self._flush_s = flush_s
+        self._pue_arg = pue
+        self._emit_warnings = emit_warnings
+        self._on_warning = on_warning
+        self._injected_meters = _meters
+        self._result: RunResult | None = None
+        self._token: contextvars.Token[Run | None] | None = None
+        self._lock = threading.RLock()
+        self._pending_metrics: list[tuple[int | None, str, float, float]] = []
+        self._pending_samples: list[tuple[float, str, float, float]] = []
+        self._last_metrics: dict[str, float] = {}
+        self.warnings: list[str] = []
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def start(self, *, root_pid: int | None = None, is_child: bool = False) -> Run:
+        """Start measuring. ``root_pid`` is the process tree to attribute energy to.
+
+        Raises:
+            RunStateError: The run was already started.
+        """
+        if self.state is not RunState.CREATED:
+            msg = (
+                f"Run {self.id[:8]!r} has already been started and cannot be re-entered. "
+                "Start a new run with wattwise.track()."
+            )
+            raise RunStateError(msg)
+        from wattwise import carbon, meters
+
+        root = find_project_root()
+        self.settings: Settings = load_settings(
+            root, interval_s=self._interval_s, flush_s=self._flush_s, pue=self._pue_arg,
+            meters=self._meter_names,
+        )  # fmt: skip
+        self.location = carbon.resolve_location(self._region, config_region=self.settings.region)
+        self.intensity = carbon.intensity_for(
+            self.location,
+            scope=self.settings.intensity_scope,  # type: ignore[arg-type]
+            override_g_per_kwh=self.settings.intensity_g_per_kwh,
+        )
+        self.pue = carbon.pue_for(self.location, override=self.settings.pue)
+        if self.location.warning:
+            self.warnings.append(self.location.warning)
+            if self._on_warning is not None:
+                self._on_warning(self.location.warning)
+            elif self._emit_warnings:
+                warnings.warn(self.location.warning, LocationWarning, stacklevel=3)
+        if self._injected_meters is not None:
+            self._meters = list(self._injected_meters)
+            self._fallbacks: list[str] = []
+        else:
+            selection = meters.select_meters(self.settings.meters)
+            self._meters = list(selection.meters)
+            self._fallbacks = list(selection.fallbacks)
+        self._infos = {m.name: m.info() for m in self._meters}
+        self._meter_of: dict[str, BaseMeter] = {}
+        if isinstance(self._store_arg, SQLiteRunStore):
+            self.store = self._store_arg
+        else:
+            self.store = open_store(self._store_arg)
+
+        self._tree = ProcessTree(root_pid or os.getpid(), is_child=is_child)
+        self._total_mem = total_memory_bytes()
+        self._t0_wall = time.time()
+        self._t0 = self._last_t = time.monotonic()
+        self._last_busy = machine_busy_cpu_s()
+        self._last_proc = self._tree.cpu_s()
+        self._last_reading: dict[str, float] = {}
+        for meter in self._meters:
+            for key, joules in meter.read().items():
+                self._last_reading[key] = joules
+                self._meter_of[key] = meter
+        self._energy: dict[str, float] = {}
+        self._machine: dict[str, float] = {}
+        self._n_samples = 0
+        self._sampler_cpu_s = 0.0
+        self._cwd = Path.cwd()
+        self._record: dict[str, Any] = self._initial_record()
+
+        record = RunRecord(
+            id=self.id, name=self.name, kind=self.kind, status=RunStatus.RUNNING,
+            started_at=self._t0_wall, heartbeat_at=self._t0_wall, host=socket.gethostname(),
+            pid=os.getpid(), parent_id=self.parent_id, study_id=self.study_id,
+            region=self.location.zone, tags=self.tags, params=self.params, record=self._record,
+        )  # fmt: skip
+        self.store.insert_run(record)
+        self.state = RunState.RUNNING
+        self._stop = threading.Event()
+        self._env_ready = threading.Event()
+        self._thread = threading.Thread(target=self._sampler, name="wattwise-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def attach(self, pid: int, *, is_child: bool = True) -> None:
+        """Attribute energy to the tree rooted at ``pid`` from now on (``wattwise run``)."""
+        with self._lock:
+            self._tree = ProcessTree(pid, is_child=is_child)
+            self._last_proc = self._tree.cpu_s()
+
+    def finish(
+        self, status: RunStatus | str | None = None, *, exit_code: int | None = None,
+        error: str | None = None,
+    ) -> RunResult:  # fmt: skip
+        """Stop measuring, write the final record and return the result.
+
+        Args:
+            status: ``finished`` (default) or ``failed``.
+            exit_code: The command's exit code, for command runs.
+            error: A one-line description of the failure, kept in the record.
+        """
+        if self.state is not RunState.RUNNING:
+            msg = f"Run {self.id[:8]!r} is not running (state: {self.state.value}); nothing to finish."
+            raise RunStateError(msg)
+        self._stop.set()
+        self._thread.join()
+        final = RunStatus(status) if status is not None else RunStatus.FINISHED
+        with self._lock:
+            self._sample()
+            self._record["sampler"]["cpu_s"] = self._sampler_cpu_s
+            self._record["summary"] = dict(self._last_metrics)
+            if error:
+                self._record["error"] = error
+            ended = self._ended_at = time.time()
+            self._flush(status=final, ended_at=ended, exit_code=exit_code)
+        for meter in self._meters:
+            meter.close()
+        self.state = RunState.ENDED
+        if self._store_arg is None or isinstance(self._store_arg, str):
+            self.store.close()
+        self._result = self._make_result(final, exit_code)
+        return self._result
+
+    def __enter__(self) -> Run:
+        self.start()
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+        if exc is None:
+            self.finish()
+        else:
+            self.finish(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:500])
+
+    def __call__(self, fn: F) -> F:
+        """Use as a decorator: each call of ``fn`` is a new run with these settings."""
+        name = self.name if self.name != "run" else getattr(fn, "__qualname__", "run")
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with Run(name, **self._init_kwargs):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    @property
+    def result(self) -> RunResult:
+        """The result once the run has ended.
+
+        Raises:
+            RunStateError: The run has not ended yet.
+        """
+        if self._result is None:
+            msg = f"Run {self.id[:8]!r} has not ended yet; its result exists after the block."
+            raise RunStateError(msg)
+        return self._result
+
+    # -- metrics ----------------------------------------------------------------
+
+    def log(self, step: int | None = None, **metrics: float) -> None:
+        """Record metric values (``run.log(step=3, val_acc=0.91, loss=0.2)``).
+
+        Raises:
+            InvalidParameterError: A value is not a finite-or-not real number.
+        """
+        if self.state is not RunState.RUNNING:
+            msg = f"Cannot log to run {self.id[:8]!r}: it is {self.state.value}, not running."
+            raise RunStateError(msg)
+        now = time.time()
+        points = []
+        for key, value in metrics.items():
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                msg = f"Metric {key!r} must be a number. Got {value!r} instead."
+                raise InvalidParameterError(msg) from None
+            points.append((step, key, number, now))
+        with self._lock:
+            self._pending_metrics.extend(points)
+            self._last_metrics.update({p[1]: p[2] for p in points})
+
+    def set_params(self, **params: Any) -> None:
+        """Add or update the run's parameters (kept in the record)."""
+        with self._lock:
+            self.params.update(params)
+
+    def annotate(self, key: str, value: Any) -> None:
+        """Attach a JSON-serialisable fact to the run record under ``extra[key]``."""
+        with self._lock:
+            self._record.setdefault("extra", {})[key] = value
+
+    # -- internals --------------------------------------------------------------
+
+    def _initial_record(self) -> dict[str, Any]:
+        infos = {
+            name: {
+                "method": info.method,
+                "source": info.source,
+                "assumptions": list(info.assumptions),
+                "band_fraction": info.band_fraction,
+                "band_source": info.band_source,
+                "details": info.details,
+            }
+            for name, info in self._infos.items()
+        }
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "wattwise", "version": __version__},
+            "command": {
+                "argv": self.command if self.command is not None else list(sys.argv),
+                "cwd": str(Path.cwd()),
+                "is_command": self.command is not None,
+            },
+            "location": self.location.to_dict(),
+            "intensity": self.intensity.to_dict(),
+            "pue": {"value": self.pue.value, "source": self.pue.source,
+                    "applies_to": self.pue.applies_to},
+            "meters": infos,
+            "fallbacks": self._fallbacks,
+            "attribution": ATTRIBUTION,
+            "idle_included": True,
+            "sampler": {
+                "interval_s": self.settings.interval_s,
+                "flush_s": self.settings.flush_s,
+                "samples": 0,
+                "cpu_s": 0.0,
+            },
+            "warnings": list(self.warnings),
+            "market_based_instruments_applied": False,
+        }
+
+    def _sampler(self) -> None:
+        start_cpu = time.thread_time()
+        try:
+            self._capture_environment()
+        except Exception as err:  # the user's work must go on whatever happens here
+            logger.warning("wattwise: could not capture the environment: %s", err)
+        self._env_ready.set()
+        interval = self.settings.interval_s
+        flush_every = self.settings.flush_s
+        last_flush = time.monotonic()
+        while not self._stop.wait(interval):
+            try:
+                with self._lock:
+                    self._sample()
+                    if time.monotonic() - last_flush >= flush_every:
+                        self._sampler_cpu_s = time.thread_time() - start_cpu
+                        self._record["sampler"]["cpu_s"] = self._sampler_cpu_s
+                        self._flush()
+                        last_flush = time.monotonic()
+            except WattwiseError as err:
+                logger.warning("wattwise: sampling failed, will retry: %s", err)
+        self._sampler_cpu_s = time.thread_time() - start_cpu
+
+    def _capture_environment(self) -> None:
+        from wattwise import meters
+        from wattwise.tracking._env import capture
+
+        env = capture(self._cwd)
+        hardware = meters.describe_hardware()
+        with self._lock:
+            self._record.update(env)
+            self._record["hardware"] = hardware
+            self._flush()
+
+    def _share(self, component: str, d_proc: float, d_busy: float, rss: int) -> float:
+        if component == "cpu":
+            if d_busy <= 0:
+                return 1.0 if d_proc > 0 else 0.0
+            return min(1.0, max(0.0, d_proc / d_busy))
+        if component == "dram":
+            return min(1.0, rss / self._total_mem) if self._total_mem else 0.0
+        return 1.0
+
+    def _sample(self) -> None:
+        now = time.monotonic()
+        readings: dict[str, float] = {}
+        for meter in list(self._meters):
+            try:
+                for key, joules in meter.read().items():
+                    readings[key] = joules
+                    self._meter_of[key] = meter
+            except MeterError as err:
+                self._meters.remove(meter)
+                note = f"{meter.name} stopped working mid-run and was dropped: {err}"
+                self._record.setdefault("meter_errors", []).append(note)
+        proc = self._tree.cpu_s()
+        busy = machine_busy_cpu_s()
+        rss = self._tree.rss_bytes()
+        d_proc, d_busy = proc - self._last_proc, busy - self._last_busy
+        dt = now - self._last_t
+        step: dict[str, float] = {}
+        for key, joules in readings.items():
+            previous = self._last_reading.get(key)
+            self._last_reading[key] = joules
+            if previous is None:
+                continue
+            delta = max(0.0, joules - previous)
+            comp = component_of(key)
+            share = self._share(comp, d_proc, d_busy, rss)
+            self._machine[comp] = self._machine.get(comp, 0.0) + delta
+            step[comp] = step.get(comp, 0.0) + delta * share
+        for comp, joules in step.items():
+            self._energy[comp] = self._energy.get(comp, 0.0) + joules
+            if dt > 0:
+                self._pending_samples.append(
+                    (round(now - self._t0, 3), comp, joules / dt, self._energy[comp])
+                )
+        self._last_t, self._last_proc, self._last_busy = now, proc, busy
+        self._n_samples += 1
+        self._record["sampler"]["samples"] = self._n_samples
+        self._record["cpu_time_s"] = proc
+
+    def _components(self) -> list[ComponentEnergy]:
+        out = []
+        for comp in sorted(self._machine):
+            meter = next(
+                (self._meter_of[k] for k in self._meter_of if component_of(k) == comp), None
+            )
+            info = self._infos.get(meter.name) if meter else None
+            energy = self._energy.get(comp, 0.0)
+            frac = info.band_fraction if info else None
+            out.append(
+                ComponentEnergy(
+                    component=comp,
+                    energy_j=energy,
+                    machine_energy_j=self._machine[comp],
+                    band_j=None if frac is None else energy * frac,
+                    method=info.method if info else "unknown",
+                    meter=meter.name if meter else "unknown",
+                    source=info.source if info else "",
+                    info={"attribution": ATTRIBUTION.get(comp, "")},
+                )
+            )
+        return out
+
+    def _totals(self) -> tuple[list[ComponentEnergy], float, float, float, float, float]:
+        from wattwise.carbon import operational_co2e_g
+
+        comps = self._components()
+        energy = sum(c.energy_j for c in comps)
+        band = sum(c.band_j or 0.0 for c in comps)
+        machine = sum(c.machine_energy_j for c in comps)
+        co2e = operational_co2e_g(energy, self.intensity, self.pue)
+        co2e_band = co2e * band / energy if energy > 0 else 0.0
+        return comps, energy, band, machine, co2e, co2e_band
+
+    def _flush(
+        self, *, status: RunStatus | None = None, ended_at: float | None = None,
+        exit_code: int | None = None,
+    ) -> None:  # fmt: skip
+        comps, energy, band, machine, co2e, co2e_band = self._totals()
+        now = time.time()
+        fields: dict[str, Any] = {
+            "heartbeat_at": now,
+            "duration_s": (ended_at or now) - self._t0_wall,
+            "energy_j": energy,
+            "energy_band_j": band,
+            "machine_energy_j": machine,
+            "co2e_g": co2e,
+            "co2e_band_g": co2e_band,
+            "record": self._record,
+            "params": self.params,
+        }
+        if status is not None:
+            fields.update(status=status, ended_at=ended_at, exit_code=exit_code)
+        samples, self._pending_samples = self._pending_samples, []
+        metrics, self._pending_metrics = self._pending_metrics, []
+        try:
+            self.store.flush_run(
+                self.id, fields, components=comps, samples=samples, metrics=metrics
+            )
+        except WattwiseError:
+            self._pending_samples[:0] = samples
+            self._pending_metrics[:0] = metrics
+            raise
+
+    def _make_result(self, status: RunStatus, exit_code: int | None) -> RunResult:
+        comps, energy, band, machine, co2e, co2e_band = self._totals()
+        return RunResult(
+            id=self.id, name=self.name, status=status.value, exit_code=exit_code,
+            duration_s=self._ended_at - self._t0_wall,
+            energy_j=energy, energy_band_j=band, machine_energy_j=machine, co2e_g=co2e,
+            co2e_band_g=co2e_band, region=self.location.zone,
+            intensity_g_per_kwh=self.intensity.g_per_kwh, pue=self.pue.value,
+            components=tuple(comps),
+        )  # fmt: skip
+
+
+def track(name: str | None = None, **kwargs: Any) -> Run:
+    """Track a block or a function: its energy, carbon, environment and metrics.
+
+    Use as ``with wattwise.track("train", config=cfg) as run: ...`` (then
+    ``run.result``), or as a decorator ``@wattwise.track("train")``.
+
+    Args:
+        name: Run name shown in listings.
+        **kwargs: ``config`` (params dict), ``tags``, ``region``, ``meters`` (ids),
+            ``store`` (path or store), ``interval_s``, ``flush_s``, ``pue``.
+    """
+    return Run(name, **kwargs)

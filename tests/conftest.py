@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test runs in its own empty project with a known region and a clean environment."""
+    for var in list(os.environ):
+        if var.startswith("WATTWISE_"):
+            monkeypatch.delenv(var)
+    project = tmp_path / "project"
+    (project / ".wattwise").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("WATTWISE_REGION", "FR")
+    return project
