@@ -27,17 +27,18 @@ logging.getLogger("wattwise").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from wattwise.exceptions import WattwiseError
-    from wattwise.tracking import Run, RunResult, current_run, track
+    from wattwise.tracking import Run, RunResult, current_run, log, track
 
 _LAZY = {
     "Run": "wattwise.tracking",
     "RunResult": "wattwise.tracking",
     "WattwiseError": "wattwise.exceptions",
     "current_run": "wattwise.tracking",
+    "log": "wattwise.tracking",
     "track": "wattwise.tracking",
 }
 
-__all__ = ["Run", "RunResult", "WattwiseError", "__version__", "current_run", "track"]
+__all__ = ["__version__", "current_run", "log", "Run", "RunResult", "track", "WattwiseError"]
 
 
 def __getattr__(name: str) -> Any:
@@ -54,4 +55,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return list(__all__)

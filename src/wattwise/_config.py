@@ -44,11 +44,14 @@ class Settings:
     meters: tuple[str, ...] | None = None
 
 
+# WATTWISE_REGION is read by wattwise.carbon.resolve_location, which records that the
+# region came from the environment.
 _ENV = {
-    "WATTWISE_REGION": "region",
     "WATTWISE_PUE": "pue",
     "WATTWISE_INTENSITY": "intensity_g_per_kwh",
     "WATTWISE_INTERVAL_S": "interval_s",
+    "WATTWISE_FLUSH_S": "flush_s",
+    "WATTWISE_INTENSITY_SCOPE": "intensity_scope",
     "WATTWISE_METERS": "meters",
 }
 

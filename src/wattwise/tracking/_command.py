@@ -70,7 +70,7 @@ def run_command(argv: Sequence[str], **run_kwargs: Any) -> tuple[int, RunResult]
         raise InvalidParameterError(msg)
     run = Run(run_kwargs.pop("name", None), command=list(argv), kind="command", **run_kwargs)
     run.start()
-    env = {**os.environ, "WATTWISE_RUN_ID": run.id}
+    env = {**os.environ, "WATTWISE_RUN_ID": run.id, "WATTWISE_STORE": str(run.store.path)}
     try:
         proc = subprocess.Popen(list(argv), env=env, **_new_group())
     except OSError as err:

@@ -573,6 +573,43 @@ class Run:
         )  # fmt: skip
 
 
+_child_store: list[SQLiteRunStore] = []
+
+
+def log(step: int | None = None, **metrics: float) -> None:
+    """Log metrics to the current run, wherever it is.
+
+    Inside a ``track`` block this is ``run.log``. In a program started by
+    ``wattwise run`` it writes to that run through the ledger, so a script can report its
+    accuracy without managing a run of its own.
+
+    Raises:
+        RunStateError: There is no run to log to.
+    """
+    run = current_run()
+    if run is not None:
+        run.log(step, **metrics)
+        return
+    run_id = os.environ.get("WATTWISE_RUN_ID")
+    if not run_id:
+        msg = (
+            "No active run to log to. Call wattwise.log() inside 'with wattwise.track(...)', "
+            "or start the program with 'wattwise run -- ...'."
+        )
+        raise RunStateError(msg)
+    if not _child_store:
+        _child_store.append(open_store(os.environ.get("WATTWISE_STORE")))
+    now = time.time()
+    points = []
+    for key, value in metrics.items():
+        try:
+            points.append((step, key, float(value), now))
+        except (TypeError, ValueError):
+            msg = f"Metric {key!r} must be a number. Got {value!r} instead."
+            raise InvalidParameterError(msg) from None
+    _child_store[0].flush_run(run_id, {}, metrics=points)
+
+
 def track(name: str | None = None, **kwargs: Any) -> Run:
     """Track a block or a function: its energy, carbon, environment and metrics.
 
