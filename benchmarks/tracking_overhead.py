@@ -90,7 +90,8 @@ def main() -> int:
         py = [sys.executable, "-c", "pass"]
         for _ in range(max(reps, 7)):
             starts_bare.append(timed(py, env))
-            starts_run.append(timed([sys.executable, "-m", "wattwise", "run", "-q", "--", *py], env))
+            wrapped = [sys.executable, "-m", "wattwise", "run", "-q", "--", *py]
+            starts_run.append(timed(wrapped, env))
         from wattwise.store import SQLiteRunStore
 
         store = SQLiteRunStore(root / ".wattwise" / "ledger.db")

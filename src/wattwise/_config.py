@@ -76,7 +76,10 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
         if key in ("pue", "intensity_g_per_kwh", "interval_s", "flush_s"):
             number = check_positive(key, value, origin)
             if key == "pue" and number < 1.0:
-                msg = f"The 'pue' parameter of {origin} must be a float >= 1.0. Got {value!r} instead."
+                msg = (
+                    f"The 'pue' parameter of {origin} must be a float >= 1.0. "
+                    f"Got {value!r} instead."
+                )
                 raise InvalidParameterError(msg)
             return number
         if key == "meters":

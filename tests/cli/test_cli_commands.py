@@ -17,7 +17,9 @@ from wattwise.store import RunStatus, open_store
 FAST = {"WATTWISE_INTERVAL_S": "0.1", "WATTWISE_FLUSH_S": "0.3"}
 
 
-def cli(*args: str, env: dict[str, str] | None = None, **kw: object) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str] | None = None, **kw: object
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "wattwise", *args],
         capture_output=True, text=True, env={**os.environ, **FAST, **(env or {})}, timeout=120,
@@ -58,17 +60,17 @@ SLEEPER = (
 )
 
 
-@pytest.mark.parametrize(("sig", "expected"), [(signal.SIGTERM, 7), (signal.SIGINT, 1)])
+@pytest.mark.parametrize(("sig", "expected"), [(signal.SIGTERM, 7), (signal.SIGINT, 130)])
 def test_signals_are_forwarded_to_the_command(sig: signal.Signals, expected: int) -> None:
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "wattwise", "run", "-q", "--", sys.executable, "-c", SLEEPER],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **FAST},
-    )  # fmt: skip
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
-    proc.send_signal(sig)
-    proc.wait(30)
-    # SIGINT raises KeyboardInterrupt in the child: Python exits with 1 after the traceback.
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(sig)
+        proc.wait(30)
+    # SIGINT raises KeyboardInterrupt in the child, which then dies of SIGINT: 128 + 2.
     assert proc.returncode == expected
     run = open_store().list_runs()[0]
     assert run.status is RunStatus.FAILED
@@ -76,16 +78,16 @@ def test_signals_are_forwarded_to_the_command(sig: signal.Signals, expected: int
 
 
 def test_killed_wattwise_leaves_a_crashed_run_with_its_energy() -> None:
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "wattwise", "run", "-q", "--", sys.executable, "-c",
          "print('go', flush=True)\nwhile True: pass"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, **FAST},
-    )  # fmt: skip
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "go"
-    time.sleep(1.5)
-    proc.kill()
-    proc.wait()
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "go"
+        time.sleep(1.5)
+        proc.kill()
+        proc.wait()
     store = open_store()
     run = store.list_runs()[0]
     assert run.status is RunStatus.CRASHED

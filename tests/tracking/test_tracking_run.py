@@ -59,7 +59,7 @@ def test_track_block_records_energy_carbon_and_metrics() -> None:
         (1, "acc", 0.5), (2, "acc", 0.75), (2, "loss", 0.1),
     ]
     assert stored.record["summary"] == {"acc": 0.75, "loss": 0.1}
-    assert stored.record["sampler"]["samples"] >= 3
+    assert stored.record["sampler"]["samples"] >= 2
     assert stored.record["sampler"]["cpu_s"] >= 0
     assert stored.record["intensity"]["zone"] == "FR"
     assert stored.record["environment"]["packages"]["psutil"]
@@ -171,16 +171,17 @@ KILLED_SCRIPT = textwrap.dedent(
 def test_sigkilled_run_keeps_flushed_energy_and_is_marked_crashed(tmp_path: Path) -> None:
     script = tmp_path / "doomed.py"
     script.write_text(KILLED_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    run_id = proc.stdout.readline().strip()
-    store = open_store()
-    deadline = time.time() + 20
-    while store.get_run(run_id).energy_j <= 0 and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.5)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    cmd = [sys.executable, str(script)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        store = open_store()
+        deadline = time.time() + 20
+        while store.get_run(run_id).energy_j <= 0 and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
     run = store.get_run(run_id)
     assert run.status is RunStatus.CRASHED
     assert run.energy_j > 0

@@ -13,7 +13,13 @@ from wattwise import __version__
 from wattwise.exceptions import InvalidParameterError, RegionError, WattwiseError
 
 #: Verb modules under ``wattwise.cli.commands``; each has HELP, add_arguments(), main().
-COMMANDS = ("run", "runs", "show", "footprint", "doctor")
+COMMANDS = (
+    "run",
+    "runs",
+    "show",
+    "footprint",
+    "doctor",
+)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -32,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, one sub-parser per verb."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--store", metavar="PATH", help="ledger file (default: .wattwise/ledger.db at the "
         "project root, or $WATTWISE_STORE)",

@@ -68,7 +68,9 @@ class Footprint:
 
 def project_footprint(runs: Iterable[RunRecord]) -> Footprint:
     """Totals over top-level runs (runs nested in another run are skipped)."""
-    total, by_status, by_region = Totals(), {}, {}
+    total = Totals()
+    by_status: dict[str, Totals] = {}
+    by_region: dict[str, Totals] = {}
     starts = []
     for run in runs:
         if run.parent_id is not None:

@@ -391,7 +391,11 @@ class SQLiteRunStore:
                 list(by_id),
             ):
                 by_id[row[0]].components.append(
-                    ComponentEnergy(*row[1:8], info=json.loads(row[8]))
+                    ComponentEnergy(
+                        component=row[1], energy_j=row[2], machine_energy_j=row[3],
+                        band_j=row[4], method=row[5], meter=row[6], source=row[7],
+                        info=json.loads(row[8]),
+                    )
                 )
         return runs
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from typing import ClassVar
 
 from wattwise.meters import Availability, BaseMeter, MeterInfo, component_of
 from wattwise.meters._base import Component, Method
@@ -20,7 +21,7 @@ class FakeMeter(BaseMeter):
     """
 
     name = "fake"
-    method: Method = "counter"
+    method: ClassVar[Method] = "counter"
 
     def __init__(
         self,

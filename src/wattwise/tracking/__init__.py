@@ -5,4 +5,13 @@ from __future__ import annotations
 from wattwise.tracking._command import run_command
 from wattwise.tracking._run import ATTRIBUTION, Run, RunResult, RunState, current_run, log, track
 
-__all__ = ["ATTRIBUTION", "Run", "RunResult", "RunState", "current_run", "log", "run_command", "track"]
+__all__ = [
+    "ATTRIBUTION",
+    "Run",
+    "RunResult",
+    "RunState",
+    "current_run",
+    "log",
+    "run_command",
+    "track",
+]

@@ -49,7 +49,7 @@ def _foreground(pgid: int) -> Iterator[None]:
 def _new_group() -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         return {"process_group": 0}
-    return {"preexec_fn": os.setpgrp}  # pragma: no cover - Python 3.10
+    return {"preexec_fn": os.setpgrp}  # type: ignore[unreachable, unused-ignore]
 
 
 def run_command(argv: Sequence[str], **run_kwargs: Any) -> tuple[int, RunResult]:

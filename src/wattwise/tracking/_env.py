@@ -55,7 +55,7 @@ def packages() -> dict[str, str]:
     """Installed distributions, name → version, from package metadata."""
     found: dict[str, str] = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = dist.name
         if name:
             found.setdefault(name, dist.version)
     return dict(sorted(found.items(), key=lambda kv: kv[0].lower()))

@@ -260,7 +260,10 @@ class Run:
         self.store.insert_run(record)
         self.state = RunState.RUNNING
         self._stop = threading.Event()
-        self._env_ready = threading.Event()
+        self._env_thread = threading.Thread(
+            target=self._capture_environment_safely, name="wattwise-env", daemon=True
+        )
+        self._env_thread.start()
         self._thread = threading.Thread(target=self._sampler, name="wattwise-sampler", daemon=True)
         self._thread.start()
         return self
@@ -283,10 +286,14 @@ class Run:
             error: A one-line description of the failure, kept in the record.
         """
         if self.state is not RunState.RUNNING:
-            msg = f"Run {self.id[:8]!r} is not running (state: {self.state.value}); nothing to finish."
+            msg = (
+                f"Run {self.id[:8]!r} is not running (state: {self.state.value}); "
+                "nothing to finish."
+            )
             raise RunStateError(msg)
         self._stop.set()
         self._thread.join()
+        self._env_thread.join()
         final = RunStatus(status) if status is not None else RunStatus.FINISHED
         with self._lock:
             self._sample()
@@ -415,13 +422,14 @@ class Run:
             "market_based_instruments_applied": False,
         }
 
-    def _sampler(self) -> None:
-        start_cpu = time.thread_time()
+    def _capture_environment_safely(self) -> None:
         try:
             self._capture_environment()
         except Exception as err:  # the user's work must go on whatever happens here
             logger.warning("wattwise: could not capture the environment: %s", err)
-        self._env_ready.set()
+
+    def _sampler(self) -> None:
+        start_cpu = time.thread_time()
         interval = self.settings.interval_s
         flush_every = self.settings.flush_s
         last_flush = time.monotonic()
@@ -486,11 +494,11 @@ class Run:
             share = self._share(comp, d_proc, d_busy, rss)
             self._machine[comp] = self._machine.get(comp, 0.0) + delta
             step[comp] = step.get(comp, 0.0) + delta * share
-        for comp, joules in step.items():
-            self._energy[comp] = self._energy.get(comp, 0.0) + joules
+        for name, joules in step.items():
+            self._energy[name] = self._energy.get(name, 0.0) + joules
             if dt > 0:
                 self._pending_samples.append(
-                    (round(now - self._t0, 3), comp, joules / dt, self._energy[comp])
+                    (round(now - self._t0, 3), name, joules / dt, self._energy[name])
                 )
         self._last_t, self._last_proc, self._last_busy = now, proc, busy
         self._n_samples += 1

@@ -86,8 +86,9 @@ def main(args: argparse.Namespace) -> int:
     out += [f"  note: {f}" for f in data["fallbacks"]]
     cpu = data["hardware"].get("cpu", {})
     out += ["", "Hardware:",
-            f"  CPU {cpu.get('model_name')} ({cpu.get('microarchitecture') or 'unknown family'};"
-            f" {cpu.get('threads')} threads), RAM {data['hardware'].get('ram_gb')} GB"]  # fmt: skip
+            f"  CPU {cpu.get('model_name')} "
+            f"({cpu.get('microarchitecture') or 'unknown family'}; "
+            f"{cpu.get('threads')} threads), RAM {data['hardware'].get('ram_gb')} GB"]  # fmt: skip
     loc, inten, pue = data["location"], data["intensity"], data["pue"]
     out += [
         "",

@@ -1,0 +1,837 @@
+"""CPU energy estimated from the CPU model and machine-wide busy time, where no counter exists.
+
+Machine-wide CPU power, per vCPU (Cloud Carbon Footprint's use model)::
+
+    P = n_vcpu * idle_W + busy_vcpus * (max_W - idle_W)
+
+so the cumulative energy since the first read is::
+
+    E = n_vcpu * idle_W * elapsed_s + busy_cpu_seconds * (max_W - idle_W)
+
+where ``busy_cpu_seconds`` is the machine's busy CPU time (``psutil.cpu_times()``).
+
+``idle_W``/``max_W`` come from the first rule that matches, recorded in
+``info().details["rule"]``:
+
+``model-name``
+    The ``model name`` string names the part ("AMD EPYC 7R13" -> EPYC 3rd Gen,
+    "Intel Xeon Platinum 8375C" -> Ice Lake); the CCF coefficients row for it.
+``family-model``
+    The name is generic (VMs hide it: "AMD EPYC", "Intel(R) Xeon(R) Processor"), so
+    cpuinfo's ``cpu family``/``model`` give the microarchitecture (AMD: Linux
+    ``arch/x86/kernel/cpu/amd.c`` ``bsp_init_amd``; Intel family 6: Linux
+    ``arch/x86/include/asm/intel-family.h``; Arm: ``arch/arm64/include/asm/cputype.h``);
+    the CCF row for it.
+``isa-flags``
+    The family/model number contradicts the ISA flags (a hypervisor reported a model
+    without AMX while the flags show AMX, found only on 4th-generation Xeon Scalable and
+    later): the flags decide (``amx_fp16`` -> Granite Rapids, else Sapphire Rapids).
+``tdp-table``
+    No CCF row for the family: TDP per thread from CodeCarbon's ``cpu_power.csv`` (bare
+    metal only: TDP / threads per socket) or Green Algorithms' ``TDP_cpu.csv``
+    (TDP / (cores x threads per core)), matched by normalised model string.
+``default-per-thread``
+    CodeCarbon's documented fallback of 4 W per thread.
+
+For the two TDP rules the idle figure is 10 % of the maximum: the value at zero load of
+CodeCarbon's load curve ``0.1 + 0.9 * load**3`` (``codecarbon/external/hardware.py``;
+``reference/trackers.md`` §1.1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from wattwise.data import read_csv
+from wattwise.exceptions import InvalidParameterError, MeterUnavailableError
+from wattwise.meters._base import Availability, BaseMeter, Component, MeterInfo, Method
+from wattwise.meters._cpuinfo import DEFAULT_CPUINFO, CpuInfo, read_cpuinfo
+from wattwise.meters._hardware import uncertainty_band
+
+PROVIDERS: tuple[str, ...] = ("aws", "gcp", "azure")
+DEFAULT_PROVIDER_TABLE = "aws"
+_CCF_FILE = "cloud/ccf_coefficients_{}_use.csv"
+_CODECARBON_TDP_FILE = "hardware/codecarbon_cpu_power.csv"
+_GA_TDP_FILE = "hardware/greenalgorithms_TDP_cpu.csv"
+_CONSTANTS_FILE = "reference/methodology_constants.csv"
+_DEFAULT_PER_THREAD_ROW = "codecarbon_unknown_cpu_power_per_thread"
+
+# CodeCarbon's CPU load curve, load_factor = 0.1 + 0.9 * load**3
+# (codecarbon/external/hardware.py, CPU._get_power_from_cpu_load; reference/trackers.md
+# §1.1 and §0 item 2): at zero load the CPU draws 10 % of its TDP.
+CODECARBON_IDLE_FRACTION = 0.1
+
+# psutil.cpu_times() fields that are not busy time. On Linux guest and guest_nice are
+# already inside user and nice (psutil's own cpu_percent subtracts them the same way).
+_NOT_BUSY_FIELDS = frozenset({"idle", "iowait", "guest", "guest_nice"})
+
+RULES: tuple[str, ...] = (
+    "model-name",
+    "family-model",
+    "isa-flags",
+    "tdp-table",
+    "default-per-thread",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Arch:
+    label: str  # "Zen 4", "Sapphire Rapids"
+    ccf: str | None  # CCF "Architecture" row name, None when CCF has none for it
+    why: str  # how it was found, with its source
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuMatch:
+    """The per-vCPU power figures chosen for this CPU, and why.
+
+    Attributes:
+        microarchitecture: ``"Zen 4"``, ``"Sapphire Rapids"``… or None when unknown.
+        rule: One of ``model-name``, ``family-model``, ``isa-flags``, ``tdp-table``,
+            ``default-per-thread``.
+        idle_w_per_vcpu: Power of one idle vCPU, W.
+        max_w_per_vcpu: Power of one fully busy vCPU, W.
+        source: The table row (or constant) used, human readable.
+        assumptions: Each rule and constant the figures rest on, with its source.
+        details: Structured facts for the record.
+    """
+
+    microarchitecture: str | None
+    rule: str
+    idle_w_per_vcpu: float
+    max_w_per_vcpu: float
+    source: str
+    assumptions: tuple[str, ...]
+    details: dict[str, object]
+
+
+# ---------------------------------------------------------------------------------------
+# (a) model name string
+
+
+def _ordinal(n: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+
+
+_ZEN_BY_EPYC_GEN = {1: "Zen", 2: "Zen 2", 3: "Zen 3", 4: "Zen 4", 5: "Zen 5"}
+_EPYC_NAME = re.compile(r"\bEPYC\s+(?:Embedded\s+)?([3-9])[0-9A-Z]{2}([1-5])", re.I)
+_XEON_SCALABLE = re.compile(
+    r"\bXeon(?:\(R\))?\s+(Platinum|Gold|Silver|Bronze)\s+(\d)(\d)\d{2}([A-Z+]*)", re.I
+)
+_XEON_6 = re.compile(r"\bXeon(?:\(R\))?\s+6\d{3}([PE])\b", re.I)
+_XEON_E357 = re.compile(
+    r"\bXeon(?:\(R\))?\s+(?:CPU\s+)?E([357])-\s?\d{4}[A-Z]*(?:\s+v(\d))?", re.I
+)
+_XEON_E2 = re.compile(r"\bXeon(?:\(R\))?\s+(?:CPU\s+)?E-2(\d)\d{2}", re.I)
+_GRAVITON = re.compile(r"\bGraviton\s*(\d)(E?)\b", re.I)
+
+# Intel's naming of Xeon Scalable generations: the second digit of the model number.
+# 3rd-generation parts with an H/HL suffix are Cooper Lake (no CCF row), the others Ice Lake.
+_XEON_SCALABLE_GEN = {
+    1: "Skylake",
+    2: "Cascade Lake",
+    3: "Ice Lake",
+    4: "Sapphire Rapids",
+    5: "Emerald Rapids",
+}
+# Xeon E3/E5/E7 "vN" suffix -> microarchitecture (no suffix: Sandy Bridge for E3/E5).
+_XEON_VERSION = {
+    None: "Sandy Bridge",
+    2: "Ivy Bridge",
+    3: "Haswell",
+    4: "Broadwell",
+    5: "Skylake",
+    6: "Kaby Lake",
+}
+_XEON_E2_GEN = {1: "Coffee Lake", 2: "Coffee Lake", 3: "Rocket Lake", 4: "Raptor Lake"}
+
+
+def _arch_from_name(name: str) -> _Arch | None:
+    """Microarchitecture named by a model string, or None."""
+    if m := _EPYC_NAME.search(name):
+        gen = int(m.group(2))
+        return _Arch(
+            _ZEN_BY_EPYC_GEN[gen],
+            f"EPYC {_ordinal(gen)} Gen",
+            f"model name {name!r}: the last digit of an EPYC model number is its "
+            f"generation ({m.group(0).split()[-1]} -> {_ordinal(gen)} Gen)",
+        )
+    if m := _XEON_SCALABLE.search(name):
+        gen, suffix = int(m.group(3)), m.group(4).upper()
+        if gen == 3 and suffix.startswith("H"):
+            label = "Cooper Lake"
+        elif gen in _XEON_SCALABLE_GEN:
+            label = _XEON_SCALABLE_GEN[gen]
+        else:
+            return None
+        return _Arch(
+            label,
+            label if label != "Cooper Lake" else None,
+            f"model name {name!r}: Xeon Scalable generation {gen} (second digit of the "
+            f"model number) -> {label}",
+        )
+    if m := _XEON_6.search(name):
+        label = "Granite Rapids" if m.group(1).upper() == "P" else "Sierra Forest"
+        return _Arch(
+            label,
+            label if label == "Granite Rapids" else None,
+            f"model name {name!r}: Xeon 6 {m.group(1).upper()}-core part -> {label}",
+        )
+    if m := _XEON_E357.search(name):
+        version = int(m.group(2)) if m.group(2) else None
+        if m.group(1) == "7" and version is None:
+            label = "Westmere"
+        elif version in _XEON_VERSION:
+            label = _XEON_VERSION[version]
+        else:
+            return None
+        ccf = label if label not in ("Westmere", "Kaby Lake") else None
+        ver = f"v{version}" if version else "without a vN suffix"
+        return _Arch(label, ccf, f"model name {name!r}: Xeon E{m.group(1)} {ver} -> {label}")
+    if m := _XEON_E2.search(name):
+        gen = int(m.group(1))
+        if gen not in _XEON_E2_GEN:
+            return None
+        label = _XEON_E2_GEN[gen]
+        return _Arch(
+            label,
+            label if label == "Coffee Lake" else None,
+            f"model name {name!r}: Xeon E-2{gen}00 series -> {label}",
+        )
+    if m := _GRAVITON.search(name):
+        label = f"Graviton{m.group(1)}{m.group(2).upper()}"
+        return _Arch(label, label, f"model name {name!r} -> {label}")
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# (b) cpu family / model
+
+
+def _amd_arch(family: int, model: int) -> _Arch | None:
+    # Linux arch/x86/kernel/cpu/amd.c, bsp_init_amd(): "Figure out Zen generations".
+    src = "Linux arch/x86/kernel/cpu/amd.c (bsp_init_amd)"
+    where = f"cpu family {family} (0x{family:X}) model {model} (0x{model:X})"
+    zen: int | None = None
+    if family == 0x17:
+        if 0x00 <= model <= 0x2F or 0x50 <= model <= 0x5F:
+            zen = 1
+        elif (
+            0x30 <= model <= 0x4F
+            or 0x60 <= model <= 0x7F
+            or 0x90 <= model <= 0x91
+            or 0xA0 <= model <= 0xAF
+        ):
+            zen = 2
+    elif family == 0x19:
+        if 0x00 <= model <= 0x0F or 0x20 <= model <= 0x5F:
+            zen = 3
+        elif 0x10 <= model <= 0x1F or 0x60 <= model <= 0xAF:
+            zen = 4
+    elif family == 0x1A:
+        if 0x00 <= model <= 0x2F or 0x40 <= model <= 0x4F or 0x60 <= model <= 0x7F:
+            zen = 5
+        elif 0x50 <= model <= 0x5F or 0x80 <= model <= 0xAF or 0xC0 <= model <= 0xEF:
+            zen = 6
+    if zen is None:
+        return None
+    label = "Zen" if zen == 1 else f"Zen {zen}"
+    ccf = f"EPYC {_ordinal(zen)} Gen" if zen <= 5 else None
+    return _Arch(label, ccf, f"{where} -> {label} per {src}")
+
+
+# Intel family 6 model numbers, Linux arch/x86/include/asm/intel-family.h.
+# value: (microarchitecture, CCF row or None). 0x55, 0x8E and 0x9E depend on the stepping.
+_INTEL_FAM6: dict[int, tuple[str, str | None]] = {
+    0x2A: ("Sandy Bridge", "Sandy Bridge"),
+    0x2D: ("Sandy Bridge", "Sandy Bridge"),  # SANDYBRIDGE_X
+    0x3A: ("Ivy Bridge", "Ivy Bridge"),
+    0x3E: ("Ivy Bridge", "Ivy Bridge"),  # IVYBRIDGE_X
+    0x3C: ("Haswell", "Haswell"),
+    0x3F: ("Haswell", "Haswell"),  # HASWELL_X
+    0x45: ("Haswell", "Haswell"),
+    0x46: ("Haswell", "Haswell"),
+    0x3D: ("Broadwell", "Broadwell"),
+    0x47: ("Broadwell", "Broadwell"),
+    0x4F: ("Broadwell", "Broadwell"),  # BROADWELL_X
+    0x56: ("Broadwell", "Broadwell"),  # BROADWELL_D
+    0x4E: ("Skylake", "Skylake"),
+    0x5E: ("Skylake", "Skylake"),
+    0xA5: ("Comet Lake", None),
+    0xA6: ("Comet Lake", None),
+    0x66: ("Cannon Lake", None),
+    0x6A: ("Ice Lake", "Ice Lake"),  # ICELAKE_X
+    0x6C: ("Ice Lake", "Ice Lake"),  # ICELAKE_D
+    0x7D: ("Ice Lake", "Ice Lake"),
+    0x7E: ("Ice Lake", "Ice Lake"),
+    0x9D: ("Ice Lake", "Ice Lake"),
+    0xA7: ("Rocket Lake", None),
+    0x8C: ("Tiger Lake", None),
+    0x8D: ("Tiger Lake", None),
+    0x8F: ("Sapphire Rapids", "Sapphire Rapids"),  # SAPPHIRERAPIDS_X
+    0xCF: ("Emerald Rapids", "Emerald Rapids"),  # EMERALDRAPIDS_X
+    0xAD: ("Granite Rapids", "Granite Rapids"),  # GRANITERAPIDS_X
+    0xAE: ("Granite Rapids", "Granite Rapids"),  # GRANITERAPIDS_D
+    0x8A: ("Lakefield", None),
+    0x97: ("Alder Lake", None),
+    0x9A: ("Alder Lake", None),
+    0xB7: ("Raptor Lake", None),
+    0xBA: ("Raptor Lake", None),
+    0xBF: ("Raptor Lake", None),
+    0xAA: ("Meteor Lake", None),
+    0xAC: ("Meteor Lake", None),
+    0xB5: ("Arrow Lake", None),
+    0xC5: ("Arrow Lake", None),
+    0xC6: ("Arrow Lake", None),
+    0xBD: ("Lunar Lake", None),
+    0xAF: ("Sierra Forest", None),  # ATOM_CRESTMONT_X
+    0xDD: ("Clearwater Forest", None),  # ATOM_DARKMONT_X
+}
+_AMX_ARCHES = frozenset({"Sapphire Rapids", "Emerald Rapids", "Granite Rapids"})
+
+
+def _intel_arch(model: int, stepping: int | None) -> _Arch | None:
+    src = "Linux arch/x86/include/asm/intel-family.h"
+    where = f"cpu family 6 model {model} (0x{model:X})"
+    step = f" stepping {stepping}" if stepping is not None else ""
+    label: str | None
+    ccf: str | None
+    if model == 0x55:
+        # SKYLAKE_X; the header's comments: CASCADELAKE_X is stepping 7, COOPERLAKE_X 11.
+        # Steppings 5-6 are early Cascade Lake silicon; 0-4 Skylake-SP.
+        if stepping is None:
+            return None
+        if stepping >= 10:
+            label, ccf = "Cooper Lake", None
+        elif stepping >= 5:
+            label, ccf = "Cascade Lake", "Cascade Lake"
+        else:
+            label, ccf = "Skylake", "Skylake"
+    elif model == 0x8E:
+        # KABYLAKE_L; comments: AMBERLAKE_L s:9, COFFEELAKE_L s:10, WHISKEYLAKE_L s:11,12.
+        if stepping == 10:
+            label, ccf = "Coffee Lake", "Coffee Lake"
+        else:
+            label = {9: "Amber Lake", 11: "Whiskey Lake", 12: "Whiskey Lake"}.get(
+                stepping if stepping is not None else -1, "Kaby Lake"
+            )
+            ccf = None
+    elif model == 0x9E:
+        # KABYLAKE; comment: COFFEELAKE s:10-13.
+        if stepping is not None and 10 <= stepping <= 13:
+            label, ccf = "Coffee Lake", "Coffee Lake"
+        else:
+            label, ccf = "Kaby Lake", None
+    elif model in _INTEL_FAM6:
+        label, ccf = _INTEL_FAM6[model]
+    else:
+        return None
+    return _Arch(label, ccf, f"{where}{step} -> {label} per {src}")
+
+
+# Arm part numbers, Linux arch/arm64/include/asm/cputype.h (implementer 0x41 = Arm Ltd).
+# CCF's Graviton rows are AWS's Neoverse parts: Graviton2 = Neoverse N1, Graviton3 =
+# Neoverse V1, Graviton4 = Neoverse V2 (other vendors' parts on the same core match too).
+_ARM_PARTS: dict[int, tuple[str, str]] = {
+    0xD0C: ("Neoverse N1", "Graviton2"),
+    0xD40: ("Neoverse V1", "Graviton3"),
+    0xD4F: ("Neoverse V2", "Graviton4"),
+}
+
+
+def _arch_from_family_model(info: CpuInfo) -> _Arch | None:
+    if info.vendor == "AuthenticAMD" and info.family is not None and info.model is not None:
+        return _amd_arch(info.family, info.model)
+    if info.vendor == "GenuineIntel" and info.family == 6 and info.model is not None:
+        return _intel_arch(info.model, info.stepping)
+    if info.arm_implementer == 0x41 and info.arm_part in _ARM_PARTS:
+        core, row = _ARM_PARTS[info.arm_part]
+        return _Arch(
+            core,
+            row,
+            f"Arm CPU part 0x{info.arm_part:X} -> {core} per Linux "
+            f"arch/arm64/include/asm/cputype.h; CCF row {row!r} ({core} is its core)",
+        )
+    return None
+
+
+def _check_isa(info: CpuInfo, arch: _Arch | None) -> _Arch | None:
+    """Correct a family/model answer the ISA flags contradict (masked models in VMs)."""
+    if info.vendor != "GenuineIntel" or "amx_tile" not in info.flags:
+        return arch
+    if arch is not None and arch.label in _AMX_ARCHES:
+        return arch
+    label = "Granite Rapids" if "amx_fp16" in info.flags else "Sapphire Rapids"
+    claimed = f"the family/model says {arch.label}" if arch else "the model number is unknown"
+    return _Arch(
+        label,
+        label,
+        f"{claimed}, but the flags show AMX (amx_tile), which Intel ships only from 4th "
+        f"Gen Xeon Scalable (Sapphire Rapids) on; "
+        + (
+            "amx_fp16 (added with Granite Rapids) is present -> Granite Rapids"
+            if label == "Granite Rapids"
+            else "no amx_fp16 -> Sapphire Rapids (Emerald Rapids has the same flags and "
+            "cannot be told apart)"
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# (c) TDP tables
+
+_NOISE = re.compile(
+    r"\((?:r|tm)\)|®|™|\bcpu\b|\bprocessor\b|@\s*[\d.]+\s*[gm]hz|\b\d+-core\b", re.IGNORECASE
+)
+
+
+def normalise_model_name(name: str) -> str:
+    """Lower-case a CPU model string and drop trademarks, "CPU", "Processor" and clocks.
+
+    ``"Intel(R) Xeon(R) Gold 6148 CPU @ 2.40GHz"`` -> ``"intel xeon gold 6148"``.
+    """
+    return " ".join(_NOISE.sub(" ", name.lower()).split())
+
+
+def _is_generic(name: str) -> bool:
+    """True when the name carries no model number ("AMD EPYC", "Intel Xeon Processor")."""
+    return not any(ch.isdigit() for ch in normalise_model_name(name))
+
+
+@functools.cache
+def _tdp_index(relpath: str, skip_rows: int, name_col: str) -> dict[str, list[dict[str, str]]]:
+    index: dict[str, list[dict[str, str]]] = {}
+    for row in read_csv(relpath, skip_rows=skip_rows):
+        key = normalise_model_name(row.get(name_col, "") or "")
+        if key and key != "any" and (row.get("TDP") or "").strip():
+            index.setdefault(key, []).append(row)
+    return index
+
+
+def _lookup_tdp(
+    name: str, relpath: str, skip_rows: int, name_col: str
+) -> tuple[str, dict[str, str]] | None:
+    """The row whose normalised name equals the model, or is its longest token suffix."""
+    tokens = normalise_model_name(name).split()
+    if not tokens or not any(ch.isdigit() for ch in tokens[-1]):
+        return None
+    index = _tdp_index(relpath, skip_rows, name_col)
+    # A suffix needs two tokens ("gold 6148"): a bare number could be another vendor's.
+    for start in range(max(1, len(tokens) - 1)):
+        candidate = " ".join(tokens[start:])
+        rows = index.get(candidate)
+        if rows:
+            if len({float(r["TDP"]) for r in rows}) > 1:
+                return None  # ambiguous
+            return candidate, rows[0]
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# matching
+
+
+def _ccf_row(provider_table: str, ccf: str) -> dict[str, str] | None:
+    for row in read_csv(_CCF_FILE.format(provider_table)):
+        if row["Architecture"] == ccf:
+            return row
+    return None
+
+
+def _constant(name: str) -> tuple[float, dict[str, str]]:
+    for row in read_csv(_CONSTANTS_FILE):
+        if row["constant"] == name:
+            return float(row["value"]), row
+    msg = f"The shipped file {_CONSTANTS_FILE} has no row {name!r}; reinstall wattwise."
+    raise MeterUnavailableError(msg)
+
+
+def match_cpu(info: CpuInfo, *, provider: str | None = None) -> CpuMatch:
+    """Choose per-vCPU idle and max power for this CPU, following the documented rules.
+
+    Args:
+        info: Parsed cpuinfo.
+        provider: ``aws``, ``gcp`` or ``azure`` to use that CCF table; None uses AWS's.
+
+    Returns:
+        The match, with its rule, source, assumptions and details.
+    """
+    table = provider or DEFAULT_PROVIDER_TABLE
+    base_details: dict[str, object] = {
+        "model_name": info.model_name,
+        "vendor": info.vendor,
+        "family": info.family,
+        "model": info.model,
+        "stepping": info.stepping,
+        "is_virtual": info.is_virtual,
+    }
+    table_note = (
+        f"Provider {provider!r}: its CCF table is used."
+        if provider
+        else "No cloud provider given: the AWS CCF table is used, the most complete of "
+        "the three (20 architectures against 9 for GCP and 8 for Azure)."
+    )
+    generic = _is_generic(info.model_name)
+
+    def from_arch(arch: _Arch, rule: str) -> CpuMatch | None:
+        if arch.ccf is None:
+            return None
+        row = _ccf_row(table, arch.ccf)
+        used_table = table
+        extra: tuple[str, ...] = ()
+        if row is None and table != DEFAULT_PROVIDER_TABLE:
+            row = _ccf_row(DEFAULT_PROVIDER_TABLE, arch.ccf)
+            used_table = DEFAULT_PROVIDER_TABLE
+            extra = (f"The {table} CCF table has no {arch.ccf!r} row; the AWS row is used.",)
+        if row is None:
+            return None
+        idle, peak = float(row["Min Watts"]), float(row["Max Watts"])
+        source = (
+            f"Cloud Carbon Footprint coefficients ({used_table} table), row {arch.ccf!r}: "
+            f"{idle:.3f} W idle to {peak:.3f} W busy per vCPU."
+        )
+        assumptions = (
+            f"Microarchitecture: {arch.why}.",
+            table_note,
+            *extra,
+            f"Min/Max Watts per vCPU for {arch.ccf!r} from ccf-coefficients "
+            f"output/coefficients-{used_table}-use.csv (derived from SPECpower_ssj2008 "
+            "results; Apache-2.0).",
+        )
+        details = {
+            **base_details,
+            "rule": rule,
+            "microarchitecture": arch.label,
+            "ccf_architecture": arch.ccf,
+            "table": f"cloud/ccf_coefficients_{used_table}_use.csv",
+            "idle_w_per_vcpu": idle,
+            "max_w_per_vcpu": peak,
+        }
+        return CpuMatch(arch.label, rule, idle, peak, source, assumptions, details)
+
+    def family_model() -> tuple[CpuMatch | None, _Arch | None]:
+        fm = _arch_from_family_model(info)
+        checked = _check_isa(info, fm)
+        if checked is None:
+            return None, None
+        rule = "family-model" if checked is fm else "isa-flags"
+        return from_arch(checked, rule), checked
+
+    arch_seen: _Arch | None = None
+    # (a) the model name
+    named = _arch_from_name(info.model_name)
+    if named is not None:
+        arch_seen = named
+        if (m := from_arch(named, "model-name")) is not None:
+            return m
+    # (b) cpu family / model when the name is generic
+    if generic and named is None:
+        m, arch = family_model()
+        arch_seen = arch or arch_seen
+        if m is not None:
+            return m
+    # (c) TDP tables by model string
+    m = _tdp_match(info, arch_seen, base_details)
+    if m is not None:
+        return m
+    # (b, late) a specific name no table knows: the family/model still names the family
+    if not generic and named is None:
+        m, arch = family_model()
+        arch_seen = arch or arch_seen
+        if m is not None:
+            return m
+    # (d) CodeCarbon's fallback
+    per_thread, row = _constant(_DEFAULT_PER_THREAD_ROW)
+    idle = per_thread * CODECARBON_IDLE_FRACTION
+    label = arch_seen.label if arch_seen else None
+    why = f" The microarchitecture ({arch_seen.why}) has no CCF row." if arch_seen else ""
+    return CpuMatch(
+        label,
+        "default-per-thread",
+        idle,
+        per_thread,
+        f"CodeCarbon's fallback of {per_thread:g} W per thread ({row['used_by']}).",
+        (
+            f"No CCF row and no TDP table row matched the CPU {info.model_name!r}.{why}",
+            f"Max power {per_thread:g} W per vCPU: reference/methodology_constants.csv row "
+            f"{_DEFAULT_PER_THREAD_ROW} ({row['used_by']}: {row['source_reference']}).",
+            _IDLE_ASSUMPTION,
+        ),
+        {
+            **base_details,
+            "rule": "default-per-thread",
+            "microarchitecture": label,
+            "ccf_architecture": None,
+            "table": _CONSTANTS_FILE,
+            "idle_w_per_vcpu": idle,
+            "max_w_per_vcpu": per_thread,
+        },
+    )
+
+
+_IDLE_ASSUMPTION = (
+    "Idle power = 10 % of the maximum: CodeCarbon's CPU load curve 0.1 + 0.9 * load**3 at "
+    "zero load (codecarbon/external/hardware.py; reference/trackers.md §1.1). Between idle "
+    "and maximum the power is taken as linear in utilisation (the CCF model), not cubic."
+)
+
+
+def _tdp_match(
+    info: CpuInfo, arch: _Arch | None, base_details: dict[str, object]
+) -> CpuMatch | None:
+    if not info.model_name:
+        return None
+    threads_per_core = info.threads_per_core or 1
+    why = f" Its microarchitecture ({arch.why}) has no CCF row." if arch else ""
+    # CodeCarbon's table gives only the package TDP: divide by the threads of one package,
+    # which cpuinfo's "siblings" gives on bare metal only (in a VM it counts the guest's
+    # vCPUs, not the chip's threads).
+    if not info.is_virtual and info.siblings:
+        hit = _lookup_tdp(info.model_name, _CODECARBON_TDP_FILE, 0, "Name")
+        if hit is not None:
+            key, row = hit
+            tdp = float(row["TDP"])
+            peak = tdp / info.siblings
+            return _tdp_result(
+                info,
+                arch,
+                base_details,
+                peak,
+                f"CodeCarbon cpu_power.csv row {row['Name']!r}: TDP {tdp:g} W / "
+                f"{info.siblings} threads per socket = {peak:.3f} W per thread.",
+                (
+                    f"No CCF row for the CPU {info.model_name!r}.{why}",
+                    f"TDP {tdp:g} W from hardware/codecarbon_cpu_power.csv (CodeCarbon, MIT; "
+                    f"scraped from Intel ARK and AMD pages), matched as {key!r}.",
+                    f"Bare metal (no hypervisor flag): cpuinfo 'siblings' = {info.siblings} "
+                    "threads per socket.",
+                ),
+                _CODECARBON_TDP_FILE,
+                row["Name"],
+            )
+    hit = _lookup_tdp(info.model_name, _GA_TDP_FILE, 1, "model")
+    if hit is not None and (hit[1].get("n_cores") or "").strip():
+        key, row = hit
+        tdp, cores = float(row["TDP"]), int(float(row["n_cores"]))
+        peak = tdp / (cores * threads_per_core)
+        return _tdp_result(
+            info,
+            arch,
+            base_details,
+            peak,
+            f"Green Algorithms TDP_cpu.csv row {row['model']!r}: TDP {tdp:g} W / ({cores} "
+            f"cores x {threads_per_core} threads per core) = {peak:.3f} W per thread.",
+            (
+                f"No CCF row for the CPU {info.model_name!r}.{why}",
+                f"TDP {tdp:g} W and {cores} cores from hardware/greenalgorithms_TDP_cpu.csv "
+                f"(Green Algorithms, CC BY 4.0; source {row.get('source', '').strip()}), "
+                f"matched as {key!r}.",
+                f"Threads per core = {threads_per_core} from cpuinfo siblings / cpu cores "
+                "(1 when unknown).",
+            ),
+            _GA_TDP_FILE,
+            row["model"],
+        )
+    return None
+
+
+def _tdp_result(
+    info: CpuInfo,
+    arch: _Arch | None,
+    base_details: dict[str, object],
+    peak: float,
+    source: str,
+    assumptions: tuple[str, ...],
+    table: str,
+    row_name: str,
+) -> CpuMatch:
+    idle = peak * CODECARBON_IDLE_FRACTION
+    label = arch.label if arch else None
+    return CpuMatch(
+        label,
+        "tdp-table",
+        idle,
+        peak,
+        source,
+        (*assumptions, _IDLE_ASSUMPTION),
+        {
+            **base_details,
+            "rule": "tdp-table",
+            "microarchitecture": label,
+            "ccf_architecture": None,
+            "table": table,
+            "table_row": row_name,
+            "idle_w_per_vcpu": idle,
+            "max_w_per_vcpu": peak,
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# the meter
+
+
+def busy_cpu_seconds(times: Any) -> float:
+    """Machine busy CPU seconds from a ``psutil.cpu_times()`` result.
+
+    Sums every field except idle and iowait, and except guest and guest_nice, which Linux
+    already counts inside user and nice.
+    """
+    fields: tuple[str, ...] = getattr(times, "_fields", ())
+    return float(sum(getattr(times, f) for f in fields if f not in _NOT_BUSY_FIELDS))
+
+
+def _psutil_cpu_times() -> Any:
+    import psutil
+
+    return psutil.cpu_times()
+
+
+class CpuModelMeter(BaseMeter):
+    """Machine-wide CPU energy from per-vCPU idle/max power and machine busy time.
+
+    Args:
+        cpuinfo_path: The cpuinfo file that names the CPU.
+        provider: ``aws``, ``gcp`` or ``azure`` to use that CCF table; None uses AWS's.
+        clock: Monotonic seconds (``time.monotonic``); injectable for tests.
+        cpu_times: Returns a ``psutil.cpu_times()``-like named tuple (machine totals);
+            injectable for tests.
+        n_vcpu: Number of vCPUs; default: the logical CPUs in cpuinfo.
+
+    Raises:
+        InvalidParameterError: ``provider`` is not one of the known providers.
+    """
+
+    name: ClassVar[str] = "cpu-model"
+    method: ClassVar[Method] = "model"
+
+    def __init__(
+        self,
+        cpuinfo_path: Path = DEFAULT_CPUINFO,
+        provider: str | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        cpu_times: Callable[[], Any] | None = None,
+        n_vcpu: int | None = None,
+    ) -> None:
+        if provider is not None and provider not in PROVIDERS:
+            msg = (
+                "The 'provider' parameter of CpuModelMeter must be one of 'aws', 'gcp', "
+                f"'azure' or None. Got {provider!r} instead."
+            )
+            raise InvalidParameterError(msg)
+        if n_vcpu is not None and (not isinstance(n_vcpu, int) or n_vcpu < 1):
+            msg = (
+                "The 'n_vcpu' parameter of CpuModelMeter must be an int in the range "
+                f"[1, inf) or None. Got {n_vcpu!r} instead."
+            )
+            raise InvalidParameterError(msg)
+        self._cpuinfo_path = Path(cpuinfo_path)
+        self._provider = provider
+        self._clock = clock
+        self._cpu_times = cpu_times or _psutil_cpu_times
+        self._n_vcpu = n_vcpu
+        self._match: CpuMatch | None = None
+        self._t0: float | None = None
+        self._busy0 = 0.0
+        self._last = 0.0
+
+    @property
+    def match(self) -> CpuMatch:
+        """The per-vCPU figures for this CPU (computed once)."""
+        if self._match is None:
+            self._match = match_cpu(read_cpuinfo(self._cpuinfo_path), provider=self._provider)
+        return self._match
+
+    @property
+    def n_vcpu(self) -> int:
+        """Number of vCPUs the idle power is counted for."""
+        return self._n_vcpu or read_cpuinfo(self._cpuinfo_path).logical_cpus
+
+    def probe(self) -> Availability:
+        """Check that busy time can be read and the CPU was matched. Never raises."""
+        try:
+            busy_cpu_seconds(self._cpu_times())
+            match = self.match
+        except ImportError:
+            return Availability(
+                False,
+                "psutil is not installed, so the machine's busy CPU time cannot be read.",
+                "Install it with: pip install psutil.",
+            )
+        except Exception as err:
+            return Availability(
+                False,
+                f"The CPU model meter could not start: {err}.",
+                "Run 'wattwise doctor --debug' and report the output.",
+            )
+        return Availability(
+            True,
+            f"CPU energy estimated by rule {match.rule!r}: {match.idle_w_per_vcpu:.3f} to "
+            f"{match.max_w_per_vcpu:.3f} W per vCPU x {self.n_vcpu} vCPUs.",
+        )
+
+    def components(self) -> tuple[Component, ...]:
+        """``("cpu",)``."""
+        return ("cpu",)
+
+    def read(self) -> dict[str, float]:
+        """Cumulative machine-wide CPU joules since the first read (first call: 0).
+
+        Raises:
+            MeterUnavailableError: psutil is not installed.
+        """
+        match = self.match
+        try:
+            busy = busy_cpu_seconds(self._cpu_times())
+        except ImportError as err:
+            msg = (
+                "Cannot estimate CPU energy: psutil is not installed. Install it with: "
+                "pip install psutil."
+            )
+            raise MeterUnavailableError(msg) from err
+        now = self._clock()
+        if self._t0 is None:
+            self._t0, self._busy0 = now, busy
+        elapsed = max(0.0, now - self._t0)
+        busy_s = max(0.0, busy - self._busy0)
+        energy = self.n_vcpu * match.idle_w_per_vcpu * elapsed + busy_s * (
+            match.max_w_per_vcpu - match.idle_w_per_vcpu
+        )
+        self._last = max(self._last, energy)  # values only grow, even if /proc/stat jitters
+        return {"cpu:0": self._last}
+
+    def info(self) -> MeterInfo:
+        """The matched rule, coefficients and their sources, and the ±band."""
+        match = self.match
+        band, band_source = uncertainty_band("model", "cpu")
+        n = self.n_vcpu
+        assumptions = (
+            "CPU power = n_vcpu x idle_W + busy_vcpus x (max_W - idle_W) (Cloud Carbon "
+            "Footprint: Average Watts = Min Watts + utilisation x (Max Watts - Min Watts), "
+            "per vCPU).",
+            f"n_vcpu = {n} (logical CPUs in {self._cpuinfo_path}).",
+            *match.assumptions,
+            "Busy CPU seconds = psutil.cpu_times() summed over every field except idle and "
+            "iowait (guest and guest_nice are already inside user and nice on Linux); steal "
+            "time counts as busy, as in psutil's cpu_percent.",
+            "Figures are machine-wide; attribution to a process tree happens in "
+            "wattwise.tracking.",
+        )
+        return MeterInfo(
+            name=self.name,
+            method=self.method,
+            source=(
+                f"{match.source.rstrip('.')}; for {n} vCPUs, busy time from psutil.cpu_times()."
+            ),
+            assumptions=assumptions,
+            band_fraction=band,
+            band_source=band_source,
+            details={**match.details, "n_vcpu": n, "provider": self._provider},
+        )
