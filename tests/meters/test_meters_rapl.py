@@ -85,7 +85,7 @@ def test_missing_root_says_where_and_why(tmp_path: Path) -> None:
     availability = meter.probe()
     assert not availability.ok
     assert availability.reason == (
-        f"No powercap RAPL interface at {tmp_path / 'absent'} (common in VMs and containers)."
+        f"no powercap RAPL interface at {tmp_path / 'absent'} (common in VMs and containers)."
     )
     assert "modprobe intel_rapl_msr" in availability.hint
     with pytest.raises(MeterUnavailableError, match="Cannot read RAPL counters"):
@@ -110,7 +110,7 @@ def test_permission_denied_names_the_file_and_the_fix(server: Path) -> None:
     meter = RaplMeter(server, read_file=deny_energy)
     availability = meter.probe()
     assert not availability.ok
-    assert "permission denied on intel-rapl:0/energy_uj" in availability.reason.lower()
+    assert availability.reason.startswith("permission denied on intel-rapl:0/energy_uj;")
     assert "docs/how-to/rapl-permissions.md" in availability.hint
     assert meter.unreadable_file == "intel-rapl:0/energy_uj"
     with pytest.raises(MeterPermissionError) as err:
@@ -205,3 +205,16 @@ def test_info_is_a_counter_without_band(server: Path) -> None:
     assert "not quantified" in info.band_source
     assert "intel-rapl:0 (package-0) -> cpu:0" in info.source
     assert any("Wraparound" in a for a in info.assumptions)
+
+
+def test_amd_package_with_core_subzone_has_no_dram(tmp_path: Path) -> None:
+    # AMD family 17h+ through the same intel-rapl control type: package and core only.
+    root = tmp_path / "pc"
+    package = make_zone(root, "intel-rapl:0", "package-0", energy_uj=0)
+    make_zone(root, "intel-rapl:0:0", "core", energy_uj=0)
+    meter = RaplMeter(str(root))
+    assert meter.probe().ok
+    assert meter.components() == ("cpu",)
+    meter.read()
+    set_energy(package, 65_000_000)
+    assert meter.read() == pytest.approx({"cpu:0": 65.0})

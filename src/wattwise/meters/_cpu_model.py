@@ -471,12 +471,15 @@ def match_cpu(info: CpuInfo, *, provider: str | None = None) -> CpuMatch:
         "stepping": info.stepping,
         "is_virtual": info.is_virtual,
     }
-    table_note = (
-        f"Provider {provider!r}: its CCF table is used."
-        if provider
-        else "No cloud provider given: the AWS CCF table is used, the most complete of "
-        "the three (20 architectures against 9 for GCP and 8 for Azure)."
-    )
+    if provider:
+        table_note = f"Provider {provider!r}: its CCF table is used."
+    else:
+        sizes = {p: len(read_csv(_CCF_FILE.format(p))) for p in PROVIDERS}
+        table_note = (
+            "No cloud provider given: the AWS CCF table is used, the most complete of the "
+            f"three ({sizes['aws']} architectures against {sizes['gcp']} for GCP and "
+            f"{sizes['azure']} for Azure)."
+        )
     generic = _is_generic(info.model_name)
 
     def from_arch(arch: _Arch, rule: str) -> CpuMatch | None:
@@ -599,7 +602,6 @@ def _tdp_match(
             tdp = float(row["TDP"])
             peak = tdp / info.siblings
             return _tdp_result(
-                info,
                 arch,
                 base_details,
                 peak,
@@ -621,7 +623,6 @@ def _tdp_match(
         tdp, cores = float(row["TDP"]), int(float(row["n_cores"]))
         peak = tdp / (cores * threads_per_core)
         return _tdp_result(
-            info,
             arch,
             base_details,
             peak,
@@ -642,7 +643,6 @@ def _tdp_match(
 
 
 def _tdp_result(
-    info: CpuInfo,
     arch: _Arch | None,
     base_details: dict[str, object],
     peak: float,
@@ -713,7 +713,7 @@ class CpuModelMeter(BaseMeter):
 
     def __init__(
         self,
-        cpuinfo_path: Path = DEFAULT_CPUINFO,
+        cpuinfo_path: Path | str = DEFAULT_CPUINFO,
         provider: str | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,

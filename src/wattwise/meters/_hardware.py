@@ -40,7 +40,7 @@ def uncertainty_band(method: str, component: str) -> tuple[float | None, str]:
 
 def describe_hardware(
     *,
-    cpuinfo_path: Path = DEFAULT_CPUINFO,
+    cpuinfo_path: Path | str = DEFAULT_CPUINFO,
     nvml: ModuleType | None = None,
     provider: str | None = None,
     total_memory_bytes: int | None = None,
@@ -67,7 +67,7 @@ def describe_hardware(
     from wattwise.meters._cpu_model import match_cpu
     from wattwise.meters._nvml import NvmlMeter
 
-    info = read_cpuinfo(cpuinfo_path)
+    info = read_cpuinfo(Path(cpuinfo_path))
     match = match_cpu(info, provider=provider)
     cores = info.cores_per_socket * info.sockets if info.cores_per_socket else None
     cpu: dict[str, object] = {

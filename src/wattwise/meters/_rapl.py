@@ -98,7 +98,7 @@ class RaplMeter(BaseMeter):
 
     def __init__(
         self,
-        root: Path = DEFAULT_POWERCAP_ROOT,
+        root: Path | str = DEFAULT_POWERCAP_ROOT,
         *,
         include_dram: bool = True,
         read_file: Reader | None = None,
@@ -225,10 +225,11 @@ class RaplMeter(BaseMeter):
         if not self._root.is_dir():
             return Availability(
                 False,
-                f"No powercap RAPL interface at {self._root} (common in VMs and containers).",
-                "On bare-metal Linux load the driver with 'sudo modprobe intel_rapl_msr'; "
-                f"in a container mount the host's {DEFAULT_POWERCAP_ROOT} read-only "
-                f"(see {PERMISSIONS_DOC}). Otherwise the cpu-model meter estimates CPU energy.",
+                f"no powercap RAPL interface at {self._root} (common in VMs and containers).",
+                "On bare-metal Linux load the driver with 'sudo modprobe intel_rapl_msr'; in "
+                "a container bind-mount the host's /sys/devices/virtual/powercap read-only "
+                f"and pass that path as rapl_root (see {PERMISSIONS_DOC}). In a VM the "
+                "cpu-model meter estimates CPU energy instead.",
             )
         zones = self._discover()
         if not any(z.key.startswith("cpu:") for z in zones):
@@ -236,8 +237,9 @@ class RaplMeter(BaseMeter):
                 False,
                 f"No RAPL package zone under {self._root} (the directory exists but holds no "
                 "intel-rapl package domain).",
-                "Load the driver with 'sudo modprobe intel_rapl_msr'; CPUs without RAPL "
-                "are estimated by the cpu-model meter.",
+                "Load the driver with 'sudo modprobe intel_rapl_msr'. Container runtimes mask "
+                "/sys/devices/virtual/powercap: bind-mount it read-only elsewhere and pass "
+                f"that path as rapl_root (see {PERMISSIONS_DOC}).",
             )
         readable: list[_Zone] = []
         for zone in zones:
@@ -247,7 +249,7 @@ class RaplMeter(BaseMeter):
                 self._unreadable = zone.energy_file
                 return Availability(
                     False,
-                    f"Permission denied on {zone.energy_file}; since Linux 5.10 the RAPL "
+                    f"permission denied on {zone.energy_file}; since Linux 5.10 the RAPL "
                     "energy counters are readable by root only.",
                     "Grant read access with 'sudo chmod o+r "
                     f"{DEFAULT_POWERCAP_ROOT}/intel-rapl:*/energy_uj' (until reboot) or a "

@@ -139,9 +139,9 @@ def _explicit_error(meter: BaseMeter, availability: Availability) -> Exception:
 def select_meters(
     names: Sequence[str] | None = None,
     *,
-    rapl_root: Path = DEFAULT_POWERCAP_ROOT,
+    rapl_root: Path | str = DEFAULT_POWERCAP_ROOT,
     nvml: ModuleType | None = None,
-    cpuinfo_path: Path = DEFAULT_CPUINFO,
+    cpuinfo_path: Path | str = DEFAULT_CPUINFO,
     provider: str | None = None,
 ) -> MeterSelection:
     """Pick the meters to use, probed and ready to ``read()``.
@@ -262,9 +262,9 @@ def _select_default(
 
 def probe_all(
     *,
-    rapl_root: Path = DEFAULT_POWERCAP_ROOT,
+    rapl_root: Path | str = DEFAULT_POWERCAP_ROOT,
     nvml: ModuleType | None = None,
-    cpuinfo_path: Path = DEFAULT_CPUINFO,
+    cpuinfo_path: Path | str = DEFAULT_CPUINFO,
     provider: str | None = None,
 ) -> list[tuple[str, Availability]]:
     """Probe every meter, in preference order, for ``wattwise doctor``.

@@ -69,22 +69,35 @@ def run_command(argv: Sequence[str], **run_kwargs: Any) -> tuple[int, RunResult]
         msg = "No command given. Usage: wattwise run [OPTIONS] -- COMMAND [ARGS...]."
         raise InvalidParameterError(msg)
     run = Run(run_kwargs.pop("name", None), command=list(argv), kind="command", **run_kwargs)
-    run.start()
-    env = {**os.environ, "WATTWISE_RUN_ID": run.id, "WATTWISE_STORE": str(run.store.path)}
-    try:
-        proc = subprocess.Popen(list(argv), env=env, **_new_group())
-    except OSError as err:
-        run.finish(RunStatus.FAILED, exit_code=127, error=str(err))
-        msg = f"Cannot start {argv[0]!r}: {err.strerror or err}. Check the command and your PATH."
-        raise InvalidParameterError(msg) from err
-    run.attach(proc.pid)
+    # Handlers go in first: a signal that arrives before the command exists is kept and
+    # delivered to it as soon as it is started, never lost and never fatal to the run.
+    child: list[subprocess.Popen[bytes]] = []
+    pending: list[int] = []
 
     def forward(signum: int, _frame: FrameType | None) -> None:
+        if not child:
+            pending.append(signum)
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signum)
+            os.killpg(child[0].pid, signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
     try:
+        run.start()
+        env = {**os.environ, "WATTWISE_RUN_ID": run.id, "WATTWISE_STORE": str(run.store.path)}
+        try:
+            proc = subprocess.Popen(list(argv), env=env, **_new_group())
+        except OSError as err:
+            run.finish(RunStatus.FAILED, exit_code=127, error=str(err))
+            msg = (
+                f"Cannot start {argv[0]!r}: {err.strerror or err}. "
+                "Check the command and your PATH."
+            )
+            raise InvalidParameterError(msg) from err
+        child.append(proc)
+        run.attach(proc.pid)
+        for signum in pending:
+            forward(signum, None)
         with _foreground(proc.pid):
             code = proc.wait()
     finally:
