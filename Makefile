@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The CPU build of PyTorch; an unpinned torch would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,17 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff check src tests examples benchmarks scripts/*.py
 	$(BIN)/mypy
 
-test: lint
+# Headless Chromium for the HTML report test (Debian packages). Where they cannot be
+# installed (no root, no apt), the browser test skips and says why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver >/dev/null) || \
+	  echo "WARNING: could not install chromium and chromium-driver: the browser test will skip"; \
+	else echo "WARNING: chromium/chromedriver missing and cannot be installed here (needs root and apt): the browser test will skip"; fi
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 clean:

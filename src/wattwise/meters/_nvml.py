@@ -286,6 +286,28 @@ class NvmlMeter(BaseMeter):
         dev.last_power_w, dev.last_t = power_w, now
         return dev.sampled_j
 
+    def device_processes(self) -> dict[str, dict[int, int] | None]:
+        """Compute processes on each metered GPU, for attribution.
+
+        Returns:
+            Domain key (``gpu:0``) → ``{pid: used GPU memory in bytes}``, or None for a
+            device where NVML cannot list its processes (vGPU, MIG, old drivers). Pids are
+            the host's: inside a container they may not match the container's own pids.
+        """
+        if not self._devices:
+            return {}
+        nvml = self._module()
+        out: dict[str, dict[int, int] | None] = {}
+        for dev in self._devices:
+            procs = self._optional(nvml, "nvmlDeviceGetComputeRunningProcesses", dev.handle)
+            if procs is None:
+                out[f"gpu:{dev.index}"] = None
+                continue
+            out[f"gpu:{dev.index}"] = {
+                int(p.pid): int(p.usedGpuMemory or 0) for p in procs
+            }
+        return out
+
     def _optional(self, nvml: ModuleType, func: str, *args: Any) -> Any:
         """One NVML call; None when it is not supported (or fails) on this device."""
         error_type: type[BaseException] = getattr(nvml, "NVMLError", Exception)
