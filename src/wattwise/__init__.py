@@ -6,6 +6,9 @@ Map of the package (data flows one way: meters → tracking → store ← report
     wattwise.carbon     grid intensity, PUE and location, from shipped data
     wattwise.tracking   runs: lifecycle, sampler, attribution, ``wattwise run``
     wattwise.store      the ledger (SQLite, WAL) at .wattwise/ledger.db
+    wattwise.repro      run capture (git diff, packages, seeds, data), ``wattwise reproduce``
+    wattwise.cache      ``@cached``: content-addressed artifacts with their energy cost
+    wattwise.tune       energy-aware hyperparameter search on Optuna (budgets, pruning, Ray)
     wattwise.cli        the ``wattwise`` command
 
 Quick start::
@@ -26,19 +29,38 @@ __version__ = "0.1.0"
 logging.getLogger("wattwise").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
+    from wattwise.cache import ArtifactCache, cached
     from wattwise.exceptions import WattwiseError
+    from wattwise.repro import seed_everything
     from wattwise.tracking import Run, RunResult, current_run, log, track
+    from wattwise.tune import tune
 
 _LAZY = {
+    "ArtifactCache": "wattwise.cache",
+    "cached": "wattwise.cache",
+    "seed_everything": "wattwise.repro",
     "Run": "wattwise.tracking",
     "RunResult": "wattwise.tracking",
     "WattwiseError": "wattwise.exceptions",
     "current_run": "wattwise.tracking",
     "log": "wattwise.tracking",
     "track": "wattwise.tracking",
+    "tune": "wattwise.tune",
 }
 
-__all__ = ["__version__", "current_run", "log", "Run", "RunResult", "track", "WattwiseError"]
+__all__ = [
+    "__version__",
+    "ArtifactCache",
+    "cached",
+    "current_run",
+    "log",
+    "Run",
+    "RunResult",
+    "seed_everything",
+    "track",
+    "tune",
+    "WattwiseError",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,8 @@ The tree::
     │   └── CacheCorruptError
     └── ReproducibilityError
 
-Warnings: ``WattwiseWarning`` → ``MeterFallbackWarning``, ``LocationWarning``.
+Warnings: ``WattwiseWarning`` → ``MeterFallbackWarning``, ``LocationWarning``,
+``CacheWarning``.
 
 Every message says what failed, what was expected and how to fix it, as one sentence
 or two; the command line prints it on one line, with no traceback unless ``--debug``.
@@ -109,9 +110,14 @@ class LocationWarning(WattwiseWarning):
     """The location was guessed, or not known at all."""
 
 
+class CacheWarning(WattwiseWarning):
+    """A cache entry was damaged and recomputed, or a result could not be cached."""
+
+
 __all__ = [
     "CacheCorruptError",
     "CacheError",
+    "CacheWarning",
     "ConfigError",
     "InvalidParameterError",
     "LocationWarning",

@@ -19,6 +19,12 @@ COMMANDS = (
     "show",
     "footprint",
     "doctor",
+    "tune",
+    "reproduce",
+    "cache",
+    "report",
+    "sci",
+    "export",
 )
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from wattwise.store._model import RunRecord
+from wattwise.store._reuse import ReuseTotals
 
 
 @dataclasses.dataclass
@@ -47,6 +48,7 @@ class Footprint:
     by_region: dict[str, Totals]
     first_started_at: float | None
     last_started_at: float | None
+    saved_by_reuse: ReuseTotals = dataclasses.field(default_factory=ReuseTotals)
 
     @property
     def not_finished_share(self) -> float:
@@ -63,11 +65,20 @@ class Footprint:
             "not_finished_energy_share": self.not_finished_share,
             "first_started_at": self.first_started_at,
             "last_started_at": self.last_started_at,
+            "saved_by_reuse": self.saved_by_reuse.to_dict(),
         }
 
 
-def project_footprint(runs: Iterable[RunRecord]) -> Footprint:
-    """Totals over top-level runs (runs nested in another run are skipped)."""
+def project_footprint(
+    runs: Iterable[RunRecord], *, saved_by_reuse: ReuseTotals | None = None
+) -> Footprint:
+    """Totals over top-level runs (runs nested in another run are skipped).
+
+    Args:
+        runs: The ledger's runs.
+        saved_by_reuse: What cache hits avoided (``SQLiteRunStore.reuse_totals()``); it is
+            reported beside the totals, never subtracted from them.
+    """
     total = Totals()
     by_status: dict[str, Totals] = {}
     by_region: dict[str, Totals] = {}
@@ -85,4 +96,5 @@ def project_footprint(runs: Iterable[RunRecord]) -> Footprint:
         by_region=by_region,
         first_started_at=min(starts) if starts else None,
         last_started_at=max(starts) if starts else None,
+        saved_by_reuse=saved_by_reuse if saved_by_reuse is not None else ReuseTotals(),
     )

@@ -75,6 +75,50 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX samples_run ON samples (run_id, t_s)",
     ),
+    # 2: run artifacts (the git diff), facts written by a run's child processes (seeds,
+    # data fingerprints), and cache hits with the energy they avoided.
+    (
+        """
+        CREATE TABLE artifacts (
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            content BLOB NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (run_id, name)
+        )
+        """,
+        """
+        CREATE TABLE annotations (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            is_append INTEGER NOT NULL DEFAULT 0,
+            written_at REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX annotations_run ON annotations (run_id)",
+        """
+        CREATE TABLE reuse (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            cache_key TEXT NOT NULL,
+            function TEXT NOT NULL,
+            producer_run_id TEXT,
+            consumer_run_id TEXT,
+            energy_avoided_j REAL NOT NULL,
+            co2e_avoided_g REAL NOT NULL,
+            duration_avoided_s REAL NOT NULL,
+            method TEXT NOT NULL,
+            basis TEXT NOT NULL,
+            cache_url TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX reuse_at ON reuse (at)",
+        "CREATE INDEX reuse_key ON reuse (cache_key)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

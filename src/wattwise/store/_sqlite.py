@@ -9,6 +9,8 @@ write is one ``BEGIN IMMEDIATE`` transaction, so concurrent writers queue on SQL
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import json
 import os
 import socket
@@ -26,6 +28,7 @@ from wattwise.exceptions import (
     StoreError,
 )
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus
+from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import MIGRATIONS, SCHEMA_VERSION
 
 #: A running run whose heartbeat is older than this is marked crashed by the next reader.
@@ -271,7 +274,146 @@ class SQLiteRunStore:
         result: list[str] = self._guard(op)
         return result
 
+    def put_artifact(self, run_id: str, name: str, content: bytes) -> str:
+        """Store a run's artifact (the git diff), replacing one of the same name.
+
+        Returns:
+            The content's sha256 (hex).
+        """
+        digest = hashlib.sha256(content).hexdigest()
+
+        def op() -> None:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO artifacts (run_id, name, sha256, size_bytes, "
+                    "content, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (run_id, name, digest, len(content), content, time.time()),
+                )
+
+        self._guard(op)
+        return digest
+
+    def annotate_run(self, run_id: str, key: str, value: Any, *, append: bool = False) -> None:
+        """Attach a fact to a run's record from another process (a ``wattwise run`` child).
+
+        The run's own process rewrites the ``record`` column as it goes, so facts from
+        elsewhere are kept in their own table and merged into ``record[key]`` on read:
+        set (last write wins) or, with ``append``, added to a list.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        text = json.dumps(value, sort_keys=True, default=str)
+
+        def op() -> None:
+            with self._write() as conn:
+                if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                    msg = f"Run {run_id!r} is not in the ledger at {self.path}."
+                    raise RunNotFoundError(msg)
+                conn.execute(
+                    "INSERT INTO annotations (run_id, key, value, is_append, written_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (run_id, key, text, int(append), time.time()),
+                )
+
+        self._guard(op)
+
+    def add_reuse(self, event: ReuseEvent) -> None:
+        """Record a cache hit and the energy it avoided."""
+        fields = dataclasses.fields(ReuseEvent)
+        names = ", ".join(f.name for f in fields)
+        values = [getattr(event, f.name) for f in fields]
+
+        def op() -> None:
+            with self._write() as conn:
+                conn.execute(
+                    f"INSERT INTO reuse ({names}) VALUES ({', '.join('?' for _ in fields)})",
+                    values,
+                )
+
+        self._guard(op)
+
     # -- reads ----------------------------------------------------------------
+
+    def get_artifact(self, run_id: str, name: str) -> bytes | None:
+        """A run's artifact, checked against its stored sha256; None if there is none.
+
+        Raises:
+            StoreCorruptError: The content does not match its hash.
+        """
+
+        def op() -> tuple[str, bytes] | None:
+            row = self._conn.execute(
+                "SELECT sha256, content FROM artifacts WHERE run_id = ? AND name = ?",
+                (run_id, name),
+            ).fetchone()
+            return None if row is None else (row[0], bytes(row[1]))
+
+        found: tuple[str, bytes] | None = self._guard(op)
+        if found is None:
+            return None
+        digest, content = found
+        if hashlib.sha256(content).hexdigest() != digest:
+            msg = (
+                f"Artifact {name!r} of run {run_id[:8]!r} in {self.path} does not match its "
+                "sha256; the ledger is damaged. Restore it from a backup."
+            )
+            raise StoreCorruptError(msg)
+        return content
+
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's artifacts without their content: ``name``, ``sha256``, ``size_bytes``."""
+
+        def op() -> list[dict[str, Any]]:
+            return [
+                {"name": r[0], "sha256": r[1], "size_bytes": r[2], "created_at": r[3]}
+                for r in self._conn.execute(
+                    "SELECT name, sha256, size_bytes, created_at FROM artifacts "
+                    "WHERE run_id = ? ORDER BY name",
+                    (run_id,),
+                )
+            ]
+
+        result: list[dict[str, Any]] = self._guard(op)
+        return result
+
+    def reuse_events(
+        self, *, cache_key: str | None = None, consumer_run_id: str | None = None
+    ) -> list[ReuseEvent]:
+        """Cache hits, oldest first, optionally for one entry or one consuming run."""
+        where, args = [], []
+        if cache_key is not None:
+            where.append("cache_key = ?")
+            args.append(cache_key)
+        if consumer_run_id is not None:
+            where.append("consumer_run_id = ?")
+            args.append(consumer_run_id)
+        names = [f.name for f in dataclasses.fields(ReuseEvent)]
+        sql = f"SELECT {', '.join(names)} FROM reuse"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq"
+
+        def op() -> list[ReuseEvent]:
+            return [ReuseEvent(*row) for row in self._conn.execute(sql, args)]
+
+        result: list[ReuseEvent] = self._guard(op)
+        return result
+
+    def reuse_totals(self) -> ReuseTotals:
+        """What every cache hit recorded in this ledger avoided, summed."""
+
+        def op() -> ReuseTotals:
+            row = self._conn.execute(
+                "SELECT count(*), coalesce(sum(energy_avoided_j), 0), "
+                "coalesce(sum(co2e_avoided_g), 0), coalesce(sum(duration_avoided_s), 0) "
+                "FROM reuse"
+            ).fetchone()
+            return ReuseTotals(hits=row[0], energy_j=row[1], co2e_g=row[2], duration_s=row[3])
+
+        result: ReuseTotals = self._guard(op)
+        return result
+
 
     def get_run(self, ref: str) -> RunRecord:
         """The run whose id is ``ref`` or starts with it (at least 4 characters).
@@ -397,7 +539,25 @@ class SQLiteRunStore:
                         info=json.loads(row[8]),
                     )
                 )
+            _merge_annotations(self._conn, by_id, marks)
         return runs
+
+
+def _merge_annotations(conn: sqlite3.Connection, by_id: dict[str, RunRecord], marks: str) -> None:
+    """Merge facts written by other processes into the records (see ``annotate_run``)."""
+    for run_id, key, value, is_append in conn.execute(
+        f"SELECT run_id, key, value, is_append FROM annotations WHERE run_id IN ({marks}) "
+        "ORDER BY seq",
+        list(by_id),
+    ):
+        record = by_id[run_id].record
+        if is_append:
+            existing = record.get(key)
+            if not isinstance(existing, list):
+                existing = record[key] = []
+            existing.append(json.loads(value))
+        else:
+            record[key] = json.loads(value)
 
 
 def _encode(col: str, value: Any) -> Any:

@@ -44,6 +44,7 @@ from wattwise.store import (
     find_project_root,
     open_store,
 )
+from wattwise.tracking._attribution import gpu_share
 from wattwise.tracking._proctree import ProcessTree, machine_busy_cpu_s, total_memory_bytes
 
 logger = logging.getLogger("wattwise")
@@ -57,8 +58,8 @@ ATTRIBUTION = {
     "cpu": "process-tree CPU time / machine busy CPU time, per sampling interval, "
     "times machine-wide CPU energy (idle power shared among busy processes)",
     "dram": "process-tree resident memory / physical memory, times machine-wide DRAM energy",
-    "gpu": "whole device: every visible GPU's energy is counted (per-process GPU "
-    "attribution is not possible with NVML)",
+    "gpu": "GPU memory share of the run's processes among the GPU's compute processes "
+    "(NVML); whole device where NVML cannot list them (see record gpu_attribution)",
 }
 
 
@@ -148,6 +149,7 @@ class Run:
         command: list[str] | None = None,
         emit_warnings: bool = True,
         on_warning: Callable[[str], None] | None = None,
+        reproduces: str | None = None,
         _meters: list[BaseMeter] | None = None,
     ) -> None:
         self._init_kwargs: dict[str, Any] = {
@@ -177,6 +179,8 @@ class Run:
         self._emit_warnings = emit_warnings
         self._on_warning = on_warning
         self._injected_meters = _meters
+        #: Id of the run this one re-runs (``wattwise reproduce``), kept in the record.
+        self.reproduces = reproduces
         self._result: RunResult | None = None
         self._token: contextvars.Token[Run | None] | None = None
         self._lock = threading.RLock()
@@ -250,6 +254,8 @@ class Run:
         self._sampler_cpu_s = 0.0
         self._cwd = Path.cwd()
         self._record: dict[str, Any] = self._initial_record()
+        if self.reproduces:
+            self._record["reproduces"] = self.reproduces
 
         record = RunRecord(
             id=self.id, name=self.name, kind=self.kind, status=RunStatus.RUNNING,
@@ -377,10 +383,138 @@ class Run:
         with self._lock:
             self.params.update(params)
 
+    def snapshot(self) -> dict[str, float]:
+        """Take a sample now and return what the run has cost so far.
+
+        Returns:
+            ``energy_j``, ``energy_band_j``, ``co2e_g``, ``duration_s`` up to this moment.
+
+        Raises:
+            RunStateError: The run is not running.
+        """
+        if self.state is not RunState.RUNNING:
+            msg = f"Run {self.id[:8]!r} is not running (state: {self.state.value})."
+            raise RunStateError(msg)
+        with self._lock:
+            self._sample()
+            _, energy, band, _, co2e, _ = self._totals()
+        return {
+            "energy_j": energy,
+            "energy_band_j": band,
+            "co2e_g": co2e,
+            "duration_s": time.time() - self._t0_wall,
+        }
+
+    def use_data(self, path_or_array: Any, *, name: str | None = None) -> dict[str, Any]:
+        """Declare data the run reads: its content hash and size go in ``record["data"]``.
+
+        Args:
+            path_or_array: A file or folder path, a NumPy array, a torch tensor or bytes.
+            name: A label (default: the file or folder name, or ``array``).
+
+        Returns:
+            The fingerprint (see :func:`wattwise.repro.fingerprint`).
+
+        Raises:
+            InvalidParameterError: The path does not exist or the type is not supported.
+            RunStateError: The run is not running.
+        """
+        from wattwise.repro import fingerprint
+
+        if self.state is not RunState.RUNNING:
+            msg = f"Cannot record data in run {self.id[:8]!r}: it is {self.state.value}."
+            raise RunStateError(msg)
+
+        found = fingerprint(path_or_array, name=name)
+        self._set_record("data", found, append=True)
+        return found
+
+    def _set_record(self, key: str, value: Any, *, append: bool = False) -> None:
+        """Set (or append to a list at) a top-level record field (seeds, data)."""
+        with self._lock:
+            if append:
+                self._record.setdefault(key, []).append(value)
+            else:
+                self._record[key] = value
+
     def annotate(self, key: str, value: Any) -> None:
         """Attach a JSON-serialisable fact to the run record under ``extra[key]``."""
         with self._lock:
             self._record.setdefault("extra", {})[key] = value
+
+    def count_flops(
+        self, model: Any, example_batch: Any, *, steps: int = 1, include_backward: bool = False
+    ) -> int:
+        """Count ``model``'s FLOPs on ``example_batch`` and record them with the run.
+
+        Counted by ``torch.utils.flop_counter`` (see
+        :func:`wattwise.integrations.flops.count_flops`); reports show them beside energy
+        (FLOPs per joule, samples per joule).
+
+        Args:
+            model: A ``torch.nn.Module``.
+            example_batch: One batch (a mapping is passed as keyword arguments).
+            steps: How many such calls the run makes; the total is per step × steps.
+            include_backward: Count a training step (forward and backward passes).
+
+        Returns:
+            FLOPs of one call.
+        """
+        from wattwise.integrations.flops import count_flops
+
+        count = count_flops(model, example_batch, include_backward=include_backward)
+        self.record_flops(
+            count.flops, steps=steps, samples_per_step=count.batch_size,
+            source="run.count_flops", passes=count.passes,
+            details={"n_parameters": count.n_parameters, "by_operator": count.by_operator},
+        )  # fmt: skip
+        return count.flops
+
+    def record_flops(
+        self, flops_per_step: float, *, steps: int = 1, samples_per_step: float | None = None,
+        flops_total: float | None = None, samples_total: float | None = None,
+        source: str = "user", passes: str = "forward", method: str = "torch.utils.flop_counter",
+        details: Mapping[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        """Record the FLOPs (and samples) the run processed, in its record's ``flops``.
+
+        Totals default to per step × ``steps``. The callbacks call this as training goes,
+        so a crashed run keeps what was counted up to its last flush.
+
+        Args:
+            flops_per_step: FLOPs of one step (or call).
+            steps: Steps the run made.
+            samples_per_step: Examples per step, if known.
+            flops_total: Total FLOPs, when not per step × steps (e.g. a smaller last batch).
+            samples_total: Total examples, likewise.
+            source: Who counted (``run.count_flops``, ``lightning``, ``transformers``).
+            passes: ``forward`` or ``forward+backward``.
+            method: How (``torch.utils.flop_counter``, ``6·N·D estimate``, ``user``).
+            details: More JSON-serialisable facts (operators, parameters).
+
+        Raises:
+            InvalidParameterError: A count is negative or not finite, or steps < 0.
+        """
+        for name, number in (("flops_per_step", flops_per_step), ("flops_total", flops_total),
+                             ("samples_per_step", samples_per_step),
+                             ("samples_total", samples_total)):  # fmt: skip
+            if number is not None and not (0 <= float(number) < float("inf")):
+                msg = f"The {name!r} parameter must be a number >= 0. Got {number!r} instead."
+                raise InvalidParameterError(msg)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            msg = f"The 'steps' parameter must be an int >= 0. Got {steps!r} instead."
+            raise InvalidParameterError(msg)
+        total = flops_total if flops_total is not None else flops_per_step * steps
+        samples = samples_total
+        if samples is None and samples_per_step is not None:
+            samples = samples_per_step * steps
+        with self._lock:
+            self._record["flops"] = {
+                "flops_per_step": float(flops_per_step), "steps": steps,
+                "flops_total": float(total), "samples_per_step": samples_per_step,
+                "samples_total": samples, "passes": passes, "method": method, "source": source,
+                **dict(details or {}),
+            }  # fmt: skip
 
     # -- internals --------------------------------------------------------------
 
@@ -448,13 +582,19 @@ class Run:
 
     def _capture_environment(self) -> None:
         from wattwise import meters
-        from wattwise.tracking._env import capture
+        from wattwise.repro import capture, last_seeds
 
-        env = capture(self._cwd)
+        found = capture(self._cwd, self._record["command"]["argv"])
+        for name, content in found.artifacts.items():  # before the record points at them
+            self.store.put_artifact(self.id, name, content)
         hardware = meters.describe_hardware()
+        seeds = last_seeds()
         with self._lock:
-            self._record.update(env)
+            self._record.update(found.record)
             self._record["hardware"] = hardware
+            if seeds is not None and "seeds" not in self._record:
+                self._record["seeds"] = seeds
+                self._record["determinism_flags"] = seeds["determinism_flags"]
             self._flush()
 
     def _share(self, component: str, d_proc: float, d_busy: float, rss: int) -> float:
@@ -465,6 +605,24 @@ class Run:
         if component == "dram":
             return min(1.0, rss / self._total_mem) if self._total_mem else 0.0
         return 1.0
+
+    def _gpu_shares(self, readings: Mapping[str, float]) -> dict[str, float]:
+        """Per GPU key, the run's share of the board's energy (see tracking._attribution)."""
+        keys = [k for k in readings if component_of(k) == "gpu"]
+        if not keys:
+            return {}
+        shares: dict[str, float] = {}
+        pids = self._tree.pids()
+        modes = self._record.setdefault("gpu_attribution", {})
+        for meter in {self._meter_of[k] for k in keys}:
+            lister = getattr(meter, "device_processes", None)
+            listed = lister() if callable(lister) else {}
+            for key in keys:
+                if self._meter_of[key] is meter:
+                    share, mode = gpu_share(listed.get(key), pids)
+                    shares[key] = share
+                    modes[key] = mode
+        return shares
 
     def _sample(self) -> None:
         now = time.monotonic()
@@ -483,6 +641,7 @@ class Run:
         rss = self._tree.rss_bytes()
         d_proc, d_busy = proc - self._last_proc, busy - self._last_busy
         dt = now - self._last_t
+        gpu_shares = self._gpu_shares(readings)
         step: dict[str, float] = {}
         for key, joules in readings.items():
             previous = self._last_reading.get(key)
@@ -491,7 +650,9 @@ class Run:
                 continue
             delta = max(0.0, joules - previous)
             comp = component_of(key)
-            share = self._share(comp, d_proc, d_busy, rss)
+            share = gpu_shares.get(key, 1.0) if comp == "gpu" else self._share(
+                comp, d_proc, d_busy, rss
+            )
             self._machine[comp] = self._machine.get(comp, 0.0) + delta
             step[comp] = step.get(comp, 0.0) + delta * share
         for name, joules in step.items():

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from wattwise.cli import _format as fmt
+
+if TYPE_CHECKING:
+    from wattwise.store._reuse import ReuseTotals
 
 HELP = "project totals: finished runs versus everything it took (failed, crashed)"
 
@@ -21,7 +25,7 @@ def main(args: argparse.Namespace) -> int:
 
     store = open_store(args.store)
     try:
-        fp = project_footprint(store.list_runs())
+        fp = project_footprint(store.list_runs(), saved_by_reuse=store.reuse_totals())
     finally:
         store.close()
     if args.json:
@@ -29,6 +33,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if fp.total.runs == 0:
         print("No runs yet. Start one with: wattwise run -- python train.py")
+        _print_saved(fp.saved_by_reuse)
         return 0
     rows = []
     for label, totals in [*sorted(fp.by_status.items()), ("all runs", fp.total)]:
@@ -44,4 +49,15 @@ def main(args: argparse.Namespace) -> int:
         f"{share:.0%} of the energy went to runs that did not finish (failed, crashed or "
         "still running)."
     )
+    _print_saved(fp.saved_by_reuse)
     return 0
+
+
+def _print_saved(saved: ReuseTotals) -> None:
+    """The "saved by reuse" line, when the artifact cache was hit."""
+    if saved.hits:
+        print(
+            f"Saved by reuse: {saved.hits} cache hit{'s' if saved.hits != 1 else ''} avoided "
+            f"{fmt.energy(saved.energy_j)} and {fmt.carbon(saved.co2e_g)} "
+            f"({fmt.duration(saved.duration_s)} of compute); not subtracted from the totals."
+        )

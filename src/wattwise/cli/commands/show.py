@@ -94,6 +94,24 @@ def main(args: argparse.Namespace) -> int:
         f"  sampler  every {sampler.get('interval_s')} s, {sampler.get('samples')} samples, "
         f"own CPU {sampler.get('cpu_s', 0):.3f} s"
     )
+    if rec.get("seeds"):
+        seeds = rec["seeds"]
+        seeded = ", ".join(map(str, seeds.get("seeded", []))) if isinstance(seeds, dict) else ""
+        lines.append(f"  seeds  {seeds.get('seed') if isinstance(seeds, dict) else seeds}"
+                     + (f" ({seeded})" if seeded else ""))  # fmt: skip
+    for item in rec.get("data", []):
+        lines.append(
+            f"  data  {item.get('name') or item.get('path')}: {item.get('algorithm', '')}:"
+            f"{str(item.get('digest', item.get('hash', '')))[:16]} ({item.get('size_bytes')} B)"
+        )
+    if rec.get("reproduces"):
+        lines.append(f"  reproduces  {rec['reproduces']}")
+    flops = rec.get("flops")
+    if flops and data["energy_j"] > 0 and flops.get("flops_total"):
+        lines.append(
+            f"  FLOPs  {flops['flops_total']:.3g} ({flops.get('method')}), "
+            f"{flops['flops_total'] / data['energy_j']:.3g} FLOP/J"
+        )
     if data["params"]:
         lines.append("  params  " + ", ".join(f"{k}={v}" for k, v in data["params"].items()))
     if data["metrics"]:

@@ -1,0 +1,310 @@
+"""Where cache entries live: a local folder, or any fsspec URL.
+
+Each entry is one file, ``entries/<key[:2]>/<key>.wwc``. A writer puts the whole entry in
+``tmp/<key>.<random>.part`` and then renames it over the final name: on a local disk that
+is ``os.replace``, atomic, so a reader sees the old entry or the new one, never half of
+one; two producers of one key each rename a complete entry and the last one stays. On
+fsspec stores ``mv`` does the same (a rename on local and memory file systems; on object
+stores a copy whose final object appears at once).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import datetime as dt
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from wattwise.exceptions import CacheError
+
+SUFFIX = ".wwc"
+_TMP = "tmp"
+_ENTRIES = "entries"
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredFile:
+    """One stored entry file: its key, size in bytes and modification time (Unix s)."""
+
+    key: str
+    size_bytes: int
+    modified_at: float
+
+
+def entry_name(key: str) -> str:
+    """Relative name of an entry file."""
+    return f"{_ENTRIES}/{key[:2]}/{key}{SUFFIX}"
+
+
+class BaseStore(abc.ABC):
+    """Byte storage for entries. Implementations must make ``write`` atomic."""
+
+    url: str
+
+    @abc.abstractmethod
+    def read(self, key: str) -> bytes | None:
+        """The entry file's bytes, or None if absent."""
+
+    @abc.abstractmethod
+    def read_head(self, key: str, size: int) -> bytes | None:
+        """The first ``size`` bytes of the entry file, or None if absent."""
+
+    @abc.abstractmethod
+    def write(self, key: str, data: bytes) -> None:
+        """Write an entry atomically (temporary file, then rename)."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> bool:
+        """Remove an entry; True if it existed."""
+
+    @abc.abstractmethod
+    def files(self) -> list[StoredFile]:
+        """Every entry file."""
+
+    @abc.abstractmethod
+    def list_temporary(self) -> list[tuple[str, int, float]]:
+        """Leftover temporary files: ``(name, size_bytes, modified_at)``."""
+
+    @abc.abstractmethod
+    def delete_temporary(self, name: str) -> None:
+        """Remove a leftover temporary file."""
+
+
+def _key_of(name: str) -> str | None:
+    base = name.rsplit("/", 1)[-1]
+    if not base.endswith(SUFFIX):
+        return None
+    key = base[: -len(SUFFIX)]
+    return key if len(key) == 64 and all(c in "0123456789abcdef" for c in key) else None
+
+
+class LocalStore(BaseStore):
+    """Entries in a local folder, written with ``os.replace``.
+
+    Args:
+        root: The folder (created on first write).
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.url = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / entry_name(key)
+
+    def read(self, key: str) -> bytes | None:
+        """The entry file's bytes, or None if absent."""
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise _io_error("read", self.url, err) from err  # noqa: EM101
+
+    def read_head(self, key: str, size: int) -> bytes | None:
+        """The first ``size`` bytes, or None if absent."""
+        try:
+            with self._path(key).open("rb") as handle:
+                return handle.read(size)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise _io_error("read", self.url, err) from err  # noqa: EM101
+
+    def write(self, key: str, data: bytes) -> None:
+        """Write to ``tmp/`` then ``os.replace`` into place (atomic)."""
+        final = self._path(key)
+        tmp = self.root / _TMP / f"{key}.{uuid.uuid4().hex}.part"
+        try:
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, final)
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+        except OSError as err:
+            raise _io_error("write", self.url, err) from err  # noqa: EM101
+
+    def delete(self, key: str) -> bool:
+        """Remove an entry; True if it existed."""
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as err:
+            raise _io_error("delete from", self.url, err) from err  # noqa: EM101
+        return True
+
+    def files(self) -> list[StoredFile]:
+        """Every entry file."""
+        out = []
+        for path in sorted((self.root / _ENTRIES).glob(f"*/*{SUFFIX}")):
+            key = _key_of(path.name)
+            if key is None:
+                continue
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            out.append(StoredFile(key, stat.st_size, stat.st_mtime))
+        return out
+
+    def list_temporary(self) -> list[tuple[str, int, float]]:
+        """Leftover ``.part`` files."""
+        out = []
+        for path in sorted((self.root / _TMP).glob("*.part")):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            out.append((path.name, stat.st_size, stat.st_mtime))
+        return out
+
+    def delete_temporary(self, name: str) -> None:
+        """Remove a leftover ``.part`` file."""
+        (self.root / _TMP / Path(name).name).unlink(missing_ok=True)
+
+
+def _timestamp(info: dict[str, Any]) -> float:
+    for field in ("mtime", "created", "LastModified", "last_modified", "updated"):
+        value = info.get(field)
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, dt.datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            try:
+                return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return 0.0
+
+
+class FsspecStore(BaseStore):
+    """Entries under an fsspec URL (``s3://bucket/cache``, ``memory://team``, ``file:///nfs``).
+
+    Args:
+        url: The URL; the protocol's package must be installed (s3fs for ``s3://`` ...).
+        storage_options: Passed to the file system (credentials stay out of the URL).
+    """
+
+    def __init__(self, url: str, **storage_options: Any) -> None:
+        try:
+            import fsspec
+        except ImportError as err:
+            msg = (
+                f"The cache URL {url!r} needs the 'fsspec' package, which is not installed. "
+                "Install it with: pip install 'wattwise[cache]'."
+            )
+            raise CacheError(msg) from err
+        try:
+            self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        except (ImportError, ValueError) as err:
+            msg = (
+                f"Cannot open the cache at {url!r}: {err}. Install the file system's package "
+                "(s3fs, gcsfs, adlfs ...) or fix the URL."
+            )
+            raise CacheError(msg) from err
+        self.root = str(root).rstrip("/")
+        self.url = url
+
+    def _path(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def read(self, key: str) -> bytes | None:
+        """The entry file's bytes, or None if absent."""
+        try:
+            data: bytes = self.fs.cat_file(self._path(entry_name(key)))
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise _io_error("read", self.url, err) from err  # noqa: EM101
+        return data
+
+    def read_head(self, key: str, size: int) -> bytes | None:
+        """The first ``size`` bytes, or None if absent."""
+        try:
+            with self.fs.open(self._path(entry_name(key)), "rb") as handle:
+                head: bytes = handle.read(size)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise _io_error("read", self.url, err) from err  # noqa: EM101
+        return head
+
+    def write(self, key: str, data: bytes) -> None:
+        """Write ``tmp/<key>.<random>.part``, then ``mv`` it into place."""
+        tmp = self._path(f"{_TMP}/{key}.{uuid.uuid4().hex}.part")
+        final = self._path(entry_name(key))
+        try:
+            self.fs.makedirs(self._path(_TMP), exist_ok=True)
+            self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.pipe_file(tmp, data)
+            self.fs.mv(tmp, final)
+        except OSError as err:
+            if self.fs.exists(tmp):
+                self.fs.rm_file(tmp)
+            raise _io_error("write", self.url, err) from err  # noqa: EM101
+
+    def delete(self, key: str) -> bool:
+        """Remove an entry; True if it existed."""
+        path = self._path(entry_name(key))
+        try:
+            self.fs.rm_file(path)
+        except FileNotFoundError:
+            return False
+        except OSError as err:
+            raise _io_error("delete from", self.url, err) from err  # noqa: EM101
+        return True
+
+    def _find(self, folder: str) -> dict[str, dict[str, Any]]:
+        path = self._path(folder)
+        try:
+            if not self.fs.exists(path):
+                return {}
+            found: dict[str, dict[str, Any]] = self.fs.find(path, detail=True)
+        except FileNotFoundError:
+            return {}
+        except OSError as err:
+            raise _io_error("list", self.url, err) from err  # noqa: EM101
+        return found
+
+    def files(self) -> list[StoredFile]:
+        """Every entry file."""
+        out = []
+        for name, info in sorted(self._find(_ENTRIES).items()):
+            key = _key_of(name)
+            if key is not None:
+                out.append(StoredFile(key, int(info.get("size") or 0), _timestamp(info)))
+        return out
+
+    def list_temporary(self) -> list[tuple[str, int, float]]:
+        """Leftover ``.part`` files."""
+        return [
+            (name.rsplit("/", 1)[-1], int(info.get("size") or 0), _timestamp(info))
+            for name, info in sorted(self._find(_TMP).items())
+            if name.endswith(".part")
+        ]
+
+    def delete_temporary(self, name: str) -> None:
+        """Remove a leftover ``.part`` file."""
+        path = self._path(f"{_TMP}/{name.rsplit('/', 1)[-1]}")
+        if self.fs.exists(path):
+            self.fs.rm_file(path)
+
+
+def _io_error(action: str, url: str, err: OSError) -> CacheError:
+    msg = (
+        f"Cannot {action} the cache at {url}: {err}. Check the path and its permissions, or "
+        "point WATTWISE_CACHE at another location."
+    )
+    return CacheError(msg)

@@ -1,0 +1,200 @@
+"""``wattwise tune FILE.py[:NAME]``: an Optuna search, every trial metered, within budgets."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from typing import Any
+
+from wattwise.cli import _format as fmt
+
+HELP = "search hyperparameters (Optuna) within an energy, carbon or time budget"
+
+_PRUNERS = ("hyperband", "halving", "median", "none")
+_STOPPED = {
+    "n_trials": "every trial ran",
+    "energy_budget": "energy budget spent",
+    "carbon_budget": "carbon budget spent",
+    "timeout": "time budget spent",
+    "search_space_exhausted": "search space exhausted",
+    "interrupted": "interrupted",
+    "error": "a trial raised an error",
+}
+_SAMPLERS = ("tpe", "random")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``wattwise tune``."""
+    parser.add_argument(
+        "objective", metavar="FILE.py[:NAME]",
+        help="Python file defining objective(trial) -> float (NAME defaults to 'objective'); "
+        "a dict SPACE in the file is used as the search space",
+    )  # fmt: skip
+    parser.add_argument("--n-trials", type=int, help="most trials to start")
+    parser.add_argument("--budget-kwh", type=float, help="energy budget of the study, in kWh")
+    parser.add_argument("--budget-co2e-g", type=float, help="carbon budget, in gCO2e")
+    parser.add_argument("--timeout-s", type=float, help="wall-time budget, in seconds")
+    parser.add_argument(
+        "--executor", choices=("inline", "processes", "ray"), default="inline",
+        help="where trials run (default: inline, one at a time in this process)",
+    )  # fmt: skip
+    parser.add_argument("--n-workers", type=int, help="trials at once (processes, ray)")
+    parser.add_argument(
+        "--direction", choices=("minimize", "maximize"), default="minimize",
+        help="optimise the objective down or up (default: minimize)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, help="seed of the sampler")
+    parser.add_argument("--sampler", choices=_SAMPLERS, default="tpe", help="default: tpe")
+    parser.add_argument(
+        "--pruner", choices=_PRUNERS, default="hyperband",
+        help="successive-halving family pruner, median, or none (default: hyperband)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--energy-fidelity", action="store_true",
+        help="pruner steps are the trial's cumulative energy instead of its report steps",
+    )  # fmt: skip
+    parser.add_argument("--energy-step-j", type=float, help="joules per pruner step")
+    parser.add_argument("--study-name", help="name of the study (default: tune-NAME)")
+    parser.add_argument("--region", help="grid region of the runs: FR, US-CAL-CISO, ...")
+    parser.add_argument("--tag", action="append", default=[], help="tag every run (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="no live status line")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _sampler_and_pruner(args: argparse.Namespace) -> tuple[Any, Any]:
+    import optuna
+
+    sampler: Any
+    if args.sampler == "random":
+        sampler = optuna.samplers.RandomSampler(seed=args.seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=args.seed)
+    pruner: Any = None  # hyperband: tune()'s default
+    if args.pruner == "halving":
+        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    elif args.pruner == "median":
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=5)
+    elif args.pruner == "none":
+        pruner = optuna.pruners.NopPruner()
+    return sampler, pruner
+
+
+def summary(result: Any) -> str:
+    """The human summary of a study."""
+    data = result.summary
+    counts = data["n_trials"]
+    spent, budget = data["spent"], data["budget"]
+    limits = []
+    if budget["energy_j"] is not None:
+        limits.append(f"energy {fmt.energy(budget['energy_j'])}")
+    if budget["co2e_g"] is not None:
+        limits.append(f"carbon {fmt.carbon(budget['co2e_g'])}")
+    if budget["timeout_s"] is not None:
+        limits.append(f"time {fmt.duration(budget['timeout_s'])}")
+    if budget["n_trials"] is not None:
+        limits.append(f"{budget['n_trials']} trials")
+    lines = [
+        f"Study '{data['study_name']}' ({data['study_id'][:8]}) stopped: "
+        f"{_STOPPED.get(data['stop_reason'], data['stop_reason'])}. {counts['total']} trials: "
+        f"{counts['complete']} complete, {counts['pruned']} pruned "
+        f"({counts['pruned_by_budget']} by the budget), {counts['fail']} failed.",
+        f"  Spent {fmt.energy(spent['energy_j'])} (trials {fmt.energy(spent['trials_energy_j'])}, "
+        f"driver {fmt.energy(spent['driver_energy_j'])}), {fmt.carbon(spent['co2e_g'])}, "
+        f"{fmt.duration(spent['duration_s'])}; budget: {', '.join(limits)}.",
+    ]
+    over = data["overshoot"]
+    if over["energy_j"] or over["co2e_g"] or over["duration_s"]:
+        parts = []
+        if over["energy_j"]:
+            parts.append(fmt.energy(over["energy_j"]))
+        if over["co2e_g"]:
+            parts.append(fmt.carbon(over["co2e_g"]))
+        if over["duration_s"]:
+            parts.append(fmt.duration(over["duration_s"]))
+        lines.append(
+            f"  Overshoot {', '.join(parts)} (bound: one report interval of each of the "
+            f"{over['running_trials_at_stop']} running trials, ≤ "
+            f"{fmt.energy(over['bound_energy_j'])})."
+        )
+    best = data["best"]
+    if best is not None:
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in best["params"].items())  # fmt: skip
+        lines.append(
+            f"  Best: trial #{best['number']} value {best['value']:.6g} ({params}), "
+            f"{fmt.energy(best['energy_j'])}; run {best['run_id'][:8]}."
+        )
+    lines.append(
+        f"  Pruning avoided about {fmt.energy(data['avoided_energy_j'])} and "
+        f"{fmt.carbon(data['avoided_co2e_g'])} (estimated) against running every started "
+        "trial to its end."
+    )
+    rows = [
+        [f"#{p['number']}", p["state"], f"{p['value']:.6g}", fmt.energy(p["energy_j"]),
+         p["run_id"][:8]]
+        for p in data["pareto"]
+    ]  # fmt: skip
+    if rows:
+        lines.append("  Pareto front, value against energy (from the ledger):")
+        table = fmt.table(["TRIAL", "STATE", "VALUE", "ENERGY", "RUN"], rows)
+        lines.extend("    " + line for line in table.splitlines())
+    lines.append(f"  Details: wattwise show {data['study_id'][:8]}")
+    return "\n".join(lines)
+
+
+def _tune(*args: Any, **kwargs: Any) -> Any:
+    """``tune()``, with an objective's own exception turned into a one-line error."""
+    from wattwise.exceptions import SearchError, WattwiseError
+    from wattwise.tune import tune
+
+    try:
+        return tune(*args, **kwargs)
+    except WattwiseError:
+        raise
+    except Exception as err:
+        msg = (
+            f"A trial raised {type(err).__name__}: {err}. The study stopped; its trials are "
+            "in the ledger ('wattwise runs'). Fix the objective, or rerun with --debug for "
+            "the traceback."
+        )
+        raise SearchError(msg) from err
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the study and print its summary."""
+    from wattwise.store import open_store
+    from wattwise.tune._executors import load_module
+
+    path, _, name = args.objective.rpartition(":")
+    if not path or not name.isidentifier():
+        path, name = args.objective, "objective"
+    module = load_module(path)
+    space = getattr(module, "SPACE", None)
+    sampler, pruner = _sampler_and_pruner(args)
+    run_options: dict[str, Any] = {"emit_warnings": False}
+    if args.region:
+        run_options["region"] = args.region
+    store = open_store(args.store)
+    # with --json, stdout is the JSON alone: what the objective prints goes to stderr
+    out = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+    try:
+        with out:
+            result = _tune(
+                f"{path}:{name}", space, sampler=sampler, pruner=pruner,
+                n_trials=args.n_trials, budget_kwh=args.budget_kwh,
+                budget_co2e_g=args.budget_co2e_g, timeout_s=args.timeout_s,
+                executor=args.executor, n_workers=args.n_workers, direction=args.direction,
+                energy_fidelity=args.energy_fidelity, energy_step_j=args.energy_step_j,
+                study_name=args.study_name, store=store, tags=args.tag,
+                progress=False if args.no_progress or args.json else None,
+                run_options=run_options,
+            )  # fmt: skip
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        print(summary(result))
+    return 0

@@ -1,0 +1,163 @@
+"""The Markdown report: for a README, a paper appendix or a pull request.
+
+User text is escaped so that a run name cannot inject HTML or break a table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from wattwise.report import _units as units
+from wattwise.report._model import ROLE_LABELS, Report
+
+_MD_SPECIAL = "\\`*_[]#|"
+
+
+def md(value: object) -> str:
+    """Escape text for Markdown (tables included): HTML entities and punctuation."""
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = " ".join(text.splitlines())
+    return "".join(f"\\{ch}" if ch in _MD_SPECIAL else ch for ch in text)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(report: Report) -> str:
+    """The report as GitHub-flavoured Markdown.
+
+    Args:
+        report: From :func:`~wattwise.report.build_report`.
+
+    Returns:
+        Markdown text: headline table, what is included, project view, studies, runs,
+        hardware and location, SCI, methodology and data credits.
+    """
+    h = report.headline
+    out = [f"# {md(report.title)}", ""]
+    out.append(
+        f"*wattwise {md(report.tool_version)} report, {md(report.scope)} scope, generated "
+        f"{units.when(report.generated_at)}; {h.runs} run(s), {h.counted_runs} counted.*"
+    )
+    out.append("")
+    band = (
+        f" ± {units.energy(h.energy_band_j)}" if h.energy_band_j and h.band_complete else
+        (" (band not quantified)" if not h.band_complete else "")
+    )  # fmt: skip
+    rows = [
+        ["Energy (IT, attributed)", f"{units.energy(h.energy_j)}{band}", md(h.method_label)],
+        ["Energy × PUE", units.energy(h.facility_energy_j), "facility overhead included"],
+        ["Carbon (operational)", units.with_band(h.co2e_g, h.co2e_band_g or None, "carbon")
+         if h.co2e_band_g else units.carbon(h.co2e_g), "energy × PUE × grid intensity"],
+        ["Time", units.duration(h.duration_s), f"{h.counted_runs} run(s)"],
+    ]  # fmt: skip
+    if h.flops_total is not None:
+        rows.append(["FLOPs", units.flops(h.flops_total),
+                     f"{h.flops_runs} run(s), torch.utils.flop_counter"])  # fmt: skip
+        if h.flops_per_j:
+            rows.append(["FLOPs per joule", units.rate(h.flops_per_j, "FLOP/J"), ""])
+    if h.samples_per_j is not None:
+        rows.append(["Samples per joule", units.rate(h.samples_per_j, "samples/J"), ""])
+    if report.sci is not None:
+        rows.append([
+            "SCI", f"{units.carbon(report.sci.sci_g_per_unit)} per "
+            f"{md(report.sci.functional_unit)}",
+            f"(O + M) / R, embodied M = {units.carbon(report.sci.embodied_g)}",
+        ])  # fmt: skip
+    out += _table(["Figure", "Value", "How"], rows)
+    out += ["", "**Included:**", ""]
+    out += [f"- {md(x)}" for x in report.includes]
+    out += ["", "**Not included:**", ""]
+    out += [f"- {md(x)}" for x in report.excludes]
+    for note in report.notes:
+        out += ["", f"> **Note:** {md(note)}"]
+
+    pv = report.project
+    out += ["", "## Where the carbon went", ""]
+    total = sum(r.co2e_g for r in pv.by_role) or 1.0
+    out += _table(
+        ["Role", "Runs", "Energy", "Carbon", "Share"],
+        ([md(ROLE_LABELS[r.role]), str(r.runs), units.energy(r.energy_j), units.carbon(r.co2e_g),
+          f"{r.co2e_g / total:.0%}"] for r in pv.by_role),
+    )  # fmt: skip
+    prune, reuse = pv.saved_by_pruning, pv.saved_by_reuse
+    out.append("")
+    out.append(
+        f"- Saved by pruning: {units.carbon(prune['co2e_g'])} ({units.energy(prune['energy_j'])})"
+        if prune["studies"] else "- Saved by pruning: no tuning study recorded savings yet"
+    )
+    out.append(
+        f"- Saved by reuse: {units.carbon(reuse['co2e_g'])} ({units.energy(reuse['energy_j'])}, "
+        f"{int(reuse['hits'])} hit(s))" if reuse["hits"] or reuse["energy_j"]
+        else "- Saved by reuse: nothing reused from the cache yet"
+    )  # fmt: skip
+
+    for study in report.studies:
+        out += ["", f"## Study {md(study.name)}: {md(study.metric or 'objective')} versus energy",
+                ""]  # fmt: skip
+        out += _table(
+            ["Trial", md(study.metric or "objective"), "Energy", "Pareto front"],
+            ([md(p.name) + (" (best)" if p.is_best else ""), units.number(p.value, 4),
+              units.energy(p.energy_j), "yes" if p.on_front else ""]
+             for p in sorted(study.points, key=lambda p: p.energy_j)),
+        )  # fmt: skip
+
+    out += ["", "## Runs", ""]
+    out += _table(
+        ["Run", "Id", "Role", "Status", "Time", "Energy", "Carbon", "Method", "FLOPs/J"],
+        ([md(r.name), f"`{r.id[:12]}`", md(ROLE_LABELS.get(r.role, r.role)), md(r.status),
+          units.duration(r.duration_s), units.energy(r.energy_j), units.carbon(r.co2e_g),
+          md(", ".join(f"{c} {units.method_label(m)}" for c, m in sorted(r.methods.items()))),
+          units.rate(r.flops_per_j, "FLOP/J") if r.flops_per_j else "-"]
+         for r in reversed(report.runs[-200:])),
+    )  # fmt: skip
+
+    s = report.setup
+    out += ["", "## Hardware and location", ""]
+    for hw in s.hardware:
+        gpus = ", ".join(hw.get("gpus") or []) or "none"
+        out.append(
+            f"- Hardware ({md(hw.get('host'))}): {md(hw.get('cpu'))}, {md(hw.get('threads'))} "
+            f"threads, {md(hw.get('ram_gb'))} GB RAM, GPUs: {md(gpus)}"
+        )
+    for loc in s.locations:
+        out.append(
+            f"- Location: {md(loc.get('display_name'))} (zone {md(loc.get('zone'))}, "
+            f"determined by {md(loc.get('how'))})"
+        )
+    for i in s.intensities:
+        out.append(
+            f"- Grid intensity: {md(i.get('g_per_kwh'))} gCO2e/kWh, {md(i.get('dataset'))}, "
+            f"{md(i.get('year'))}, {md(i.get('scope'))}: {md(i.get('source'))}"
+        )
+    for p in s.pues:
+        out.append(f"- PUE {md(p.get('value'))}: {md(p.get('source'))}")
+
+    if report.sci is not None:
+        sci = report.sci
+        out += ["", "## Software Carbon Intensity (ISO/IEC 21031:2024)", "",
+                f"SCI = (E × I + M) / R = **{units.carbon(sci.sci_g_per_unit)} per "
+                f"{md(sci.functional_unit)}**", ""]  # fmt: skip
+        out += _table(
+            ["Term", "What", "Value", "Unit", "Source"],
+            ([t.symbol, md(t.name), units.number(t.value, 4), md(t.unit), md(t.source)]
+             for t in sci.terms),
+        )  # fmt: skip
+
+    out += ["", "## Methodology and data", ""]
+    out.append(
+        "Energy per component is measured by hardware counters where readable, else "
+        "estimated by a power model (band shown). Operational carbon = energy × PUE × the "
+        "grid's location-based yearly average intensity; no market-based instruments. "
+        "Embodied carbon is the SCI M term. FLOPs by torch.utils.flop_counter."
+    )
+    out += ["", "Data used (attribution required by the licences):", ""]
+    for c in report.credits:
+        if c.used:
+            out.append(f"- {md(c.name)} (`{c.file}`), [{c.licence}]({c.licence_url}): "
+                       f"{md(c.attribution)}")  # fmt: skip
+    out.append("")
+    return "\n".join(out)

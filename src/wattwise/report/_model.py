@@ -1,0 +1,1071 @@
+"""What a report says, computed from the ledger: the data model every renderer shares.
+
+``build_report()`` reads the store (never writes it) and returns a :class:`Report`: the
+headline, what the numbers include, the power timeline, the project view (cumulative
+carbon, final runs versus everything else, savings), studies (accuracy versus energy,
+Pareto front), the runs, the hardware and location, the SCI and the data credits. The
+HTML, Markdown and JSON renderers only format it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from wattwise import __version__
+from wattwise.exceptions import InvalidParameterError, RunNotFoundError
+from wattwise.report import _units as units
+from wattwise.report._attributions import DataCredit, data_credits
+from wattwise.report._sci import SciResult, compute_sci
+from wattwise.store import RunRecord, SQLiteRunStore, project_footprint
+
+Scope = Literal["run", "study", "project"]
+ROLES = ("final", "tuning", "failed", "crashed", "running")
+ROLE_LABELS = {
+    "final": "final runs",
+    "tuning": "tuning (trials and studies)",
+    "failed": "failed",
+    "crashed": "crashed",
+    "running": "still running",
+}
+_MINIMIZE_HINTS = ("loss", "error", "err", "mse", "rmse", "mae", "perplexity", "ppl", "wer")
+_MAXIMIZE_HINTS = ("acc", "f1", "auc", "score", "precision", "recall", "bleu", "rouge", "map")
+MAX_TABLE_RUNS = 200
+
+
+def role_of(run: RunRecord) -> str:
+    """Where a run's cost goes in the project view.
+
+    ``failed``, ``crashed`` and ``running`` by status; finished trials and study drivers
+    (``kind`` ``trial``/``study`` or a ``study_id``) are ``tuning``; other finished runs
+    are ``final``.
+    """
+    status = str(run.status)
+    if status in ("failed", "crashed", "running"):
+        return status
+    if run.kind in ("trial", "study") or run.study_id is not None:
+        return "tuning"
+    return "final"
+
+
+def _flops_of(record: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    flops = record.get("flops")
+    if not isinstance(flops, Mapping):
+        return None, None
+    total = flops.get("flops_total")
+    samples = flops.get("samples_total")
+    return (
+        float(total) if isinstance(total, (int, float)) and total > 0 else None,
+        float(samples) if isinstance(samples, (int, float)) and samples > 0 else None,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    """One run as a report shows it. Energy in J, carbon in gCO2e, times in Unix s.
+
+    Attributes:
+        counted: Whether the run counts in the totals (False for runs nested in another
+            run of the report, whose energy is already in their parent's).
+        methods: Component → method (``counter``, ``sampled``, ``model``, ``user``).
+        meters: Component → meter id.
+        flops_total: FLOPs recorded for the run (``run.count_flops`` or a callback).
+        samples_total: Training samples processed, where a callback recorded them.
+        metrics: Last value of each logged metric.
+    """
+
+    id: str
+    name: str
+    kind: str
+    status: str
+    role: str
+    counted: bool
+    started_at: float
+    ended_at: float | None
+    duration_s: float
+    energy_j: float
+    energy_band_j: float
+    machine_energy_j: float
+    co2e_g: float
+    co2e_band_g: float
+    region: str | None
+    parent_id: str | None
+    study_id: str | None
+    methods: dict[str, str]
+    meters: dict[str, str]
+    pue: float | None
+    intensity_g_per_kwh: float | None
+    flops_total: float | None
+    samples_total: float | None
+    metrics: dict[str, float]
+    tags: list[str]
+    params: dict[str, Any]
+
+    @property
+    def end_time(self) -> float:
+        """End in Unix seconds (start + duration for runs without an end)."""
+        return self.ended_at if self.ended_at is not None else self.started_at + self.duration_s
+
+    @property
+    def flops_per_j(self) -> float | None:
+        """FLOPs per joule of attributed energy, where both are known."""
+        if self.flops_total is None or self.energy_j <= 0:
+            return None
+        return self.flops_total / self.energy_j
+
+    @property
+    def samples_per_j(self) -> float | None:
+        """Training samples per joule, where both are known."""
+        if self.samples_total is None or self.energy_j <= 0:
+            return None
+        return self.samples_total / self.energy_j
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        data = dataclasses.asdict(self)
+        data["started_at"] = _iso(self.started_at)
+        data["ended_at"] = _iso(self.ended_at)
+        data["flops_per_j"] = self.flops_per_j
+        data["samples_per_j"] = self.samples_per_j
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentTotal:
+    """Energy of one component over the counted runs.
+
+    Attributes:
+        component: ``cpu``, ``dram``, ``gpu``.
+        energy_j: Attributed energy, J.
+        band_j: Half-width of the band, J; None when some run's band is unknown.
+        methods: Methods used (``model``, ``counter``, ...).
+        meters: Meter ids used.
+        sources: Meter sources (one line each).
+    """
+
+    component: str
+    energy_j: float
+    band_j: float | None
+    methods: list[str]
+    meters: list[str]
+    sources: list[str]
+
+    @property
+    def label(self) -> str:
+        """``measured``, ``estimated`` or ``measured + estimated``."""
+        return " + ".join(sorted({units.method_label(m) for m in self.methods}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return {**dataclasses.asdict(self), "label": self.label}
+
+
+@dataclasses.dataclass(frozen=True)
+class Headline:
+    """The report's top figures. Energy in J (before PUE), carbon in gCO2e.
+
+    Attributes:
+        runs: Runs in the report.
+        counted_runs: Runs whose cost is summed (top-level ones).
+        duration_s: Summed wall time of the counted runs.
+        energy_j: Attributed IT energy.
+        energy_band_j: Half-width of the band (sum of component bands).
+        band_complete: False when some component's band is unknown (counters).
+        facility_energy_j: ``energy_j`` × PUE, per run.
+        co2e_g: Operational emissions (energy × PUE × grid intensity).
+        co2e_band_g: Band of ``co2e_g`` (from the energy band).
+        machine_energy_j: Whole-machine energy over the counted runs.
+        components: Per-component totals.
+        flops_total: FLOPs over the runs that recorded them.
+        flops_runs: How many counted runs recorded FLOPs.
+        flops_per_j: FLOPs per joule over those runs.
+        samples_total: Samples over the runs that recorded them.
+        samples_per_j: Samples per joule over those runs.
+        first_started_at: Earliest start.
+        last_ended_at: Latest end.
+    """
+
+    runs: int
+    counted_runs: int
+    duration_s: float
+    energy_j: float
+    energy_band_j: float
+    band_complete: bool
+    facility_energy_j: float
+    co2e_g: float
+    co2e_band_g: float
+    machine_energy_j: float
+    components: list[ComponentTotal]
+    flops_total: float | None
+    flops_runs: int
+    flops_per_j: float | None
+    samples_total: float | None
+    samples_per_j: float | None
+    first_started_at: float | None
+    last_ended_at: float | None
+
+    @property
+    def method_label(self) -> str:
+        """How the energy was obtained, e.g. ``estimated (model)``."""
+        methods = sorted({m for c in self.components for m in c.methods})
+        if not methods:
+            return "no energy recorded"
+        labels = sorted({units.method_label(m) for m in methods})
+        return f"{' + '.join(labels)} ({', '.join(methods)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        data = dataclasses.asdict(self)
+        data["components"] = [c.to_dict() for c in self.components]
+        data["method_label"] = self.method_label
+        data["energy_kwh"] = self.energy_j / units.JOULES_PER_KWH
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeline:
+    """Power per component over one run (from the sampler).
+
+    Attributes:
+        run_id: The run.
+        run_name: Its name.
+        why: Why this run is shown (``"this run"``, ``"the largest run"``).
+        series: Component → ``[(t_s, power_w, cumulative energy_j)]``; ``t_s`` from the
+            run's start.
+        methods: Component → method.
+    """
+
+    run_id: str
+    run_name: str
+    why: str
+    series: dict[str, list[tuple[float, float, float]]]
+    methods: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return {
+            "run_id": self.run_id,
+            "run_name": self.run_name,
+            "why": self.why,
+            "methods": self.methods,
+            "series": {
+                comp: [{"t_s": t, "power_w": p, "energy_j": e} for t, p, e in points]
+                for comp, points in self.series.items()
+            },
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class RoleTotal:
+    """Cost of one role (final, tuning, failed, ...) in the project view."""
+
+    role: str
+    runs: int
+    energy_j: float
+    co2e_g: float
+    duration_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return {**dataclasses.asdict(self), "label": ROLE_LABELS.get(self.role, self.role)}
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectView:
+    """Where the cost went and what was saved.
+
+    Attributes:
+        by_role: Totals per role, in :data:`ROLES` order, roles with runs only.
+        cumulative: ``(end time, role, cumulative co2e_g of that role)`` per counted run,
+            by end time.
+        not_final_share: Share of the carbon spent outside final runs.
+        saved_by_pruning: ``energy_j``, ``co2e_g``, ``studies`` avoided by stopping trials
+            early (from the studies' summaries); zeros when no study recorded any.
+        saved_by_reuse: ``energy_j``, ``co2e_g``, ``hits`` avoided by cache hits (from the
+            footprint); zeros when nothing was reused.
+    """
+
+    by_role: list[RoleTotal]
+    cumulative: list[tuple[float, str, float]]
+    not_final_share: float
+    saved_by_pruning: dict[str, float]
+    saved_by_reuse: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return {
+            "by_role": [r.to_dict() for r in self.by_role],
+            "cumulative": [
+                {"at": _iso(t), "role": role, "co2e_g": g} for t, role, g in self.cumulative
+            ],
+            "not_final_share": self.not_final_share,
+            "saved_by_pruning": self.saved_by_pruning,
+            "saved_by_reuse": self.saved_by_reuse,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyPoint:
+    """One trial on the accuracy-versus-energy plane.
+
+    Attributes:
+        state: The trial's own state where the tuner recorded one (``complete``,
+            ``pruned``, ``fail``), else the run's status.
+        complete: Whether the trial ran to the end (pruned and failed ones did not; their
+            value is the last one they reported).
+    """
+
+    run_id: str
+    name: str
+    status: str
+    state: str
+    complete: bool
+    energy_j: float
+    value: float
+    on_front: bool
+    is_best: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyView:
+    """A tuning study: its trials' objective against their energy.
+
+    Attributes:
+        id: The study driver run's id.
+        name: Its name.
+        metric: The objective plotted.
+        direction: ``maximize`` or ``minimize``.
+        points: Trials with a value for ``metric``.
+        trials: All trials, with or without a value.
+        summary: The driver's ``extra.study`` summary as recorded (may be empty).
+        front_source: ``"recorded"`` (the study's ``pareto_run_ids``) or ``"computed"``.
+    """
+
+    id: str
+    name: str
+    metric: str | None
+    direction: str
+    points: list[StudyPoint]
+    trials: int
+    summary: dict[str, Any]
+    front_source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        data = dataclasses.asdict(self)
+        data["points"] = [p.to_dict() for p in self.points]
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """Hardware, location, intensity, PUE and meters, each distinct entry with a run count."""
+
+    hardware: list[dict[str, Any]]
+    locations: list[dict[str, Any]]
+    intensities: list[dict[str, Any]]
+    pues: list[dict[str, Any]]
+    meters: list[dict[str, Any]]
+    attribution: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """Everything a report shows. Renderers format it; nothing here is HTML.
+
+    Attributes:
+        scope: ``run``, ``study`` or ``project``.
+        title: Heading.
+        subject_id: The run or study id (None for the project).
+        generated_at: Unix seconds.
+        tool_version: wattwise version.
+        store_path: The ledger read.
+        headline: Top figures.
+        includes: What the headline figures include.
+        excludes: What they leave out.
+        timeline: Power per component of one run, or None without samples.
+        project: The project view (cost by role, cumulative carbon, savings).
+        studies: Studies in scope, with their accuracy-versus-energy points.
+        runs: The runs, oldest first.
+        setup: Hardware and location with sources.
+        sci: The SCI per functional unit, or None if it could not be computed.
+        credits: Data files and the attributions their licences require.
+        notes: Caveats the reader must see (guessed locations, mixed scopes, ...).
+    """
+
+    scope: Scope
+    title: str
+    subject_id: str | None
+    generated_at: float
+    tool_version: str
+    store_path: str
+    headline: Headline
+    includes: list[str]
+    excludes: list[str]
+    timeline: Timeline | None
+    project: ProjectView
+    studies: list[StudyView]
+    runs: list[RunSummary]
+    setup: Setup
+    sci: SciResult | None
+    credits: list[DataCredit]
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (``wattwise report --format json``)."""
+        return {
+            "wattwise_report_version": "1",
+            "scope": self.scope,
+            "title": self.title,
+            "subject_id": self.subject_id,
+            "generated_at": _iso(self.generated_at),
+            "tool": {"name": "wattwise", "version": self.tool_version},
+            "store": self.store_path,
+            "headline": self.headline.to_dict(),
+            "includes": self.includes,
+            "excludes": self.excludes,
+            "timeline": self.timeline.to_dict() if self.timeline else None,
+            "project": self.project.to_dict(),
+            "studies": [s.to_dict() for s in self.studies],
+            "runs": [r.to_dict() for r in self.runs],
+            "setup": self.setup.to_dict(),
+            "sci": self.sci.to_dict() if self.sci else None,
+            "data_credits": [c.to_dict() for c in self.credits],
+            "notes": self.notes,
+        }
+
+
+def _iso(timestamp: float | None) -> str | None:
+    from wattwise.store import iso_utc
+
+    return iso_utc(timestamp)
+
+
+# -- building ------------------------------------------------------------------
+
+
+def _summary(run: RunRecord, counted: bool, last_metrics: Mapping[str, float]) -> RunSummary:
+    rec = run.record
+    flops_total, samples_total = _flops_of(rec)
+    pue = (rec.get("pue") or {}).get("value")
+    intensity = (rec.get("intensity") or {}).get("g_per_kwh")
+    metrics = dict(rec.get("summary") or {})
+    metrics.update(last_metrics)
+    return RunSummary(
+        id=run.id, name=run.name, kind=run.kind, status=str(run.status), role=role_of(run),
+        counted=counted, started_at=run.started_at, ended_at=run.ended_at,
+        duration_s=run.duration_s, energy_j=run.energy_j, energy_band_j=run.energy_band_j,
+        machine_energy_j=run.machine_energy_j, co2e_g=run.co2e_g, co2e_band_g=run.co2e_band_g,
+        region=run.region, parent_id=run.parent_id, study_id=run.study_id,
+        methods={c.component: c.method for c in run.components},
+        meters={c.component: c.meter for c in run.components},
+        pue=float(pue) if isinstance(pue, (int, float)) else None,
+        intensity_g_per_kwh=float(intensity) if isinstance(intensity, (int, float)) else None,
+        flops_total=flops_total, samples_total=samples_total,
+        metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+        tags=list(run.tags), params=dict(run.params),
+    )  # fmt: skip
+
+
+def _last_metrics(store: SQLiteRunStore, run_id: str) -> dict[str, float]:
+    last: dict[str, float] = {}
+    for _step, key, value, _at in store.metrics(run_id):
+        last[key] = value
+    return last
+
+
+def _headline(runs: Sequence[RunRecord], summaries: Sequence[RunSummary]) -> Headline:
+    counted = [r for r, s in zip(runs, summaries, strict=True) if s.counted]
+    comps: dict[str, dict[str, Any]] = {}
+    for run in counted:
+        for c in run.components:
+            entry = comps.setdefault(
+                c.component,
+                {"energy": 0.0, "band": 0.0, "known": True, "methods": set(), "meters": set(),
+                 "sources": set()},
+            )  # fmt: skip
+            entry["energy"] += c.energy_j
+            if c.band_j is None:
+                entry["known"] = False
+            else:
+                entry["band"] += c.band_j
+            entry["methods"].add(c.method)
+            entry["meters"].add(c.meter)
+            if c.source:
+                entry["sources"].add(c.source)
+    components = [
+        ComponentTotal(
+            component=name, energy_j=e["energy"], band_j=e["band"] if e["known"] else None,
+            methods=sorted(e["methods"]), meters=sorted(e["meters"]),
+            sources=sorted(e["sources"]),
+        )
+        for name, e in sorted(comps.items(), key=lambda kv: -kv[1]["energy"])
+    ]
+    counted_s = [s for s in summaries if s.counted]
+    with_flops = [s for s in counted_s if s.flops_total is not None]
+    with_samples = [s for s in counted_s if s.samples_total is not None]
+    flops_total = sum(s.flops_total or 0.0 for s in with_flops) if with_flops else None
+    flops_energy = sum(s.energy_j for s in with_flops)
+    samples_total = sum(s.samples_total or 0.0 for s in with_samples) if with_samples else None
+    samples_energy = sum(s.energy_j for s in with_samples)
+    facility = sum(s.energy_j * (s.pue if s.pue is not None else 1.0) for s in counted_s)
+    return Headline(
+        runs=len(summaries),
+        counted_runs=len(counted_s),
+        duration_s=sum(s.duration_s for s in counted_s),
+        energy_j=sum(s.energy_j for s in counted_s),
+        energy_band_j=sum(s.energy_band_j for s in counted_s),
+        band_complete=all(c.band_j is not None for c in components),
+        facility_energy_j=facility,
+        co2e_g=sum(s.co2e_g for s in counted_s),
+        co2e_band_g=sum(s.co2e_band_g for s in counted_s),
+        machine_energy_j=sum(s.machine_energy_j for s in counted_s),
+        components=components,
+        flops_total=flops_total,
+        flops_runs=len(with_flops),
+        flops_per_j=flops_total / flops_energy if flops_total and flops_energy > 0 else None,
+        samples_total=samples_total,
+        samples_per_j=(
+            samples_total / samples_energy if samples_total and samples_energy > 0 else None
+        ),
+        first_started_at=min((s.started_at for s in counted_s), default=None),
+        last_ended_at=max((s.end_time for s in counted_s), default=None),
+    )
+
+
+def _includes(headline: Headline, summaries: Sequence[RunSummary],
+              runs: Sequence[RunRecord]) -> tuple[list[str], list[str]]:  # fmt: skip
+    includes: list[str] = []
+    excludes: list[str] = []
+    for comp in headline.components:
+        band = (
+            f" ± {units.energy(comp.band_j)}" if comp.band_j else
+            (" (band not quantified)" if comp.band_j is None else "")
+        )  # fmt: skip
+        includes.append(
+            f"{comp.component.upper()} energy of the tracked process tree: "
+            f"{units.energy(comp.energy_j)}{band}, {comp.label} "
+            f"({', '.join(comp.meters)})"
+        )
+    pues = sorted({s.pue for s in summaries if s.counted and s.pue is not None})
+    if pues == [1.0]:
+        includes.append(
+            "PUE 1.0: no data-centre overhead counted (own hardware; pass --pue to count one)"
+        )
+    elif pues:
+        includes.append(
+            f"Data-centre overhead: PUE {', '.join(f'{p:g}' for p in pues)} applied to carbon"
+        )
+    counted = [s for s in summaries if s.counted]
+    by_status: dict[str, int] = {}
+    for s in counted:
+        by_status[s.status] = by_status.get(s.status, 0) + 1
+    not_finished = {k: v for k, v in by_status.items() if k != "finished"}
+    if not_finished:
+        parts = ", ".join(f"{v} {k}" for k, v in sorted(not_finished.items()))
+        includes.append(f"Runs that did not finish: {parts} (cost up to their last record)")
+    elif len(counted) > 1:
+        includes.append(f"All {len(counted)} runs in scope (none failed)")
+    if any(r.record.get("idle_included") for r in runs):
+        includes.append("A share of idle CPU power (split among busy processes by CPU time)")
+    nested = len(summaries) - len(counted)
+    if nested:
+        includes.append(f"{nested} nested run(s) are shown but counted inside their parent")
+    excludes.append(
+        "Embodied emissions of the hardware (manufacturing): reported separately as SCI M"
+    )
+    comps = {c.component for c in headline.components}
+    if "gpu" not in comps:
+        excludes.append("GPUs: none was metered")
+    excludes.append("Network, storage and other machines (not metered)")
+    excludes.append("Market-based instruments (offsets, RECs, PPAs): never applied")
+    return includes, excludes
+
+
+def _timeline(
+    store: SQLiteRunStore, runs: Sequence[RunRecord], subject: RunRecord | None
+) -> Timeline | None:
+    candidates: list[tuple[RunRecord, str]] = []
+    if subject is not None:
+        candidates.append((subject, "this run"))
+    ranked = sorted(runs, key=lambda r: -r.energy_j)
+    candidates += [(r, "the run that used the most energy") for r in ranked[:5]]
+    for run, why in candidates:
+        samples = store.samples(run.id)
+        if not samples:
+            continue
+        series: dict[str, list[tuple[float, float, float]]] = {}
+        for t_s, comp, power_w, energy_j in samples:
+            series.setdefault(comp, []).append((t_s, power_w, energy_j))
+        return Timeline(
+            run_id=run.id, run_name=run.name, why=why, series=series,
+            methods={c.component: c.method for c in run.components},
+        )  # fmt: skip
+    return None
+
+
+def _saved_by_pruning(runs: Sequence[RunRecord]) -> dict[str, float]:
+    energy = co2e = 0.0
+    studies = 0
+    for run in runs:
+        study = (run.record.get("extra") or {}).get("study")
+        if not isinstance(study, Mapping):
+            continue
+        e, g = study.get("avoided_energy_j"), study.get("avoided_co2e_g")
+        if isinstance(e, (int, float)) or isinstance(g, (int, float)):
+            studies += 1
+            energy += float(e) if isinstance(e, (int, float)) else 0.0
+            co2e += float(g) if isinstance(g, (int, float)) else 0.0
+    return {"energy_j": energy, "co2e_g": co2e, "studies": float(studies)}
+
+
+def _saved_by_reuse(
+    store: SQLiteRunStore, scope: Scope, runs: Sequence[RunRecord]
+) -> dict[str, float]:
+    """What cache hits avoided: the whole ledger's for a project, else the hits consumed
+    by the runs in scope. Zeros when the ledger records no reuse."""
+    out = {"energy_j": 0.0, "co2e_g": 0.0, "hits": 0.0}
+    totals = getattr(store, "reuse_totals", None)
+    events = getattr(store, "reuse_events", None)
+    data: Any
+    if scope == "project" and callable(totals):
+        data = totals().to_dict()
+    elif callable(events):
+        hits = [h for r in runs for h in events(consumer_run_id=r.id)]
+        data = {
+            "energy_j": sum(float(h.energy_avoided_j) for h in hits),
+            "co2e_g": sum(float(h.co2e_avoided_g) for h in hits),
+            "hits": len(hits),
+        }
+    else:
+        data = project_footprint(runs).to_dict().get("saved_by_reuse")
+    if isinstance(data, Mapping):
+        for key in out:
+            value = data.get(key)
+            if isinstance(value, (int, float)):
+                out[key] = float(value)
+    return out
+
+
+def _project(
+    store: SQLiteRunStore, scope: Scope, runs: Sequence[RunRecord],
+    summaries: Sequence[RunSummary],
+) -> ProjectView:
+    counted = [s for s in summaries if s.counted]
+    totals: dict[str, list[float]] = {}
+    for s in counted:
+        t = totals.setdefault(s.role, [0, 0.0, 0.0, 0.0])
+        t[0] += 1
+        t[1] += s.energy_j
+        t[2] += s.co2e_g
+        t[3] += s.duration_s
+    by_role = [
+        RoleTotal(role=role, runs=int(v[0]), energy_j=v[1], co2e_g=v[2], duration_s=v[3])
+        for role in ROLES
+        for v in [totals.get(role)]
+        if v is not None
+    ]
+    running: dict[str, float] = {}
+    cumulative = []
+    for s in sorted(counted, key=lambda s: s.end_time):
+        running[s.role] = running.get(s.role, 0.0) + s.co2e_g
+        cumulative.append((s.end_time, s.role, running[s.role]))
+    total = sum(s.co2e_g for s in counted)
+    final = sum(s.co2e_g for s in counted if s.role == "final")
+    return ProjectView(
+        by_role=by_role,
+        cumulative=cumulative,
+        not_final_share=1 - final / total if total > 0 else 0.0,
+        saved_by_pruning=_saved_by_pruning(runs),
+        saved_by_reuse=_saved_by_reuse(store, scope, runs),
+    )
+
+
+def _direction(metric: str, summary: Mapping[str, Any]) -> str:
+    recorded = summary.get("direction")
+    if isinstance(recorded, str) and recorded.lower() in ("maximize", "minimize"):
+        return recorded.lower()
+    directions = summary.get("directions")
+    if isinstance(directions, list) and directions and isinstance(directions[0], str):
+        return directions[0].lower()
+    name = metric.lower()
+    if any(h in name for h in _MAXIMIZE_HINTS):
+        return "maximize"
+    if any(h in name for h in _MINIMIZE_HINTS):
+        return "minimize"
+    return "maximize"
+
+
+NOT_OBJECTIVE_PREFIXES = ("energy", "co2e", "epoch", "learning_rate", "lr", "grad_norm", "step")
+
+
+def _pick_metric(trials: Sequence[RunSummary], summary: Mapping[str, Any]) -> str | None:
+    for key in ("metric", "metric_name", "objective_name"):
+        value = summary.get(key)
+        if isinstance(value, str) and any(value in t.metrics for t in trials):
+            return value
+    if any("objective" in t.metrics for t in trials):
+        return "objective"  # what wattwise.tune logs as each trial's final value
+    counts: dict[str, int] = {}
+    for t in trials:
+        for key in t.metrics:
+            if not key.lower().startswith(NOT_OBJECTIVE_PREFIXES):
+                counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return None
+
+    def rank(key: str) -> tuple[int, int, str]:
+        low = key.lower()
+        hinted = any(h in low for h in _MAXIMIZE_HINTS) or any(h in low for h in _MINIMIZE_HINTS)
+        return (-counts[key], 0 if hinted else 1, key)
+
+    return min(counts, key=rank)
+
+
+def _trial_value(
+    summary: RunSummary, record: Mapping[str, Any], metric: str | None
+) -> tuple[float | None, str, bool]:
+    """``(value, state, complete)`` of a trial for the plot."""
+    trial = (record.get("extra") or {}).get("trial")
+    trial = trial if isinstance(trial, Mapping) else {}
+    state = str(trial.get("state") or summary.status)
+    complete = state in ("complete", "finished")
+    value = summary.metrics.get(metric) if metric is not None else None
+    if value is None and metric in ("objective", "value"):
+        last = trial.get("last_value")
+        value = float(last) if isinstance(last, (int, float)) else None
+    return value, state, complete
+
+
+def pareto_front(points: Sequence[tuple[str, float, float]], *, maximize: bool) -> set[str]:
+    """Ids of the points no other point beats on both energy (lower) and value.
+
+    Args:
+        points: ``(id, energy_j, value)``.
+        maximize: Whether a higher value is better.
+
+    Returns:
+        The ids on the front (ties on both axes are all kept).
+    """
+    front = set()
+    for pid, energy, value in points:
+        dominated = False
+        for oid, o_energy, o_value in points:
+            if oid == pid:
+                continue
+            better_value = o_value >= value if maximize else o_value <= value
+            strictly = (
+                o_energy < energy or (o_value > value if maximize else o_value < value)
+            )
+            if o_energy <= energy and better_value and strictly:
+                dominated = True
+                break
+        if not dominated:
+            front.add(pid)
+    return front
+
+
+def _study_view(
+    driver: RunRecord, trials: Sequence[RunSummary], records: Mapping[str, RunRecord],
+    metric: str | None,
+) -> StudyView:
+    summary_raw = (driver.record.get("extra") or {}).get("study")
+    summary: dict[str, Any] = dict(summary_raw) if isinstance(summary_raw, Mapping) else {}
+    chosen = metric if metric is not None else _pick_metric(trials, summary)
+    direction = _direction(chosen or "", summary)
+    raw = []
+    for t in trials:
+        value, state, complete = _trial_value(t, records[t.id].record, chosen)
+        if value is not None:
+            raw.append((t, value, state, complete))
+    recorded = summary.get("pareto_run_ids")
+    if isinstance(recorded, list) and recorded:
+        front = {str(x) for x in recorded}
+        front_source = "recorded"
+    else:
+        front = pareto_front(
+            [(t.id, t.energy_j, v) for t, v, _s, complete in raw if complete],
+            maximize=direction == "maximize",
+        )
+        front_source = "computed"
+    best = summary.get("best_run_id")
+    points = [
+        StudyPoint(run_id=t.id, name=t.name, status=t.status, state=state, complete=complete,
+                   energy_j=t.energy_j, value=v, on_front=t.id in front, is_best=t.id == best)
+        for t, v, state, complete in raw
+    ]  # fmt: skip
+    return StudyView(
+        id=driver.id, name=driver.name, metric=chosen, direction=direction, points=points,
+        trials=len(trials), summary=summary, front_source=front_source,
+    )  # fmt: skip
+
+
+def _distinct(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    import json
+
+    seen: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key = json.dumps(item, sort_keys=True, default=str)
+        if key in seen:
+            seen[key]["runs"] += 1
+        else:
+            seen[key] = {**item, "runs": 1}
+    return list(seen.values())
+
+
+def _setup(runs: Sequence[RunRecord]) -> Setup:
+    hardware, locations, intensities, pues, meters = [], [], [], [], []
+    attribution: dict[str, str] = {}
+    for run in runs:
+        rec = run.record
+        for comp, text in (rec.get("attribution") or {}).items():
+            if comp in {c.component for c in run.components}:
+                attribution.setdefault(str(comp), str(text))
+        hw = rec.get("hardware")
+        if isinstance(hw, Mapping) and hw:
+            cpu = hw.get("cpu") if isinstance(hw.get("cpu"), Mapping) else {}
+            gpus_raw = hw.get("gpus")
+            gpus: list[Any] = gpus_raw if isinstance(gpus_raw, list) else []
+            hardware.append({
+                "host": run.host,
+                "cpu": cpu.get("model_name") if isinstance(cpu, Mapping) else None,
+                "microarchitecture": cpu.get("microarchitecture")
+                if isinstance(cpu, Mapping) else None,
+                "sockets": cpu.get("sockets") if isinstance(cpu, Mapping) else None,
+                "threads": cpu.get("threads") if isinstance(cpu, Mapping) else None,
+                "virtual": cpu.get("is_virtual") if isinstance(cpu, Mapping) else None,
+                "ram_gb": hw.get("ram_gb"),
+                "gpus": [str(g.get("name")) for g in gpus if isinstance(g, Mapping)],
+                "accelerator": hw.get("accelerator"),
+            })  # fmt: skip
+        loc = rec.get("location")
+        if isinstance(loc, Mapping) and loc:
+            locations.append({k: loc.get(k) for k in (
+                "display_name", "zone", "country_iso2", "cloud_provider", "cloud_region", "how",
+                "warning")})  # fmt: skip
+        inten = rec.get("intensity")
+        if isinstance(inten, Mapping) and inten:
+            intensities.append({k: inten.get(k) for k in (
+                "g_per_kwh", "scope", "intensity_type", "year", "dataset", "file", "zone",
+                "source", "licence", "note", "temporal_granularity")})  # fmt: skip
+        pue = rec.get("pue")
+        if isinstance(pue, Mapping) and pue:
+            pues.append({k: pue.get(k) for k in ("value", "source", "applies_to")})
+        for name, info in (rec.get("meters") or {}).items():
+            if isinstance(info, Mapping):
+                meters.append({
+                    "meter": name, "method": info.get("method"), "source": info.get("source"),
+                    "band_fraction": info.get("band_fraction"),
+                    "band_source": info.get("band_source"),
+                    "assumptions": list(info.get("assumptions") or []),
+                })  # fmt: skip
+    return Setup(
+        hardware=_distinct(hardware), locations=_distinct(locations),
+        intensities=_distinct(intensities), pues=_distinct(pues), meters=_distinct(meters),
+        attribution=attribution,
+    )  # fmt: skip
+
+
+def _notes(runs: Sequence[RunRecord], setup: Setup) -> list[str]:
+    notes = []
+    scopes = {i.get("scope") for i in setup.intensities}
+    if len(scopes) > 1:
+        notes.append(
+            "Runs were charged at intensities of different scopes (life cycle and direct); "
+            "their carbon figures are not comparable with each other (SCI baseline rule)."
+        )
+    for loc in setup.locations:
+        if loc.get("warning"):
+            notes.append(f"Location of {loc['runs']} run(s): {loc['warning']}")
+    running = [r for r in runs if str(r.status) == "running"]
+    if running:
+        notes.append(
+            f"{len(running)} run(s) are still running; their figures are as last flushed."
+        )
+    return notes
+
+
+def _roots(runs: Sequence[RunRecord]) -> set[str]:
+    ids = {r.id for r in runs}
+    return {r.id for r in runs if r.parent_id is None or r.parent_id not in ids}
+
+
+def _select(
+    store: SQLiteRunStore, run: str | None, study: str | None
+) -> tuple[Scope, list[RunRecord], RunRecord | None, list[RunRecord]]:
+    """Scope, runs in it, the subject run, and study drivers in it."""
+    if run is not None and study is not None:
+        msg = "Give a run or a study, not both (got run and --study)."
+        raise InvalidParameterError(msg)
+    if study is not None:
+        driver = store.get_run(study)
+        members = [r for r in store.list_runs(study_id=driver.id) if r.id != driver.id]
+        if not members and not (driver.record.get("extra") or {}).get("study"):
+            msg = (
+                f"Run {driver.id[:12]!r} ({driver.name!r}) is not a tuning study: no trials "
+                "name it as their study. Pass it as a run, or list studies with 'wattwise runs'."
+            )
+            raise RunNotFoundError(msg)
+        return "study", [driver, *members], driver, [driver]
+    if run is not None:
+        subject = store.get_run(run)
+        if subject.kind == "study" or store.list_runs(study_id=subject.id):
+            members = [r for r in store.list_runs(study_id=subject.id) if r.id != subject.id]
+            return "study", [subject, *members], subject, [subject]
+        everything = store.list_runs()
+        children = _descendants(subject.id, everything)
+        return "run", [subject, *children], subject, []
+    everything = store.list_runs()
+    drivers = [
+        r for r in everything
+        if r.kind == "study" or isinstance((r.record.get("extra") or {}).get("study"), Mapping)
+        or any(o.study_id == r.id for o in everything)
+    ]  # fmt: skip
+    return "project", everything, None, drivers
+
+
+def _descendants(root: str, runs: Sequence[RunRecord]) -> list[RunRecord]:
+    out, frontier = [], {root}
+    while frontier:
+        nxt = [r for r in runs if r.parent_id in frontier]
+        out += nxt
+        frontier = {r.id for r in nxt}
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """The runs a report or an export covers.
+
+    Attributes:
+        scope: ``run``, ``study`` or ``project``.
+        runs: Every run in scope, oldest first (nested runs included).
+        counted: The runs whose cost is summed (nested runs are inside their parent).
+        subject: The run or study driver asked for, or None for the project.
+        drivers: Study driver runs in scope.
+    """
+
+    scope: Scope
+    runs: list[RunRecord]
+    counted: list[RunRecord]
+    subject: RunRecord | None
+    drivers: list[RunRecord]
+
+
+def select_runs(
+    store: SQLiteRunStore, *, run: str | None = None, study: str | None = None
+) -> Selection:
+    """The runs of one run (with its nested runs), one study, or the whole project.
+
+    Args:
+        store: The ledger.
+        run: A run id or unique prefix; a study driver run selects its study.
+        study: A study driver run id or prefix.
+
+    Returns:
+        The selection.
+
+    Raises:
+        RunNotFoundError: No such run, or the ledger is empty.
+        InvalidParameterError: Both ``run`` and ``study`` were given.
+    """
+    scope, runs, subject, drivers = _select(store, run, study)
+    if not runs:
+        msg = (
+            f"The ledger at {store.path} has no runs yet. Track one with "
+            "'wattwise run -- python train.py', then try again."
+        )
+        raise RunNotFoundError(msg)
+    roots = _roots(runs)
+    return Selection(
+        scope=scope, runs=runs, counted=[r for r in runs if r.id in roots], subject=subject,
+        drivers=drivers,
+    )  # fmt: skip
+
+
+def build_report(
+    store: SQLiteRunStore,
+    *,
+    run: str | None = None,
+    study: str | None = None,
+    metric: str | None = None,
+    functional_unit: str = "training run",
+    count: float = 1.0,
+    te_kgco2e: float | None = None,
+    lifetime_years: float | None = None,
+    share: float | None = None,
+    instance_type: str | None = None,
+    title: str | None = None,
+) -> Report:
+    """Read the ledger and compute a report for one run, one study or the whole project.
+
+    Args:
+        store: The ledger (read only).
+        run: A run id or prefix; a study driver run gives a study report.
+        study: A study driver run id or prefix.
+        metric: The objective to plot against energy for studies (default: the study's
+            own, else the metric most trials logged).
+        functional_unit: SCI functional unit name.
+        count: SCI R, number of functional units delivered.
+        te_kgco2e: SCI TE override, kgCO2e.
+        lifetime_years: SCI EL override, years.
+        share: SCI RR/ToR override.
+        instance_type: Cloud instance type for the CCF embodied table.
+        title: Heading (default from the scope).
+
+    Returns:
+        The report.
+
+    Raises:
+        RunNotFoundError: The run or study is not in the ledger, or the ledger is empty.
+        InvalidParameterError: Both ``run`` and ``study`` were given, or an SCI parameter
+            is out of range.
+    """
+    sel = select_runs(store, run=run, study=study)
+    scope, runs, subject, drivers = sel.scope, sel.runs, sel.subject, sel.drivers
+    counted_ids = {r.id for r in sel.counted}
+    summaries = [_summary(r, r.id in counted_ids, _last_metrics(store, r.id)) for r in runs]
+    counted_runs = sel.counted
+    headline = _headline(runs, summaries)
+    includes, excludes = _includes(headline, summaries, runs)
+    by_id = {s.id: s for s in summaries}
+    studies = []
+    for driver in drivers:
+        trials = [by_id[r.id] for r in runs if r.study_id == driver.id and r.id != driver.id]
+        studies.append(_study_view(driver, trials, {r.id: r for r in runs}, metric))
+    setup = _setup(runs)
+    sci: SciResult | None = compute_sci(
+        counted_runs, functional_unit=functional_unit, count=count, te_kgco2e=te_kgco2e,
+        lifetime_years=lifetime_years, share=share, instance_type=instance_type,
+    )  # fmt: skip
+    credits = data_credits(
+        [r.record for r in runs], extra_files=sci.data_files if sci else ()
+    )
+    if title is None:
+        if scope == "project":
+            title = "Project footprint"
+        elif scope == "study":
+            assert subject is not None
+            title = f"Tuning study {subject.name}"
+        else:
+            assert subject is not None
+            title = f"Run {subject.name}"
+    return Report(
+        scope=scope, title=title, subject_id=subject.id if subject else None,
+        generated_at=time.time(), tool_version=__version__, store_path=str(store.path),
+        headline=headline, includes=includes, excludes=excludes,
+        timeline=_timeline(store, counted_runs, subject),
+        project=_project(store, scope, runs, summaries),
+        studies=studies, runs=summaries, setup=setup, sci=sci, credits=credits,
+        notes=_notes(runs, setup),
+    )  # fmt: skip

@@ -1,0 +1,388 @@
+"""``wattwise reproduce``: re-run a recorded command where and as it ran.
+
+Steps: :func:`prepare` reads the original run and refuses what cannot be reproduced
+(not a command, not in git, commit missing, diff missing or damaged); :func:`checkout`
+makes a fresh ``git worktree`` at the recorded commit and applies the recorded diff
+(refusing if it does not apply), and removes it afterwards; :func:`execute` runs the
+command there, in the recorded directory, under a new run linked to the original, and
+compares the final metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wattwise.exceptions import ReproducibilityError
+from wattwise.repro._capture import DIFF_ARTIFACT, canonical_name, packages
+from wattwise.repro._compare import Comparison, Tolerances, compare_metrics, final_metrics
+from wattwise.repro._envvars import RESTORED_ON_REPRODUCE
+
+if TYPE_CHECKING:
+    from wattwise.store import RunRecord, SQLiteRunStore
+
+_GIT_TIMEOUT_S = 120.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PackageDrift:
+    """A distribution whose version differs from the record (None: not installed)."""
+
+    name: str
+    recorded: str | None
+    current: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReproducePlan:
+    """Everything needed to re-run a recorded command.
+
+    Attributes:
+        run: The original run.
+        repo: The git repository that holds the recorded commit.
+        commit: The recorded commit.
+        diff: The recorded uncommitted diff (``git diff HEAD --binary``), or None if clean.
+        relative_cwd: The recorded working directory, relative to the repository root.
+        argv: The recorded command.
+        env: Recorded variables set again for the re-run (``PYTHONHASHSEED`` ...).
+        drift: Distributions whose installed version differs from the record.
+        python: ``(recorded, current)`` Python versions.
+        untracked: Untracked files at record time (not captured, so absent from the re-run).
+    """
+
+    run: RunRecord
+    repo: Path
+    commit: str
+    diff: bytes | None
+    relative_cwd: Path
+    argv: list[str]
+    env: dict[str, str]
+    drift: tuple[PackageDrift, ...]
+    python: tuple[str | None, str]
+    untracked: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReproduceResult:
+    """The outcome of a reproduction. Energy in J.
+
+    Attributes:
+        original_id: The original run.
+        new_id: The run made by the reproduction (linked by ``record["reproduces"]``).
+        exit_code: The re-run command's exit code.
+        original_exit_code: The original command's exit code.
+        comparison: Final metrics compared, or None without ``check``.
+        original_energy_j: Energy of the original run, J.
+        new_energy_j: Energy of the reproduction, J.
+    """
+
+    original_id: str
+    new_id: str
+    exit_code: int
+    original_exit_code: int | None
+    comparison: Comparison | None
+    original_energy_j: float
+    new_energy_j: float
+
+    @property
+    def is_reproduced(self) -> bool:
+        """Same exit code and, when compared, every final metric within tolerance."""
+        same_exit = self.exit_code == (self.original_exit_code or 0)
+        return same_exit and (self.comparison is None or self.comparison.is_reproduced)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return {
+            "original_id": self.original_id,
+            "new_id": self.new_id,
+            "exit_code": self.exit_code,
+            "original_exit_code": self.original_exit_code,
+            "is_reproduced": self.is_reproduced,
+            "comparison": None if self.comparison is None else self.comparison.to_dict(),
+            "original_energy_j": self.original_energy_j,
+            "new_energy_j": self.new_energy_j,
+        }
+
+
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True,
+            timeout=_GIT_TIMEOUT_S, check=False,
+            env={**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"},
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as err:
+        msg = f"Cannot run git in {repo}: {err}. Install git and check that it is on PATH."
+        raise ReproducibilityError(msg) from err
+
+
+def _has_commit(repo: Path, commit: str) -> bool:
+    if not repo.is_dir():
+        return False
+    return _git(repo, "cat-file", "-e", f"{commit}^{{commit}}").returncode == 0
+
+
+def _find_repo(recorded_root: str | None, commit: str, ref: str) -> Path:
+    candidates: list[Path] = []
+    if recorded_root:
+        candidates.append(Path(recorded_root))
+    here = _git(Path.cwd(), "rev-parse", "--show-toplevel")
+    if here.returncode == 0 and here.stdout.strip():
+        candidates.append(Path(here.stdout.strip()))
+    for repo in candidates:
+        if _has_commit(repo, commit):
+            return repo
+    where = " or ".join(str(c) for c in candidates) or "the current directory"
+    msg = (
+        f"Commit {commit[:12]} recorded by run {ref!r} is not in the repository at {where}. "
+        "Fetch it (git fetch --all) or run 'wattwise reproduce' from a clone that has it."
+    )
+    raise ReproducibilityError(msg)
+
+
+def package_drift(
+    recorded: Mapping[str, str], current: Mapping[str, str] | None = None
+) -> tuple[PackageDrift, ...]:
+    """Distributions whose version differs, or that are missing now (added ones are not listed)."""
+    now = {canonical_name(k): v for k, v in (packages() if current is None else current).items()}
+    out = []
+    for name, version in sorted(recorded.items(), key=lambda kv: canonical_name(kv[0])):
+        found = now.get(canonical_name(name))
+        if found != version:
+            out.append(PackageDrift(name, version, found))
+    return tuple(out)
+
+
+def prepare(ref: str, *, store: SQLiteRunStore) -> ReproducePlan:
+    """Check that run ``ref`` can be reproduced and gather what that needs.
+
+    Raises:
+        RunNotFoundError: No such run.
+        ReproducibilityError: The run was not a ``wattwise run`` command, was not in a git
+            repository, its commit is missing, or its diff is missing or damaged.
+    """
+    import platform
+
+    run = store.get_run(ref)
+    short = run.id[:8]
+    command = run.record.get("command") or {}
+    if not command.get("is_command"):
+        msg = (
+            f"Run {short!r} was not started by 'wattwise run' (it is a {run.kind} run), so "
+            "there is no command to re-run. Only command runs can be reproduced: record one "
+            "with 'wattwise run -- python train.py'."
+        )
+        raise ReproducibilityError(msg)
+    code = run.record.get("code")
+    if code is None:
+        msg = (
+            f"Run {short!r} has no code record (it ended before its environment was "
+            "captured), so its commit is unknown. Run the command again with 'wattwise run'."
+        )
+        raise ReproducibilityError(msg)
+    if not code.get("available"):
+        msg = (
+            f"Run {short!r} did not run inside a git repository ({code.get('reason')}), so "
+            "its code version is unknown. Put the project under git, commit, and record the "
+            "run again with 'wattwise run'."
+        )
+        raise ReproducibilityError(msg)
+    commit = str(code["commit"])
+    repo = _find_repo(code.get("root"), commit, short)
+    diff = _recorded_diff(run, code, store)
+    relative = Path(".")
+    cwd, root = command.get("cwd"), code.get("root")
+    if cwd and root:
+        with contextlib.suppress(ValueError, OSError):
+            relative = Path(os.path.relpath(Path(cwd).resolve(), Path(root).resolve()))
+        if relative.parts and relative.parts[0] == "..":
+            relative = Path(".")
+    env_record = run.record.get("environment") or {}
+    variables = env_record.get("variables") or {}
+    env = {k: str(v) for k, v in variables.items() if k in RESTORED_ON_REPRODUCE}
+    return ReproducePlan(
+        run=run, repo=repo, commit=commit, diff=diff, relative_cwd=relative,
+        argv=[str(a) for a in command.get("argv") or []], env=env,
+        drift=package_drift(env_record.get("packages") or {}),
+        python=(env_record.get("python"), platform.python_version()),
+        untracked=tuple(code.get("untracked") or ()),
+    )  # fmt: skip
+
+
+def _recorded_diff(run: RunRecord, code: Mapping[str, Any], store: SQLiteRunStore) -> bytes | None:
+    short = run.id[:8]
+    info = code.get("diff")
+    if not code.get("dirty") or not info:
+        return None
+    if not info.get("stored"):
+        msg = (
+            f"Run {short!r} had uncommitted changes whose diff was not stored "
+            f"({info.get('reason', 'unknown reason')}), so its code cannot be rebuilt. Commit "
+            "the changes and record the run again."
+        )
+        raise ReproducibilityError(msg)
+    content = store.get_artifact(run.id, str(info.get("artifact") or DIFF_ARTIFACT))
+    if content is None or hashlib.sha256(content).hexdigest() != info.get("sha256"):
+        msg = (
+            f"The diff of run {short!r} is missing from the ledger at {store.path} or does not "
+            "match its recorded sha256, so its code cannot be rebuilt. Use the ledger the run "
+            "was recorded in (--store)."
+        )
+        raise ReproducibilityError(msg)
+    return content
+
+
+@contextlib.contextmanager
+def checkout(plan: ReproducePlan) -> Iterator[Path]:
+    """A fresh worktree at the recorded commit with the recorded diff applied; removed after.
+
+    Raises:
+        ReproducibilityError: The worktree cannot be made or the diff does not apply.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix="wattwise-reproduce-"))
+    tree = scratch / "tree"
+    made = _git(plan.repo, "worktree", "add", "--detach", "--quiet", str(tree), plan.commit)
+    if made.returncode != 0:
+        shutil.rmtree(scratch, ignore_errors=True)
+        first = (made.stderr.strip().splitlines() or ["unknown error"])[0]
+        msg = (
+            f"Cannot make a worktree of {plan.repo} at {plan.commit[:12]}: {first}. Check "
+            "that the repository is writable and 'git worktree add' works there."
+        )
+        raise ReproducibilityError(msg)
+    try:
+        if plan.diff:
+            patch = scratch / "recorded.diff"
+            patch.write_bytes(plan.diff)
+            options = ("--binary", "--whitespace=nowarn", str(patch))
+            checked = _git(tree, "apply", "--check", *options)
+            if checked.returncode != 0:
+                first = (checked.stderr.strip().splitlines() or ["unknown error"])[0]
+                msg = (
+                    f"The recorded diff of run {plan.run.id[:8]!r} does not apply on commit "
+                    f"{plan.commit[:12]} ({first}). The commit or the diff in the ledger was "
+                    "changed; reproduce from the original repository and ledger."
+                )
+                raise ReproducibilityError(msg)
+            applied = _git(tree, "apply", *options)
+            if applied.returncode != 0:  # pragma: no cover - --check passed just before
+                msg = f"git apply failed in {tree}: {applied.stderr.strip()}."
+                raise ReproducibilityError(msg)
+        yield tree
+    finally:
+        removed = _git(plan.repo, "worktree", "remove", "--force", str(tree))
+        if removed.returncode != 0:
+            shutil.rmtree(tree, ignore_errors=True)
+            _git(plan.repo, "worktree", "prune")
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _within(cwd: Path, env: Mapping[str, str]) -> Iterator[None]:
+    """Change the working directory and set variables for the duration (not thread-safe)."""
+    old_cwd = Path.cwd()
+    old_env = {k: os.environ.get(k) for k in env}
+    os.chdir(cwd)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.chdir(old_cwd)
+        for key, value in old_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def execute(
+    plan: ReproducePlan,
+    *,
+    store: SQLiteRunStore,
+    tolerances: Tolerances | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> ReproduceResult:
+    """Re-run the planned command in a fresh worktree and, with ``tolerances``, compare.
+
+    The process's working directory and the restored variables are changed while the
+    command runs and put back afterwards.
+
+    Args:
+        plan: From :func:`prepare`.
+        store: The ledger the original run is in; the new run is recorded there.
+        tolerances: Compare final metrics with these (None: no comparison).
+        on_warning: Called with location or meter warnings of the new run.
+
+    Raises:
+        ReproducibilityError: The worktree cannot be made or the diff does not apply.
+    """
+    from wattwise.tracking import run_command
+
+    original = plan.run
+    with checkout(plan) as tree:
+        workdir = tree / plan.relative_cwd
+        if not workdir.is_dir():
+            workdir = tree
+        with _within(workdir, plan.env):
+            code, result = run_command(
+                plan.argv, name=original.name, store=store, reproduces=original.id,
+                tags=[*original.tags, "reproduction"], emit_warnings=on_warning is None,
+                on_warning=on_warning,
+            )  # fmt: skip
+    comparison = None
+    if tolerances is not None:
+        comparison = compare_metrics(
+            final_metrics(store.metrics(original.id)),
+            final_metrics(store.metrics(result.id)),
+            tolerances,
+        )
+    outcome = ReproduceResult(
+        original_id=original.id, new_id=result.id, exit_code=code,
+        original_exit_code=original.exit_code, comparison=comparison,
+        original_energy_j=original.energy_j, new_energy_j=result.energy_j,
+    )  # fmt: skip
+    store.annotate_run(result.id, "reproduction", outcome.to_dict())
+    return outcome
+
+
+def reproduce(
+    ref: str,
+    *,
+    store: SQLiteRunStore | str | None = None,
+    check: bool = False,
+    tolerance: str | list[str] | None = None,
+) -> ReproduceResult:
+    """Re-run run ``ref``'s command at its commit and diff; optionally compare metrics.
+
+    Args:
+        ref: Run id or unique prefix.
+        store: The ledger (default: the project's).
+        check: Compare the final metrics of both runs.
+        tolerance: ``0.01`` (absolute), ``5%`` (relative) or ``acc=0.01`` (per metric),
+            or a list of them; default exact (up to float rounding).
+
+    Raises:
+        ReproducibilityError: See :func:`prepare` and :func:`checkout`.
+    """
+    from wattwise.store import SQLiteRunStore, open_store
+
+    tolerances = Tolerances.parse(tolerance) if check else None
+    ledger = store if isinstance(store, SQLiteRunStore) else open_store(store)
+    try:
+        plan = prepare(ref, store=ledger)
+        return execute(plan, store=ledger, tolerances=tolerances)
+    finally:
+        if ledger is not store:
+            ledger.close()

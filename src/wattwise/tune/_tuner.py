@@ -1,0 +1,890 @@
+"""``wattwise.tune()``: hyperparameter search on Optuna, bounded and accounted in joules.
+
+Optuna samples and prunes (ask-and-tell; its samplers and pruners, untouched). wattwise
+runs each trial as a run of the ledger, checks the budgets at every report, and sums up
+what the study cost, what it found and what pruning avoided.
+
+The driver (this process) owns the Optuna study, in memory. Trials run inline (in this
+process, one at a time), in worker processes, or in Ray actors; wherever they run, each
+one asks the driver for its parameters and pruning decisions (see ``_executors``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from wattwise.exceptions import InvalidParameterError, SearchError
+from wattwise.store import RunRecord, RunStatus, SQLiteRunStore, open_store
+from wattwise.tune._budget import Budget, Spent, overshoot
+from wattwise.tune._executors import Died, Done, ObjectiveRef, Request, WorkerPool, make_pool
+from wattwise.tune._pareto import (
+    estimate_avoided,
+    pareto_front,
+    planned_last_step,
+    setup_energy_j,
+)
+from wattwise.tune._progress import Progress, status_line
+from wattwise.tune._space import parse_space
+from wattwise.tune._tree import StudyRun, StudyTree
+from wattwise.tune._trial import Trial, execute_trial, portable_error
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+
+EXECUTORS = ("inline", "processes", "ray")
+DIRECTIONS = ("minimize", "maximize")
+#: Trial methods a worker may ask the driver's Optuna trial to run.
+_FORWARDED = frozenset({"suggest_float", "suggest_int", "suggest_categorical", "set_user_attr"})
+#: Run options that may be passed through to every trial's run.
+RUN_OPTIONS = frozenset(
+    {"region", "meters", "interval_s", "flush_s", "pue", "emit_warnings", "on_warning",
+     "_meters"}
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialSummary:
+    """One trial as the ledger has it. Units in the names.
+
+    Attributes:
+        number: Optuna trial number.
+        run_id: The trial's run in the ledger (None if it never started).
+        state: ``complete`` | ``pruned`` | ``fail``.
+        value: Final value (complete), last reported value (pruned), None (fail).
+        params: Parameters.
+        energy_j: Energy of the trial's run, in joules.
+        co2e_g: Emissions of the trial's run, in gCO2e.
+        duration_s: Wall time of the trial, in seconds.
+        last_step: Step of its last report, or None.
+        stopped_by: ``pruner`` | ``budget`` for pruned trials, else None.
+        error: Why it failed, or None.
+        avoided_energy_j: Estimated energy pruning avoided (pruned trials), in joules.
+        avoided_co2e_g: The same in gCO2e.
+    """
+
+    number: int
+    run_id: str | None
+    state: str
+    value: float | None
+    params: dict[str, Any]
+    energy_j: float
+    co2e_g: float
+    duration_s: float
+    last_step: int | None = None
+    stopped_by: str | None = None
+    error: str | None = None
+    avoided_energy_j: float = 0.0
+    avoided_co2e_g: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneResult:
+    """What a study found and what it cost.
+
+    Attributes:
+        study_id: The driver run's id; every trial run has it as ``study_id``.
+        study_name: Name of the study (and of the driver run).
+        direction: ``minimize`` or ``maximize``.
+        trials: Every trial, by number.
+        best: The best complete trial, or None.
+        pareto_front: Trials no other trial beats on both value and energy (complete and
+            pruned, cheapest first).
+        budget: The limits the study ran under.
+        spent: What the study cost: its trials plus its driver.
+        stop_reason: ``n_trials``, ``energy_budget``, ``carbon_budget``, ``timeout``,
+            ``search_space_exhausted``, ``interrupted`` or ``error``.
+        overshoot: How far past the limits it went and the bound (see ``_budget.overshoot``).
+        avoided_energy_j: Estimated energy pruning avoided, against running every started
+            trial to its end, in joules.
+        avoided_co2e_g: The same in gCO2e.
+        summary: The study record stored in the driver run as ``record["extra"]["study"]``.
+        study: The Optuna study (in memory), for Optuna's own tools.
+    """
+
+    study_id: str
+    study_name: str
+    direction: str
+    trials: list[TrialSummary]
+    best: TrialSummary | None
+    pareto_front: list[TrialSummary]
+    budget: Budget
+    spent: Spent
+    stop_reason: str
+    overshoot: dict[str, Any]
+    avoided_energy_j: float
+    avoided_co2e_g: float
+    summary: dict[str, Any]
+    study: Any = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """Parameters of the best trial ({} when none completed)."""
+        return dict(self.best.params) if self.best else {}
+
+    @property
+    def best_value(self) -> float | None:
+        """Value of the best trial, or None."""
+        return self.best.value if self.best else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The study summary plus every trial: the shape of ``wattwise tune --json``."""
+        return {**self.summary, "trials": [t.to_dict() for t in self.trials]}
+
+
+@dataclasses.dataclass
+class _Live:
+    """A running trial, as the driver sees it."""
+
+    trial: optuna.trial.Trial
+    run_id: str | None = None
+    pid: int | None = None
+    energy_j: float = 0.0
+    co2e_g: float = 0.0
+    fidelity_step: int | None = None
+    first_report_j: float | None = None
+    prune: bool = False
+
+
+class _Direct:
+    """The inline executor's channel: a plain call into the driver."""
+
+    def __init__(self, driver: _Driver) -> None:
+        self._driver = driver
+
+    def call(self, message: dict[str, Any]) -> Any:
+        return self._driver.handle(message)
+
+
+class _Driver:
+    """The study's driver: owns the Optuna study, the budgets and the bookkeeping."""
+
+    def __init__(
+        self,
+        *,
+        study: optuna.Study,
+        budget: Budget,
+        space: dict[str, Any] | None,
+        energy_fidelity: bool,
+        energy_step_j: float | None,
+        run: StudyRun,
+        store: SQLiteRunStore,
+        study_name: str,
+        tags: list[str],
+        inline: bool,
+        progress: Progress,
+    ) -> None:
+        self.study = study
+        self.budget = budget
+        self.space = space
+        self.energy_fidelity = energy_fidelity
+        self.unit_j = energy_step_j
+        self.run = run
+        self.tree: StudyTree = run.tree
+        self.store = store
+        self.study_name = study_name
+        self.tags = tags
+        self.inline = inline
+        self.progress = progress
+        self.t0 = time.monotonic()
+        self.live: dict[int, _Live] = {}
+        self.outcomes: dict[int, dict[str, Any]] = {}
+        self.started = 0
+        self.done_energy_j = 0.0
+        self.done_co2e_g = 0.0
+        self.exhausted: str | None = None
+        self.running_at_stop = 0
+        self.halted: str | None = None  # search_space_exhausted | interrupted | error
+        self.error: BaseException | None = None
+        self.best: tuple[int, float] | None = None
+        self.max_interval_j = 0.0
+        self.max_interval_s = 0.0
+        self._driver_cache: tuple[float, dict[str, float]] | None = None
+        self._last_progress = 0.0
+
+    # -- spending and budgets ------------------------------------------------------------
+
+    def _driver_cost(self, *, fresh: bool = False) -> dict[str, float]:
+        now = time.monotonic()
+        if fresh or self._driver_cache is None or now - self._driver_cache[0] > 0.25:
+            self._driver_cache = (now, self.run.snapshot())
+        return self._driver_cache[1]
+
+    def spent(self, *, fresh: bool = False) -> Spent:
+        """Trials done + trials running (as of their last report) + the driver, so far."""
+        own = self._driver_cost(fresh=fresh)
+        return Spent(
+            energy_j=self.done_energy_j + sum(t.energy_j for t in self.live.values())
+            + own["energy_j"],
+            co2e_g=self.done_co2e_g + sum(t.co2e_g for t in self.live.values()) + own["co2e_g"],
+            duration_s=time.monotonic() - self.t0,
+        )  # fmt: skip
+
+    def check_budget(self) -> str | None:
+        """The limit reached, if any (remembered: a study does not un-exhaust)."""
+        if self.exhausted is None:
+            reason = self.budget.exhausted(self.spent())
+            if reason is not None:
+                self.exhausted = reason
+                self.running_at_stop = len(self.live)
+        return self.exhausted
+
+    # -- trial lifecycle -------------------------------------------------------------------
+
+    def ask(self) -> dict[str, Any] | None:
+        """The next trial to run, or None when the study must not start another."""
+        if self.halted or self.error is not None:
+            return None
+        if self.budget.n_trials is not None and self.started >= self.budget.n_trials:
+            return None
+        if self.check_budget() is not None:
+            return None
+        trial = self.study.ask(fixed_distributions=self.space) if self.space else self.study.ask()
+        self.started += 1
+        self.live[trial.number] = _Live(trial)
+        return {
+            "number": trial.number, "study_id": self.run.id, "study_name": self.study_name,
+            "params": dict(trial.params), "tags": self.tags,
+        }  # fmt: skip
+
+    def handle(self, message: dict[str, Any]) -> Any:
+        """Answer a trial's request (``started``, ``call``, ``report``)."""
+        live = self.live.get(int(message["number"]))
+        if live is None:
+            msg = f"Trial {message['number']} is not running in study {self.study_name!r}."
+            return {"error": SearchError(msg), "prune": True, "stop": "error"}
+        op = message["op"]
+        if op == "started":
+            live.run_id, live.pid = message["run_id"], message["pid"]
+            if not self.inline:
+                self.tree.worker_trial_started(message["pid"], message["cpu_s"])
+            return {}
+        if op == "call":
+            method = message["method"]
+            if method not in _FORWARDED:
+                return {"error": SearchError(f"Trial method {method!r} cannot be forwarded.")}
+            try:
+                value = getattr(live.trial, method)(*message["args"], **message["kwargs"])
+            except Exception as err:
+                return {"error": portable_error(err)}
+            return {"value": value}
+        if op == "report":
+            return self._report(live, message)
+        return {"error": SearchError(f"Unknown request {op!r} from trial {message['number']}.")}
+
+    def _report(self, live: _Live, message: dict[str, Any]) -> dict[str, Any]:
+        live.energy_j, live.co2e_g = float(message["energy_j"]), float(message["co2e_g"])
+        step = self._fidelity_step(live, int(message["step"]), live.energy_j)
+        if step is not None:
+            live.trial.report(float(message["value"]), step)
+            live.prune = bool(live.trial.should_prune())
+        stop = self.check_budget()
+        self._show()
+        return {"prune": live.prune, "stop": stop, "fidelity_step": step}
+
+    def _fidelity_step(self, live: _Live, step: int, energy_j: float) -> int | None:
+        """The pruner's step: the report's step, or the energy spent in ``unit_j`` units.
+
+        With energy fidelity and no unit given, the unit is calibrated on the first trial
+        that reports twice: the energy between its first two reports (one report interval,
+        typically an epoch). Reports before that are logged but not shown to the pruner.
+
+        Returns None when the step would not increase (Optuna keeps one value per step):
+        that report is logged in the ledger but not shown to the pruner.
+        """
+        if self.energy_fidelity:
+            if self.unit_j is None:
+                first = live.first_report_j
+                if first is None or energy_j <= first:
+                    live.first_report_j = energy_j if first is None else first
+                    return None
+                self.unit_j = energy_j - first
+            step = int(energy_j / self.unit_j)
+        if live.fidelity_step is not None and step <= live.fidelity_step:
+            return None
+        live.fidelity_step = step
+        return step
+
+    def finish(self, outcome: dict[str, Any]) -> None:
+        """Tell Optuna how a trial ended and add its cost."""
+        import optuna
+
+        number = int(outcome["number"])
+        live = self.live.pop(number, None)
+        self.outcomes[number] = outcome
+        self.done_energy_j += float(outcome.get("energy_j") or 0.0)
+        self.done_co2e_g += float(outcome.get("co2e_g") or 0.0)
+        self.max_interval_j = max(self.max_interval_j, float(outcome.get("max_interval_j", 0)))
+        self.max_interval_s = max(self.max_interval_s, float(outcome.get("max_interval_s", 0)))
+        if not self.inline and outcome.get("pid") is not None:
+            self.tree.worker_trial_ended(outcome["pid"], outcome.get("cpu_end_s"))
+        if live is not None:
+            state = {
+                "complete": optuna.trial.TrialState.COMPLETE,
+                "pruned": optuna.trial.TrialState.PRUNED,
+            }.get(outcome["state"], optuna.trial.TrialState.FAIL)
+            value = outcome["value"] if outcome["state"] == "complete" else None
+            self._tell(live.trial, value, state)
+        if outcome["state"] == "complete":
+            value = float(outcome["value"])
+            if self.best is None or self._better(value, self.best[1]):
+                self.best = (number, value)
+        self._show(force=True)
+
+    def died(self, number: int | None, error: str) -> None:
+        """A worker died in trial ``number``: a failed trial, with the energy it spent."""
+        import optuna
+
+        if number is None:
+            return
+        live = self.live.pop(number, None)
+        if live is None:
+            return
+        if live.pid is not None:
+            self.tree.worker_trial_ended(live.pid, None)
+        self._tell(live.trial, None, optuna.trial.TrialState.FAIL)
+        energy, co2e, duration = live.energy_j, live.co2e_g, 0.0
+        if live.run_id is not None:
+            record = self._crashed_record(live.run_id, error, live)
+            energy, co2e, duration = record.energy_j, record.co2e_g, record.duration_s
+        self.outcomes[number] = {
+            "number": number, "run_id": live.run_id, "state": "fail", "value": None,
+            "stopped_by": None, "error": error, "exception": None, "energy_j": energy,
+            "co2e_g": co2e, "duration_s": duration, "reports": [], "max_step": None,
+            "params": dict(live.trial.params), "crashed": True,
+        }  # fmt: skip
+        self.done_energy_j += energy
+        self.done_co2e_g += co2e
+        self._show(force=True)
+
+    def _crashed_record(self, run_id: str, error: str, live: _Live) -> RunRecord:
+        """Mark the dead worker's trial run crashed (if the reaper has not) and annotate it."""
+        self.store.reap()
+        record = self.store.get_run(run_id)
+        fields: dict[str, Any] = {}
+        if record.status is RunStatus.RUNNING:  # its process is gone: we know it crashed
+            fields.update(status=RunStatus.CRASHED, ended_at=record.heartbeat_at)
+        extra = record.record.setdefault("extra", {})
+        extra["trial"] = {
+            "number": live.trial.number, "state": "fail", "value": None,
+            "last_step": None, "last_value": None, "n_reports": None, "max_step": None,
+            "stopped_by": None, "error": error, "params": dict(live.trial.params),
+            "user_attrs": {}, "crashed": True,
+        }  # fmt: skip
+        fields["record"] = record.record
+        fields["params"] = {**record.params, **live.trial.params}
+        self.store.flush_run(run_id, fields)
+        return self.store.get_run(run_id)
+
+    def _tell(self, trial: optuna.trial.Trial, value: float | None, state: Any) -> None:
+        try:
+            if value is not None:
+                self.study.tell(trial, value)
+            else:
+                self.study.tell(trial, state=state)
+        except RuntimeError as err:  # a GridSampler calling study.stop() when it is done
+            if "stop" not in str(err).lower():
+                raise
+            self.halted = "search_space_exhausted"
+
+    def _better(self, a: float, b: float) -> bool:
+        maximize = self.study.direction.name == "MAXIMIZE"
+        return a > b if maximize else a < b
+
+    def _show(self, *, force: bool = False) -> None:
+        if not self.progress.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_progress < 0.25:
+            return
+        self._last_progress = now
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes.values():
+            counts[outcome["state"]] = counts.get(outcome["state"], 0) + 1
+        self.progress.update(
+            status_line(
+                counts=counts, running=len(self.live), best=self.best, spent=self.spent(),
+                budget=self.budget,
+            )
+        )  # fmt: skip
+
+
+# -- the study -------------------------------------------------------------------------------
+
+
+def _check_choice(name: str, value: Any, options: Iterable[str]) -> str:
+    options = tuple(options)
+    if value not in options:
+        msg = (
+            f"The {name!r} parameter of wattwise.tune must be one of "
+            f"{', '.join(repr(o) for o in options)}. Got {value!r} instead."
+        )
+        raise InvalidParameterError(msg)
+    return str(value)
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def _objective_ref(objective: Callable[..., Any] | str) -> ObjectiveRef:
+    if isinstance(objective, str):
+        path, _, name = objective.rpartition(":")
+        if not path or not name.isidentifier():
+            path, name = objective, "objective"
+        return ObjectiveRef(path=path, name=name)
+    checked: object = objective
+    if not callable(checked):
+        msg = (
+            "The 'objective' parameter of wattwise.tune must be a callable objective(trial) "
+            f"or 'FILE.py[:NAME]'. Got {objective!r} instead."
+        )
+        raise InvalidParameterError(msg)
+    return ObjectiveRef(fn=objective)
+
+
+def _run_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    options = dict(options or {})
+    unknown = sorted(set(options) - RUN_OPTIONS)
+    if unknown:
+        msg = (
+            f"The 'run_options' parameter of wattwise.tune accepts {sorted(RUN_OPTIONS)}. "
+            f"Got unknown keys {unknown} instead."
+        )
+        raise InvalidParameterError(msg)
+    return options
+
+
+def tune(
+    objective: Callable[[Trial], float] | str,
+    space_or_sampler: Mapping[str, Any] | BaseSampler | None = None,
+    *,
+    sampler: BaseSampler | None = None,
+    pruner: BasePruner | None = None,
+    n_trials: int | None = None,
+    budget_kwh: float | None = None,
+    budget_co2e_g: float | None = None,
+    timeout_s: float | None = None,
+    executor: str = "inline",
+    n_workers: int | None = None,
+    direction: str = "minimize",
+    energy_fidelity: bool = False,
+    energy_step_j: float | None = None,
+    seed: int | None = None,
+    study_name: str | None = None,
+    store: SQLiteRunStore | str | None = None,
+    catch: tuple[type[BaseException], ...] = (),
+    progress: bool | None = None,
+    tags: Iterable[str] = (),
+    run_options: Mapping[str, Any] | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+) -> TuneResult:
+    """Search hyperparameters with Optuna, every trial metered, within physical budgets.
+
+    The objective is Optuna-style: ``objective(trial) -> float``, with ``trial.suggest_*``,
+    ``trial.report(value, step)`` and ``if trial.should_prune(): raise optuna.TrialPruned()``.
+    It receives a :class:`wattwise.tune.Trial`, whose ``report()`` also logs the value and
+    the energy so far in the trial's run, and stops the trial once a budget is spent.
+
+    Args:
+        objective: ``objective(trial) -> float``, or ``"FILE.py[:NAME]"`` (default NAME
+            ``objective``). For ``processes`` and ``ray`` it must be importable by the
+            workers (module level of a file, or given as a path).
+        space_or_sampler: A search space (dict of Optuna distributions or short forms,
+            see :mod:`wattwise.tune._space`) sampled by the driver before each trial, or an
+            Optuna sampler. None: the objective suggests its own parameters.
+        sampler: An Optuna sampler (default ``TPESampler(seed=seed)``).
+        pruner: An Optuna pruner (default ``HyperbandPruner(min_resource=1,
+            reduction_factor=3)``). ``optuna.pruners.NopPruner()`` turns pruning off.
+        n_trials: Most trials to start.
+        budget_kwh: Energy budget of the whole study (trials and driver), in kWh.
+        budget_co2e_g: Carbon budget, in gCO2e.
+        timeout_s: Wall-time budget, in seconds.
+        executor: ``inline`` (this process, one trial at a time, reproducible),
+            ``processes`` (local worker processes) or ``ray`` (Ray actors).
+        n_workers: Trials at once (``processes``: default CPU count; ``ray``: cluster CPUs
+            / ``cpus_per_trial``; ``inline``: 1).
+        direction: ``minimize`` or ``maximize`` the objective.
+        energy_fidelity: Give the pruner cumulative energy as the step instead of the
+            report's step, so trials are compared at equal energy spent.
+        energy_step_j: Joules per pruner step with energy fidelity (default: the energy
+            between the first two reports of the first trial that reports twice).
+        seed: Seed of the default sampler.
+        study_name: Name of the study and its driver run (default ``tune-<objective>``).
+        store: The ledger (store object or path; default: the project's).
+        catch: Exception types that fail a trial but let the study go on. Others fail the
+            trial, end the study (``stop_reason='error'``) and are raised. A worker that
+            dies always lets the study go on.
+        progress: Live status line on stderr: True, False, or None (when stderr is a TTY).
+        tags: Tags of every run of the study.
+        run_options: Passed to every run: ``region``, ``meters``, ``interval_s``,
+            ``flush_s``, ``pue``, ``emit_warnings``, ``on_warning``, ``_meters``.
+        cpus_per_trial: CPUs Ray reserves per trial (``ray`` only).
+        gpus_per_trial: GPUs Ray reserves per trial (``ray`` only).
+
+    Returns:
+        The study's result; its summary is also in the driver run's record.
+
+    Raises:
+        InvalidParameterError: A parameter is out of its constraints.
+        SearchError: The objective cannot be loaded or sent to the workers.
+    """
+    import optuna
+
+    ref = _objective_ref(objective)
+    budget = Budget.from_args(
+        budget_kwh=budget_kwh, budget_co2e_g=budget_co2e_g, timeout_s=timeout_s,
+        n_trials=n_trials,
+    )  # fmt: skip
+    executor = _check_choice("executor", executor, EXECUTORS)
+    direction = _check_choice("direction", direction, DIRECTIONS)
+    if n_workers is not None and (
+        isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1
+    ):
+        msg = (
+            "The 'n_workers' parameter of wattwise.tune must be an int in the range [1, inf) "
+            f"or None. Got {n_workers!r} instead."
+        )
+        raise InvalidParameterError(msg)
+    if executor == "inline" and n_workers not in (None, 1):
+        msg = (
+            f"The inline executor runs one trial at a time; got n_workers={n_workers}. Use "
+            "executor='processes' or 'ray' to run trials in parallel."
+        )
+        raise InvalidParameterError(msg)
+    if energy_step_j is not None:
+        from wattwise._config import check_positive
+
+        energy_step_j = check_positive("energy_step_j", energy_step_j, "wattwise.tune")
+    space: dict[str, Any] | None = None
+    if isinstance(space_or_sampler, optuna.samplers.BaseSampler):
+        if sampler is not None:
+            msg = "Give the sampler once: as space_or_sampler or as sampler=, not both."
+            raise InvalidParameterError(msg)
+        sampler = space_or_sampler
+    elif isinstance(space_or_sampler, Mapping):
+        space = parse_space(space_or_sampler)
+    elif not _is_none(space_or_sampler):
+        msg = (
+            "The 'space_or_sampler' parameter of wattwise.tune must be a search space dict, "
+            f"an Optuna sampler or None. Got {space_or_sampler!r} instead."
+        )
+        raise InvalidParameterError(msg)
+    given: tuple[object, object] = (sampler, pruner)  # checked at run time, whatever the hints
+    if given[0] is not None and not isinstance(given[0], optuna.samplers.BaseSampler):
+        msg = (
+            "The 'sampler' parameter of wattwise.tune must be an Optuna sampler. "
+            f"Got {sampler!r} instead."
+        )
+        raise InvalidParameterError(msg)
+    if given[1] is not None and not isinstance(given[1], optuna.pruners.BasePruner):
+        msg = (
+            "The 'pruner' parameter of wattwise.tune must be an Optuna pruner. "
+            f"Got {pruner!r} instead."
+        )
+        raise InvalidParameterError(msg)
+    options = _run_options(run_options)
+    # load errors surface before anything is recorded
+    objective_fn = ref.load() if executor == "inline" else None
+    name = study_name or f"tune-{ref.label}"
+    tag_list = [str(t) for t in tags]
+
+    if sampler is None:
+        sampler = optuna.samplers.TPESampler(seed=seed)
+    if pruner is None:
+        pruner = optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(
+            study_name=name, direction=direction,  # type: ignore[arg-type]
+            sampler=sampler, pruner=pruner,
+        )  # fmt: skip
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+    owns_store = not isinstance(store, SQLiteRunStore)
+    ledger = store if isinstance(store, SQLiteRunStore) else open_store(store)
+    trial_options = {**options, "store": ledger if executor == "inline" else str(ledger.path)}
+    pool: WorkerPool | None = None
+    if executor != "inline":
+        pool = make_pool(
+            executor, ref, trial_options, n_workers, cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+        )  # fmt: skip
+    config = {
+        "objective": ref.label, "executor": executor,
+        "n_workers": 1 if pool is None else pool.n_workers, "direction": direction,
+        "sampler": type(sampler).__name__, "pruner": type(pruner).__name__, "seed": seed,
+        "energy_fidelity": energy_fidelity, "energy_step_j": energy_step_j,
+        **{k: v for k, v in budget.to_dict().items() if k != "energy_j"},
+    }  # fmt: skip
+    driver_options = {k: v for k, v in options.items() if k != "_meters"}
+    if "_meters" in options:
+        driver_options["_meters"] = list(options["_meters"])
+    run = StudyRun(
+        name, kind="study", config=config, tags=tag_list, store=ledger, **driver_options
+    )
+    run.start()
+    bar = Progress(progress, f"wattwise tune {name}")
+    driver = _Driver(
+        study=study, budget=budget, space=space, energy_fidelity=energy_fidelity,
+        energy_step_j=energy_step_j, run=run, store=ledger, study_name=name, tags=tag_list,
+        inline=pool is None, progress=bar,
+    )  # fmt: skip
+    interrupted: BaseException | None = None
+    try:
+        if pool is None:
+            assert objective_fn is not None
+            _run_inline(driver, objective_fn, trial_options, catch)
+        else:
+            _run_pool(driver, pool, catch)
+    except KeyboardInterrupt as err:
+        interrupted = err
+        driver.halted = "interrupted"
+    except BaseException as err:  # a worker could not start, the ledger failed, ...
+        driver.error = err
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.close(kill=interrupted is not None or driver.error is not None)
+    for number in list(driver.live):
+        driver.died(number, "stopped: the study ended before this trial")
+    error = driver.error
+    if error is not None and isinstance(error, KeyboardInterrupt):
+        interrupted, error = error, None
+        driver.halted = "interrupted"
+    result = _summarize(driver, direction, executor, pool, energy_step_j, interrupted, error)
+    run.annotate("study", result.summary)
+    failed = interrupted is not None or error is not None
+    run.finish("failed" if failed else "finished", error=result.stop_reason if failed else None)
+    if owns_store:
+        ledger.close()
+    if interrupted is not None:
+        raise interrupted
+    if error is not None:
+        raise error
+    return result
+
+
+def _caught(outcome: dict[str, Any], catch: tuple[type[BaseException], ...]) -> bool:
+    exc = outcome.get("exception")
+    return exc is None or (isinstance(exc, Exception) and isinstance(exc, catch))
+
+
+def _run_inline(
+    driver: _Driver,
+    objective: Callable[..., Any],
+    trial_options: dict[str, Any],
+    catch: tuple[type[BaseException], ...],
+) -> None:
+    channel = _Direct(driver)
+    while True:
+        spec = driver.ask()
+        if spec is None:
+            return
+        try:
+            outcome = execute_trial(
+                objective, spec, channel, trial_options,
+                on_started=driver.tree.inline_trial_started,
+            )  # fmt: skip
+        finally:
+            driver.tree.inline_trial_ended()
+        driver.finish(outcome)
+        if not _caught(outcome, catch):
+            driver.error = outcome["exception"]
+            return
+
+
+def _run_pool(driver: _Driver, pool: WorkerPool, catch: tuple[type[BaseException], ...]) -> None:
+    pool.start(driver.tree)
+    while True:
+        while pool.idle() > 0:
+            spec = driver.ask()
+            if spec is None:
+                break
+            pool.submit(spec)
+        if pool.busy() == 0:
+            return
+        for event in pool.poll(0.05):
+            if isinstance(event, Request):
+                pool.answer(event, driver.handle(event.message))
+            elif isinstance(event, Done):
+                driver.finish(event.outcome)
+                if not _caught(event.outcome, catch):
+                    driver.error = event.outcome["exception"]
+            elif isinstance(event, Died):
+                driver.died(event.number, event.error)
+        if driver.error is not None:
+            return
+        driver.check_budget()
+        driver._show()
+
+
+# -- the summary, from the ledger --------------------------------------------------------------
+
+
+def _trial_summaries(
+    driver: _Driver, records: dict[str, RunRecord]
+) -> tuple[list[TrialSummary], dict[str, float], str]:
+    """Trials with ledger energy and values, and the avoided energy by cause."""
+    rows = []
+    complete_last: list[int] = []
+    for number in sorted(driver.outcomes):
+        outcome = driver.outcomes[number]
+        run_id = outcome.get("run_id")
+        record = records.get(run_id) if run_id else None
+        points = driver.store.metrics(record.id) if record is not None else []
+        values = [(s, v) for s, k, v, _ in points if k == "value" and s is not None]
+        energies = [(s, v) for s, k, v, _ in points if k == "energy_j" and s is not None]
+        final = [v for s, k, v, _ in points if k == "objective"]
+        state = outcome["state"]
+        if state == "complete":
+            value: float | None = final[-1] if final else outcome.get("value")
+            if values:
+                complete_last.append(int(values[-1][0]))
+        elif state == "pruned":
+            value = values[-1][1] if values else None
+        else:
+            value = None
+        rows.append((number, outcome, record, value, values, energies))
+    plan = planned_last_step(complete_last)
+    setup = setup_energy_j([[(int(st), e) for st, e in row[5]] for row in rows])
+    trials = []
+    avoided_by = {"pruner": 0.0, "budget": 0.0}
+    for number, outcome, record, value, values, energies in rows:
+        energy = record.energy_j if record else float(outcome.get("energy_j") or 0.0)
+        co2e = record.co2e_g if record else float(outcome.get("co2e_g") or 0.0)
+        avoided_j = avoided_g = 0.0
+        if outcome["state"] == "pruned":
+            declared = outcome.get("max_step")
+            estimate = estimate_avoided(
+                [(int(s), e) for s, e in energies], energy_j=energy,
+                planned_step=float(declared) if declared is not None else plan,
+                declared=declared is not None, setup_j=setup,
+            )  # fmt: skip
+            avoided_j = estimate.energy_j
+            avoided_g = avoided_j * co2e / energy if energy > 0 else 0.0
+            avoided_by[outcome.get("stopped_by") or "pruner"] += avoided_j
+        trials.append(
+            TrialSummary(
+                number=number, run_id=outcome.get("run_id"), state=outcome["state"],
+                value=value, params=dict(record.params if record else outcome.get("params") or {}),
+                energy_j=energy, co2e_g=co2e,
+                duration_s=record.duration_s if record else float(outcome.get("duration_s") or 0),
+                last_step=int(values[-1][0]) if values else None,
+                stopped_by=outcome.get("stopped_by"), error=outcome.get("error"),
+                avoided_energy_j=avoided_j, avoided_co2e_g=avoided_g,
+            )
+        )  # fmt: skip
+    method = (
+        "estimated per pruned trial: its marginal energy per reported step (single report: "
+        "its energy less the study's median set-up energy, per step) × the steps it had left "
+        "(to its declared max step, else the median last step of complete trials)"
+    )
+    return trials, avoided_by, method
+
+
+def _summarize(
+    driver: _Driver,
+    direction: str,
+    executor: str,
+    pool: WorkerPool | None,
+    energy_step_j: float | None,
+    interrupted: BaseException | None,
+    error: BaseException | None,
+) -> TuneResult:
+    records = {r.id: r for r in driver.store.list_runs(study_id=driver.run.id)}
+    trials, avoided_by, method = _trial_summaries(driver, records)
+    own = driver._driver_cost(fresh=True)
+    trials_energy = sum(t.energy_j for t in trials)
+    trials_co2e = sum(t.co2e_g for t in trials)
+    spent = Spent(
+        energy_j=trials_energy + own["energy_j"], co2e_g=trials_co2e + own["co2e_g"],
+        duration_s=time.monotonic() - driver.t0,
+    )  # fmt: skip
+    if interrupted is not None:
+        stop = "interrupted"
+    elif error is not None:
+        stop = "error"
+    elif driver.exhausted is not None:
+        stop = driver.exhausted
+    elif driver.halted is not None:
+        stop = driver.halted
+    else:
+        stop = "n_trials"
+    sign = 1.0 if direction == "maximize" else -1.0
+    complete = [t for t in trials if t.state == "complete" and t.value is not None]
+    best = max(complete, key=lambda t: (sign * (t.value or 0.0), -t.energy_j), default=None)
+    candidates = [
+        t for t in trials
+        if t.state in ("complete", "pruned") and t.value is not None and math.isfinite(t.value)
+    ]  # fmt: skip
+    front = pareto_front(
+        candidates, value=lambda t: float(t.value or 0.0), energy_j=lambda t: t.energy_j,
+        direction=direction,
+    )  # fmt: skip
+    counts = {"complete": 0, "pruned": 0, "fail": 0}
+    for t in trials:
+        counts[t.state] = counts.get(t.state, 0) + 1
+    avoided_j = sum(t.avoided_energy_j for t in trials)
+    avoided_g = sum(t.avoided_co2e_g for t in trials)
+    over = overshoot(
+        driver.budget, spent, running_at_stop=driver.running_at_stop,
+        max_report_interval_j=driver.max_interval_j,
+        max_report_interval_s=driver.max_interval_s,
+    )  # fmt: skip
+    summary: dict[str, Any] = {
+        "study_id": driver.run.id,
+        "study_name": driver.study_name,
+        "direction": direction,
+        "executor": executor,
+        "n_workers": 1 if pool is None else pool.n_workers,
+        "sampler": type(driver.study.sampler).__name__,
+        "pruner": type(driver.study.pruner).__name__,
+        "energy_fidelity": {
+            "enabled": driver.energy_fidelity,
+            "step_j": driver.unit_j,
+            "step_j_source": "given" if energy_step_j is not None else (
+                "auto: energy between the first two reports of the first trial"
+                if driver.energy_fidelity else None
+            ),
+        },
+        "n_trials": {**counts, "total": len(trials),
+                     "pruned_by_budget": sum(1 for t in trials if t.stopped_by == "budget")},
+        "budget": driver.budget.to_dict(),
+        "spent": {**spent.to_dict(), "trials_energy_j": trials_energy,
+                  "trials_co2e_g": trials_co2e, "driver_energy_j": own["energy_j"],
+                  "driver_co2e_g": own["co2e_g"]},
+        "stop_reason": stop,
+        "overshoot": over,
+        "best": None if best is None else {
+            "number": best.number, "run_id": best.run_id, "value": best.value,
+            "params": best.params, "energy_j": best.energy_j, "co2e_g": best.co2e_g,
+        },
+        "best_run_id": None if best is None else best.run_id,
+        "pareto_run_ids": [t.run_id for t in front],
+        "pareto": [{"number": t.number, "run_id": t.run_id, "state": t.state,
+                    "value": t.value, "energy_j": t.energy_j} for t in front],
+        "avoided_energy_j": avoided_j,
+        "avoided_co2e_g": avoided_g,
+        "avoided_by": avoided_by,
+        "avoided_method": method,
+        "trial_run_ids": [t.run_id for t in trials if t.run_id],
+    }  # fmt: skip
+    return TuneResult(
+        study_id=driver.run.id, study_name=driver.study_name, direction=direction,
+        trials=trials, best=best, pareto_front=front, budget=driver.budget, spent=spent,
+        stop_reason=stop, overshoot=over, avoided_energy_j=avoided_j, avoided_co2e_g=avoided_g,
+        summary=summary, study=driver.study,
+    )  # fmt: skip

@@ -1,0 +1,57 @@
+"""A small study through a real local Ray cluster."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import optuna
+import pytest
+
+import wattwise
+from wattwise.store import open_store
+from wattwise.testing import FakeMeter
+
+pytestmark = pytest.mark.ray
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             object_store_memory=100 * 1024**2, ignore_reinit_error=True)  # fmt: skip
+    yield
+    ray.shutdown()
+
+
+def quadratic(trial: Any) -> float:
+    x = trial.suggest_float("x", -1.0, 1.0)
+    for step in range(4):
+        time.sleep(0.02)
+        trial.report((x - 0.2) ** 2 + 1.0 / (step + 1), step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return (x - 0.2) ** 2
+
+
+def test_a_study_runs_through_ray_actors_metered_where_they_run(ray_cluster: None) -> None:
+    result = wattwise.tune(
+        quadratic, n_trials=6, executor="ray", n_workers=2, seed=0,
+        run_options={"_meters": [FakeMeter({"gpu:0": 20.0})], "interval_s": 0.05,
+                     "emit_warnings": False},
+    )  # fmt: skip
+    assert ray.is_initialized()  # the study used the cluster it found, and left it up
+    assert result.stop_reason == "n_trials" and len(result.trials) == 6
+    assert {t.state for t in result.trials} <= {"complete", "pruned"}
+    assert result.best is not None and abs(result.best_params["x"] - 0.2) < 1
+    store = open_store()
+    trials = [store.get_run(t.run_id) for t in result.trials]
+    assert all(r.study_id == result.study_id and r.energy_j > 0 for r in trials)
+    assert all(r.pid != os.getpid() for r in trials)  # metered inside the Ray actors
+    assert len({r.pid for r in trials}) == 2
+    driver = store.get_run(result.study_id)
+    assert driver.record["extra"]["study"]["executor"] == "ray"
+    assert driver.record["extra"]["study"]["n_workers"] == 2
