@@ -15,7 +15,7 @@ $(BIN)/python:
 
 $(VENV)/.demo-deps: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[torch]'
+	$(BIN)/pip install -q -e '.[torch,optuna]'
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(BIN)/python

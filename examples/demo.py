@@ -3,7 +3,10 @@
 1. trains a small PyTorch network on the digits data under `wattwise run` (zero code
    change: the script only logs its accuracy when it finds itself tracked);
 2. shows the run: energy per component with method and band, carbon, environment;
-3. prints the project footprint from the ledger.
+3. runs an energy-aware hyperparameter search (Optuna with pruning) under an energy
+   budget, and prints the best model and the accuracy-versus-energy Pareto front;
+4. prints the project footprint from the ledger;
+5. writes report.html for the project and prints its path.
 """
 
 from __future__ import annotations
@@ -38,8 +41,16 @@ def main() -> int:
 
     run_id = json.loads(last)[-1]["id"]
     wattwise("show", run_id)
-    print("\n== 3. The project footprint ==", flush=True)
-    return wattwise("footprint")
+    print("\n== 3. An energy-aware search, under an energy budget ==", flush=True)
+    code = subprocess.call([sys.executable, str(HERE / "tune_digits.py")])
+    if code != 0:
+        return code
+    print("\n== 4. The project footprint ==", flush=True)
+    code = wattwise("footprint")
+    if code != 0:
+        return code
+    print("\n== 5. The report ==", flush=True)
+    return subprocess.call([sys.executable, str(HERE / "report_demo.py")])
 
 
 if __name__ == "__main__":

@@ -1,59 +1,23 @@
-"""Human formatting of figures: energy, carbon, durations, tables."""
+"""Human formatting of figures for the terminal: built on :mod:`wattwise._units`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
+from wattwise._units import carbon, duration, energy, method_label
 from wattwise.store import ComponentEnergy
 
-
-def energy(joules: float) -> str:
-    """``1234.5`` → ``"1.23 kJ"``; large figures also in kWh."""
-    if joules >= 3.6e6:
-        return f"{joules / 3.6e6:.3g} kWh"
-    for factor, unit in ((1e6, "MJ"), (1e3, "kJ")):
-        if joules >= factor:
-            return f"{joules / factor:.3g} {unit}"
-    return f"{joules:.3g} J"
+__all__ = ["carbon", "component_line", "duration", "energy", "method_label", "table",
+           "with_band"]  # fmt: skip
 
 
-def carbon(grams: float) -> str:
-    """gCO2e with a readable unit."""
-    if grams >= 1e6:
-        return f"{grams / 1e6:.3g} tCO2e"
-    if grams >= 1e3:
-        return f"{grams / 1e3:.3g} kgCO2e"
-    if grams >= 1:
-        return f"{grams:.3g} gCO2e"
-    return f"{grams * 1e3:.3g} mgCO2e"
-
-
-def duration(seconds: float) -> str:
-    """Seconds as ``12.3 s``, ``4 min 05 s`` or ``2 h 03 min``."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
-
-
-def with_band(value: float, band: float | None, fmt: Any = energy) -> str:
+def with_band(value: float, band: float | None, fmt: Callable[[float], str] = energy) -> str:
     """``"412 J ± 165 J"``, or ``"412 J (band unknown)"``."""
     if band is None:
         return f"{fmt(value)} (band unknown)"
     if band == 0:
-        return str(fmt(value))
+        return fmt(value)
     return f"{fmt(value)} ± {fmt(band)}"
-
-
-_LABEL = {"counter": "measured", "sampled": "measured (sampled power)",
-          "model": "estimated", "user": "user-given"}  # fmt: skip
-
-
-def method_label(method: str) -> str:
-    """``counter`` → ``measured``; ``model`` → ``estimated``."""
-    return _LABEL.get(method, method)
 
 
 def component_line(comp: ComponentEnergy) -> str:

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from wattwise import _units as units
 from wattwise.exceptions import InvalidParameterError, WattwiseError
-from wattwise.report import _units as units
 from wattwise.report._markdown import md
 from wattwise.report._model import Report
 

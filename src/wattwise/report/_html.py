@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
+from wattwise import _units as units
 from wattwise.report import _svg as svg
-from wattwise.report import _units as units
 from wattwise.report._model import (
     NOT_OBJECTIVE_PREFIXES,
     ROLE_LABELS,

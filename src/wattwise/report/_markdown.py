@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from wattwise.report import _units as units
+from wattwise import _units as units
 from wattwise.report._model import ROLE_LABELS, Report
 
 _MD_SPECIAL = "\\`*_[]#|"

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from wattwise import __version__
+from wattwise import _units as units
 from wattwise.exceptions import InvalidParameterError, RunNotFoundError
-from wattwise.report import _units as units
 from wattwise.report._attributions import DataCredit, data_credits
 from wattwise.report._sci import SciResult, compute_sci
 from wattwise.store import RunRecord, SQLiteRunStore, project_footprint

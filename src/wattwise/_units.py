@@ -1,4 +1,7 @@
-"""Readable figures for reports: energy, carbon, time, FLOPs. Pure functions, no I/O."""
+"""Readable figures shared by the CLI, reports and progress lines: energy, carbon, time, FLOPs.
+
+Pure functions, no I/O; only cli/ prints them.
+"""
 
 from __future__ import annotations
 
