@@ -108,6 +108,8 @@ def test_listing_commands_speak_json_with_the_api_field_names() -> None:
     assert {"component", "energy_j", "method", "source"} <= set(runs[0]["components"][0])
     fp = json.loads(cli("footprint", "--json").stdout)
     assert fp["by_status"]["finished"]["runs"] == 1
+    assert fp["by_role"] == {"final": fp["by_status"]["finished"]}
+    assert fp["beyond_final_energy_share"] == 0
     assert fp["total"]["energy_j"] == pytest.approx(runs[0]["energy_j"])
     doctor = json.loads(cli("doctor", "--json").stdout)
     assert {m["meter"] for m in doctor["meters"]} >= {"cpu-rapl", "gpu-nvml"}

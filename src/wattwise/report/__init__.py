@@ -33,7 +33,6 @@ from wattwise.report._model import (
     Timeline,
     build_report,
     pareto_front,
-    role_of,
     select_runs,
 )
 from wattwise.report._sci import (
@@ -44,6 +43,7 @@ from wattwise.report._sci import (
     compute_sci,
     server_embodied_kg,
 )
+from wattwise.store import role_of
 
 
 def render_json(report: Report) -> str:

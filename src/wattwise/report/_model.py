@@ -19,7 +19,7 @@ from wattwise import _units as units
 from wattwise.exceptions import InvalidParameterError, RunNotFoundError
 from wattwise.report._attributions import DataCredit, data_credits
 from wattwise.report._sci import SciResult, compute_sci
-from wattwise.store import RunRecord, SQLiteRunStore, project_footprint
+from wattwise.store import RunRecord, SQLiteRunStore, project_footprint, role_of
 
 Scope = Literal["run", "study", "project"]
 ROLES = ("final", "tuning", "failed", "crashed", "running")
@@ -33,21 +33,6 @@ ROLE_LABELS = {
 _MINIMIZE_HINTS = ("loss", "error", "err", "mse", "rmse", "mae", "perplexity", "ppl", "wer")
 _MAXIMIZE_HINTS = ("acc", "f1", "auc", "score", "precision", "recall", "bleu", "rouge", "map")
 MAX_TABLE_RUNS = 200
-
-
-def role_of(run: RunRecord) -> str:
-    """Where a run's cost goes in the project view.
-
-    ``failed``, ``crashed`` and ``running`` by status; finished trials and study drivers
-    (``kind`` ``trial``/``study`` or a ``study_id``) are ``tuning``; other finished runs
-    are ``final``.
-    """
-    status = str(run.status)
-    if status in ("failed", "crashed", "running"):
-        return status
-    if run.kind in ("trial", "study") or run.study_id is not None:
-        return "tuning"
-    return "final"
 
 
 def _flops_of(record: Mapping[str, Any]) -> tuple[float | None, float | None]:

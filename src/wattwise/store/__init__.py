@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from wattwise.store._footprint import Footprint, Totals, project_footprint
+from wattwise.store._footprint import Footprint, Totals, project_footprint, role_of
 from wattwise.store._locate import find_project_root, ledger_path
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, iso_utc
 from wattwise.store._schema import SCHEMA_VERSION
@@ -36,4 +36,5 @@ __all__ = [
     "ledger_path",
     "open_store",
     "project_footprint",
+    "role_of",
 ]

@@ -35,6 +35,21 @@ class Totals:
         return dataclasses.asdict(self)
 
 
+def role_of(run: RunRecord) -> str:
+    """Where a run's cost goes in the project view.
+
+    ``failed``, ``crashed`` and ``running`` by status; finished trials and study drivers
+    (``kind`` ``trial``/``study`` or a ``study_id``) are ``tuning``; other finished runs
+    are ``final``.
+    """
+    status = str(run.status)
+    if status in ("failed", "crashed", "running"):
+        return status
+    if run.kind in ("trial", "study") or run.study_id is not None:
+        return "tuning"
+    return "final"
+
+
 @dataclasses.dataclass
 class Footprint:
     """The project's footprint: all runs, and split by status.
@@ -46,9 +61,16 @@ class Footprint:
     total: Totals
     by_status: dict[str, Totals]
     by_region: dict[str, Totals]
+    by_role: dict[str, Totals]
     first_started_at: float | None
     last_started_at: float | None
     saved_by_reuse: ReuseTotals = dataclasses.field(default_factory=ReuseTotals)
+
+    @property
+    def beyond_final_share(self) -> float:
+        """Share of the energy that went to anything but final runs (tuning, failures)."""
+        final = self.by_role.get("final", Totals()).energy_j
+        return 1 - final / self.total.energy_j if self.total.energy_j > 0 else 0.0
 
     @property
     def not_finished_share(self) -> float:
@@ -62,6 +84,8 @@ class Footprint:
             "total": self.total.to_dict(),
             "by_status": {k: v.to_dict() for k, v in sorted(self.by_status.items())},
             "by_region": {k: v.to_dict() for k, v in sorted(self.by_region.items())},
+            "by_role": {k: v.to_dict() for k, v in sorted(self.by_role.items())},
+            "beyond_final_energy_share": self.beyond_final_share,
             "not_finished_energy_share": self.not_finished_share,
             "first_started_at": self.first_started_at,
             "last_started_at": self.last_started_at,
@@ -82,6 +106,7 @@ def project_footprint(
     total = Totals()
     by_status: dict[str, Totals] = {}
     by_region: dict[str, Totals] = {}
+    by_role: dict[str, Totals] = {}
     starts = []
     for run in runs:
         if run.parent_id is not None:
@@ -89,11 +114,13 @@ def project_footprint(
         total.add(run)
         by_status.setdefault(str(run.status), Totals()).add(run)
         by_region.setdefault(run.region or "unknown", Totals()).add(run)
+        by_role.setdefault(role_of(run), Totals()).add(run)
         starts.append(run.started_at)
     return Footprint(
         total=total,
         by_status=by_status,
         by_region=by_region,
+        by_role=by_role,
         first_started_at=min(starts) if starts else None,
         last_started_at=max(starts) if starts else None,
         saved_by_reuse=saved_by_reuse if saved_by_reuse is not None else ReuseTotals(),

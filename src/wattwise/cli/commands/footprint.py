@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 from wattwise.cli import _format as fmt
 
 if TYPE_CHECKING:
+    from wattwise.store import Totals
     from wattwise.store._reuse import ReuseTotals
 
-HELP = "project totals: finished runs versus everything it took (failed, crashed)"
+HELP = "project totals: final runs versus everything it took (tuning, failed, crashed)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,22 +36,29 @@ def main(args: argparse.Namespace) -> int:
         print("No runs yet. Start one with: wattwise run -- python train.py")
         _print_saved(fp.saved_by_reuse)
         return 0
-    rows = []
-    for label, totals in [*sorted(fp.by_status.items()), ("all runs", fp.total)]:
-        rows.append([
-            label, str(totals.runs), fmt.duration(totals.duration_s),
-            fmt.with_band(totals.energy_j, totals.energy_band_j),
-            fmt.with_band(totals.co2e_g, totals.co2e_band_g, fmt.carbon),
-        ])  # fmt: skip
+    headers = ["RUNS", "TIME", "ENERGY", "CARBON (operational)"]
     print(f"Project footprint ({store.path.parent.parent}):")
-    print(fmt.table(["STATUS", "RUNS", "TIME", "ENERGY", "CARBON (operational)"], rows))
-    share = fp.not_finished_share
+    print(fmt.table(["STATUS", *headers], _rows(fp.by_status, fp.total)))
+    print()
+    print(fmt.table(["ROLE", *headers], _rows(fp.by_role, fp.total)))
     print(
-        f"{share:.0%} of the energy went to runs that did not finish (failed, crashed or "
-        "still running)."
+        f"{fp.not_finished_share:.0%} of the energy went to runs that did not finish "
+        f"(failed, crashed or still running); {fp.beyond_final_share:.0%} to anything but "
+        "final runs (tuning included)."
     )
     _print_saved(fp.saved_by_reuse)
     return 0
+
+
+def _rows(groups: dict[str, Totals], total: Totals) -> list[list[str]]:
+    return [
+        [
+            label, str(t.runs), fmt.duration(t.duration_s),
+            fmt.with_band(t.energy_j, t.energy_band_j),
+            fmt.with_band(t.co2e_g, t.co2e_band_g, fmt.carbon),
+        ]
+        for label, t in [*sorted(groups.items()), ("all runs", total)]
+    ]
 
 
 def _print_saved(saved: ReuseTotals) -> None:
