@@ -55,8 +55,9 @@ def test_trials_and_driver_are_runs_linked_by_study_id() -> None:
     assert all(r.tags == ["t"] for r in runs)
     assert trials[0].params.keys() == {"x", "width", "kind"}
     study = driver.record["extra"]["study"]
-    for key in ("n_trials", "budget", "spent", "stop_reason", "overshoot", "best",
-                "best_run_id", "pareto_run_ids", "avoided_energy_j", "avoided_co2e_g"):  # fmt: skip
+    keys = ("n_trials", "budget", "spent", "stop_reason", "overshoot", "best", "best_run_id",
+            "pareto_run_ids", "avoided_energy_j", "avoided_co2e_g")  # fmt: skip
+    for key in keys:
         assert key in study, key
     assert study["best_run_id"] == result.best.run_id
     assert set(study["pareto_run_ids"]) <= {r.id for r in trials}
@@ -100,5 +101,14 @@ def test_status_line() -> None:
     )  # fmt: skip
     assert line == (
         "trials 10/40 (3 complete, 4 pruned, 1 failed, 2 running) · best 0.9712 (#5) · "
-        "energy 1.2 kJ / 3.6 kJ · carbon 500 mgCO2e / 2 gCO2e · 42 s / 600 s"
+        "energy 1.20 kJ / 3.60 kJ · carbon 500 mgCO2e / 2.00 gCO2e · 42 s / 600 s"
     )
+
+
+def test_progress_line_is_shown_only_when_asked(capsys: Any) -> None:
+    wattwise.tune(lambda t: t.suggest_float("x", 0, 1), n_trials=2, run_options=fake())
+    assert capsys.readouterr().err == ""  # not a terminal: quiet
+    wattwise.tune(lambda t: t.suggest_float("x", 0, 1), n_trials=2, progress=True,
+                  run_options=fake())  # fmt: skip
+    err = capsys.readouterr().err
+    assert "wattwise tune tune-<lambda>: trials 2/2 (2 complete" in err

@@ -311,6 +311,7 @@ class ProcessPool:
             if proc is not None and proc not in dead and not proc.process.is_alive():
                 dead.append(proc)
         for proc in dead:
+            proc.process.join(timeout=5)  # its pipe can close before it is reaped
             code = proc.process.exitcode
             events.append(Died(proc, proc.number, f"worker process died (exit code {code})"))
             self._replace(proc)
@@ -453,28 +454,19 @@ class RayPool:
                 "with: pip install 'wattwise[ray]'."
             )
             raise InvalidParameterError(msg) from err
-        ray: Any = ray_module
-        self._ray = ray
+        self._ray: Any = ray_module
         self._owns = False
-        if not ray.is_initialized():
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-            self._owns = True
-        if n_workers is None:
-            cpus = float(ray.cluster_resources().get("CPU", 1.0))
-            n_workers = max(1, int(cpus // cpus_per_trial))
-        self.n_workers = n_workers
+        self.n_workers = n_workers or 0  # known once Ray is up (start)
+        self._requested = n_workers
+        self._cpus_per_trial = cpus_per_trial
         self._ref = ref
         self._run_options = run_options
         self._options = {"num_cpus": cpus_per_trial, "num_gpus": gpus_per_trial}
-        _register_by_value(ref.fn)
-        self._mailbox_cls: Any = ray.remote(num_cpus=0)(_Mailbox)
-        self._worker_cls: Any = ray.remote(_RayWorker)
-        self._mailbox: Any = None
         self._actors: dict[int, Any] = {}
         self._running: dict[Any, tuple[int, int]] = {}  # future -> (slot, trial number)
         self._pids: dict[int, int] = {}
         self._tree: StudyTree | None = None
+        self._mailbox: Any = None
 
     def _spawn(self, slot: int) -> None:
         actor = self._worker_cls.options(**self._options).remote(
@@ -487,7 +479,18 @@ class RayPool:
             self._tree.add_worker(pid)
 
     def start(self, tree: StudyTree) -> None:
-        """Create the mailbox and the actors."""
+        """Start Ray if needed (metered as the study's overhead), the mailbox, the actors."""
+        ray = self._ray
+        if not ray.is_initialized():
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+            self._owns = True
+        if self._requested is None:
+            cpus = float(ray.cluster_resources().get("CPU", 1.0))
+            self.n_workers = max(1, int(cpus // self._cpus_per_trial))
+        _register_by_value(self._ref.fn)
+        self._mailbox_cls: Any = ray.remote(num_cpus=0)(_Mailbox)
+        self._worker_cls: Any = ray.remote(_RayWorker)
         self._tree = tree
         self._mailbox = self._mailbox_cls.remote()
         try:

@@ -8,22 +8,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from wattwise._units import carbon as _carbon
+from wattwise._units import energy as _energy
 from wattwise.tune._budget import Budget, Spent
-
-
-def _energy(joules: float) -> str:
-    for factor, unit in ((3.6e6, "kWh"), (1e6, "MJ"), (1e3, "kJ")):
-        if joules >= factor:
-            return f"{joules / factor:.3g} {unit}"
-    return f"{joules:.3g} J"
-
-
-def _carbon(grams: float) -> str:
-    if grams >= 1e3:
-        return f"{grams / 1e3:.3g} kgCO2e"
-    if grams >= 1:
-        return f"{grams:.3g} gCO2e"
-    return f"{grams * 1e3:.3g} mgCO2e"
 
 
 def status_line(
@@ -76,8 +63,9 @@ class Progress:
         except ImportError:
             return
         self._text = Text
+        self._console = Console(stderr=True)
         self._live = Live(
-            Text(f"{title}: starting"), console=Console(stderr=True), refresh_per_second=4,
+            Text(f"{title}: starting"), console=self._console, refresh_per_second=4,
             transient=False,
         )  # fmt: skip
         self._live.start()
@@ -96,4 +84,6 @@ class Progress:
         """Leave the last line on screen and stop refreshing."""
         if self._live is not None:
             self._live.stop()
+            if not self._console.is_terminal:  # a terminal ends the line itself
+                self._console.line()
             self._live = None

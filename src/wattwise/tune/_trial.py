@@ -9,13 +9,14 @@ driver only through a :class:`Channel` (a direct call, a pipe or a Ray mailbox).
 from __future__ import annotations
 
 import math
+import operator
 import os
 import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from wattwise.exceptions import SearchError
+from wattwise.exceptions import InvalidParameterError, SearchError
 from wattwise.tracking import Run, RunState
 from wattwise.tune._tree import subtree_cpu_s
 
@@ -114,11 +115,20 @@ class Trial:
 
         Raises:
             BudgetExhaustedError: A budget of the study is spent; let it end the objective.
+            InvalidParameterError: ``step`` is not an int >= 0.
         """
         number = float(value)
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            msg = f"The 'step' parameter of Trial.report must be an int >= 0. Got {step!r}."
-            raise SearchError(msg)
+        try:
+            index = -1 if isinstance(step, bool) else operator.index(step)
+        except TypeError:
+            index = -1
+        if index < 0:
+            msg = (
+                f"The 'step' parameter of Trial.report must be an int >= 0 (an epoch index). "
+                f"Got {step!r} instead."
+            )
+            raise InvalidParameterError(msg)
+        step = index
         snap = self.run.snapshot()
         now = time.monotonic()
         self.max_interval_j = max(self.max_interval_j, snap["energy_j"] - self._last_report_j)

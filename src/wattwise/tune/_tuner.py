@@ -624,7 +624,8 @@ def tune(
         )  # fmt: skip
     config = {
         "objective": ref.label, "executor": executor,
-        "n_workers": 1 if pool is None else pool.n_workers, "direction": direction,
+        "n_workers": 1 if pool is None else n_workers or pool.n_workers or None,
+        "direction": direction,
         "sampler": type(sampler).__name__, "pruner": type(pruner).__name__, "seed": seed,
         "energy_fidelity": energy_fidelity, "energy_step_j": energy_step_j,
         **{k: v for k, v in budget.to_dict().items() if k != "energy_j"},
