@@ -8,8 +8,36 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 
 import psutil
+
+#: Within this many seconds, the tree's process list is reused rather than rebuilt.
+_REUSE_S = 0.05
+
+
+def _direct_children(pid: int) -> list[int] | None:
+    """Children of ``pid`` from ``/proc/PID/task/*/children``, or None where unsupported.
+
+    Reading a few small files is far cheaper than psutil's scan of every process on the
+    machine, and it keeps the sampler from contending for the GIL with the user's code.
+    """
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    found: list[int] = []
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as handle:
+                found.extend(int(x) for x in handle.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended meanwhile
+            return None  # kernel built without CONFIG_PROC_CHILDREN
+        except OSError:
+            continue
+    return found
 
 
 def machine_busy_cpu_s() -> float:
@@ -50,17 +78,50 @@ class ProcessTree:
             self._root: psutil.Process | None = psutil.Process(root_pid)
         except psutil.Error:
             self._root = None
+        self._known: dict[int, psutil.Process] = {}
+        self._cached: list[psutil.Process] = []
+        self._cached_at = float("-inf")
         self._offset = 0.0 if is_child else self._live_cpu_s()
         self._last_cpu_s = 0.0
         self._last_rss = 0
 
+    def _descendant_pids(self) -> list[int] | None:
+        out: list[int] = []
+        todo = [self.root_pid]
+        while todo:
+            kids = _direct_children(todo.pop())
+            if kids is None:
+                return None
+            out.extend(kids)
+            todo.extend(kids)
+        return out
+
     def _processes(self) -> list[psutil.Process]:
-        if self._root is None:
-            return []
-        try:
-            return [self._root, *self._root.children(recursive=True)]
-        except psutil.Error:
-            return []
+        now = time.monotonic()
+        if now - self._cached_at < _REUSE_S:
+            return self._cached
+        procs: list[psutil.Process] = []
+        if self._root is not None:
+            pids = self._descendant_pids()
+            try:
+                if pids is None:
+                    procs = [self._root, *self._root.children(recursive=True)]
+                else:
+                    known = {}
+                    for pid in pids:
+                        proc = self._known.get(pid)
+                        if proc is None:
+                            try:
+                                proc = psutil.Process(pid)
+                            except psutil.Error:
+                                continue
+                        known[pid] = proc
+                    self._known = known
+                    procs = [self._root, *known.values()]
+            except psutil.Error:
+                procs = []
+        self._cached, self._cached_at = procs, now
+        return procs
 
     def _live_cpu_s(self) -> float:
         total = 0.0
