@@ -211,3 +211,23 @@ def test_footprint_splits_by_status_and_skips_nested_runs() -> None:
     assert fp.by_status["crashed"].runs == 1
     assert fp.by_region["DE"].energy_j == 30.0
     assert fp.not_finished_share == pytest.approx(80 / 180)
+
+
+def _open_new(path: str, barrier: object) -> None:
+    barrier.wait()  # type: ignore[attr-defined]
+    store = SQLiteRunStore(path)
+    store.insert_run(make_run())
+    store.close()
+
+
+def test_many_processes_creating_one_new_ledger_at_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "new" / "ledger.db")
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(6)
+    procs = [ctx.Process(target=_open_new, args=(path, barrier)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert len(SQLiteRunStore(path).list_runs()) == 6

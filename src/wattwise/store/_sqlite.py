@@ -140,8 +140,17 @@ class SQLiteRunStore:
     def _init_schema(self) -> None:
         conn = self._conn
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
+        # Switching to WAL needs an exclusive lock and SQLite answers "database is locked"
+        # at once, without its busy handler, when another process is creating the same
+        # ledger: retry for as long as the busy timeout allows.
+        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+        while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
