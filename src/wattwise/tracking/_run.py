@@ -230,6 +230,13 @@ class Run:
             selection = meters.select_meters(self.settings.meters)
             self._meters = list(selection.meters)
             self._fallbacks = list(selection.fallbacks)
+        if self.excluded_components:
+            kept = [m for m in self._meters
+                    if not set(m.components()) & set(self.excluded_components)]  # fmt: skip
+            for meter in self._meters:
+                if meter not in kept:
+                    meter.close()
+            self._meters = kept
         self._infos = {m.name: m.info() for m in self._meters}
         self._meter_of: dict[str, BaseMeter] = {}
         if isinstance(self._store_arg, SQLiteRunStore):
@@ -237,7 +244,7 @@ class Run:
         else:
             self.store = open_store(self._store_arg)
 
-        self._tree = ProcessTree(root_pid or os.getpid(), is_child=is_child)
+        self._tree = self._make_tree(root_pid or os.getpid(), is_child=is_child)
         self._total_mem = total_memory_bytes()
         self._t0_wall = time.time()
         self._t0 = self._last_t = time.monotonic()
@@ -516,6 +523,17 @@ class Run:
                 **dict(details or {}),
             }  # fmt: skip
 
+    # -- extension points (subclasses: the tuning driver) ------------------------
+
+    #: Components this kind of run never meters (their energy belongs to other runs).
+    excluded_components: tuple[str, ...] = ()
+    #: A sentence added to the record saying how this kind of run is attributed.
+    attribution_note: str | None = None
+
+    def _make_tree(self, root_pid: int, *, is_child: bool) -> ProcessTree:
+        """The process tree whose CPU time and memory are attributed to this run."""
+        return ProcessTree(root_pid, is_child=is_child)
+
     # -- internals --------------------------------------------------------------
 
     def _initial_record(self) -> dict[str, Any]:
@@ -554,6 +572,7 @@ class Run:
             },
             "warnings": list(self.warnings),
             "market_based_instruments_applied": False,
+            **({"attribution_note": self.attribution_note} if self.attribution_note else {}),
         }
 
     def _capture_environment_safely(self) -> None:

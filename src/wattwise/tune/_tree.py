@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from typing import Any
 
 import psutil
 
@@ -199,23 +198,13 @@ class StudyRun(Run):
     """The driver's run: metered on a :class:`StudyTree`, without GPU meters."""
 
     tree: StudyTree
+    excluded_components = ("gpu",)
+    attribution_note = (
+        "driver process tree minus trial work (inline trials' CPU seconds and worker "
+        "processes while they run trials); GPU energy belongs to the trials"
+    )
 
-    def start(self, *, root_pid: int | None = None, is_child: bool = False) -> Run:
-        """Start measuring the driver (see :class:`StudyTree` for what it counts)."""
-        super().start(root_pid=root_pid, is_child=is_child)
-        tree = StudyTree(root_pid)
-        self.tree = tree
-        with self._lock:
-            self._tree = tree
-            self._last_proc = tree.cpu_s()
-            dropped = [m for m in self._meters if "gpu" in m.components()]
-            self._meters = [m for m in self._meters if m not in dropped]
-            meters: dict[str, Any] = self._record.get("meters", {})
-            for meter in dropped:
-                meters.pop(meter.name, None)
-                meter.close()
-            self._record["attribution_study"] = (
-                "driver process tree minus trial work (inline trials' CPU seconds and worker "
-                "processes while they run trials); GPU energy belongs to the trials"
-            )
-        return self
+    def _make_tree(self, root_pid: int, *, is_child: bool) -> ProcessTree:
+        """Meter the driver on a :class:`StudyTree` (see it for what it counts)."""
+        self.tree = StudyTree(root_pid)
+        return self.tree
