@@ -18,12 +18,15 @@ import time
 import types
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from wattwise import __version__
 from wattwise.cache._cache import ArtifactCache, EntryInfo, UnsafeEntryError
 from wattwise.cache._key import KeyParts, key_parts, source_digest
 from wattwise.exceptions import CacheError, CacheWarning, InvalidParameterError, WattwiseError
+
+if TYPE_CHECKING:
+    from wattwise.tracking import Run
 
 logger = logging.getLogger("wattwise")
 
@@ -145,40 +148,24 @@ def _measured(function: str, call: Callable[[], R]) -> tuple[R, dict[str, Any]]:
 
     run = current_run()
     if run is not None and run.state is RunState.RUNNING:
-        before = run.snapshot()
-        t0 = time.perf_counter()
-        value = call()
-        duration = time.perf_counter() - t0
-        after = run.snapshot()
-        label, meters = _method_of(getattr(run, "_infos", {}))
-        return value, {
-            "energy_j": max(0.0, after["energy_j"] - before["energy_j"]),
-            "energy_band_j": max(0.0, after["energy_band_j"] - before["energy_band_j"]),
-            "co2e_g": max(0.0, after["co2e_g"] - before["co2e_g"]),
-            "duration_s": duration,
-            "method": label,
-            "meters": meters,
-            "how": "difference of two snapshots of the enclosing run around the call (its "
-            "whole process tree)",
-            "producer_run_id": run.id,
-            "region": run.location.zone,
-            "intensity_g_per_kwh": run.intensity.g_per_kwh,
-            "pue": run.pue.value,
-        }
+        how = "difference of two snapshots of the enclosing run around the call (its whole "
+        return _around(run, call, how + "process tree)")
     name = "cache-fill:" + function.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
-    fill = Run(name, kind="cache-fill", tags=["cache-fill"], emit_warnings=False)
-    with fill:
+    with Run(name, kind="cache-fill", tags=["cache-fill"], emit_warnings=False) as fill:
         # The run's environment capture is not the function's cost: let it end first.
-        capture = getattr(fill, "_env_thread", None)
-        if capture is not None:
-            capture.join()
-        before = fill.snapshot()
-        t0 = time.perf_counter()
-        value = call()
-        duration = time.perf_counter() - t0
-        after = fill.snapshot()
-    result = fill.result
-    label, meters = _method_of(getattr(fill, "_infos", {}))
+        fill.wait_for_environment()
+        how = "difference of two snapshots, around the call, of a run of kind cache-fill "
+        return _around(fill, call, how + "made for it")
+
+
+def _around(run: Run, call: Callable[[], R], how: str) -> tuple[R, dict[str, Any]]:
+    """Call ``call`` between two snapshots of ``run``; the difference is its cost."""
+    before = run.snapshot()
+    t0 = time.perf_counter()
+    value = call()
+    duration = time.perf_counter() - t0
+    after = run.snapshot()
+    label, meters = _method_of(run.meter_infos)
     return value, {
         "energy_j": max(0.0, after["energy_j"] - before["energy_j"]),
         "energy_band_j": max(0.0, after["energy_band_j"] - before["energy_band_j"]),
@@ -186,12 +173,11 @@ def _measured(function: str, call: Callable[[], R]) -> tuple[R, dict[str, Any]]:
         "duration_s": duration,
         "method": label,
         "meters": meters,
-        "how": "difference of two snapshots, around the call, of a run of kind cache-fill "
-        "made for it",
-        "producer_run_id": result.id,
-        "region": result.region,
-        "intensity_g_per_kwh": result.intensity_g_per_kwh,
-        "pue": result.pue,
+        "how": how,
+        "producer_run_id": run.id,
+        "region": run.location.zone,
+        "intensity_g_per_kwh": run.intensity.g_per_kwh,
+        "pue": run.pue.value,
     }
 
 

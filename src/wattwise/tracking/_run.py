@@ -34,7 +34,7 @@ from wattwise.exceptions import (
     RunStateError,
     WattwiseError,
 )
-from wattwise.meters import BaseMeter, component_of
+from wattwise.meters import BaseMeter, MeterInfo, component_of
 from wattwise.store import (
     SCHEMA_VERSION,
     ComponentEnergy,
@@ -443,6 +443,17 @@ class Run:
                 self._record.setdefault(key, []).append(value)
             else:
                 self._record[key] = value
+
+    @property
+    def meter_infos(self) -> dict[str, MeterInfo]:
+        """How each meter of this run makes its figures (after start)."""
+        return dict(getattr(self, "_infos", {}))
+
+    def wait_for_environment(self) -> None:
+        """Block until the background capture of code, packages and hardware has ended."""
+        thread = getattr(self, "_env_thread", None)
+        if thread is not None:
+            thread.join()
 
     def annotate(self, key: str, value: Any) -> None:
         """Attach a JSON-serialisable fact to the run record under ``extra[key]``."""
