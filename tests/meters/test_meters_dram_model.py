@@ -7,9 +7,9 @@ from wattwise.exceptions import InvalidParameterError
 from wattwise.meters import DramModelMeter
 
 
-def _ga_memory_power() -> float:
-    rows = data_rows("reference/greenalgorithms_referenceValues.csv", skip_rows=1)
-    return next(float(r["value"]) for r in rows if r["variable"] == "memoryPower")
+def _calibrated_w_per_gb() -> float:
+    rows = data_rows("calibration/specpower_coefficients.csv")
+    return next(float(r["idle"]) for r in rows if r["kind"] == "dram")
 
 
 def test_energy_is_gib_times_w_per_gb_times_time() -> None:
@@ -18,19 +18,25 @@ def test_energy_is_gib_times_w_per_gb_times_time() -> None:
     assert meter.probe().ok
     assert meter.read() == {"dram:0": 0.0}
     clock.t = 60.0
-    assert meter.read()["dram:0"] == pytest.approx(64 * _ga_memory_power() * 10.0)
+    assert meter.read()["dram:0"] == pytest.approx(64 * _calibrated_w_per_gb() * 10.0)
     clock.t = 110.0
-    assert meter.read()["dram:0"] == pytest.approx(64 * _ga_memory_power() * 60.0)
+    assert meter.read()["dram:0"] == pytest.approx(64 * _calibrated_w_per_gb() * 60.0)
 
 
-def test_info_cites_green_algorithms_and_records_the_ccf_alternative() -> None:
+def test_info_cites_the_calibration_and_records_the_alternatives() -> None:
     info = DramModelMeter(total_bytes=8 * 2**30).info()
     assert info.name == "dram-model"
     assert info.method == "model"
-    assert info.details["w_per_gb"] == _ga_memory_power()
-    assert info.details["power_w"] == pytest.approx(8 * _ga_memory_power())
-    assert any("0.392 W/GB" in a for a in info.assumptions)
-    assert info.band_fraction == 0.4
+    assert info.details["w_per_gb"] == _calibrated_w_per_gb()
+    assert info.details["power_w"] == pytest.approx(8 * _calibrated_w_per_gb())
+    assert any("0.392 W/GB" in a and "0.3725 W/GB" in a for a in info.assumptions)
+    band = next(
+        r
+        for r in data_rows("calibration/specpower_bands.csv")
+        if (r["rule_class"], r["load_range"]) == ("arch-specpower", "all")
+    )
+    assert info.band_fraction == float(band["band_fraction"])
+    assert "Memory alone is not measured by SPECpower" in info.band_meaning
 
 
 def test_memory_size_defaults_to_the_machine() -> None:

@@ -44,6 +44,9 @@ class MeterInfo:
             or None when no band is known (counters: instrument error not quantified).
         band_source: Where the band comes from.
         details: Extra structured facts (matched CPU family, W per vCPU, …).
+        band_meaning: What the band means, in one sentence ("90 % interval of host wall
+            power, from 412 SPECpower_ssj2008 servers …, out of sample"), or "" when the
+            band has no stated coverage.
     """
 
     name: str
@@ -53,6 +56,7 @@ class MeterInfo:
     band_fraction: float | None = None
     band_source: str = ""
     details: dict[str, object] = dataclasses.field(default_factory=dict)
+    band_meaning: str = ""
 
 
 class BaseMeter(abc.ABC):

@@ -51,21 +51,26 @@ from typing import Any, ClassVar
 from wattwise.data import read_csv
 from wattwise.exceptions import InvalidParameterError, MeterUnavailableError
 from wattwise.meters._base import Availability, BaseMeter, Component, MeterInfo, Method
+from wattwise.meters._calibration import (
+    BANDS_FILE,
+    COEFFICIENTS_FILE,
+    Calibration,
+    load_range_of,
+    shipped_calibration,
+)
 from wattwise.meters._cpuinfo import DEFAULT_CPUINFO, CpuInfo, read_cpuinfo
-from wattwise.meters._hardware import uncertainty_band
 
 PROVIDERS: tuple[str, ...] = ("aws", "gcp", "azure")
 DEFAULT_PROVIDER_TABLE = "aws"
 _CCF_FILE = "cloud/ccf_coefficients_{}_use.csv"
 _CODECARBON_TDP_FILE = "hardware/codecarbon_cpu_power.csv"
 _GA_TDP_FILE = "hardware/greenalgorithms_TDP_cpu.csv"
-_CONSTANTS_FILE = "reference/methodology_constants.csv"
-_DEFAULT_PER_THREAD_ROW = "codecarbon_unknown_cpu_power_per_thread"
 
-# CodeCarbon's CPU load curve, load_factor = 0.1 + 0.9 * load**3
-# (codecarbon/external/hardware.py, CPU._get_power_from_cpu_load; reference/trackers.md
-# §1.1 and §0 item 2): at zero load the CPU draws 10 % of its TDP.
-CODECARBON_IDLE_FRACTION = 0.1
+#: What a modelled host figure covers, written into the record.
+COVERS = (
+    "host wall-power share: cpu-model covers CPU, fans, disks and power-supply losses; "
+    "dram-model covers memory; together they are what SPECpower_ssj2008 measures at the wall"
+)
 
 # psutil.cpu_times() fields that are not busy time. On Linux guest and guest_nice are
 # already inside user and nice (psutil's own cpu_percent subtracts them the same way).
@@ -100,6 +105,9 @@ class CpuMatch:
         source: The table row (or constant) used, human readable.
         assumptions: Each rule and constant the figures rest on, with its source.
         details: Structured facts for the record.
+        band_class: Which calibrated band applies: ``arch-specpower`` (architecture row
+            fitted on SPECpower), ``arch-ccf`` (CCF row, no SPECpower results for the
+            architecture), ``tdp-table`` or ``default``.
     """
 
     microarchitecture: str | None
@@ -109,6 +117,7 @@ class CpuMatch:
     source: str
     assumptions: tuple[str, ...]
     details: dict[str, object]
+    band_class: str = "default"
 
 
 # ---------------------------------------------------------------------------------------
@@ -125,9 +134,19 @@ _XEON_SCALABLE = re.compile(
     r"\bXeon(?:\(R\))?\s+(Platinum|Gold|Silver|Bronze)\s+(\d)(\d)\d{2}([A-Z+]*)", re.I
 )
 _XEON_6 = re.compile(r"\bXeon(?:\(R\))?\s+6\d{3}([PE])\b", re.I)
+# "E5-2699 v4", "E3-1220v2", "E5-2660V2", "E3-1265Lv3": the version may follow the model
+# number or its letter suffix with or without a space. The suffix class leaves out V so that
+# "1220v2" is read as 1220 + v2 (under re.I, [A-Z] would swallow the "v").
 _XEON_E357 = re.compile(
-    r"\bXeon(?:\(R\))?\s+(?:CPU\s+)?E([357])-\s?\d{4}[A-Z]*(?:\s+v(\d))?", re.I
+    r"\bXeon(?:\(R\))?\s+(?:CPU\s+|Processor\s+)?E([357])-\s?\d{4}[A-UW-Z]*(?:\s*v(\d))?\b",
+    re.I,
 )
+# Xeon numbers before the E3/E5/E7 scheme (2006-2011): an optional letter (E, L, X, W) then
+# four digits, the first two naming the family ("Intel Xeon L5420", "Xeon X5670", "Xeon 3070").
+_XEON_PRE_2011 = re.compile(
+    r"\bXeon(?:\(R\))?\s+(?:CPU\s+|Processor\s+)?[ELXW]?([3-7]\d)\d{2}\b(?!-)", re.I
+)
+_OPTERON = re.compile(r"\bOpteron(?:\(tm\))?\s+(?:Processor\s+)?([1-8])(\d)\d{2}(?!\d)", re.I)
 _XEON_E2 = re.compile(r"\bXeon(?:\(R\))?\s+(?:CPU\s+)?E-2(\d)\d{2}", re.I)
 _GRAVITON = re.compile(r"\bGraviton\s*(\d)(E?)\b", re.I)
 
@@ -150,6 +169,41 @@ _XEON_VERSION = {
     6: "Kaby Lake",
 }
 _XEON_E2_GEN = {1: "Coffee Lake", 2: "Coffee Lake", 3: "Rocket Lake", 4: "Raptor Lake"}
+# Xeon numbers of 2006-2011, first two digits -> microarchitecture (Intel ARK product
+# families; the Core microarchitecture is Intel's 65 nm "Core", Penryn its 45 nm shrink).
+_XEON_PRE_2011_FAMILY = {
+    30: ("Core", "Xeon 3000 (Conroe)"),
+    31: ("Penryn", "Xeon 3100 (Wolfdale)"),
+    32: ("Core", "Xeon 3200 (Kentsfield)"),
+    33: ("Penryn", "Xeon 3300 (Yorkfield)"),
+    34: ("Nehalem", "Xeon 3400 (Lynnfield)"),
+    35: ("Nehalem", "Xeon 3500 (Bloomfield)"),
+    36: ("Westmere", "Xeon 3600 (Gulftown)"),
+    50: ("NetBurst", "Xeon 5000 (Dempsey)"),
+    51: ("Core", "Xeon 5100 (Woodcrest)"),
+    52: ("Penryn", "Xeon 5200 (Wolfdale-DP)"),
+    53: ("Core", "Xeon 5300 (Clovertown)"),
+    54: ("Penryn", "Xeon 5400 (Harpertown)"),
+    55: ("Nehalem", "Xeon 5500 (Gainestown)"),
+    56: ("Westmere", "Xeon 5600 (Westmere-EP)"),
+    65: ("Nehalem", "Xeon 6500 (Beckton)"),
+    70: ("NetBurst", "Xeon 7000 (Paxville MP)"),
+    71: ("NetBurst", "Xeon 7100 (Tulsa)"),
+    72: ("Core", "Xeon 7200 (Tigerton)"),
+    73: ("Core", "Xeon 7300 (Tigerton)"),
+    74: ("Penryn", "Xeon 7400 (Dunnington)"),
+    75: ("Nehalem", "Xeon 7500 (Beckton)"),
+}
+# Opteron model numbers: first digit the socket series, second the generation (AMD's
+# numbering; 1/2/8-series: 2 = K8 Rev F, 3-4 = K10; 3/4/6-series: 1 = K10, 2 = Bulldozer,
+# 3 = Piledriver).
+_OPTERON_GEN = {
+    (1, 2): "K8", (2, 2): "K8", (8, 2): "K8",
+    (1, 3): "K10", (2, 3): "K10", (8, 3): "K10", (2, 4): "K10", (8, 4): "K10",
+    (4, 1): "K10", (6, 1): "K10",
+    (3, 2): "Bulldozer", (4, 2): "Bulldozer", (6, 2): "Bulldozer",
+    (3, 3): "Piledriver", (4, 3): "Piledriver", (6, 3): "Piledriver",
+}  # fmt: skip
 
 
 def _arch_from_name(name: str) -> _Arch | None:
@@ -194,6 +248,20 @@ def _arch_from_name(name: str) -> _Arch | None:
         ccf = label if label not in ("Westmere", "Kaby Lake") else None
         ver = f"v{version}" if version else "without a vN suffix"
         return _Arch(label, ccf, f"model name {name!r}: Xeon E{m.group(1)} {ver} -> {label}")
+    if m := _XEON_PRE_2011.search(name):
+        family = int(m.group(1))
+        if family in _XEON_PRE_2011_FAMILY:
+            label, series = _XEON_PRE_2011_FAMILY[family]
+            return _Arch(label, None, f"model name {name!r}: {series} -> {label}")
+    if m := _OPTERON.search(name):
+        key = (int(m.group(1)), int(m.group(2)))
+        if key in _OPTERON_GEN:
+            label = _OPTERON_GEN[key]
+            return _Arch(
+                label,
+                None,
+                f"model name {name!r}: Opteron {key[0]}{key[1]}xx series -> {label}",
+            )
     if m := _XEON_E2.search(name):
         gen = int(m.group(1))
         if gen not in _XEON_E2_GEN:
@@ -444,24 +512,28 @@ def _ccf_row(provider_table: str, ccf: str) -> dict[str, str] | None:
     return None
 
 
-def _constant(name: str) -> tuple[float, dict[str, str]]:
-    for row in read_csv(_CONSTANTS_FILE):
-        if row["constant"] == name:
-            return float(row["value"]), row
-    msg = f"The shipped file {_CONSTANTS_FILE} has no row {name!r}; reinstall wattwise."
-    raise MeterUnavailableError(msg)
+_WALL_ASSUMPTION = (
+    "The figure is the host's wall-power share without memory (CPU, fans, disks, "
+    "power-supply losses): SPECpower_ssj2008 measures whole-server AC power; dram-model "
+    "adds memory's share, fitted jointly, so nothing is counted twice."
+)
 
 
-def match_cpu(info: CpuInfo, *, provider: str | None = None) -> CpuMatch:
+def match_cpu(
+    info: CpuInfo, *, provider: str | None = None, calibration: Calibration | None = None
+) -> CpuMatch:
     """Choose per-vCPU idle and max power for this CPU, following the documented rules.
 
     Args:
         info: Parsed cpuinfo.
         provider: ``aws``, ``gcp`` or ``azure`` to use that CCF table; None uses AWS's.
+        calibration: The SPECpower calibration to use; None uses the shipped one (the
+            calibration benchmark passes one fitted without the server it checks).
 
     Returns:
         The match, with its rule, source, assumptions and details.
     """
+    cal = calibration or shipped_calibration()
     table = provider or DEFAULT_PROVIDER_TABLE
     base_details: dict[str, object] = {
         "model_name": info.model_name,
@@ -483,6 +555,32 @@ def match_cpu(info: CpuInfo, *, provider: str | None = None) -> CpuMatch:
     generic = _is_generic(info.model_name)
 
     def from_arch(arch: _Arch, rule: str) -> CpuMatch | None:
+        fitted = cal.architectures.get(arch.label)
+        if fitted is not None:
+            idle, peak = fitted.idle, fitted.max
+            source = (
+                f"SPECpower_ssj2008 calibration, architecture {arch.label!r}: {idle:.3f} W "
+                f"idle to {peak:.3f} W busy per thread ({fitted.n_servers} servers)."
+            )
+            assumptions: tuple[str, ...] = (
+                f"Microarchitecture: {arch.why}.",
+                f"Idle/busy W per thread for {arch.label!r} from {COEFFICIENTS_FILE}: "
+                f"{fitted.source}.",
+                _WALL_ASSUMPTION,
+            )
+            details = {
+                **base_details,
+                "rule": rule,
+                "microarchitecture": arch.label,
+                "ccf_architecture": arch.ccf,
+                "coefficients": "specpower-fit",
+                "table": COEFFICIENTS_FILE,
+                "idle_w_per_vcpu": idle,
+                "max_w_per_vcpu": peak,
+            }
+            return CpuMatch(
+                arch.label, rule, idle, peak, source, assumptions, details, "arch-specpower"
+            )
         if arch.ccf is None:
             return None
         row = _ccf_row(table, arch.ccf)
@@ -494,10 +592,14 @@ def match_cpu(info: CpuInfo, *, provider: str | None = None) -> CpuMatch:
             extra = (f"The {table} CCF table has no {arch.ccf!r} row; the AWS row is used.",)
         if row is None:
             return None
-        idle, peak = float(row["Min Watts"]), float(row["Max Watts"])
+        ccf_idle, ccf_peak = float(row["Min Watts"]), float(row["Max Watts"])
+        k_idle, k_max = cal.ccf_scale
+        idle, peak = ccf_idle * k_idle, ccf_peak * k_max
         source = (
             f"Cloud Carbon Footprint coefficients ({used_table} table), row {arch.ccf!r}: "
-            f"{idle:.3f} W idle to {peak:.3f} W busy per vCPU."
+            f"{ccf_idle:.3f} to {ccf_peak:.3f} W per vCPU, scaled by the SPECpower "
+            f"calibration ({k_idle:.3f} idle, {k_max:.3f} busy) to {idle:.3f} W idle to "
+            f"{peak:.3f} W busy per vCPU."
         )
         assumptions = (
             f"Microarchitecture: {arch.why}.",
@@ -505,18 +607,27 @@ def match_cpu(info: CpuInfo, *, provider: str | None = None) -> CpuMatch:
             *extra,
             f"Min/Max Watts per vCPU for {arch.ccf!r} from ccf-coefficients "
             f"output/coefficients-{used_table}-use.csv (derived from SPECpower_ssj2008 "
-            "results; Apache-2.0).",
+            "results; Apache-2.0). CCF's figures are whole-server watts per vCPU, memory "
+            "included.",
+            f"No SPECpower results for {arch.label!r}: the CCF row is scaled by "
+            f"{k_idle:.3f} (idle) and {k_max:.3f} (busy), the median ratio of fitted to CCF "
+            f"figures over the architectures that have both ({COEFFICIENTS_FILE}, "
+            "ccf-scale), which takes memory out (dram-model adds it).",
+            _WALL_ASSUMPTION,
         )
         details = {
             **base_details,
             "rule": rule,
             "microarchitecture": arch.label,
             "ccf_architecture": arch.ccf,
+            "coefficients": "ccf-scaled",
             "table": f"cloud/ccf_coefficients_{used_table}_use.csv",
+            "ccf_idle_w_per_vcpu": ccf_idle,
+            "ccf_max_w_per_vcpu": ccf_peak,
             "idle_w_per_vcpu": idle,
             "max_w_per_vcpu": peak,
         }
-        return CpuMatch(arch.label, rule, idle, peak, source, assumptions, details)
+        return CpuMatch(arch.label, rule, idle, peak, source, assumptions, details, "arch-ccf")
 
     def family_model() -> tuple[CpuMatch | None, _Arch | None]:
         fm = _arch_from_family_model(info)
@@ -540,7 +651,7 @@ def match_cpu(info: CpuInfo, *, provider: str | None = None) -> CpuMatch:
         if m is not None:
             return m
     # (c) TDP tables by model string
-    m = _tdp_match(info, arch_seen, base_details)
+    m = _tdp_match(info, arch_seen, base_details, cal)
     if m is not None:
         return m
     # (b, late) a specific name no table knows: the family/model still names the family
@@ -549,49 +660,51 @@ def match_cpu(info: CpuInfo, *, provider: str | None = None) -> CpuMatch:
         arch_seen = arch or arch_seen
         if m is not None:
             return m
-    # (d) CodeCarbon's fallback
-    per_thread, row = _constant(_DEFAULT_PER_THREAD_ROW)
-    idle = per_thread * CODECARBON_IDLE_FRACTION
+    # (d) the per-thread default, from SPECpower
+    idle, peak = cal.default_w_per_thread
+    row = cal.rows[("default", "all")]
     label = arch_seen.label if arch_seen else None
-    why = f" The microarchitecture ({arch_seen.why}) has no CCF row." if arch_seen else ""
+    why = (
+        f" The microarchitecture ({arch_seen.why}) has no calibrated or CCF row."
+        if arch_seen
+        else ""
+    )
     return CpuMatch(
         label,
         "default-per-thread",
         idle,
-        per_thread,
-        f"CodeCarbon's fallback of {per_thread:g} W per thread ({row['used_by']}).",
+        peak,
+        f"SPECpower_ssj2008 calibration, default per thread: {idle:.3f} W idle to "
+        f"{peak:.3f} W busy ({row.n_servers} servers).",
         (
-            f"No CCF row and no TDP table row matched the CPU {info.model_name!r}.{why}",
-            f"Max power {per_thread:g} W per vCPU: reference/methodology_constants.csv row "
-            f"{_DEFAULT_PER_THREAD_ROW} ({row['used_by']}: {row['source_reference']}).",
-            _IDLE_ASSUMPTION,
+            f"No architecture row and no TDP table row matched the CPU {info.model_name!r}.{why}",
+            f"Idle/busy W per thread from {COEFFICIENTS_FILE} (default): {row.source}. "
+            "Its band is wide: it knows nothing of the CPU.",
+            _WALL_ASSUMPTION,
         ),
         {
             **base_details,
             "rule": "default-per-thread",
             "microarchitecture": label,
             "ccf_architecture": None,
-            "table": _CONSTANTS_FILE,
+            "coefficients": "specpower-default",
+            "table": COEFFICIENTS_FILE,
             "idle_w_per_vcpu": idle,
-            "max_w_per_vcpu": per_thread,
+            "max_w_per_vcpu": peak,
         },
+        "default",
     )
 
 
-_IDLE_ASSUMPTION = (
-    "Idle power = 10 % of the maximum: CodeCarbon's CPU load curve 0.1 + 0.9 * load**3 at "
-    "zero load (codecarbon/external/hardware.py; reference/trackers.md §1.1). Between idle "
-    "and maximum the power is taken as linear in utilisation (the CCF model), not cubic."
-)
+def tdp_per_thread(info: CpuInfo) -> tuple[float, str, tuple[str, ...], str, str] | None:
+    """TDP per hardware thread from the TDP tables, or None when no row matches.
 
-
-def _tdp_match(
-    info: CpuInfo, arch: _Arch | None, base_details: dict[str, object]
-) -> CpuMatch | None:
+    Returns:
+        ``(watts, source, assumptions, table, row name)``.
+    """
     if not info.model_name:
         return None
     threads_per_core = info.threads_per_core or 1
-    why = f" Its microarchitecture ({arch.why}) has no CCF row." if arch else ""
     # CodeCarbon's table gives only the package TDP: divide by the threads of one package,
     # which cpuinfo's "siblings" gives on bare metal only (in a VM it counts the guest's
     # vCPUs, not the chip's threads).
@@ -600,15 +713,12 @@ def _tdp_match(
         if hit is not None:
             key, row = hit
             tdp = float(row["TDP"])
-            peak = tdp / info.siblings
-            return _tdp_result(
-                arch,
-                base_details,
-                peak,
+            per = tdp / info.siblings
+            return (
+                per,
                 f"CodeCarbon cpu_power.csv row {row['Name']!r}: TDP {tdp:g} W / "
-                f"{info.siblings} threads per socket = {peak:.3f} W per thread.",
+                f"{info.siblings} threads per socket = {per:.3f} W per thread",
                 (
-                    f"No CCF row for the CPU {info.model_name!r}.{why}",
                     f"TDP {tdp:g} W from hardware/codecarbon_cpu_power.csv (CodeCarbon, MIT; "
                     f"scraped from Intel ARK and AMD pages), matched as {key!r}.",
                     f"Bare metal (no hypervisor flag): cpuinfo 'siblings' = {info.siblings} "
@@ -621,15 +731,12 @@ def _tdp_match(
     if hit is not None and (hit[1].get("n_cores") or "").strip():
         key, row = hit
         tdp, cores = float(row["TDP"]), int(float(row["n_cores"]))
-        peak = tdp / (cores * threads_per_core)
-        return _tdp_result(
-            arch,
-            base_details,
-            peak,
+        per = tdp / (cores * threads_per_core)
+        return (
+            per,
             f"Green Algorithms TDP_cpu.csv row {row['model']!r}: TDP {tdp:g} W / ({cores} "
-            f"cores x {threads_per_core} threads per core) = {peak:.3f} W per thread.",
+            f"cores x {threads_per_core} threads per core) = {per:.3f} W per thread",
             (
-                f"No CCF row for the CPU {info.model_name!r}.{why}",
                 f"TDP {tdp:g} W and {cores} cores from hardware/greenalgorithms_TDP_cpu.csv "
                 f"(Green Algorithms, CC BY 4.0; source {row.get('source', '').strip()}), "
                 f"matched as {key!r}.",
@@ -642,34 +749,45 @@ def _tdp_match(
     return None
 
 
-def _tdp_result(
-    arch: _Arch | None,
-    base_details: dict[str, object],
-    peak: float,
-    source: str,
-    assumptions: tuple[str, ...],
-    table: str,
-    row_name: str,
-) -> CpuMatch:
-    idle = peak * CODECARBON_IDLE_FRACTION
+def _tdp_match(
+    info: CpuInfo, arch: _Arch | None, base_details: dict[str, object], cal: Calibration
+) -> CpuMatch | None:
+    hit = tdp_per_thread(info)
+    if hit is None:
+        return None
+    per, tdp_source, tdp_assumptions, table, row_name = hit
+    f_idle, f_max = cal.tdp_fraction
+    row = cal.rows[("tdp-fraction", "all")]
+    idle, peak = per * f_idle, per * f_max
+    why = f" Its microarchitecture ({arch.why}) has no calibrated or CCF row." if arch else ""
     label = arch.label if arch else None
     return CpuMatch(
         label,
         "tdp-table",
         idle,
         peak,
-        source,
-        (*assumptions, _IDLE_ASSUMPTION),
+        f"{tdp_source}; x {f_idle:.3f} idle and x {f_max:.3f} busy (SPECpower "
+        f"calibration, {row.n_servers} servers) = {idle:.3f} to {peak:.3f} W per thread.",
+        (
+            f"No architecture row for the CPU {info.model_name!r}.{why}",
+            *tdp_assumptions,
+            f"Idle and busy power = {f_idle:.3f} and {f_max:.3f} x TDP per thread, from "
+            f"{COEFFICIENTS_FILE} (tdp-fraction): {row.source}.",
+            _WALL_ASSUMPTION,
+        ),
         {
             **base_details,
             "rule": "tdp-table",
             "microarchitecture": label,
             "ccf_architecture": None,
+            "coefficients": "tdp-scaled",
             "table": table,
             "table_row": row_name,
+            "tdp_w_per_thread": per,
             "idle_w_per_vcpu": idle,
             "max_w_per_vcpu": peak,
         },
+        "tdp-table",
     )
 
 
@@ -703,6 +821,7 @@ class CpuModelMeter(BaseMeter):
         cpu_times: Returns a ``psutil.cpu_times()``-like named tuple (machine totals);
             injectable for tests.
         n_vcpu: Number of vCPUs; default: the logical CPUs in cpuinfo.
+        calibration: SPECpower calibration; default: the shipped one.
 
     Raises:
         InvalidParameterError: ``provider`` is not one of the known providers.
@@ -719,6 +838,7 @@ class CpuModelMeter(BaseMeter):
         clock: Callable[[], float] = time.monotonic,
         cpu_times: Callable[[], Any] | None = None,
         n_vcpu: int | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         if provider is not None and provider not in PROVIDERS:
             msg = (
@@ -738,15 +858,22 @@ class CpuModelMeter(BaseMeter):
         self._cpu_times = cpu_times or _psutil_cpu_times
         self._n_vcpu = n_vcpu
         self._match: CpuMatch | None = None
+        self._cal = calibration
         self._t0: float | None = None
         self._busy0 = 0.0
         self._last = 0.0
+        self._elapsed = 0.0
+        self._busy_s = 0.0
 
     @property
     def match(self) -> CpuMatch:
         """The per-vCPU figures for this CPU (computed once)."""
         if self._match is None:
-            self._match = match_cpu(read_cpuinfo(self._cpuinfo_path), provider=self._provider)
+            self._match = match_cpu(
+                read_cpuinfo(self._cpuinfo_path),
+                provider=self._provider,
+                calibration=self._cal,
+            )
         return self._match
 
     @property
@@ -805,12 +932,55 @@ class CpuModelMeter(BaseMeter):
             match.max_w_per_vcpu - match.idle_w_per_vcpu
         )
         self._last = max(self._last, energy)  # values only grow, even if /proc/stat jitters
+        self._elapsed, self._busy_s = elapsed, busy_s
         return {"cpu:0": self._last}
 
+    @property
+    def mean_utilisation(self) -> float | None:
+        """Machine busy fraction since the first read, in [0, 1]; None before any time passed."""
+        if self._elapsed <= 0:
+            return None
+        return min(1.0, max(0.0, self._busy_s / (self.n_vcpu * self._elapsed)))
+
+    def band_for(self, utilisation: float | None = None) -> tuple[float | None, str, str]:
+        """The calibrated 90 % band for this CPU's rule at a mean utilisation.
+
+        Args:
+            utilisation: Mean machine busy fraction in [0, 1]; None pools every load
+                level (the band used before the run's load is known).
+
+        Returns:
+            ``(band_fraction, band_source, band_meaning)``; ``band_fraction`` is None only
+            if the shipped bands table lacks the rule class (then the source says so).
+        """
+        load = "all" if utilisation is None else load_range_of(utilisation)
+        band = self._calibration().band(self.match.band_class, load)
+        if band is None:
+            return (
+                None,
+                f"No calibrated band for rule class {self.match.band_class!r} at load {load!r} "
+                f"in {BANDS_FILE}.",
+                "no band: not calibrated",
+            )
+        source = f"{BANDS_FILE} row ({band.rule_class}, {band.load_range}): {band.meaning()}"
+        return band.band_fraction, source, band.meaning()
+
+    def _calibration(self) -> Calibration:
+        return self._cal or shipped_calibration()
+
     def info(self) -> MeterInfo:
-        """The matched rule, coefficients and their sources, and the ±band."""
+        """The matched rule, coefficients and their sources, and the calibrated band.
+
+        The band is for the load seen so far (``mean_utilisation``), or for every load level
+        pooled before any time has passed; ``details["bands_by_load"]`` lists all of them.
+        """
         match = self.match
-        band, band_source = uncertainty_band("model", "cpu")
+        band, band_source, meaning = self.band_for(self.mean_utilisation)
+        cal = self._calibration()
+        by_load = {
+            load: (b.band_fraction if (b := cal.band(match.band_class, load)) else None)
+            for load in ("idle", "low", "active", "all")
+        }
         n = self.n_vcpu
         assumptions = (
             "CPU power = n_vcpu x idle_W + busy_vcpus x (max_W - idle_W) (Cloud Carbon "
@@ -833,5 +1003,14 @@ class CpuModelMeter(BaseMeter):
             assumptions=assumptions,
             band_fraction=band,
             band_source=band_source,
-            details={**match.details, "n_vcpu": n, "provider": self._provider},
+            details={
+                **match.details,
+                "n_vcpu": n,
+                "provider": self._provider,
+                "band_class": match.band_class,
+                "bands_by_load": by_load,
+                "mean_utilisation": self.mean_utilisation,
+                "covers": COVERS,
+            },
+            band_meaning=meaning,
         )

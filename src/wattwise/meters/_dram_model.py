@@ -1,10 +1,13 @@
 """DRAM energy estimated from the installed memory size, where no RAPL DRAM counter exists.
 
-Machine-wide DRAM power is constant: ``P = total_GiB * W_per_GB``, with Green Algorithms'
-0.3725 W/GB (``reference/greenalgorithms_referenceValues.csv`` row ``memoryPower``). Cloud
-Carbon Footprint's 0.392 W/GB (``reference/methodology_constants.csv`` row
-``ccf_memory_energy``) is the recorded alternative. Memory capacity is counted in GiB
-(2**30 bytes), the unit DIMM sizes are sold in.
+Machine-wide DRAM power is constant: ``P = total_GiB * W_per_GB``, with memory's share of
+server wall power per GB fitted on SPECpower_ssj2008 jointly with the CPU model's
+per-thread coefficients (``calibration/specpower_coefficients.csv`` row ``dram``; see
+``wattwise.meters._calibration``). Green Algorithms' 0.3725 W/GB and Cloud Carbon
+Footprint's 0.392 W/GB are recorded as alternatives not used: added to per-thread figures
+fitted on whole-server power they count memory twice, and on 2017-2021 servers they exceed
+the server's whole idle draw. Memory capacity is counted in GiB (2**30 bytes), the unit
+DIMM sizes are sold in.
 """
 
 from __future__ import annotations
@@ -16,15 +19,31 @@ from typing import ClassVar
 from wattwise.data import read_csv
 from wattwise.exceptions import InvalidParameterError, MeterUnavailableError
 from wattwise.meters._base import Availability, BaseMeter, Component, MeterInfo, Method
-from wattwise.meters._hardware import uncertainty_band
+from wattwise.meters._calibration import (
+    BANDS_FILE,
+    COEFFICIENTS_FILE,
+    Calibration,
+    shipped_calibration,
+)
 
 _GA_REFERENCE_FILE = "reference/greenalgorithms_referenceValues.csv"
 _CONSTANTS_FILE = "reference/methodology_constants.csv"
 _BYTES_PER_GIB = 2**30
 
 
-def memory_power_w_per_gb() -> tuple[float, str]:
-    """Green Algorithms' memory power, W per GB, and its source text."""
+#: The CPU rule class whose band the DRAM figure takes (see ``DramModelMeter.info``).
+DRAM_BAND_CLASS = "arch-specpower"
+
+
+def memory_power_w_per_gb(calibration: Calibration | None = None) -> tuple[float, str]:
+    """Memory's share of wall power, W per GB, fitted on SPECpower, and its source text."""
+    cal = calibration or shipped_calibration()
+    row = cal.rows[("dram", "all")]
+    return cal.dram_w_per_gb, f"{COEFFICIENTS_FILE} row dram: {row.source}"
+
+
+def green_algorithms_w_per_gb() -> tuple[float, str]:
+    """Green Algorithms' memory power, W per GB, and its source (the alternative not used)."""
     for row in read_csv(_GA_REFERENCE_FILE, skip_rows=1):
         if row["variable"] == "memoryPower":
             return float(row["value"]), row["source"]
@@ -32,14 +51,18 @@ def memory_power_w_per_gb() -> tuple[float, str]:
     raise MeterUnavailableError(msg)
 
 
-def _ccf_alternative() -> str:
+def _alternatives() -> str:
+    ga, ga_source = green_algorithms_w_per_gb()
+    ccf = "0.392 W/GB"
     for row in read_csv(_CONSTANTS_FILE):
         if row["constant"] == "ccf_memory_energy":
-            return (
-                f"Alternative not used: Cloud Carbon Footprint's {row['value']} "
-                f"{row['unit']} ({row['source_reference']}), from {row['used_by']}."
-            )
-    return "Alternative not used: Cloud Carbon Footprint's 0.392 W/GB."
+            ccf = f"{row['value']} {row['unit']} ({row['source_reference']})"
+    return (
+        f"Alternatives not used: Green Algorithms' memoryPower {ga} W/GB ({ga_source}) and "
+        f"Cloud Carbon Footprint's {ccf}. Both are DRAM-only figures meant to be added to a "
+        "CPU figure; added to per-thread figures fitted on whole-server power they count "
+        "memory twice (benchmarks/calibration.py shows the over-prediction)."
+    )
 
 
 class DramModelMeter(BaseMeter):
@@ -48,6 +71,7 @@ class DramModelMeter(BaseMeter):
     Args:
         total_bytes: Installed memory; default ``psutil.virtual_memory().total``.
         clock: Monotonic seconds (``time.monotonic``); injectable for tests.
+        calibration: SPECpower calibration; default: the shipped one.
 
     Raises:
         InvalidParameterError: ``total_bytes`` is not a positive int.
@@ -61,6 +85,7 @@ class DramModelMeter(BaseMeter):
         total_bytes: int | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        calibration: Calibration | None = None,
     ) -> None:
         if total_bytes is not None and (
             isinstance(total_bytes, bool) or not isinstance(total_bytes, int) or total_bytes <= 0
@@ -72,6 +97,7 @@ class DramModelMeter(BaseMeter):
             raise InvalidParameterError(msg)
         self._total_bytes = total_bytes
         self._clock = clock
+        self._cal = calibration
         self._t0: float | None = None
 
     @property
@@ -96,14 +122,14 @@ class DramModelMeter(BaseMeter):
     @property
     def power_w(self) -> float:
         """Constant DRAM power of this machine, W."""
-        w_per_gb, _ = memory_power_w_per_gb()
+        w_per_gb, _ = memory_power_w_per_gb(self._cal)
         return self.total_bytes / _BYTES_PER_GIB * w_per_gb
 
     def probe(self) -> Availability:
         """Check that the memory size is known. Never raises."""
         try:
             power = self.power_w
-            w_per_gb, _ = memory_power_w_per_gb()
+            w_per_gb, _ = memory_power_w_per_gb(self._cal)
         except MeterUnavailableError as err:
             return Availability(False, str(err), "Install it with: pip install psutil.")
         except Exception as err:
@@ -130,31 +156,55 @@ class DramModelMeter(BaseMeter):
         return {"dram:0": power * max(0.0, now - self._t0)}
 
     def info(self) -> MeterInfo:
-        """The memory size, the W/GB figure and its source, and the ±band."""
-        w_per_gb, ga_source = memory_power_w_per_gb()
+        """The memory size, the W/GB figure and its source, and the calibrated band.
+
+        SPECpower measures whole servers, never memory alone, so the DRAM figure is
+        calibrated only as part of the host figure (cpu-model + dram-model): it takes the
+        host band of the architecture rows, and the record says so.
+        """
+        w_per_gb, source = memory_power_w_per_gb(self._cal)
         gib = self.total_bytes / _BYTES_PER_GIB
-        band, band_source = uncertainty_band("model", "dram")
+        cal = self._cal or shipped_calibration()
+        band = cal.band(DRAM_BAND_CLASS, "all")
+        if band is None:
+            fraction: float | None = None
+            band_source = f"No calibrated band for {DRAM_BAND_CLASS!r} in {BANDS_FILE}."
+            meaning = "no band: not calibrated"
+        else:
+            fraction = band.band_fraction
+            meaning = (
+                f"{band.meaning()} Memory alone is not measured by SPECpower: this is the band "
+                "of the host figure (cpu-model + dram-model) for architecture rows fitted on "
+                "SPECpower, applied to its memory part."
+            )
+            band_source = f"{BANDS_FILE} row ({band.rule_class}, {band.load_range}): {meaning}"
         return MeterInfo(
             name=self.name,
             method=self.method,
             source=(
-                f"{gib:.2f} GiB installed x {w_per_gb} W/GB (Green Algorithms memoryPower) "
-                f"= {gib * w_per_gb:.3f} W, constant."
+                f"{gib:.2f} GiB installed x {w_per_gb:.4f} W/GB (memory's share of server wall "
+                f"power, SPECpower calibration) = {gib * w_per_gb:.3f} W, constant."
             ),
             assumptions=(
-                f"DRAM power = {w_per_gb} W per GB of installed memory, independent of load: "
-                f"Green Algorithms referenceValues.csv memoryPower ({ga_source}).",
-                _ccf_alternative(),
+                f"DRAM power = {w_per_gb:.4f} W per GB of installed memory, independent of "
+                f"load: {source}.",
+                "The figure is memory's share of the host's wall power (power-supply losses "
+                "included); cpu-model covers the rest of the host, so the two add up to the "
+                "host without counting memory twice.",
+                _alternatives(),
                 "Memory size = psutil.virtual_memory().total (or the value given), in GiB.",
                 "Figures are machine-wide; attribution to a process tree happens in "
                 "wattwise.tracking.",
             ),
-            band_fraction=band,
+            band_fraction=fraction,
             band_source=band_source,
             details={
                 "total_bytes": self.total_bytes,
                 "total_gib": gib,
                 "w_per_gb": w_per_gb,
                 "power_w": gib * w_per_gb,
+                "band_class": DRAM_BAND_CLASS,
+                "covers": "memory's share of host wall power (SPECpower calibration)",
             },
+            band_meaning=meaning,
         )
