@@ -152,7 +152,11 @@ def test_refuses_a_diff_that_does_not_apply_or_is_damaged(
     # A diff whose bytes no longer match the recorded hash is refused before use.
     store.flush_run(run_id, {"record": record})
     conn = sqlite3.connect(store.path)
-    conn.execute("UPDATE artifacts SET content = ? WHERE run_id = ?", (b"garbage", run_id))
+    conn.execute(
+        "UPDATE blobs SET content = ? WHERE sha256 = "
+        "(SELECT sha256 FROM artifacts WHERE run_id = ?)",
+        (b"garbage", run_id),
+    )
     conn.commit()
     conn.close()
     with pytest.raises(Exception, match="does not match its sha256"):

@@ -1,9 +1,16 @@
 """What a run needs to be repeated: code version and diff, Python, packages, OS, variables.
 
 Cheap by design: packages are read from installed metadata (no pip subprocess), git is
-asked three or four short questions, and all of it runs on a background thread started by
+asked four or five short questions, and all of it runs on a background thread started by
 the run, never on the path that starts it. The uncommitted diff is returned as an
 artifact for the ledger; the record keeps only its hash and size.
+
+Bounded by design: the diff holds text files only (a changed binary file is recorded as
+path, size and sha256), never the ``.wattwise/`` folder, and above ``diff_max_bytes``
+(1 MB) only its hash and ``--stat`` are kept. Redacted by design: secrets in the diff,
+the remote URL, variables and file names become ``***`` here, before anything is stored
+(:mod:`wattwise.repro._redact`). For ``wattwise run -- CMD`` the environment recorded is
+the job's interpreter's, not wattwise's (:mod:`wattwise.repro._interpreter`).
 """
 
 from __future__ import annotations
@@ -15,27 +22,38 @@ import platform
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from wattwise.repro._envvars import allowed_variables
+from wattwise.repro._interpreter import is_this_interpreter, query, resolve
+from wattwise.repro._redact import redact_argv, redact_bytes, redact_text, redact_url
 
 _GIT_TIMEOUT_S = 5.0
-#: Name of the ledger artifact that holds a run's ``git diff HEAD``.
+#: Name of the ledger artifact that holds a run's ``git diff HEAD`` (text files only).
 DIFF_ARTIFACT = "git-diff"
-#: A diff larger than this (bytes) is not stored; the record says so.
-MAX_DIFF_BYTES = 32 * 1024 * 1024
+#: Name of the ledger artifact that holds ``git diff HEAD --stat`` when the diff is too big.
+DIFF_STAT_ARTIFACT = "git-diff-stat"
+#: Default cap on a stored diff, bytes: above it only its hash and ``--stat`` are kept.
+DIFF_MAX_BYTES = 1_000_000
+_MAX_STAT_BYTES = 256 * 1024
+_MAX_HASHED_BYTES = 256 * 2**20
+_MAX_LISTED = 100
 _MAX_UNTRACKED = 100
 _MAX_SCRIPT_BYTES = 16 * 1024 * 1024
-_CREDENTIALS = re.compile(r"^([A-Za-z][\w+.-]*://)[^/@]*@")
 _SEPARATORS = re.compile(r"[-_.]+")
+#: What diff capture looks at: the whole work tree except wattwise's own folder, wherever
+#: it is and even when it is tracked (its ledger must never be copied into itself).
+PATHSPEC = (":(top)", ":(top,exclude,glob)**/.wattwise/**")
 #: ``git diff`` options that make the patch independent of the user's git configuration.
+#: No ``--binary``: a binary file's content is never stored, only its size and hash.
 DIFF_ARGS = (
-    "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff", "--no-textconv",
+    "diff", "HEAD", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames",
     "--src-prefix=a/", "--dst-prefix=b/",
 )  # fmt: skip
+_BINARY_LINE = re.compile(rb"^Binary files .* differ$", re.MULTILINE)
 
 
 @dataclasses.dataclass
@@ -45,7 +63,8 @@ class Capture:
     Attributes:
         record: JSON-serialisable facts, merged into the run record (``code``,
             ``environment``, ``user``).
-        artifacts: Large facts for the ledger's artifact table, name → bytes (the diff).
+        artifacts: Large facts for the ledger's artifact table, name → bytes (the diff,
+            or its ``--stat`` when the diff is over the cap).
     """
 
     record: dict[str, Any]
@@ -68,30 +87,75 @@ def _git(cwd: Path, *args: str) -> str | None:
     return out.decode("utf-8", "replace").strip() if out is not None else None
 
 
-def redact_url(url: str | None) -> str | None:
-    """A remote URL without the user name or token it may embed (``https://tok@host``)."""
-    return _CREDENTIALS.sub(r"\1", url) if url else url
+def _split_binary(diff: bytes) -> tuple[bytes, list[str]]:
+    """The diff without the sections of binary files, and those files' paths."""
+    if not _BINARY_LINE.search(diff):
+        return diff, []
+    sections = re.split(rb"(?m)^(?=diff --git )", diff)
+    kept, binary = [], []
+    for section in sections:
+        header = section.split(b"\n@@", 1)[0]
+        if section.startswith(b"diff --git ") and _BINARY_LINE.search(header):
+            first = section.split(b"\n", 1)[0].decode("utf-8", "replace")
+            binary.append(first.rpartition(" b/")[2])
+        else:
+            kept.append(section)
+    return b"".join(kept), binary
 
 
-def git_info(cwd: Path) -> tuple[dict[str, Any], bytes | None]:
-    """The git state of the work tree at ``cwd`` and its uncommitted diff.
+def _file_facts(root: Path, relative: str) -> dict[str, Any]:
+    """A changed binary file: path, size and sha256 of the work-tree copy (no content)."""
+    path = root / relative
+    facts: dict[str, Any] = {"path": redact_text(relative)}
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return {**facts, "deleted": True}
+    facts["size_bytes"] = size
+    if size > _MAX_HASHED_BYTES:
+        facts["sha256"] = None
+        facts["note"] = f"not hashed: larger than {_MAX_HASHED_BYTES // 2**20} MiB"
+        return facts
+    try:
+        with open(path, "rb") as f:
+            facts["sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as err:
+        facts["sha256"] = None
+        facts["note"] = f"not hashed: {err.strerror or err}"
+    return facts
+
+
+def git_info(
+    cwd: Path, *, diff: bool = True, diff_max_bytes: int = DIFF_MAX_BYTES
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The git state of the work tree at ``cwd`` and its uncommitted diff, ready to store.
+
+    Args:
+        cwd: Where git is asked.
+        diff: Store the diff (False: only the dirty flag is recorded).
+        diff_max_bytes: Text diffs larger than this are kept as a hash and ``--stat``.
 
     Returns:
-        ``(info, diff)``: ``info`` has ``commit``, ``branch``, ``remote`` (credentials
-        removed), ``dirty`` (tracked files differ from ``HEAD``, staged or not), ``root``,
-        ``diff`` (sha256, size, whether stored) and ``untracked`` (names only, never
-        contents). ``diff`` is ``git diff HEAD --binary`` as bytes, or None when clean or
-        too large. Outside a repository: ``({"available": False, "reason": ...}, None)``.
+        ``(info, artifacts)``: ``info`` has ``commit``, ``branch``, ``remote``
+        (credentials removed), ``dirty`` (tracked files differ from ``HEAD``, staged or
+        not), ``root``, ``diff`` and ``untracked`` (names only, never contents).
+        ``info["diff"]`` says what was kept: ``sha256`` and ``size_bytes`` of the text
+        diff as stored (secrets redacted: ``redactions`` counts them), ``files``,
+        ``binary`` (changed binary files: path, size, sha256, never their content),
+        ``stored`` and, when not stored, ``reason``. ``artifacts`` holds
+        :data:`DIFF_ARTIFACT` (the text diff) or :data:`DIFF_STAT_ARTIFACT`. The
+        ``.wattwise/`` folder is never part of the status or the diff. Outside a
+        repository: ``({"available": False, "reason": ...}, {})``.
     """
     head = _git(cwd, "rev-parse", "HEAD", "--abbrev-ref", "HEAD", "--show-toplevel")
     if head is None or len(head.splitlines()) != 3:
         reason = "not a git work tree, no commit yet, or git is missing"
-        return {"available": False, "reason": reason}, None
+        return {"available": False, "reason": reason}, {}
     commit, branch, root = head.splitlines()
-    status = _git(cwd, "status", "--porcelain", "--untracked-files=normal")
+    status = _git(cwd, "status", "--porcelain", "--untracked-files=normal", "--", *PATHSPEC)
     lines = status.splitlines() if status is not None else []
     untracked = [
-        line[3:]
+        redact_text(line[3:])
         for line in lines
         if line.startswith("?? ") and not line[3:].startswith(".wattwise/")
     ]
@@ -107,20 +171,42 @@ def git_info(cwd: Path) -> tuple[dict[str, Any], bytes | None]:
         "untracked_count": len(untracked),
         "diff": None,
     }
-    diff = _git_bytes(cwd, *DIFF_ARGS) if dirty else None
-    if diff:
-        stored = len(diff) <= MAX_DIFF_BYTES
-        info["diff"] = {
-            "sha256": hashlib.sha256(diff).hexdigest(),
-            "size_bytes": len(diff),
-            "files": diff.count(b"\ndiff --git ") + int(diff.startswith(b"diff --git ")),
-            "artifact": DIFF_ARTIFACT if stored else None,
-            "stored": stored,
-        }
-        if not stored:
-            info["diff"]["reason"] = f"larger than {MAX_DIFF_BYTES // 2**20} MiB"
-            diff = None
-    return info, diff or None
+    if not dirty:
+        return info, {}
+    if not diff:
+        info["diff"] = {"stored": False, "reason": "diff capture was switched off (--no-diff)"}
+        return info, {}
+    raw = _git_bytes(cwd, *DIFF_ARGS, "--", *PATHSPEC)
+    if raw is None:
+        info["diff"] = {"stored": False, "reason": "git diff failed or took too long"}
+        return info, {}
+    text, binary_paths = _split_binary(raw)
+    text, redactions = redact_bytes(text)
+    binary = [_file_facts(Path(root), p) for p in binary_paths]
+    found: dict[str, Any] = {
+        "sha256": hashlib.sha256(text).hexdigest(),
+        "size_bytes": len(text),
+        "files": len(re.findall(rb"(?m)^diff --git ", text)),
+        "binary": binary[:_MAX_LISTED],
+        "binary_count": len(binary),
+        "redactions": redactions,
+        "artifact": DIFF_ARTIFACT,
+        "stored": True,
+    }
+    info["diff"] = found
+    if len(text) <= diff_max_bytes:
+        return info, ({DIFF_ARTIFACT: text} if text else {})
+    found.update(artifact=None, stored=False)
+    found["reason"] = (
+        f"larger than the {diff_max_bytes:,} byte cap (diff_max_bytes); kept as its "
+        "sha256 and 'git diff --stat'"
+    )
+    stat = _git_bytes(cwd, "diff", "HEAD", "--stat=200", "--no-color", "--", *PATHSPEC)
+    if not stat:
+        return info, {}
+    stat, _ = redact_bytes(stat[:_MAX_STAT_BYTES])
+    found["stat_artifact"] = DIFF_STAT_ARTIFACT
+    return info, {DIFF_STAT_ARTIFACT: stat}
 
 
 def script_info(argv: Sequence[str], cwd: Path) -> dict[str, Any] | None:
@@ -143,16 +229,20 @@ def canonical_name(name: str) -> str:
     return _SEPARATORS.sub("-", name).lower()
 
 
-def packages() -> dict[str, str]:
+def packages(paths: Sequence[str] | None = None) -> dict[str, str]:
     """Installed distributions, canonical name → version, from package metadata (no pip).
+
+    Args:
+        paths: The import path to read (default: this interpreter's ``sys.path``); the
+            path of another interpreter gives that interpreter's distributions.
 
     Fast path: a ``name-version.dist-info`` folder names both (wheel spec), so its
     METADATA file is not parsed; other layouts (``.egg-info``) are read with
-    ``importlib.metadata``. The first one on ``sys.path`` wins, as for imports.
+    ``importlib.metadata``. The first one on the path wins, as for imports.
     """
     found: dict[str, str] = {}
     seen: set[str] = set()
-    for entry in sys.path:
+    for entry in sys.path if paths is None else paths:
         folder = entry or "."
         if folder in seen or not os.path.isdir(folder):
             continue
@@ -176,13 +266,17 @@ def packages() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def python_and_os() -> dict[str, Any]:
-    """Interpreter and operating-system facts."""
-    uname = platform.uname()
+def _this_python() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "executable": sys.executable,
+    }
+
+
+def _this_os() -> dict[str, Any]:
+    uname = platform.uname()
+    return {
         "os": uname.system,
         "kernel": uname.release,
         "machine": uname.machine,
@@ -190,28 +284,98 @@ def python_and_os() -> dict[str, Any]:
     }
 
 
-def capture(cwd: Path, argv: Sequence[str] = ()) -> Capture:
-    """Everything a run records about its code and environment.
+def python_and_os() -> dict[str, Any]:
+    """Interpreter (this process's) and operating-system facts."""
+    return {**_this_python(), **_this_os()}
+
+
+def _is_own_command_line(argv: Sequence[str]) -> bool:
+    words = [str(a) for a in argv]
+    return words == list(sys.argv) or words == redact_argv(sys.argv)
+
+
+def job_environment(
+    argv: Sequence[str], cwd: Path, *, command: bool, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The interpreter that runs the job, its version and its distributions.
+
+    Args:
+        argv: The job's command line.
+        cwd: Its working directory.
+        command: True for a ``wattwise run -- CMD`` job (a child process, resolved from
+            ``argv``); False when the job is this process (``track()``, decorators).
+        environ: The job's variables (default: this process's, which the job inherits).
+
+    Returns:
+        ``python``, ``implementation``, ``executable`` and ``packages`` of the job's
+        interpreter (absent when the job is not Python, or its interpreter could not be
+        asked), and ``interpreter``: ``kind`` (``python``, ``other``, ``unknown``), how
+        it was found, and a ``note`` when there is no package list. ``wattwise_python``
+        names wattwise's own interpreter when the job's is another.
+    """
+    if not command:
+        return {**_this_python(), "packages": packages(),
+                "interpreter": {"kind": "python", "executable": sys.executable,
+                                "how": "this process"}}  # fmt: skip
+    found = resolve(argv, cwd, environ)
+    own = {"python": platform.python_version(), "executable": sys.executable}
+    if found["kind"] != "python":
+        what = "not a Python interpreter" if found["kind"] == "other" else "not resolved"
+        found["note"] = f"the job's program is {what}: no Python version or package list"
+        return {"interpreter": found, "wattwise_python": own}
+    executable = str(found["executable"])
+    if is_this_interpreter(executable):
+        return {**_this_python(), "packages": packages(), "interpreter": found}
+    asked = query(executable, cwd, environ)
+    if asked is None:
+        found["note"] = f"{executable} did not answer a version query: no package list"
+        return {"interpreter": found, "wattwise_python": own}
+    return {
+        "python": str(asked.get("version")),
+        "implementation": str(asked.get("implementation", "")).replace("cpython", "CPython"),
+        "executable": executable,
+        "packages": packages([str(p) for p in asked["path"]]),
+        "interpreter": {**found, "prefix": asked.get("prefix")},
+        "wattwise_python": own,
+    }
+
+
+def capture(
+    cwd: Path,
+    argv: Sequence[str] = (),
+    *,
+    diff: bool = True,
+    diff_max_bytes: int = DIFF_MAX_BYTES,
+    command: bool | None = None,
+) -> Capture:
+    """Everything a run records about its code and environment, secrets redacted.
 
     Args:
         cwd: The run's working directory (git is asked there).
-        argv: The run's command line, to find and hash its entry-point script.
+        argv: The run's command line, to find its interpreter and hash its script.
+        diff: Store the uncommitted diff (``wattwise run --no-diff``: False).
+        diff_max_bytes: A text diff larger than this is kept as its hash and ``--stat``.
+        command: Whether ``argv`` is a child command (``wattwise run -- CMD``) whose
+            interpreter must be found, or this process's own command line. None: a
+            command unless ``argv`` is this process's ``sys.argv`` (redacted or not).
 
     Returns:
-        The record part (``code``, ``environment`` with ``variables`` from the
-        allow-list, ``user``) and the artifacts (the diff, when dirty).
+        The record part (``code``, ``environment`` with the job's interpreter and
+        packages and ``variables`` from the allow-list, ``user``) and the artifacts
+        (the diff when dirty, or its ``--stat`` when over the cap).
     """
-    code, diff = git_info(cwd)
+    code, artifacts = git_info(cwd, diff=diff, diff_max_bytes=diff_max_bytes)
     script = script_info(argv, cwd)
     if script is not None:
         code["script"] = script
+    is_command = not _is_own_command_line(argv) if command is None else command
     record = {
         "code": code,
         "environment": {
-            **python_and_os(),
-            "packages": packages(),
+            **job_environment(argv, cwd, command=is_command and bool(argv)),
+            **_this_os(),
             "variables": allowed_variables(),
         },
         "user": os.environ.get("USER") or os.environ.get("USERNAME"),
     }
-    return Capture(record=record, artifacts={DIFF_ARTIFACT: diff} if diff else {})
+    return Capture(record=record, artifacts=artifacts)

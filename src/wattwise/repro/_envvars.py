@@ -10,6 +10,8 @@ import os
 import re
 from collections.abc import Mapping
 
+from wattwise.repro._redact import redact_text
+
 #: Variables that change what a run computes or how fast, and carry no secret.
 ALLOWED_ENV_VARS: tuple[str, ...] = (
     # devices
@@ -101,13 +103,14 @@ def allowed_variables(environ: Mapping[str, str] | None = None) -> dict[str, str
 
     Names from ``WATTWISE_CAPTURE_ENV`` are added to :data:`ALLOWED_ENV_VARS`; any name
     that looks like a credential (``TOKEN``, ``SECRET``, ``PASSWORD``, ``KEY``, ``AUTH``
-    ...) is dropped whatever the lists say.
+    ...) is dropped whatever the lists say, and secrets inside the values that are kept
+    (``DATABASE_URL=postgres://u:PASS@h/db``, a token) are replaced by ``***``.
     """
     env = os.environ if environ is None else environ
     names = set(ALLOWED_ENV_VARS)
     names.update(n.strip() for n in env.get(EXTRA_VARIABLE, "").split(",") if n.strip())
     return {
-        name: env[name][:_MAX_VALUE_CHARS]
+        name: redact_text(env[name])[:_MAX_VALUE_CHARS]
         for name in sorted(names)
         if name in env and not is_secret_name(name)
     }

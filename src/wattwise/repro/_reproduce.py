@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wattwise.exceptions import ReproducibilityError
-from wattwise.repro._capture import DIFF_ARTIFACT, canonical_name, packages
+from wattwise.repro._capture import DIFF_ARTIFACT, canonical_name, job_environment, packages
 from wattwise.repro._compare import Comparison, Tolerances, compare_metrics, final_metrics
 from wattwise.repro._envvars import RESTORED_ON_REPRODUCE
+from wattwise.repro._redact import REDACTED
 
 if TYPE_CHECKING:
     from wattwise.store import RunRecord, SQLiteRunStore
@@ -57,8 +58,9 @@ class ReproducePlan:
         relative_cwd: The recorded working directory, relative to the repository root.
         argv: The recorded command.
         env: Recorded variables set again for the re-run (``PYTHONHASHSEED`` ...).
-        drift: Distributions whose installed version differs from the record.
-        python: ``(recorded, current)`` Python versions.
+        drift: Distributions whose version differs between the record and the
+            interpreter the re-run will use (the job's, found as for the original run).
+        python: ``(recorded, current)`` Python versions of the job's interpreter.
         untracked: Untracked files at record time (not captured, so absent from the re-run).
     """
 
@@ -209,16 +211,54 @@ def prepare(ref: str, *, store: SQLiteRunStore) -> ReproducePlan:
             relative = Path(os.path.relpath(Path(cwd).resolve(), Path(root).resolve()))
         if relative.parts and relative.parts[0] == "..":
             relative = Path(".")
+    argv = [str(a) for a in command.get("argv") or []]
+    hidden = [a for a in argv if REDACTED in a]
+    if hidden:
+        msg = (
+            f"Run {short!r} had secret values in its command line ({', '.join(hidden[:3])}), "
+            "replaced by *** before they were stored, so the command cannot be re-run as it "
+            "was. Pass secrets through environment variables or files, and record the run "
+            "again."
+        )
+        raise ReproducibilityError(msg)
     env_record = run.record.get("environment") or {}
     variables = env_record.get("variables") or {}
     env = {k: str(v) for k, v in variables.items() if k in RESTORED_ON_REPRODUCE}
+    current_python, current_packages = _rerun_environment(
+        env_record, argv, repo / relative, Path(str(command.get("cwd") or repo))
+    )
     return ReproducePlan(
         run=run, repo=repo, commit=commit, diff=diff, relative_cwd=relative,
-        argv=[str(a) for a in command.get("argv") or []], env=env,
-        drift=package_drift(env_record.get("packages") or {}),
-        python=(env_record.get("python"), platform.python_version()),
+        argv=argv, env=env,
+        drift=package_drift(env_record.get("packages") or {}, current_packages),
+        python=(env_record.get("python"), current_python or platform.python_version()),
         untracked=tuple(code.get("untracked") or ()),
     )  # fmt: skip
+
+
+def _rerun_environment(
+    recorded: Mapping[str, Any], argv: list[str], where: Path, recorded_cwd: Path
+) -> tuple[str | None, dict[str, str]]:
+    """Python version and packages of the interpreter the re-run will use.
+
+    Runs recorded before the job's interpreter was (no ``interpreter`` key) ran on
+    wattwise's own: this process's packages are compared, as before. A job that was not
+    Python has no packages to compare.
+    """
+    interpreter = recorded.get("interpreter")
+    if not isinstance(interpreter, Mapping):
+        return None, packages()
+    if interpreter.get("kind") != "python" or "packages" not in recorded:
+        return None, {k: str(v) for k, v in (recorded.get("packages") or {}).items()}
+    if interpreter.get("how") == "this process":
+        return None, packages()
+    cwd = where if where.is_dir() else recorded_cwd
+    if not cwd.is_dir():
+        cwd = Path.cwd()
+    now = job_environment(argv, cwd, command=True)
+    if "packages" not in now:  # cannot tell what the re-run will use: every package differs
+        return None, {}
+    return str(now.get("python")), dict(now["packages"])
 
 
 def _recorded_diff(run: RunRecord, code: Mapping[str, Any], store: SQLiteRunStore) -> bytes | None:
@@ -226,6 +266,23 @@ def _recorded_diff(run: RunRecord, code: Mapping[str, Any], store: SQLiteRunStor
     info = code.get("diff")
     if not code.get("dirty") or not info:
         return None
+    binary = [str(b.get("path")) for b in info.get("binary") or ()]
+    if info.get("binary_count") or binary:
+        msg = (
+            f"Run {short!r} had uncommitted changes to binary file(s) "
+            f"({', '.join(binary[:3]) or 'unnamed'}) whose content is never stored (only size "
+            "and sha256), so its code cannot be rebuilt. Commit them, or keep data and "
+            "checkpoints out of git, and record the run again."
+        )
+        raise ReproducibilityError(msg)
+    if info.get("redactions"):
+        msg = (
+            f"Run {short!r} had {info['redactions']} secret value(s) in its uncommitted "
+            "changes, replaced by *** before the diff was stored, so its code cannot be "
+            "rebuilt exactly. Keep secrets out of tracked files (environment variables), "
+            "commit, and record the run again."
+        )
+        raise ReproducibilityError(msg)
     if not info.get("stored"):
         msg = (
             f"Run {short!r} had uncommitted changes whose diff was not stored "

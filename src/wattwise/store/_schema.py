@@ -119,6 +119,41 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX reuse_at ON reuse (at)",
         "CREATE INDEX reuse_key ON reuse (cache_key)",
     ),
+    # 3: artifact content moves to content-addressed blobs, so identical diffs are stored
+    # once and shared by the runs that have them; a blob goes when its last user does.
+    (
+        """
+        CREATE TABLE blobs (
+            sha256 TEXT PRIMARY KEY,
+            size_bytes INTEGER NOT NULL,
+            content BLOB NOT NULL
+        )
+        """,
+        "INSERT OR IGNORE INTO blobs (sha256, size_bytes, content) "
+        "SELECT sha256, size_bytes, content FROM artifacts",
+        """
+        CREATE TABLE artifacts_v3 (
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            sha256 TEXT NOT NULL REFERENCES blobs (sha256),
+            size_bytes INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (run_id, name)
+        )
+        """,
+        "INSERT INTO artifacts_v3 (run_id, name, sha256, size_bytes, created_at) "
+        "SELECT run_id, name, sha256, size_bytes, created_at FROM artifacts",
+        "DROP TABLE artifacts",
+        "ALTER TABLE artifacts_v3 RENAME TO artifacts",
+        "CREATE INDEX artifacts_sha256 ON artifacts (sha256)",
+        """
+        CREATE TRIGGER artifacts_release_blob AFTER DELETE ON artifacts
+        WHEN NOT EXISTS (SELECT 1 FROM artifacts WHERE sha256 = OLD.sha256)
+        BEGIN
+            DELETE FROM blobs WHERE sha256 = OLD.sha256;
+        END
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -286,6 +286,9 @@ class SQLiteRunStore:
     def put_artifact(self, run_id: str, name: str, content: bytes) -> str:
         """Store a run's artifact (the git diff), replacing one of the same name.
 
+        Content is kept once per sha256 (a blob) and shared by every artifact that has
+        it, so the same diff recorded by many runs costs its size once.
+
         Returns:
             The content's sha256 (hex).
         """
@@ -293,10 +296,14 @@ class SQLiteRunStore:
 
         def op() -> None:
             with self._write() as conn:
+                _put_blob(conn, digest, content)
                 conn.execute(
-                    "INSERT OR REPLACE INTO artifacts (run_id, name, sha256, size_bytes, "
-                    "content, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (run_id, name, digest, len(content), content, time.time()),
+                    "DELETE FROM artifacts WHERE run_id = ? AND name = ?", (run_id, name)
+                )  # the trigger frees the old blob when no other artifact uses it
+                conn.execute(
+                    "INSERT INTO artifacts (run_id, name, sha256, size_bytes, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (run_id, name, digest, len(content), time.time()),
                 )
 
         self._guard(op)
@@ -353,7 +360,8 @@ class SQLiteRunStore:
 
         def op() -> tuple[str, bytes] | None:
             row = self._conn.execute(
-                "SELECT sha256, content FROM artifacts WHERE run_id = ? AND name = ?",
+                "SELECT a.sha256, b.content FROM artifacts AS a "
+                "JOIN blobs AS b ON b.sha256 = a.sha256 WHERE a.run_id = ? AND a.name = ?",
                 (run_id, name),
             ).fetchone()
             return None if row is None else (row[0], bytes(row[1]))
@@ -602,4 +610,12 @@ def _replace_components(
             )
             for c in components
         ],
+    )
+
+
+def _put_blob(conn: sqlite3.Connection, digest: str, content: bytes) -> None:
+    """Store ``content`` under its sha256 unless a blob with that hash is there already."""
+    conn.execute(
+        "INSERT OR IGNORE INTO blobs (sha256, size_bytes, content) VALUES (?, ?, ?)",
+        (digest, len(content), content),
     )
