@@ -34,12 +34,17 @@ class Booby:
         return (Path.touch, (self.marker,))
 
 
-def plant_pickle(cache: ArtifactCache, key: str, marker: Path) -> None:
+def pickle_entry(key: str, marker: Path) -> bytes:
     """A well-formed entry (valid digest, right key) whose value is a malicious pickle."""
     payload = pickle.dumps(Booby(marker))
     header = {"key": key, "function": "evil:payload", "value": {"spec": {"t": "pickle", "m": 0}},
               "cost": {"energy_j": 1.0}}  # fmt: skip
-    cache.store.write(key, _container.pack(header, [("pickle", payload)]))
+    return _container.pack(header, [("pickle", payload)])
+
+
+def plant_pickle(cache: ArtifactCache, key: str, marker: Path) -> None:
+    """Write :func:`pickle_entry` into ``cache`` as the current user."""
+    cache.store.write(key, pickle_entry(key, marker))
 
 
 def entry_path(cache: ArtifactCache, key: str) -> Path:

@@ -19,13 +19,14 @@ from wattwise.cache._cache import (
     Hit,
     Problem,
     UnsafeEntryError,
+    UnsafeLocationError,
     default_location,
     parse_age,
     parse_size,
 )
 from wattwise.cache._decorator import CachedFunction, cached
 from wattwise.cache._key import KeyParts, digest_value, key_parts, source_digest
-from wattwise.cache._serialize import UnsupportedValueError
+from wattwise.cache._serialize import UnsafePickleError, UnsupportedValueError
 from wattwise.cache._stores import BaseStore, FsspecStore, LocalStore
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
     "LocalStore",
     "Problem",
     "UnsafeEntryError",
+    "UnsafeLocationError",
+    "UnsafePickleError",
     "UnsupportedValueError",
     "cached",
     "default_location",

@@ -5,7 +5,10 @@ Private or shared: the default local folder (``.wattwise/cache`` at the project 
 URL or path from ``WATTWISE_CACHE``, or any location passed explicitly) is *shared*.
 Pickle is written only to a private cache by a function that opted in with
 ``allow_pickle=True``, and a pickled entry found in a shared cache is refused without
-reading it: unpickling runs code chosen by whoever wrote the file.
+reading it: unpickling runs code chosen by whoever wrote the file. Even in a private
+cache, a pickled entry is unpickled only when no one but the current user or root could
+have written it (every component of its real path, as OpenSSH's ``StrictModes`` checks;
+see ``wattwise.cache._trust``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 from wattwise.cache import _container
 from wattwise.cache._serialize import decode, encode, has_pickle
 from wattwise.cache._stores import BaseStore, FsspecStore, LocalStore, StoredFile
+from wattwise.cache._trust import PathProblem
 from wattwise.exceptions import CacheCorruptError, CacheError, CacheWarning, InvalidParameterError
 
 #: Environment variable naming the cache location (path or fsspec URL); shared.
@@ -34,6 +38,12 @@ STALE_TEMPORARY_S = 3600.0
 
 class UnsafeEntryError(CacheError):
     """An entry holds pickled data where pickle must not be loaded; it was not read."""
+
+
+class UnsafeLocationError(UnsafeEntryError):
+    """A pickled entry sits where someone other than the current user or root could have
+    written it (a group- or world-writable folder, a file of another user, a link leading
+    elsewhere); it was not unpickled."""
 
 
 def default_location() -> Path:
@@ -205,9 +215,15 @@ class ArtifactCache:
         Raises:
             UnsafeEntryError: The entry holds pickled data and this cache is shared, or the
                 caller did not allow pickle. The pickled bytes are not read.
+            UnsafeLocationError: The entry holds pickled data and someone other than the
+                current user or root could have written it. It is not unpickled.
             CacheError: The store cannot be read.
         """
-        data = self.store.read(key)
+        problem: PathProblem | None = None
+        if allow_pickle and self.is_private:  # who could have written it, asked on the read
+            data, problem = self.store.read_private(key)
+        else:
+            data = self.store.read(key)
         if data is None:
             return None
         try:
@@ -218,9 +234,13 @@ class ArtifactCache:
         info = _info(StoredFile(key, len(data), time.time()), header)
         if info.has_pickle:
             self._refuse_pickle(info, allow_pickle)
+            if problem is not None:
+                raise UnsafeLocationError(_untrusted_message(info, problem))
         spec = (header.get("value") or {}).get("spec")
         try:
-            value = decode(spec, members, files_dir=files_dir(key))
+            value = decode(
+                spec, members, files_dir=files_dir(key), allow_pickle=info.has_pickle
+            )  # only reached with pickle when every check above passed
         except CacheCorruptError as err:
             self._drop(key, str(err))
             return None
@@ -320,13 +340,18 @@ class ArtifactCache:
         return _info(matches[0], header)
 
     def verify(self, *, fix: bool = False) -> list[Problem]:
-        """Check every entry: content hash, key, member table, and pickle in a shared cache.
+        """Check every entry: content hash, key, member table, pickle in a shared cache, and
+        pickle in a private cache where someone else could have written it.
 
         Nothing is unpickled or decoded. With ``fix``, bad entries are removed.
         """
         problems = []
         for stored in self.store.files():
-            data = self.store.read(stored.key)
+            where: PathProblem | None = None
+            if self.is_private:
+                data, where = self.store.read_private(stored.key)
+            else:
+                data = self.store.read(stored.key)
             if data is None:
                 continue
             kind = detail = ""
@@ -338,6 +363,8 @@ class ArtifactCache:
                 info = _info(stored, header)
                 if info.has_pickle and not self.is_private:
                     kind, detail = "unsafe", "pickled data in a shared cache"
+                elif info.has_pickle and where is not None:
+                    kind, detail = "unsafe", f"pickled data, but {where.what}"
             if kind:
                 removed = self.store.delete(stored.key) if fix else False
                 problems.append(Problem(stored.key, kind, detail, removed))
@@ -403,6 +430,14 @@ class ArtifactCache:
             remaining_bytes=sum(e.size_bytes for e in kept),
             temporary_removed=len(stale), is_dry_run=dry_run,
         )  # fmt: skip
+
+
+def _untrusted_message(info: EntryInfo, problem: PathProblem) -> str:
+    return (
+        f"Refusing to unpickle cache entry {info.key[:16]} ({info.function}): "
+        f"{problem.what}, and pickled data is loaded only from where no one but you or root "
+        f"can write (unpickling runs the writer's code). {problem.fix}."
+    )
 
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgtp]?)(i?)(b?)\s*$", re.IGNORECASE)

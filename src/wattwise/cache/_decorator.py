@@ -21,7 +21,12 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from wattwise import __version__
-from wattwise.cache._cache import ArtifactCache, EntryInfo, UnsafeEntryError
+from wattwise.cache._cache import (
+    ArtifactCache,
+    EntryInfo,
+    UnsafeEntryError,
+    UnsafeLocationError,
+)
 from wattwise.cache._key import KeyParts, key_parts, source_digest
 from wattwise.exceptions import CacheError, CacheWarning, InvalidParameterError, WattwiseError
 
@@ -117,6 +122,9 @@ class CachedFunction(Generic[R]):
             raise CacheError(msg)
         try:
             hit = cache.load(key, allow_pickle=self.allow_pickle)
+        except UnsafeLocationError as err:  # maybe planted: never unpickled, recomputed
+            warnings.warn(f"{err} Computing without the cache.", CacheWarning, stacklevel=2)
+            hit = None
         except UnsafeEntryError:
             raise
         except CacheError as err:
@@ -286,7 +294,9 @@ def cached(
         InvalidParameterError: ``ignore`` names unknown parameters (at decoration), or an
             argument cannot be hashed by content (at call).
         CacheError: ``allow_pickle`` with a shared cache, or a pickled entry where pickle
-            must not be loaded (at call).
+            must not be loaded (at call). A pickled entry in the private cache that someone
+            other than you or root could have written is not an error: it is reported
+            (``CacheWarning``), never unpickled, and the function runs.
     """
 
     def decorate(function: Callable[..., R]) -> CachedFunction[R]:

@@ -40,6 +40,10 @@ class UnsupportedValueError(CacheError):
     """A result has no safe format and pickle was not allowed."""
 
 
+class UnsafePickleError(CacheError):
+    """Decoding met pickled data that the caller did not allow; it was not unpickled."""
+
+
 def _unsupported(value: Any, where: str) -> UnsupportedValueError:
     kind = type(value)
     msg = (
@@ -142,9 +146,12 @@ def _fail(detail: str) -> NoReturn:
 
 
 class _Decoder:
-    def __init__(self, members: list[tuple[str, memoryview]], files_dir: Path | None) -> None:
+    def __init__(
+        self, members: list[tuple[str, memoryview]], files_dir: Path | None, allow_pickle: bool
+    ) -> None:
         self.members = members
         self.files_dir = files_dir
+        self.allow_pickle = allow_pickle
 
     def member(self, node: dict[str, Any], kind: str) -> memoryview:
         index = node.get("m")
@@ -183,7 +190,10 @@ class _Decoder:
         if tag in ("file", "dir"):
             return self._materialise(node)
         if tag == "pickle":
-            return pickle.loads(self.member(node, "pickle"))  # the caller allowed pickle
+            if not self.allow_pickle:  # the caller's checks come first; this is the backstop
+                msg = "the entry holds pickled data and the caller did not allow pickle"
+                raise UnsafePickleError(msg)
+            return pickle.loads(self.member(node, "pickle"))
         _fail(f"unknown type {tag!r}")
 
     def _tensor(self, node: dict[str, Any]) -> Any:
@@ -245,20 +255,26 @@ def has_pickle(spec: Any) -> bool:
 
 
 def decode(
-    spec: Any, members: list[tuple[str, memoryview]], *, files_dir: Path | None = None
+    spec: Any,
+    members: list[tuple[str, memoryview]],
+    *,
+    files_dir: Path | None = None,
+    allow_pickle: bool = False,
 ) -> Any:
-    """Rebuild a value. The caller has verified the entry and refused pickle if it must.
+    """Rebuild a value. The caller has verified the entry and who could have written it.
 
     Args:
         spec: The entry's value spec.
         members: ``(kind, bytes)`` per member.
         files_dir: Where file and folder outputs are written back.
+        allow_pickle: Unpickle ``pickle`` members; without it they are refused, unread.
 
     Raises:
         CacheCorruptError: The spec does not match the members.
+        UnsafePickleError: The spec holds pickled data and ``allow_pickle`` is False.
     """
     try:
-        return _Decoder(members, files_dir).decode(spec)
+        return _Decoder(members, files_dir, allow_pickle).decode(spec)
     except (KeyError, IndexError, TypeError, ValueError, RecursionError) as err:
         msg = f"the entry's value is malformed ({type(err).__name__}: {err})"
         raise CacheCorruptError(msg) from err

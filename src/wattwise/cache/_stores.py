@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from wattwise.cache._trust import PathProblem, read_checked
 from wattwise.exceptions import CacheError
 
 SUFFIX = ".wwc"
@@ -51,6 +52,18 @@ class BaseStore(abc.ABC):
     @abc.abstractmethod
     def read_head(self, key: str, size: int) -> bytes | None:
         """The first ``size`` bytes of the entry file, or None if absent."""
+
+    def read_private(self, key: str) -> tuple[bytes | None, PathProblem | None]:
+        """The entry file's bytes (None if absent), and why someone else could have written
+        it (None when only the current user or root could have): asked before unpickling.
+
+        A store that cannot tell who may write it says so.
+        """
+        problem = PathProblem(
+            f"{self.url} is a store whose writers wattwise cannot check",
+            "Use the default local cache (.wattwise/cache) for pickled results",
+        )
+        return self.read(key), problem
 
     @abc.abstractmethod
     def write(self, key: str, data: bytes) -> None:
@@ -111,6 +124,15 @@ class LocalStore(BaseStore):
                 return handle.read(size)
         except FileNotFoundError:
             return None
+        except OSError as err:
+            raise _io_error("read", self.url, err) from err  # noqa: EM101
+
+    def read_private(self, key: str) -> tuple[bytes | None, PathProblem | None]:
+        """The bytes, read from the descriptor whose owner and mode were checked, and the
+        first component of the entry's real path that someone else could write (see
+        ``wattwise.cache._trust``)."""
+        try:
+            return read_checked(self.root, self._path(key))
         except OSError as err:
             raise _io_error("read", self.url, err) from err  # noqa: EM101
 
@@ -240,6 +262,17 @@ class FsspecStore(BaseStore):
         except OSError as err:
             raise _io_error("read", self.url, err) from err  # noqa: EM101
         return head
+
+    def read_private(self, key: str) -> tuple[bytes | None, PathProblem | None]:
+        """As :meth:`LocalStore.read_private` for ``file://`` URLs; ``memory://`` is written
+        only by this process; any other store's writers cannot be checked."""
+        protocol = self.fs.protocol
+        protocols = protocol if isinstance(protocol, tuple) else (protocol,)
+        if "memory" in protocols:
+            return self.read(key), None
+        if "file" in protocols or "local" in protocols:
+            return LocalStore(self.root).read_private(key)
+        return super().read_private(key)
 
     def write(self, key: str, data: bytes) -> None:
         """Write ``tmp/<key>.<random>.part``, then ``mv`` it into place."""
