@@ -1,14 +1,62 @@
-"""Human formatting of figures for the terminal: built on :mod:`wattwise._units`."""
+"""Human formatting of figures for the terminal: built on :mod:`wattwise._units`.
+
+Every piece of user text printed by the CLI (run names, tags, metric keys, paths, error
+messages, anything read from the ledger or the command line) goes through :func:`safe`, so
+that control characters are shown, never interpreted by the terminal.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 
 from wattwise._units import carbon, duration, energy, method_label
 from wattwise.store import ComponentEnergy
 
-__all__ = ["carbon", "component_line", "duration", "energy", "method_label", "table",
-           "with_band"]  # fmt: skip
+__all__ = ["carbon", "component_line", "duration", "energy", "lines", "method_label", "safe",
+           "table", "with_band"]  # fmt: skip
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+#: Unicode categories a terminal may act on instead of showing: controls (C0, DEL, C1),
+#: format characters (bidirectional overrides, zero-width spaces, BOM), lone surrogates
+#: (from undecodable file names; printing them raises UnicodeEncodeError), line and
+#: paragraph separators.
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+#: Format characters that real text needs: the zero-width (non-)joiners of Persian, Indic
+#: scripts and emoji sequences.
+_KEPT = frozenset({"\u200c", "\u200d"})
+
+
+def _escape(char: str) -> str:
+    if char in _KEPT or unicodedata.category(char) not in _ESCAPED_CATEGORIES:
+        return char
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def safe(value: object) -> str:
+    """``value`` as text fit for a terminal: control characters made visible, on one line.
+
+    ``"a\\x1b[31mb\\nc"`` → ``"a\\\\x1b[31mb\\\\nc"``: escape sequences, newlines, tabs, DEL,
+    C1 controls, bidirectional overrides and lone surrogates are written as ``\\xNN``,
+    ``\\n``, ``\\t``, ``\\uNNNN``. Printable text (any script, emoji) is unchanged, and
+    ``safe(safe(x)) == safe(x)``.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable():
+        return text
+    return "".join(_escape(char) for char in text)
+
+
+def lines(items: Iterable[str]) -> str:
+    """Lines for the terminal, each through :func:`safe`, joined by newlines.
+
+    Build each line with its user text in it; a newline inside a run name then shows as
+    ``\\n`` instead of starting a line the reader would take for wattwise's own.
+    """
+    return "\n".join(safe(item) for item in items)
 
 
 def with_band(value: float, band: float | None, fmt: Callable[[float], str] = energy) -> str:
@@ -24,11 +72,13 @@ def component_line(comp: ComponentEnergy) -> str:
     """``cpu 380 J ± 152 J estimated (cpu-model)``."""
     band = comp.band_j
     text = with_band(comp.energy_j, band) if band is not None else energy(comp.energy_j)
-    return f"{comp.component} {text} {method_label(comp.method)} ({comp.meter})"
+    return f"{safe(comp.component)} {text} {method_label(comp.method)} ({safe(comp.meter)})"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain aligned text table."""
+    """A plain aligned text table; every cell goes through :func:`safe`."""
+    headers = [safe(h) for h in headers]
+    rows = [[safe(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]

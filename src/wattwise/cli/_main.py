@@ -1,16 +1,24 @@
-"""Argument parsing and the single error funnel of the ``wattwise`` command."""
+"""Argument parsing and the single error funnel of the ``wattwise`` command.
+
+Exit codes: 0 success, 1 a runtime failure (one line on stderr), 2 a usage or value error
+(one line on stderr), 130 interrupted; ``wattwise run`` and ``reproduce`` return the command's
+own code. A traceback is printed only with ``--debug`` (before or after the verb).
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
 from wattwise import __version__
-from wattwise.exceptions import InvalidParameterError, RegionError, WattwiseError
+from wattwise.cli._format import safe
+from wattwise.exceptions import ConfigError, InvalidParameterError, RegionError, WattwiseError
 
 #: Verb modules under ``wattwise.cli.commands``; each has HELP, add_arguments(), main().
 COMMANDS = (
@@ -27,6 +35,10 @@ COMMANDS = (
     "export",
 )
 
+#: Verbs whose work depends on the settings: a bad config file or variable stops them
+#: before anything starts, with one line and exit 2.
+SETTINGS_VERBS = frozenset({"run", "tune", "reproduce", "doctor"})
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
@@ -38,23 +50,29 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line, raised instead of exiting."""
 
     def error(self, message: str) -> NoReturn:
-        msg = f"{self.prog}: {message} (see '{self.prog} --help')"
+        msg = f"{message} (see '{self.prog} --help')"
         raise UsageError(msg)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, one sub-parser per verb."""
     common = _Parser(add_help=False)
-    common.add_argument(
-        "--store", metavar="PATH", help="ledger file (default: .wattwise/ledger.db at the "
-        "project root, or $WATTWISE_STORE)",
-    )  # fmt: skip
-    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser = _Parser(
         prog="wattwise",
         description="Measure, cut and prove the energy and carbon cost of ML work.",
     )
     parser.add_argument("--version", action="version", version=f"wattwise {__version__}")
+    # --store and --debug work before or after the verb; after it, they are SUPPRESSed so
+    # that the verb's defaults do not overwrite what was given before it.
+    for target, default in ((parser, None), (common, argparse.SUPPRESS)):
+        target.add_argument(
+            "--store", metavar="PATH", default=default, help="ledger file (default: "
+            ".wattwise/ledger.db at the project root, or $WATTWISE_STORE)",
+        )  # fmt: skip
+        target.add_argument(
+            "--debug", action="store_true", default=default or False,
+            help="show the traceback of an error",
+        )  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         module = importlib.import_module(f"wattwise.cli.commands.{name}")
@@ -64,34 +82,89 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _debug_requested(args_list: Sequence[str]) -> bool:
+    """``--debug`` among wattwise's own options (not after ``--``, which starts a command)."""
+    for token in args_list:
+        if token == "--":
+            return False
+        if token == "--debug":
+            return True
+    return False
+
+
+def _say(message: object) -> None:
+    """One line on stderr: ``wattwise: error: MESSAGE``, control characters made visible."""
+    print(f"wattwise: error: {safe(message)}", file=sys.stderr)
+
+
+def _check_settings() -> None:
+    """Read the settings once, so that a bad config file stops the verb with one line."""
+    from wattwise._config import load_settings
+
+    load_settings()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``wattwise`` command; returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args_list
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(message)s")
+    debug = _debug_requested(args_list)
     try:
         parser = build_parser()
         args = parser.parse_args(args_list)
+        debug = bool(getattr(args, "debug", debug))
+        logging.basicConfig(
+            level=logging.DEBUG if debug else logging.WARNING, format="%(message)s"
+        )
         if getattr(args, "handler", None) is None:
-            parser.print_help(sys.stderr)
-            return EXIT_USAGE
+            msg = (
+                f"give a command: {', '.join(COMMANDS)} (see 'wattwise --help', or "
+                "'wattwise COMMAND --help')"
+            )
+            raise UsageError(msg)
+        if args.command in SETTINGS_VERBS:
+            _check_settings()
         code: int = args.handler(args)
         return code
+    except SystemExit as done:  # --help and --version print and exit 0
+        return done.code if isinstance(done.code, int) else EXIT_OK
     except UsageError as err:
-        print(f"wattwise: error: {err}", file=sys.stderr)
+        _say(err)
         return EXIT_USAGE
-    except (InvalidParameterError, RegionError) as err:
-        if debug:
-            raise
-        print(f"wattwise: error: {err}", file=sys.stderr)
+    except (InvalidParameterError, ConfigError, RegionError) as err:
+        _report(err, debug)
         return EXIT_USAGE
     except WattwiseError as err:
-        if debug:
-            raise
-        print(f"wattwise: error: {err}", file=sys.stderr)
+        _report(err, debug)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("wattwise: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        # The reader went away (``wattwise runs | head``): stop quietly, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
         return EXIT_FAILURE
+    except OSError as err:
+        _report(err, debug)
+        return EXIT_FAILURE
+    except Exception as err:  # a bug: still one line, and the way to learn more
+        if debug:
+            traceback.print_exc()
+        _say(
+            f"unexpected {type(err).__name__}: {err} (a bug in wattwise; run with --debug for "
+            "the traceback and report it)"
+        )
+        return EXIT_FAILURE
+
+
+def _report(err: BaseException, debug: bool) -> None:
+    """The error's one line, after its traceback when ``--debug`` was given."""
+    if debug:
+        traceback.print_exc()
+    if isinstance(err, OSError) and err.strerror:
+        where = f"{err.filename}: " if err.filename is not None else ""
+        _say(f"{where}{err.strerror}")
+        return
+    _say(err)

@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+from wattwise.cli import _args
 from wattwise.cli import _format as fmt
 
 HELP = "list, inspect, verify and trim the artifact cache (energy each entry cost and saved)"
@@ -25,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     sub.add_parser("ls", parents=[common], help="list entries: function, size, energy, hits")
     info = sub.add_parser("info", parents=[common], help="one entry: cost, key parts, hits")
-    info.add_argument("key", help="entry key or unique prefix (4+ characters)")
+    info.add_argument(
+        "key", type=_args.cache_key, help="entry key or unique prefix (4+ characters)"
+    )
     verify = sub.add_parser(
         "verify", parents=[common], help="check every entry's hash; find unsafe pickles"
     )
@@ -79,7 +82,7 @@ def _ls(cache: Any, args: argparse.Namespace) -> int:
         return 0
     kind = "private" if cache.is_private else "shared"
     if not entries:
-        print(f"The cache at {cache.location} ({kind}) is empty.")
+        print(fmt.safe(f"The cache at {cache.location} ({kind}) is empty."))
         return 0
     rows = [
         [e.key[:12], e.function, size(e.size_bytes), _age(e.modified_at),
@@ -90,11 +93,11 @@ def _ls(cache: Any, args: argparse.Namespace) -> int:
     total_hits = sum(len(v) for k, v in hits.items() if any(e.key == k for e in entries))
     avoided = sum(ev.energy_avoided_j for k, v in hits.items() for ev in v
                   if any(e.key == k for e in entries))  # fmt: skip
-    print(
+    print(fmt.safe(
         f"{len(entries)} entries, {size(sum(e.size_bytes for e in entries))} in "
         f"{cache.location} ({kind}); they cost {fmt.energy(sum(e.energy_j for e in entries))} "
         f"to produce; {total_hits} hits in this ledger avoided {fmt.energy(avoided)}."
-    )
+    ))
     return 0
 
 
@@ -127,7 +130,7 @@ def _info(cache: Any, args: argparse.Namespace) -> int:
         lines.append(f"            ignored: {', '.join(parts['ignored'])}")
     avoided = sum(e.energy_avoided_j for e in events)
     lines.append(f"  hits      {len(events)} in this ledger, avoided {fmt.energy(avoided)}")
-    print("\n".join(lines))
+    print(fmt.lines(lines))
     return 0
 
 
@@ -138,11 +141,11 @@ def _verify(cache: Any, args: argparse.Namespace) -> int:
         print(json.dumps({"cache": cache.location, "checked": count,
                           "problems": [p.to_dict() for p in problems]}, indent=2))  # fmt: skip
     elif not problems:
-        print(f"{count} entries checked in {cache.location}: all good.")
+        print(fmt.safe(f"{count} entries checked in {cache.location}: all good."))
     else:
         for p in problems:
             action = "removed" if p.is_removed else "run with --fix to remove"
-            print(f"{p.key[:16]}  {p.kind}: {p.detail} ({action})")
+            print(fmt.safe(f"{p.key[:16]}  {p.kind}: {p.detail} ({action})"))
         print(f"{len(problems)} of {count} entries failed verification.")
     return 1 if any(not p.is_removed for p in problems) else 0
 

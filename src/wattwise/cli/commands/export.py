@@ -6,21 +6,28 @@ import argparse
 import sys
 from pathlib import Path
 
+from wattwise.cli import _args
+from wattwise.cli import _format as fmt
 from wattwise.cli.commands.report import add_selection_arguments, selection
 from wattwise.exceptions import WattwiseError
 
 HELP = "export to a Hugging Face model card, CodeCarbon's emissions.csv or MLflow"
 
 FORMATS = ("hf-card", "codecarbon-csv", "mlflow")
+#: What ``-o``'s extension says, unless ``--format`` says otherwise (MLflow writes no file).
+BY_EXTENSION = {".md": "hf-card", ".markdown": "hf-card", ".csv": "codecarbon-csv"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``wattwise export``."""
-    parser.add_argument("--format", choices=FORMATS, required=True,
-                        help="hf-card (co2_eq_emissions, grams), codecarbon-csv (kg!), mlflow")
+    parser.add_argument(
+        "--format", choices=FORMATS,
+        help="hf-card (co2_eq_emissions, grams), codecarbon-csv (kg!), mlflow (default: from "
+        "-o's extension: .md hf-card, .csv codecarbon-csv)",
+    )  # fmt: skip
     add_selection_arguments(parser)
-    parser.add_argument("-o", "--output", metavar="PATH", default="-",
-                        help="file to write (default: standard output)")
+    parser.add_argument("-o", "--output", metavar="PATH",
+                        help="file to write (default: standard output)")  # fmt: skip
     card = parser.add_argument_group("hf-card")
     card.add_argument("--training-type", choices=["fine-tuning", "pre-training"],
                       default="fine-tuning", help="co2_eq_emissions.training_type")
@@ -35,8 +42,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ml.add_argument("--experiment", default="wattwise", help="MLflow experiment name")
 
 
-def _write(text: str, output: str) -> None:
-    if output == "-":
+def _format(args: argparse.Namespace) -> str:
+    """The export format: ``--format``, else from ``-o``'s extension (or ``--into``)."""
+    from wattwise.cli._main import UsageError
+
+    given = args.format
+    if given is None and args.into:
+        given = "hf-card"
+    chosen = _args.output_format(args.output, given, BY_EXTENSION, default=None, choices=FORMATS)
+    if args.into and chosen != "hf-card":
+        msg = f"--into merges a model card: it needs --format hf-card, not --format {chosen}"
+        raise UsageError(msg)
+    if chosen == "mlflow" and args.output not in (None, "-"):
+        msg = (
+            "--format mlflow logs to a tracking server and writes no file: drop -o, and "
+            "choose the server with --mlflow-uri"
+        )
+        raise UsageError(msg)
+    return chosen
+
+
+def _write(text: str, output: str | None) -> None:
+    if output is None or output == "-":
         sys.stdout.write(text)
         return
     try:
@@ -44,7 +71,7 @@ def _write(text: str, output: str) -> None:
     except OSError as err:
         msg = f"Cannot write {output}: {err.strerror}. Pass -o with a writable path."
         raise WattwiseError(msg) from err
-    print(f"Wrote {Path(output).resolve()}")
+    print(fmt.safe(f"Wrote {Path(output).resolve()}"))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -52,21 +79,22 @@ def main(args: argparse.Namespace) -> int:
     from wattwise import report as rp
     from wattwise.store import open_store
 
+    chosen_format = _format(args)
     store = open_store(args.store)
     try:
-        if args.format == "hf-card":
+        if chosen_format == "hf-card":
             built = rp.build_report(store, **selection(args))
             card = rp.hf_card(built, training_type=args.training_type,
                               include_embodied=args.include_embodied)  # fmt: skip
             if args.into:
                 path = rp.update_model_card(args.into, card)
-                print(f"Updated {path.resolve()}: co2_eq_emissions = "
-                      f"{card.co2_eq_emissions['emissions']:g} g")  # fmt: skip
+                print(fmt.safe(f"Updated {path.resolve()}: co2_eq_emissions = "
+                               f"{card.co2_eq_emissions['emissions']:g} g"))  # fmt: skip
             else:
                 _write(card.to_markdown(), args.output)
             return 0
         chosen = rp.select_runs(store, **selection(args))
-        if args.format == "codecarbon-csv":
+        if chosen_format == "codecarbon-csv":
             name = args.project_name or store.path.resolve().parent.parent.name
             _write(rp.render_codecarbon_csv(chosen.counted, project_name=name), args.output)
             return 0
@@ -77,6 +105,7 @@ def main(args: argparse.Namespace) -> int:
         store.close()
     for item in done:
         verb = "created" if item.created else "updated"
-        print(f"{item.wattwise_run_id[:12]} -> MLflow run {item.mlflow_run_id} ({verb})")
-    print(f"Logged {len(done)} run(s) to {uri}, experiment {args.experiment!r}.")
+        print(fmt.safe(f"{item.wattwise_run_id[:12]} -> MLflow run {item.mlflow_run_id} "
+                       f"({verb})"))  # fmt: skip
+    print(fmt.safe(f"Logged {len(done)} run(s) to {uri}, experiment '{args.experiment}'."))
     return 0

@@ -37,7 +37,7 @@ def main(args: argparse.Namespace) -> int:
         _print_saved(fp.saved_by_reuse)
         return 0
     headers = ["RUNS", "TIME", "ENERGY", "CARBON (operational)"]
-    print(f"Project footprint ({store.path.parent.parent}):")
+    print(fmt.safe(f"Project footprint ({store.path.parent.parent}):"))
     print(fmt.table(["STATUS", *headers], _rows(fp.by_status, fp.total)))
     print()
     print(fmt.table(["ROLE", *headers], _rows(fp.by_role, fp.total)))

@@ -7,18 +7,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from wattwise.cli import _args
 from wattwise.cli import _format as fmt
 from wattwise.exceptions import InvalidParameterError, WattwiseError
 
 HELP = "write a report (HTML, Markdown or JSON) for a run, a study or the whole project"
 
-_EXT = {"html": "html", "md": "md", "json": "json"}
+FORMATS = ("html", "md", "json")
+#: What ``-o``'s extension says, unless ``--format`` says otherwise.
+BY_EXTENSION = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md",
+                ".json": "json"}  # fmt: skip
 
 
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
     """``[RUN] [--study S] [--project]``: what a report or an export covers."""
-    parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the project)")
-    parser.add_argument("--study", metavar="S", help="a tuning study (its driver run id)")
+    parser.add_argument(
+        "run", nargs="?", type=_args.run_ref,
+        help="run id or unique prefix, 4+ characters (default: the project)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--study", metavar="S", type=_args.run_ref, help="a tuning study (its driver run id)"
+    )
     parser.add_argument(
         "--project", action="store_true", help="every run of the project (the default)"
     )
@@ -69,11 +78,14 @@ def sci_options(args: argparse.Namespace) -> dict[str, Any]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``wattwise report``."""
     add_selection_arguments(parser)
-    parser.add_argument("--format", choices=sorted(_EXT), default="html",
-                        help="html (default), md (Markdown) or json")  # fmt: skip
+    parser.add_argument(
+        "--format", choices=FORMATS,
+        help="html, md (Markdown) or json (default: from -o's extension, else html)",
+    )  # fmt: skip
     parser.add_argument(
         "-o", "--output", metavar="PATH",
-        help="file to write (default: report.html/.md/.json here; '-' for standard output)",
+        help="file to write: .html, .md or .json (default: report.html here; '-' for "
+        "standard output)",
     )  # fmt: skip
     parser.add_argument("--metric", help="objective to plot against energy for studies")
     parser.add_argument("--title", help="heading of the report")
@@ -85,6 +97,8 @@ def main(args: argparse.Namespace) -> int:
     from wattwise.report import build_report, render_html, render_json, render_markdown
     from wattwise.store import open_store
 
+    chosen = _args.output_format(args.output, args.format, BY_EXTENSION, default="html",
+                                 choices=FORMATS)  # fmt: skip
     store = open_store(args.store)
     try:
         report = build_report(store, metric=args.metric, title=args.title,
@@ -92,8 +106,8 @@ def main(args: argparse.Namespace) -> int:
     finally:
         store.close()
     renderers = {"html": render_html, "md": render_markdown, "json": render_json}
-    text = renderers[args.format](report)
-    target = args.output or f"report.{_EXT[args.format]}"
+    text = renderers[chosen](report)
+    target = args.output or f"report.{chosen}"
     if target == "-":
         sys.stdout.write(text)
         return 0
@@ -104,8 +118,8 @@ def main(args: argparse.Namespace) -> int:
         msg = f"Cannot write the report to {path}: {err.strerror}. Pass -o with a writable path."
         raise WattwiseError(msg) from err
     h = report.headline
-    print(
+    print(fmt.safe(
         f"Wrote {path.resolve()}: {report.title}, {h.runs} run(s), "
         f"{fmt.with_band(h.energy_j, h.energy_band_j)}, {fmt.carbon(h.co2e_g)} (operational)."
-    )
+    ))
     return 0

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from wattwise.cli import _args
 from wattwise.cli import _format as fmt
 
 HELP = "re-run a recorded command in a clean worktree at its commit and diff; compare metrics"
@@ -19,7 +20,9 @@ _MAX_DRIFT_ROWS = 15
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``wattwise reproduce``."""
-    parser.add_argument("run", help="run id or unique prefix (4+ characters)")
+    parser.add_argument(
+        "run", type=_args.run_ref, help="run id or unique prefix (4+ characters)"
+    )
     parser.add_argument(
         "--check", action="store_true",
         help="compare the final metrics of both runs; exit 1 if they differ",
@@ -53,11 +56,16 @@ def _stdout_to_stderr(is_active: bool) -> Iterator[None]:
 
 
 def _warn(text: str) -> None:
-    print(f"wattwise: warning: {text}", file=sys.stderr)
+    print(f"wattwise: warning: {fmt.safe(text)}", file=sys.stderr)
 
 
-def drift_table(plan: Any) -> str | None:
-    """The package-drift warning with its table, or None when nothing differs."""
+def _warn_lines(lines: list[str]) -> None:
+    """A warning over several lines (a table), each line made safe."""
+    print(fmt.lines([f"wattwise: warning: {lines[0]}", *lines[1:]]), file=sys.stderr)
+
+
+def drift_table(plan: Any) -> list[str] | None:
+    """The package-drift warning's lines with its table, or None when nothing differs."""
     rows = [[d.name, d.recorded or "-", d.current or "not installed"] for d in plan.drift]
     recorded_py, current_py = plan.python
     if recorded_py and recorded_py != current_py:
@@ -69,11 +77,11 @@ def drift_table(plan: Any) -> str | None:
     lines = [
         f"{len(rows)} package version{'s' if len(rows) != 1 else ''} differ from the record; "
         "results may differ:",
-        fmt.table(["PACKAGE", "RECORDED", "NOW"], shown),
+        *fmt.table(["PACKAGE", "RECORDED", "NOW"], shown).splitlines(),
     ]
     if more:
         lines.append(f"... and {more} more (wattwise show {plan.run.id[:8]} --json lists all)")
-    return "\n".join(lines)
+    return lines
 
 
 def _comparison_lines(result: Any) -> list[str]:
@@ -88,7 +96,8 @@ def _comparison_lines(result: Any) -> list[str]:
             ]
             for m in comparison.metrics
         ]  # fmt: skip
-        lines.append(fmt.table(["METRIC", "ORIGINAL", "NEW", "DIFF", "TOLERANCE", ""], rows))
+        headers = ["METRIC", "ORIGINAL", "NEW", "DIFF", "TOLERANCE", ""]
+        lines += fmt.table(headers, rows).splitlines()
     else:
         lines.append("The original run logged no metrics; only the exit codes were compared.")
     if comparison.extra_keys:
@@ -109,14 +118,16 @@ def main(args: argparse.Namespace) -> int:
         diff = (original.record.get("code") or {}).get("diff") or {}
         patch = f" + diff of {diff.get('files', '?')} file(s)" if plan.diff else ""
         print(
-            f"wattwise: reproducing run {original.id[:8]} '{original.name}': "
-            f"{' '.join(plan.argv)}\n  at {plan.commit[:12]}{patch}, in {plan.relative_cwd} "
-            "of a fresh worktree",
+            fmt.lines([
+                f"wattwise: reproducing run {original.id[:8]} '{original.name}': "
+                f"{' '.join(plan.argv)}",
+                f"  at {plan.commit[:12]}{patch}, in {plan.relative_cwd} of a fresh worktree",
+            ]),
             file=sys.stderr,
-        )
+        )  # fmt: skip
         table = drift_table(plan)
         if table:
-            _warn(table)
+            _warn_lines(table)
         if plan.untracked:
             names = ", ".join(plan.untracked[:5]) + (" ..." if len(plan.untracked) > 5 else "")
             _warn(f"untracked files were not recorded and are absent from the worktree: {names}")
@@ -150,7 +161,7 @@ def main(args: argparse.Namespace) -> int:
                     else ("the exit code differs")
                 )
                 lines.append(f"Not reproduced: {why}.")
-        print("\n".join(lines))
+        print(fmt.lines(lines))
     if args.check:
         return 0 if result.is_reproduced else 1
     return result.exit_code

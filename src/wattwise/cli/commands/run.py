@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from wattwise.cli import _args
 from wattwise.cli import _format as fmt
 
 HELP = "run a command, measure its energy and carbon, record it in the ledger"
@@ -15,8 +16,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="run name (default: the program's name)")
     parser.add_argument("--region", help="grid region: FR, US-CAL-CISO, gcp:europe-west1 ...")
     parser.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
-    parser.add_argument("--meters", help="comma-separated meter ids (default: best available)")
-    parser.add_argument("--pue", type=float, help="power usage effectiveness to apply")
+    parser.add_argument(
+        "--meters", type=_args.meter_ids,
+        help="comma-separated meter ids (default: best available; see 'wattwise doctor')",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pue", type=_args.pue, help="power usage effectiveness to apply (a number >= 1.0)"
+    )
+    parser.add_argument(
+        "--no-diff", dest="no_diff", action="store_true",
+        help="do not store the uncommitted git diff with the run (config: diff = false)",
+    )  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     parser.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
 
@@ -32,15 +42,15 @@ def summary(result: object, record: dict[str, object], store_path: str) -> str:
     assert isinstance(intensity, dict) and isinstance(pue, dict)
     code = f", exit code {result.exit_code}" if result.exit_code is not None else ""
     lines = [
-        f"wattwise: run {result.id[:8]} '{result.name}' {result.status} in "
+        f"wattwise: run {result.id[:8]} '{fmt.safe(result.name)}' {result.status} in "
         f"{fmt.duration(result.duration_s)}{code}.",
         f"  Energy {fmt.with_band(result.energy_j, result.energy_band_j)} attributed to the "
         f"process tree ({parts}); whole machine {fmt.energy(result.machine_energy_j)}.",
         f"  Carbon {fmt.with_band(result.co2e_g, result.co2e_band_g, fmt.carbon)} at "
-        f"{result.intensity_g_per_kwh:.0f} gCO2e/kWh ({intensity.get('zone')}, "
+        f"{result.intensity_g_per_kwh:.0f} gCO2e/kWh ({fmt.safe(intensity.get('zone'))}, "
         f"{intensity.get('dataset')}, {intensity.get('scope')}), PUE {result.pue:g} "
         f"({pue.get('applies_to')}).",
-        f"  Details: wattwise show {result.id[:8]}   (ledger: {store_path})",
+        f"  Details: wattwise show {result.id[:8]}   (ledger: {fmt.safe(store_path)})",
     ]
     return "\n".join(lines)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from wattwise.cli import _args
 from wattwise.cli import _format as fmt
 
 HELP = "list the runs in the ledger"
@@ -13,7 +14,9 @@ HELP = "list the runs in the ledger"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``wattwise runs``."""
     parser.add_argument("--status", choices=["running", "finished", "failed", "crashed"])
-    parser.add_argument("--limit", type=int, default=None, help="newest N runs only")
+    parser.add_argument(
+        "--limit", type=_args.positive_int, metavar="N", help="newest N runs only (N >= 1)"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -35,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
     rows = [
         [
             r.id[:8],
-            r.name[:30],
+            fmt.safe(r.name)[:30],
             str(r.status),
             (iso_utc(r.started_at) or "")[:19].replace("T", " "),
             fmt.duration(r.duration_s),

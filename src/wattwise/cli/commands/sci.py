@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from wattwise.cli import _format as fmt
 from wattwise.cli.commands.report import (
     add_sci_arguments,
     add_selection_arguments,
@@ -37,19 +38,20 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
     unit = result.functional_unit
-    print(
+    lines = [
         f"SCI = (E x I + M) / R = {result.sci_g_per_unit:.6g} gCO2e per {unit}  "
         f"({result.runs} run(s), {chosen.scope})"
-    )
+    ]
     for term in result.terms[:-1]:
-        print(f"  {term.symbol:<3} {term.value:>12.6g} {term.unit:<16} {term.name}")
-        print(f"      source: {term.source}")
+        lines.append(f"  {term.symbol:<3} {term.value:>12.6g} {term.unit:<16} {term.name}")
+        lines.append(f"      source: {term.source}")
     for share in result.embodied:
-        print(
+        lines.append(
             f"  M on {share.host}: TE {share.te_kgco2e:.6g} kgCO2e x TiR "
             f"{share.time_reserved_h:.4g} h / EL {share.expected_lifespan_h:.6g} h x RR/ToR "
             f"{share.share:g} = {share.m_g:.6g} gCO2e"
         )
-    print("  boundary: includes " + "; ".join(result.boundary["included"]))
-    print("            excludes " + "; ".join(result.boundary["excluded"]))
+    lines.append("  boundary: includes " + "; ".join(result.boundary["included"]))
+    lines.append("            excludes " + "; ".join(result.boundary["excluded"]))
+    print(fmt.lines(lines))
     return 0

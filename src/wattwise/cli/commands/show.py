@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from wattwise.cli import _args
 from wattwise.cli import _format as fmt
 
 HELP = "show one run: energy per component, carbon, environment, metrics"
@@ -13,7 +14,9 @@ HELP = "show one run: energy per component, carbon, environment, metrics"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``wattwise show``."""
-    parser.add_argument("run", help="run id or unique prefix (4+ characters)")
+    parser.add_argument(
+        "run", type=_args.run_ref, help="run id or unique prefix (4+ characters)"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -43,13 +46,15 @@ def main(args: argparse.Namespace) -> int:
         return 0
     rec = data["record"]
     lines = [
-        f"Run {data['id']}  {data['name']!r}  [{data['status']}]"
+        f"Run {data['id']}  '{data['name']}'  [{data['status']}]"
         + (f"  exit code {data['exit_code']}" if data["exit_code"] is not None else ""),
         f"  started {data['started_at']}  ended {data['ended_at']}  "
         f"({fmt.duration(data['duration_s'])})",
         f"  energy  {fmt.with_band(data['energy_j'], data['energy_band_j'])} attributed; "
         f"whole machine {fmt.energy(data['machine_energy_j'])}",
     ]
+    if data.get("tags"):
+        lines.append("  tags  " + ", ".join(map(str, data["tags"])))
     for comp in data["components"]:
         band = comp["energy_band_j"]
         lines.append(
@@ -74,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     code = rec.get("code", {})
     if code.get("available"):
         dirty = " (dirty)" if code.get("dirty") else ""
-        lines.append(f"  code  {code.get('commit', '')[:12]}{dirty} on {code.get('branch')}")
+        lines.append(f"  code  {str(code.get('commit', ''))[:12]}{dirty} on {code.get('branch')}")
     env = rec.get("environment", {})
     if env:
         lines.append(
@@ -121,5 +126,5 @@ def main(args: argparse.Namespace) -> int:
         lines.append(f"  warning: {warning}")
     if rec.get("error"):
         lines.append(f"  error: {rec['error']}")
-    print("\n".join(lines))
+    print(fmt.lines(lines))
     return 0

@@ -141,7 +141,7 @@ def summary(result: Any) -> str:
         table = fmt.table(["TRIAL", "STATE", "VALUE", "ENERGY", "RUN"], rows)
         lines.extend("    " + line for line in table.splitlines())
     lines.append(f"  Details: wattwise show {data['study_id'][:8]}")
-    return "\n".join(lines)
+    return fmt.lines(lines)
 
 
 def _tune(*args: Any, **kwargs: Any) -> Any:
