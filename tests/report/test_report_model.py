@@ -1,16 +1,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 from report_support import XSS, fake_meter, insert_run, project_ledger, spin, tracked_run
 
 import wattwise
 from wattwise.exceptions import InvalidParameterError, RunNotFoundError
-from wattwise.report import _model as model_module
 from wattwise.report import build_report, pareto_front, role_of, select_runs
 from wattwise.store import open_store
+from wattwise.store._reuse import ReuseEvent  # not exported by wattwise.store (yet)
 
 
 @pytest.fixture
@@ -122,12 +121,11 @@ def test_pareto_front_by_hand() -> None:
 
 
 def test_saved_by_reuse_comes_from_the_ledger_cache_hits(ids: dict[str, str]) -> None:
-    reuse = pytest.importorskip("wattwise.store._reuse", reason="reuse ledger not available")
     store = open_store()
-    if not hasattr(store, "add_reuse"):
-        pytest.skip("this ledger has no reuse table yet")
+    assert build_report(store).project.saved_by_reuse == {"energy_j": 0.0, "co2e_g": 0.0,
+                                                          "hits": 0.0}  # fmt: skip
     for consumer, joules in ((ids["final"], 7200.0), (ids["final"], 3600.0), (None, 1000.0)):
-        store.add_reuse(reuse.ReuseEvent(
+        store.add_reuse(ReuseEvent(
             at=time.time(), cache_key="k" * 64, function="m:embed", producer_run_id=ids["real"],
             consumer_run_id=consumer, energy_avoided_j=joules,
             co2e_avoided_g=joules / 3.6e6 * 31, duration_avoided_s=1.0, method="estimated",
@@ -139,33 +137,6 @@ def test_saved_by_reuse_comes_from_the_ledger_cache_hits(ids: dict[str, str]) ->
     run = build_report(store, run=ids["final"]).project.saved_by_reuse
     assert run["hits"] == 2.0 and run["energy_j"] == 10800.0
     assert build_report(store, run=ids["real"]).project.saved_by_reuse["hits"] == 0.0
-
-
-def test_saved_by_reuse_falls_back_to_the_footprint(
-    ids: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real = model_module.project_footprint
-
-    class WithReuse:
-        def __init__(self, runs: Any, **kwargs: Any) -> None:
-            self.inner = real(runs)
-
-        def to_dict(self) -> dict[str, Any]:
-            return {**self.inner.to_dict(),
-                    "saved_by_reuse": {"energy_j": 7200.0, "co2e_g": 0.062, "hits": 3}}
-
-    class OldStore:  # a ledger API without reuse queries
-        def __init__(self, store: Any) -> None:
-            self._store = store
-
-        def __getattr__(self, name: str) -> Any:
-            if name in ("reuse_totals", "reuse_events"):
-                raise AttributeError(name)
-            return getattr(self._store, name)
-
-    monkeypatch.setattr(model_module, "project_footprint", WithReuse)
-    report = build_report(OldStore(open_store()))  # type: ignore[arg-type]
-    assert report.project.saved_by_reuse == {"energy_j": 7200.0, "co2e_g": 0.062, "hits": 3.0}
 
 
 def test_user_text_is_kept_verbatim_in_the_model(ids: dict[str, str]) -> None:

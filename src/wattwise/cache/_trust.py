@@ -103,9 +103,15 @@ def folders_to_check(entry: Path, *, home: Path | None = None) -> list[Path]:
     folders = set(real_entry.parents)
     for prefix in Path(os.path.abspath(entry)).parents:
         folders.add(Path(os.path.realpath(prefix)))
-    home = Path(os.path.realpath(home if home is not None else Path.home()))
-    if _within(real_entry, home):
-        folders = {f for f in folders if f not in home.parents}
+    if home is None:
+        try:
+            home = Path.home()
+        except (RuntimeError, KeyError):  # no HOME and no passwd entry: walk up to /
+            home = None
+    if home is not None:
+        real_home = Path(os.path.realpath(home))
+        if _within(real_entry, real_home):
+            folders = {f for f in folders if f not in real_home.parents}
     return sorted(folders, key=lambda f: (len(f.parts), str(f)))
 
 

@@ -19,7 +19,7 @@ from wattwise import _units as units
 from wattwise.exceptions import InvalidParameterError, RunNotFoundError
 from wattwise.report._attributions import DataCredit, data_credits
 from wattwise.report._sci import SciResult, compute_sci
-from wattwise.store import RunRecord, SQLiteRunStore, project_footprint, role_of
+from wattwise.store import RunRecord, SQLiteRunStore, role_of
 
 Scope = Literal["run", "study", "project"]
 ROLES = ("final", "tuning", "failed", "crashed", "running")
@@ -619,27 +619,16 @@ def _saved_by_reuse(
 ) -> dict[str, float]:
     """What cache hits avoided: the whole ledger's for a project, else the hits consumed
     by the runs in scope. Zeros when the ledger records no reuse."""
-    out = {"energy_j": 0.0, "co2e_g": 0.0, "hits": 0.0}
-    totals = getattr(store, "reuse_totals", None)
-    events = getattr(store, "reuse_events", None)
-    data: Any
-    if scope == "project" and callable(totals):
-        data = totals().to_dict()
-    elif callable(events):
-        hits = [h for r in runs for h in events(consumer_run_id=r.id)]
-        data = {
-            "energy_j": sum(float(h.energy_avoided_j) for h in hits),
-            "co2e_g": sum(float(h.co2e_avoided_g) for h in hits),
-            "hits": len(hits),
-        }
-    else:
-        data = project_footprint(runs).to_dict().get("saved_by_reuse")
-    if isinstance(data, Mapping):
-        for key in out:
-            value = data.get(key)
-            if isinstance(value, (int, float)):
-                out[key] = float(value)
-    return out
+    if scope == "project":
+        totals = store.reuse_totals()
+        return {"energy_j": float(totals.energy_j), "co2e_g": float(totals.co2e_g),
+                "hits": float(totals.hits)}  # fmt: skip
+    hits = [h for r in runs for h in store.reuse_events(consumer_run_id=r.id)]
+    return {
+        "energy_j": sum(float(h.energy_avoided_j) for h in hits),
+        "co2e_g": sum(float(h.co2e_avoided_g) for h in hits),
+        "hits": float(len(hits)),
+    }
 
 
 def _project(
