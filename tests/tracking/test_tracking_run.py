@@ -14,7 +14,7 @@ import pytest
 import wattwise
 from wattwise.carbon import intensity_for, operational_co2e_g, pue_for, resolve_location
 from wattwise.exceptions import InvalidParameterError, RunStateError
-from wattwise.store import RunStatus, open_store
+from wattwise.store import RunStatus, open_store, project_footprint
 from wattwise.testing import FakeMeter
 
 
@@ -107,11 +107,19 @@ def test_decorator_starts_a_run_per_call() -> None:
 
 
 def test_nested_run_is_linked_to_its_parent_and_left_out_of_totals() -> None:
-    with wattwise.track("outer", _meters=fake()) as outer, wattwise.track(
-        "inner", _meters=fake()
-    ) as inner:
-        pass
-    assert open_store().get_run(inner.id).parent_id == outer.id
+    with wattwise.track("outer", _meters=fake()) as outer:
+        busy(0.1)
+        with wattwise.track("inner", _meters=fake()) as inner:
+            busy(0.2)
+    store = open_store()
+    assert store.get_run(inner.id).parent_id == outer.id
+    assert store.get_run(outer.id).parent_id is None
+    assert inner.result.energy_j > 0  # the nested run cost something of its own ...
+    footprint = project_footprint(store.list_runs())
+    assert footprint.total.runs == 1  # ... yet the totals hold the outer run alone
+    assert footprint.total.energy_j == pytest.approx(outer.result.energy_j)
+    assert footprint.total.co2e_g == pytest.approx(outer.result.co2e_g)
+    assert footprint.total.energy_j < outer.result.energy_j + inner.result.energy_j
 
 
 def test_log_outside_any_run_says_what_to_do() -> None:
