@@ -14,6 +14,7 @@ The tree::
     │   ├── StoreCorruptError
     │   └── SchemaVersionError
     ├── RunStateError
+    ├── CommandNotStartedError
     ├── SearchError
     │   └── TrialStateError
     ├── CacheError
@@ -21,7 +22,7 @@ The tree::
     └── ReproducibilityError
 
 Warnings: ``WattwiseWarning`` → ``MeterFallbackWarning``, ``LocationWarning``,
-``CacheWarning``.
+``CacheWarning``, ``StoreWarning``.
 
 Every message says what failed, what was expected and how to fix it, as one sentence
 or two; the command line prints it on one line, with no traceback unless ``--debug``.
@@ -78,6 +79,18 @@ class RunStateError(WattwiseError):
     """A run was used in a state that does not allow it."""
 
 
+class CommandNotStartedError(WattwiseError):
+    """``wattwise run``'s command could not be started (not found, not executable).
+
+    Attributes:
+        exit_code: The shell's code for it: 127 not found, 126 found but not executable.
+    """
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class SearchError(WattwiseError):
     """A tuning study cannot go on."""
 
@@ -114,10 +127,15 @@ class CacheWarning(WattwiseWarning):
     """A cache entry was damaged and recomputed, or a result could not be cached."""
 
 
+class StoreWarning(WattwiseWarning):
+    """The ledger (or the meters, or the settings) failed and the run went on without it."""
+
+
 __all__ = [
     "CacheCorruptError",
     "CacheError",
     "CacheWarning",
+    "CommandNotStartedError",
     "ConfigError",
     "InvalidParameterError",
     "LocationWarning",
@@ -133,6 +151,7 @@ __all__ = [
     "SearchError",
     "StoreCorruptError",
     "StoreError",
+    "StoreWarning",
     "TrialStateError",
     "WattwiseError",
     "WattwiseWarning",

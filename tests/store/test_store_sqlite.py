@@ -51,9 +51,15 @@ def store(tmp_path: Path) -> SQLiteRunStore:
 
 
 def test_new_ledger_is_wal_with_current_schema(tmp_path: Path) -> None:
-    SQLiteRunStore(tmp_path / "l.db").close()
-    conn = sqlite3.connect(tmp_path / "l.db")
+    store = SQLiteRunStore(tmp_path / "new" / "l.db")
+    assert store.list_runs() == []
+    assert not (tmp_path / "new").exists()  # opening and reading create nothing
+    store.insert_run(make_run())  # the first write creates the ledger
+    store.close()
+    conn = sqlite3.connect(tmp_path / "new" / "l.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    conn = sqlite3.connect(tmp_path / "new" / "l.db")
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
@@ -143,7 +149,9 @@ def test_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
-    SQLiteRunStore(path).close()
+    store = SQLiteRunStore(path)
+    store.insert_run(make_run())
+    store.close()
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.commit()

@@ -12,14 +12,20 @@ from wattwise.store._footprint import Footprint, Totals, project_footprint, role
 from wattwise.store._locate import find_project_root, ledger_path
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, iso_utc
 from wattwise.store._schema import SCHEMA_VERSION
+from wattwise.store._spool import Merged, SpoolFile, merge_spools, pending_spools
 from wattwise.store._sqlite import STALE_AFTER_S, SQLiteRunStore
 
 
 def open_store(
     url: str | None = None, *, start: str | os.PathLike[str] | None = None
 ) -> SQLiteRunStore:
-    """Open the ledger named by ``url``, ``WATTWISE_STORE`` or the project root."""
-    return SQLiteRunStore(ledger_path(url, start=start))
+    """Open the ledger named by ``url``, ``WATTWISE_STORE`` or the project root.
+
+    Opening writes nothing: reads work on a read-only ledger and never create one (a missing
+    default ledger reads as empty; a missing ledger named by ``url`` is a one-line
+    ``StoreError`` on first read). The first write creates the ledger.
+    """
+    return SQLiteRunStore(ledger_path(url, start=start), must_exist=bool(url))
 
 
 __all__ = [
@@ -27,14 +33,18 @@ __all__ = [
     "STALE_AFTER_S",
     "ComponentEnergy",
     "Footprint",
+    "Merged",
     "RunRecord",
     "RunStatus",
     "SQLiteRunStore",
+    "SpoolFile",
     "Totals",
     "find_project_root",
     "iso_utc",
     "ledger_path",
+    "merge_spools",
     "open_store",
+    "pending_spools",
     "project_footprint",
     "role_of",
 ]

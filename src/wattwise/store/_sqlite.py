@@ -17,9 +17,10 @@ import socket
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wattwise.exceptions import (
     RunNotFoundError,
@@ -27,11 +28,15 @@ from wattwise.exceptions import (
     StoreCorruptError,
     StoreError,
 )
+from wattwise.store import _liveness
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import MIGRATIONS, SCHEMA_VERSION
 
-#: A running run whose heartbeat is older than this is marked crashed by the next reader.
+if TYPE_CHECKING:
+    from wattwise.store._spool import SpoolFile
+
+#: Margin added to a remote run's stale window (3 of its own flush intervals + this).
 STALE_AFTER_S = 30.0
 _BUSY_TIMEOUT_MS = 60_000
 
@@ -66,69 +71,235 @@ Sample = tuple[float, str, float, float]  # (t_s, component, power_w, cumulative
 Metric = tuple[int | None, str, float, float]  # (step, key, value, logged_at)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+class _MissingLedger:
+    """Stands in for the connection of a ledger that must exist and does not: reads fail."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def execute(self, *_args: Any) -> Any:
+        msg = (
+            f"No ledger at {self.path}: the file does not exist. Check the --store path "
+            "(or WATTWISE_STORE); a ledger is created by the first run that writes to it."
+        )
+        raise StoreError(msg)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def _write_gitignore(folder: Path) -> None:
+    """Make a ``.wattwise`` folder ignore itself, as pytest's cache does."""
+    if folder.name != ".wattwise":
+        return
+    marker = folder / ".gitignore"
+    if marker.exists():
+        return
+    with contextlib.suppress(OSError):
+        marker.write_text("# Created by wattwise: the ledger and spool stay out of git.\n*\n")
 
 
 class SQLiteRunStore:
     """The run ledger in one SQLite file.
 
+    Opening never writes: reads use a read-only connection (``mode=ro``), so they work on a
+    read-only file or folder and never create a ledger or a folder. The first write opens
+    the file for writing, creating it (and ``.wattwise/`` with its ``.gitignore``) if needed.
+    Reads never reap: a run whose tracker is gone is *shown* crashed (see
+    :func:`wattwise.store._liveness.effective_state`); only :meth:`reap` writes that.
+
     Args:
-        path: The database file; its folder is created if missing.
-        stale_after_s: Heartbeat age after which a running run counts as crashed.
+        path: The database file.
+        stale_after_s: Margin added to a remote run's stale window (3 × its flush interval).
+        must_exist: Reads fail with a one-line StoreError when the file does not exist
+            (an explicit ``--store``); otherwise a missing ledger reads as empty.
+        busy_timeout_s: How long a statement waits for another process's lock.
+        defer: Open nothing until first used (no error at construction).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, stale_after_s: float = STALE_AFTER_S):
+    def __init__(
+        self, path: str | os.PathLike[str], *, stale_after_s: float = STALE_AFTER_S,
+        must_exist: bool = False, busy_timeout_s: float = _BUSY_TIMEOUT_MS / 1000,
+        defer: bool = False,
+    ) -> None:  # fmt: skip
         self.path = Path(path)
         self.stale_after_s = stale_after_s
-        self._lock = threading.Lock()
+        self.must_exist = must_exist
+        self._busy_timeout_s = float(busy_timeout_s)
+        self._lock = threading.RLock()
         self._host = socket.gethostname()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                check_same_thread=False,
-            )
-        except (OSError, sqlite3.Error) as err:
-            msg = (
-                f"Cannot open the ledger at {self.path}: {err}. Check that the folder is "
-                "writable, or point WATTWISE_STORE at another file."
-            )
-            raise StoreError(msg) from err
-        self._guard(self._init_schema)
+        self._conn: Any = None
+        self._standin = False  # reading an empty stand-in for a ledger not created yet
+        self._writable = False
+        self._identity: tuple[int, int] | None = None
+        self._wal_identity: tuple[int, int] | None = None
+        if not defer:
+            self._guard(self._open_reader)
+
+    @property
+    def busy_timeout_s(self) -> float:
+        """Seconds a statement waits for another process's lock before failing."""
+        return self._busy_timeout_s
+
+    @busy_timeout_s.setter
+    def busy_timeout_s(self, seconds: float) -> None:
+        with self._lock:
+            self._busy_timeout_s = float(seconds)
+            if isinstance(self._conn, sqlite3.Connection):
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+    @property
+    def writable(self) -> bool:
+        """True once this store holds a connection open for writing."""
+        return self._writable
 
     # -- plumbing -------------------------------------------------------------
 
     def _guard(self, fn: Any, *args: Any) -> Any:
         try:
             with self._lock:
+                if self._standin and self.path.exists():  # created since: read the file
+                    self._conn.close()
+                    self._conn = None
+                if self._conn is None:
+                    self._open_reader()
                 return fn(*args)
         except sqlite3.DatabaseError as err:
-            text = str(err)
-            if "not a database" in text or "malformed" in text or "no such table" in text:
-                msg = (
-                    f"The ledger at {self.path} is damaged or not a wattwise ledger ({text}). "
-                    f"Move it aside (mv {self.path} {self.path}.bad) to start a new one."
-                )
-                raise StoreCorruptError(msg) from err
-            if "readonly" in text or "unable to open" in text:
-                msg = (
-                    f"Cannot write the ledger at {self.path} ({text}). Check the file's "
-                    "permissions, or point WATTWISE_STORE at a writable file."
-                )
-                raise StoreError(msg) from err
-            msg = f"Ledger error at {self.path}: {text}."
+            raise self._translate(err) from err
+        except OSError as err:
+            msg = (
+                f"Cannot use the ledger at {self.path}: {err.strerror or err}. Check the "
+                "folder, or point WATTWISE_STORE at another file."
+            )
             raise StoreError(msg) from err
+
+    def _translate(self, err: sqlite3.Error) -> StoreError:
+        text = str(err)
+        if "not a database" in text or "malformed" in text or "no such table" in text:
+            msg = (
+                f"The ledger at {self.path} is damaged or not a wattwise ledger ({text}). "
+                f"Move it aside (mv {self.path} {self.path}.bad) to start a new one."
+            )
+            return StoreCorruptError(msg)
+        if "readonly" in text or "unable to open" in text:
+            msg = (
+                f"Cannot write the ledger at {self.path} ({text}). Check the file's "
+                "permissions, or point WATTWISE_STORE at a writable file."
+            )
+            return StoreError(msg)
+        if "locked" in text or "busy" in text:
+            msg = (
+                f"The ledger at {self.path} is locked by another process for longer than "
+                f"the busy timeout ({self._busy_timeout_s:g} s) ({text}). Retry later."
+            )
+            return StoreError(msg)
+        if "full" in text:
+            msg = (
+                f"Cannot write the ledger at {self.path}: the disk is full ({text}). Free "
+                "space, or point WATTWISE_STORE at another disk."
+            )
+            return StoreError(msg)
+        return StoreError(f"Ledger error at {self.path}: {text}.")
+
+    def _uri(self, *, immutable: bool = False) -> str:
+        quoted = urllib.parse.quote(os.path.abspath(self.path))
+        return f"file:{quoted}?mode=ro" + ("&immutable=1" if immutable else "")
+
+    def _open_reader(self) -> None:
+        """A read-only connection: the file, or an empty in-memory ledger if it is missing."""
+        if self._conn is not None:
+            return
+        self._standin = False
+        if not self.path.exists():
+            self._conn = _MissingLedger(self.path) if self.must_exist else _memory_ledger()
+            self._standin = True
+            return
+        if self.path.is_dir():
+            msg = f"The ledger path {self.path} is a folder. Point --store at a file in it."
+            raise StoreError(msg)
+        conn: sqlite3.Connection | None = None
+        for immutable in (False, True):
+            conn = sqlite3.connect(
+                self._uri(immutable=immutable), uri=True, timeout=self._busy_timeout_s,
+                isolation_level=None, check_same_thread=False,
+            )  # fmt: skip
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                ).fetchone()[0]
+                break
+            except sqlite3.OperationalError as err:
+                conn.close()
+                # A WAL ledger in a read-only folder cannot get its -shm file: read it as an
+                # immutable file instead (nobody can be writing it there).
+                if immutable or "unable to open" not in str(err):
+                    raise
+        assert conn is not None
+        if version < SCHEMA_VERSION:
+            # An older (or empty) ledger: upgrade a copy in memory; only writers migrate.
+            # (Judged on the copy: another process may be creating the file right now.)
+            memory = _memory_ledger(migrate=False)
+            conn.backup(memory)
+            conn.close()
+            conn = memory
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+            ).fetchone()[0]
+            if version < SCHEMA_VERSION and not (version == 0 and tables):
+                _migrate(conn, version)
+        if version > SCHEMA_VERSION:
+            conn.close()
+            msg = (
+                f"The ledger at {self.path} has schema version {version}, newer than this "
+                f"wattwise understands ({SCHEMA_VERSION}). Upgrade wattwise: "
+                "pip install -U wattwise."
+            )
+            raise SchemaVersionError(msg)
+        if version == 0 and tables:
+            conn.close()
+            msg = (
+                f"The file {self.path} is an SQLite database but not a wattwise ledger. "
+                "Point WATTWISE_STORE at another file."
+            )
+            raise StoreCorruptError(msg)
+        self._conn = conn
+
+    def _ensure_writable(self) -> sqlite3.Connection:
+        """Switch to a connection that can write, creating the ledger if needed."""
+        if self._writable:
+            conn: sqlite3.Connection = self._conn
+            return conn
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._standin = False
+        folder = self.path.parent
+        if not folder.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+        _write_gitignore(folder)
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout_s, isolation_level=None,
+            check_same_thread=False,
+        )  # fmt: skip
+        self._conn = conn
+        try:
+            self._init_schema()
+            st = os.stat(self.path)
+        except BaseException:
+            conn.close()
+            self._conn = None
+            raise
+        self._identity = (st.st_dev, st.st_ino)
+        self._wal_identity = None
+        self._writable = True
+        return conn
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn
+        conn = self._ensure_writable()
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -136,14 +307,18 @@ class SQLiteRunStore:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        if self._wal_identity is None:
+            with contextlib.suppress(OSError):
+                st = os.stat(f"{self.path}-wal")
+                self._wal_identity = (st.st_dev, st.st_ino)
 
     def _init_schema(self) -> None:
         conn = self._conn
-        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
         # Switching to WAL needs an exclusive lock and SQLite answers "database is locked"
         # at once, without its busy handler, when another process is creating the same
         # ledger: retry for as long as the busy timeout allows.
-        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+        deadline = time.monotonic() + self._busy_timeout_s
         while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -156,7 +331,7 @@ class SQLiteRunStore:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
             return
-        with self._write():
+        with self._write_raw():
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 msg = (
@@ -173,15 +348,60 @@ class SQLiteRunStore:
                     "Point WATTWISE_STORE at another file."
                 )
                 raise StoreCorruptError(msg)
-            for statements in MIGRATIONS[version:]:
-                for statement in statements:
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            _migrate(conn, version)
+
+    @contextlib.contextmanager
+    def _write_raw(self) -> Iterator[sqlite3.Connection]:
+        conn: sqlite3.Connection = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def verify(self) -> None:
+        """Check that the file this store writes is still the ledger at its path.
+
+        Raises:
+            StoreError: The ledger file was replaced or removed, or its WAL was deleted,
+                since this store opened it (call :meth:`reset` and write again).
+        """
+        if not self._writable or self._identity is None:
+            return
+        try:
+            st = os.stat(self.path)
+        except OSError as err:
+            msg = f"The ledger at {self.path} was removed while in use ({err.strerror})."
+            raise StoreError(msg) from err
+        if (st.st_dev, st.st_ino) != self._identity:
+            msg = f"The ledger at {self.path} was replaced by another file while in use."
+            raise StoreError(msg)
+        if self._wal_identity is not None:
+            try:
+                wal = os.stat(f"{self.path}-wal")
+            except OSError:
+                wal = None
+            if wal is None or (wal.st_dev, wal.st_ino) != self._wal_identity:
+                msg = f"The ledger's write-ahead log {self.path}-wal was deleted while in use."
+                raise StoreError(msg)
+
+    def reset(self) -> None:
+        """Drop the connection; the next use opens the ledger afresh."""
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.close()
+            self._conn = None
+            self._standin = self._writable = False
+            self._identity = self._wal_identity = None
 
     def close(self) -> None:
         """Close the connection. The store cannot be used afterwards."""
         with self._lock:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
 
     # -- writes ---------------------------------------------------------------
 
@@ -248,11 +468,19 @@ class SQLiteRunStore:
 
         self._guard(op)
 
-    def reap(self, *, now: float | None = None) -> list[str]:
-        """Mark crashed every running run that stopped beating or whose process is gone.
+    def _liveness(self, run: RunRecord, now: float) -> _liveness.Liveness:
+        return _liveness.effective_state(
+            host=run.host, pid=run.pid, heartbeat_at=run.heartbeat_at, record=run.record,
+            now=now, this_host=self._host, margin_s=self.stale_after_s,
+        )  # fmt: skip
 
-        A run's process on this host that no longer exists is crashed at once; elsewhere a
-        heartbeat older than ``stale_after_s`` decides. Energy stays as last flushed.
+    def reap(self, *, now: float | None = None) -> list[str]:
+        """Persist ``crashed`` for every running run whose tracker and command are gone.
+
+        This is a write, for writers only (readers show the same verdict without writing).
+        On this host a run is gone when its tracker process is (pid plus start time) and so
+        is its command; elsewhere when its heartbeat is older than three of its own flush
+        intervals plus ``stale_after_s``. Energy stays as last flushed.
 
         Returns:
             Ids of the runs marked crashed.
@@ -260,28 +488,116 @@ class SQLiteRunStore:
         now = time.time() if now is None else now
 
         def op() -> list[str]:
-            rows = self._conn.execute(
-                "SELECT id, host, pid, heartbeat_at FROM runs WHERE status = ?",
-                (RunStatus.RUNNING.value,),
-            ).fetchall()
-            dead = [
-                run_id
-                for run_id, host, pid, beat in rows
-                if now - beat > self.stale_after_s
-                or (host == self._host and pid != os.getpid() and not _pid_alive(pid))
-            ]
+            conn = self._ensure_writable()
+            rows = conn.execute("SELECT * FROM runs WHERE status = ?",
+                                (RunStatus.RUNNING.value,)).fetchall()  # fmt: skip
+            dead = []
+            for run in self._decode_runs(rows, judge=False):
+                verdict = self._liveness(run, now)
+                if not verdict.alive:
+                    dead.append((run.id, verdict.note))
             if dead:
                 with self._write() as conn:
-                    for run_id in dead:
-                        conn.execute(
+                    for run_id, note in dead:
+                        cur = conn.execute(
                             "UPDATE runs SET status = ?, ended_at = heartbeat_at "
                             "WHERE id = ? AND status = ?",
                             (RunStatus.CRASHED.value, run_id, RunStatus.RUNNING.value),
                         )
-            return dead
+                        if cur.rowcount and note:
+                            _annotate(conn, run_id, "notes", f"marked crashed: {note}")
+            return [run_id for run_id, _ in dead]
 
         result: list[str] = self._guard(op)
         return result
+
+    def merge_spooled(self, spooled: SpoolFile) -> int | None:
+        """Merge one spool file into the ledger, in one transaction; idempotent.
+
+        The run is inserted if the ledger lacks it; each spooled flush sets the run's fields
+        unless the ledger already holds a newer state; samples and metrics are added. The
+        file's id is recorded with the run (``record["spooled"]``, and a line in
+        ``record["notes"]``), so merging the same file twice changes nothing.
+
+        Returns:
+            The number of entries merged, 0 if the file was merged before, or None when it
+            cannot be merged yet (its run is not in the ledger and the file cannot add it).
+        """
+        run_id = spooled.run_id
+        header = spooled.header
+
+        def op() -> int | None:
+            with self._write() as conn:
+                done = conn.execute(
+                    "SELECT 1 FROM annotations WHERE run_id = ? AND key = 'spooled' "
+                    "AND value LIKE ?", (run_id, f'%"{spooled.file_id}"%'),
+                ).fetchone()  # fmt: skip
+                if done is not None:
+                    return 0
+                run = header.get("run")
+                if run is not None:
+                    values = [_encode(col, run.get(col)) for col in _RUN_COLUMNS]
+                    conn.execute(
+                        f"INSERT OR IGNORE INTO runs ({', '.join(_RUN_COLUMNS)}) "
+                        f"VALUES ({', '.join('?' for _ in _RUN_COLUMNS)})", values,
+                    )  # fmt: skip
+                if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                    return None
+                merged = 0
+                for entry in spooled.entries:
+                    _apply_spooled(conn, run_id, entry)
+                    merged += 1
+                fact = {
+                    "file_id": spooled.file_id, "file": str(spooled.path), "entries": merged,
+                    "reason": header.get("reason"), "merged_at": time.time(),
+                    "owner_pid": (header.get("owner") or {}).get("pid"),
+                }  # fmt: skip
+                _annotate(conn, run_id, "spooled", fact)
+                what = "its records" if run is not None else "metrics logged by another process"
+                _annotate(conn, run_id, "notes", (
+                    f"{what} were spooled to {spooled.path} because the ledger could not be "
+                    f"written ({header.get('reason')}); merged by pid {os.getpid()}"))
+                return merged
+
+        result: int | None = self._guard(op)
+        return result
+
+    def resync_run(
+        self, run: RunRecord, fields: dict[str, Any], *, components: Sequence[ComponentEnergy],
+        metrics: Sequence[Metric],
+    ) -> None:  # fmt: skip
+        """Make the ledger hold a run's whole state again after the file changed under it.
+
+        Inserts the run if missing (a ledger replaced mid-run), sets ``fields`` and, if the
+        ledger holds fewer metric points than ``metrics`` (all the run logged), replaces
+        them. Used by the run's own writer only.
+        """
+        values = [_encode(col, getattr(run, col)) for col in _RUN_COLUMNS]
+        cols = sorted(set(fields) & _UPDATABLE)
+
+        def op() -> None:
+            with self._write() as conn:
+                conn.execute(
+                    f"INSERT OR IGNORE INTO runs ({', '.join(_RUN_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in _RUN_COLUMNS)})", values,
+                )  # fmt: skip
+                if cols:
+                    conn.execute(
+                        f"UPDATE runs SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
+                        [*(_encode(c, fields[c]) for c in cols), run.id],
+                    )
+                _replace_components(conn, run.id, components)
+                have = conn.execute(
+                    "SELECT count(*) FROM metrics WHERE run_id = ?", (run.id,)
+                ).fetchone()[0]
+                if have < len(metrics):
+                    conn.execute("DELETE FROM metrics WHERE run_id = ?", (run.id,))
+                    conn.executemany(
+                        "INSERT INTO metrics (run_id, step, key, value, logged_at) "
+                        "VALUES (?, ?, ?, ?, ?)", [(run.id, *m) for m in metrics],
+                    )  # fmt: skip
+
+        self._guard(op)
 
     def put_artifact(self, run_id: str, name: str, content: bytes) -> str:
         """Store a run's artifact (the git diff), replacing one of the same name.
@@ -438,8 +754,6 @@ class SQLiteRunStore:
         Raises:
             RunNotFoundError: No run matches, or the prefix matches several runs.
         """
-        self.reap()
-
         def op() -> list[RunRecord]:
             if len(ref) < 4:
                 rows = self._conn.execute("SELECT * FROM runs WHERE id = ?", (ref,)).fetchall()
@@ -476,11 +790,12 @@ class SQLiteRunStore:
             top_level: Drop runs nested inside another run (their energy is in the parent).
             limit: Keep the newest ``limit`` runs.
         """
-        self.reap()
         where, args = [], []
         if status is not None:
-            where.append("status = ?")
-            args.append(status)
+            # A run the ledger says is running may be shown crashed (and only those).
+            statuses = {status, RunStatus.RUNNING.value} if status == "crashed" else {status}
+            where.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            args.extend(sorted(statuses))
         if study_id is not None:
             where.append("study_id = ?")
             args.append(study_id)
@@ -490,13 +805,17 @@ class SQLiteRunStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY started_at DESC, id"
-        if limit is not None:
+        if limit is not None and status is None:
             sql += f" LIMIT {int(limit)}"
 
         def op() -> list[RunRecord]:
             return self._decode_runs(self._conn.execute(sql, args).fetchall())
 
         runs: list[RunRecord] = self._guard(op)
+        if status is not None:
+            runs = [r for r in runs if r.status.value == status]
+            if limit is not None:
+                runs = runs[: max(0, int(limit))]
         runs.reverse()
         return runs
 
@@ -532,7 +851,8 @@ class SQLiteRunStore:
         result: list[Sample] = self._guard(op)
         return result
 
-    def _decode_runs(self, rows: list[tuple[Any, ...]]) -> list[RunRecord]:
+    def _decode_runs(self, rows: list[tuple[Any, ...]], *, judge: bool = True) -> list[RunRecord]:
+        """Rows as records; with ``judge``, running runs get their effective status."""
         runs = []
         names = [d[0] for d in self._conn.execute("SELECT * FROM runs LIMIT 0").description]
         for row in rows:
@@ -557,7 +877,74 @@ class SQLiteRunStore:
                     )
                 )
             _merge_annotations(self._conn, by_id, marks)
+        if judge:
+            now = time.time()
+            for run in runs:
+                if run.status is RunStatus.RUNNING:
+                    _judge(run, self._liveness(run, now))
         return runs
+
+
+def _judge(run: RunRecord, verdict: _liveness.Liveness) -> None:
+    """Show a running run as the reader sees it, without writing anything."""
+    if verdict.note:
+        live = run.record.setdefault("liveness", {})
+        if isinstance(live, dict):
+            live["note"] = verdict.note
+        warnings = run.record.setdefault("warnings", [])
+        if isinstance(warnings, list):
+            warnings.append(verdict.note)
+    if not verdict.alive:
+        run.status = RunStatus.CRASHED
+        run.ended_at = run.heartbeat_at
+
+
+def _memory_ledger(*, migrate: bool = True) -> sqlite3.Connection:
+    """An empty ledger in memory (what a reader sees where there is no file)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    if migrate:
+        _migrate(conn, 0)
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    for statements in MIGRATIONS[version:]:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _annotate(conn: sqlite3.Connection, run_id: str, key: str, value: Any) -> None:
+    conn.execute(
+        "INSERT INTO annotations (run_id, key, value, is_append, written_at) "
+        "VALUES (?, ?, ?, 1, ?)",
+        (run_id, key, json.dumps(value, sort_keys=True, default=str), time.time()),
+    )
+
+
+def _apply_spooled(conn: sqlite3.Connection, run_id: str, entry: dict[str, Any]) -> None:
+    """One spooled write: fields (unless the ledger is newer), components, samples, metrics."""
+    fields = entry.get("fields") or {}
+    cols = sorted(set(fields) & _UPDATABLE)
+    if cols:
+        row = conn.execute("SELECT heartbeat_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+        beat = fields.get("heartbeat_at")
+        if row is None or not isinstance(beat, (int, float)) or beat >= row[0]:
+            conn.execute(
+                f"UPDATE runs SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
+                [*(_encode(c, fields[c]) for c in cols), run_id],
+            )
+            components = [ComponentEnergy(**c) for c in entry.get("components") or []]
+            if components:
+                _replace_components(conn, run_id, components)
+    conn.executemany(
+        "INSERT INTO samples (run_id, t_s, component, power_w, energy_j) VALUES (?, ?, ?, ?, ?)",
+        [(run_id, *s) for s in entry.get("samples") or []],
+    )
+    conn.executemany(
+        "INSERT INTO metrics (run_id, step, key, value, logged_at) VALUES (?, ?, ?, ?, ?)",
+        [(run_id, *m) for m in entry.get("metrics") or []],
+    )
 
 
 def _merge_annotations(conn: sqlite3.Connection, by_id: dict[str, RunRecord], marks: str) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Any
 
-from wattwise.exceptions import InvalidParameterError, WattwiseError
+from wattwise.exceptions import CommandNotStartedError, InvalidParameterError
 from wattwise.store import RunStatus
 from wattwise.tracking._run import Run, RunResult
 
@@ -52,23 +52,39 @@ def _new_group() -> dict[str, Any]:
     return {"preexec_fn": os.setpgrp}  # type: ignore[unreachable, unused-ignore]
 
 
-def run_command(argv: Sequence[str], **run_kwargs: Any) -> tuple[int, RunResult]:
+def _not_started_code(err: OSError) -> int:
+    """The shells' exit code for a command that never ran: 127 not found, else 126."""
+    return 127 if isinstance(err, FileNotFoundError) else 126
+
+
+def run_command(
+    argv: Sequence[str], *, run: Run | None = None, **run_kwargs: Any
+) -> tuple[int, RunResult]:
     """Run ``argv`` under a new tracked run and wait for it.
+
+    The command's exit code is returned untouched whatever happens to the ledger (it is
+    spooled when it cannot be written; see ``wattwise.tracking._writer``).
 
     Args:
         argv: The command and its arguments.
+        run: A run made for it (not started); default: one made from ``run_kwargs``.
         **run_kwargs: Passed to :class:`~wattwise.tracking.Run` (name, region, tags, ...).
 
     Returns:
-        The command's exit code and the run's result.
+        The command's exit code (128 + N when it died of signal N) and the run's result.
 
     Raises:
-        InvalidParameterError: ``argv`` is empty or the program cannot be started.
+        InvalidParameterError: ``argv`` is empty.
+        CommandNotStartedError: The program cannot be started; its ``exit_code`` is 127
+            (not found) or 126 (not executable, a folder); the run is recorded as failed
+            with that code.
     """
     if not argv:
         msg = "No command given. Usage: wattwise run [OPTIONS] -- COMMAND [ARGS...]."
         raise InvalidParameterError(msg)
-    run = Run(run_kwargs.pop("name", None), command=list(argv), kind="command", **run_kwargs)
+    if run is None:
+        run = Run(run_kwargs.pop("name", None), command=list(argv), kind="command",
+                  **run_kwargs)  # fmt: skip
     # Handlers go in first: a signal that arrives before the command exists is kept and
     # delivered to it as soon as it is started, never lost and never fatal to the run.
     child: list[subprocess.Popen[bytes]] = []
@@ -88,12 +104,14 @@ def run_command(argv: Sequence[str], **run_kwargs: Any) -> tuple[int, RunResult]
         try:
             proc = subprocess.Popen(list(argv), env=env, **_new_group())
         except OSError as err:
-            run.finish(RunStatus.FAILED, exit_code=127, error=str(err))
+            code = _not_started_code(err)
+            reason = err.strerror or str(err)
+            run.finish(RunStatus.FAILED, exit_code=code, error=f"{argv[0]}: {reason}")
             msg = (
-                f"Cannot start {argv[0]!r}: {err.strerror or err}. "
+                f"Cannot start {argv[0]!r}: {reason} (exit code {code}). "
                 "Check the command and your PATH."
             )
-            raise InvalidParameterError(msg) from err
+            raise CommandNotStartedError(msg, code) from err
         child.append(proc)
         run.attach(proc.pid)
         for signum in pending:
@@ -106,8 +124,5 @@ def run_command(argv: Sequence[str], **run_kwargs: Any) -> tuple[int, RunResult]
     if code < 0:
         code = 128 - code
     status = RunStatus.FINISHED if code == 0 else RunStatus.FAILED
-    try:
-        result = run.finish(status, exit_code=code)
-    except WattwiseError:
-        raise
+    result = run.finish(status, exit_code=code)
     return code, result

@@ -9,10 +9,12 @@ was measured up to its last flush.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import dataclasses
 import enum
 import functools
+import json
 import logging
 import os
 import socket
@@ -21,6 +23,7 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,10 +31,12 @@ from typing import Any, TypeVar
 from wattwise import __version__
 from wattwise._config import Settings, load_settings
 from wattwise.exceptions import (
+    ConfigError,
     InvalidParameterError,
     LocationWarning,
     MeterError,
     RunStateError,
+    StoreWarning,
     WattwiseError,
 )
 from wattwise.meters import BaseMeter, MeterInfo, component_of
@@ -42,10 +47,18 @@ from wattwise.store import (
     RunStatus,
     SQLiteRunStore,
     find_project_root,
-    open_store,
+    ledger_path,
 )
+from wattwise.store._liveness import identity
 from wattwise.tracking._attribution import gpu_share
 from wattwise.tracking._proctree import ProcessTree, machine_busy_cpu_s, total_memory_bytes
+from wattwise.tracking._writer import (
+    START_TIMEOUT_S,
+    WRITE_TIMEOUT_S,
+    ChildLogger,
+    LedgerWriter,
+    strict_from_env,
+)
 
 logger = logging.getLogger("wattwise")
 
@@ -150,14 +163,18 @@ class Run:
         emit_warnings: bool = True,
         on_warning: Callable[[str], None] | None = None,
         reproduces: str | None = None,
+        strict: bool | None = None,
         _meters: list[BaseMeter] | None = None,
     ) -> None:
         self._init_kwargs: dict[str, Any] = {
             "config": config, "tags": tags, "region": region, "meters": meters,
             "store": store, "interval_s": interval_s, "flush_s": flush_s, "pue": pue,
             "kind": kind, "study_id": study_id, "parent_id": parent_id,
-            "emit_warnings": emit_warnings, "on_warning": on_warning,
+            "emit_warnings": emit_warnings, "on_warning": on_warning, "strict": strict,
         }  # fmt: skip
+        #: Let failures of the store, meters and settings raise (also ``WATTWISE_STRICT=1``);
+        #: by default they are reported once per kind and the run goes on.
+        self.strict = strict_from_env(strict)
         self.id = uuid.uuid4().hex
         self.name = name or (Path(command[0]).name if command else "run")
         self.kind = kind
@@ -188,6 +205,10 @@ class Run:
         self._pending_samples: list[tuple[float, str, float, float]] = []
         self._last_metrics: dict[str, float] = {}
         self.warnings: list[str] = []
+        self._warned: set[str] = set()
+        self._io_lock = threading.Lock()
+        self._flush_soon = False
+        self._command_identity: dict[str, Any] | None = None
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -206,10 +227,7 @@ class Run:
         from wattwise import carbon, meters
 
         root = find_project_root()
-        self.settings: Settings = load_settings(
-            root, interval_s=self._interval_s, flush_s=self._flush_s, pue=self._pue_arg,
-            meters=self._meter_names,
-        )  # fmt: skip
+        self.settings: Settings = self._load_settings(root)
         self.location = carbon.resolve_location(self._region, config_region=self.settings.region)
         self.intensity = carbon.intensity_for(
             self.location,
@@ -241,8 +259,13 @@ class Run:
         self._meter_of: dict[str, BaseMeter] = {}
         if isinstance(self._store_arg, SQLiteRunStore):
             self.store = self._store_arg
-        else:
-            self.store = open_store(self._store_arg)
+        else:  # opened lazily: a missing, locked or broken ledger costs nothing here
+            self.store = SQLiteRunStore(ledger_path(self._store_arg), defer=True,
+                                        busy_timeout_s=START_TIMEOUT_S)  # fmt: skip
+        self._writer = LedgerWriter(
+            self.id, self.store, owned=not isinstance(self._store_arg, SQLiteRunStore),
+            strict=self.strict, warn=self._warn_once,
+        )  # fmt: skip
 
         self._tree = self._make_tree(root_pid or os.getpid(), is_child=is_child)
         self._total_mem = total_memory_bytes()
@@ -251,10 +274,17 @@ class Run:
         self._last_busy = machine_busy_cpu_s()
         self._last_proc = self._tree.cpu_s()
         self._last_reading: dict[str, float] = {}
-        for meter in self._meters:
-            for key, joules in meter.read().items():
-                self._last_reading[key] = joules
-                self._meter_of[key] = meter
+        for meter in list(self._meters):
+            try:
+                for key, joules in meter.read().items():
+                    self._last_reading[key] = joules
+                    self._meter_of[key] = meter
+            except Exception as err:
+                if self.strict:
+                    raise
+                self._meters.remove(meter)
+                self._warn_once(f"meter:{meter.name}", f"meter {meter.name} could not be read "
+                                f"and is left out of this run: {err}")  # fmt: skip
         self._energy: dict[str, float] = {}
         self._machine: dict[str, float] = {}
         self._n_samples = 0
@@ -263,15 +293,23 @@ class Run:
         self._record: dict[str, Any] = self._initial_record()
         if self.reproduces:
             self._record["reproduces"] = self.reproduces
+        self._record["liveness"] = {"tracker": identity()}
+        if self._command_identity is not None:
+            self._record["liveness"]["command"] = self._command_identity
 
         record = RunRecord(
             id=self.id, name=self.name, kind=self.kind, status=RunStatus.RUNNING,
             started_at=self._t0_wall, heartbeat_at=self._t0_wall, host=socket.gethostname(),
             pid=os.getpid(), parent_id=self.parent_id, study_id=self.study_id,
-            region=self.location.zone, tags=self.tags, params=self.params, record=self._record,
+            region=self.location.zone, tags=self.tags, params=self.params,
+            record=_copy(self._record),
         )  # fmt: skip
-        self.store.insert_run(record)
+        self._writer.insert(record)
+        if not isinstance(self._store_arg, SQLiteRunStore):
+            self.store.busy_timeout_s = WRITE_TIMEOUT_S
         self.state = RunState.RUNNING
+        _open_runs.add(self)
+        _install_exit_hooks()
         self._stop = threading.Event()
         self._env_thread = threading.Thread(
             target=self._capture_environment_safely, name="wattwise-env", daemon=True
@@ -282,10 +320,30 @@ class Run:
         return self
 
     def attach(self, pid: int, *, is_child: bool = True) -> None:
-        """Attribute energy to the tree rooted at ``pid`` from now on (``wattwise run``)."""
+        """Attribute energy to the tree rooted at ``pid`` from now on (``wattwise run``).
+
+        The command's pid and start time go in the record (``liveness.command``) at the
+        next tick of the sampler, so readers can tell a lost tracker from a dead command.
+        """
         with self._lock:
             self._tree = ProcessTree(pid, is_child=is_child)
             self._last_proc = self._tree.cpu_s()
+            self._command_identity = identity(pid)
+            self._record.setdefault("liveness", {})["command"] = self._command_identity
+            self._flush_soon = True
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """A copy of the run's record as it stands (command, location, meters, ...)."""
+        with self._lock:
+            copied: dict[str, Any] = _copy(getattr(self, "_record", {}))
+        return copied
+
+    @property
+    def spooled_to(self) -> Path | None:
+        """The spool file this run's records went to when the ledger refused them, or None."""
+        writer = getattr(self, "_writer", None)
+        return writer.spooled_to if writer is not None else None
 
     def finish(
         self, status: RunStatus | str | None = None, *, exit_code: int | None = None,
@@ -304,24 +362,38 @@ class Run:
                 "nothing to finish."
             )
             raise RunStateError(msg)
+        final = RunStatus(status) if status is not None else RunStatus.FINISHED
+        self.state = RunState.ENDED
+        _open_runs.discard(self)
         self._stop.set()
         self._thread.join()
         self._env_thread.join()
-        final = RunStatus(status) if status is not None else RunStatus.FINISHED
-        with self._lock:
-            self._sample()
-            self._record["sampler"]["cpu_s"] = self._sampler_cpu_s
-            self._record["summary"] = dict(self._last_metrics)
-            if error:
-                self._record["error"] = error
-            ended = self._ended_at = time.time()
-            self._flush(status=final, ended_at=ended, exit_code=exit_code)
-        for meter in self._meters:
-            meter.close()
-        self.state = RunState.ENDED
-        if self._store_arg is None or isinstance(self._store_arg, str):
-            self.store.close()
-        self._result = self._make_result(final, exit_code)
+        try:
+            with self._io_lock:
+                with self._lock:
+                    try:
+                        self._sample()
+                    except Exception as err:
+                        if self.strict:
+                            raise
+                        self._warn_once("sampling", f"the last sample failed: {err}")
+                    self._record["sampler"]["cpu_s"] = self._sampler_cpu_s
+                    self._record["summary"] = dict(self._last_metrics)
+                    if error:
+                        self._record["error"] = error
+                    ended = self._ended_at = time.time()
+                    payload = self._payload(status=final, ended_at=ended, exit_code=exit_code)
+                self._writer.write(*payload, final=True)
+        finally:
+            for meter in self._meters:
+                try:
+                    meter.close()
+                except Exception:  # a meter that cannot close must not fail the run
+                    logger.debug("wattwise: closing meter %s failed", meter.name)
+            self._writer.close()
+            if not hasattr(self, "_ended_at"):
+                self._ended_at = time.time()
+            self._result = self._make_result(final, exit_code)
         return self._result
 
     def __enter__(self) -> Run:
@@ -331,7 +403,10 @@ class Run:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if self._token is not None:
-            _current.reset(self._token)
+            try:
+                _current.reset(self._token)
+            except ValueError:  # exited in another context than entered (generators)
+                _current.set(None)
             self._token = None
         if exc is None:
             self.finish()
@@ -592,22 +667,64 @@ class Run:
         except Exception as err:  # the user's work must go on whatever happens here
             logger.warning("wattwise: could not capture the environment: %s", err)
 
+    def _load_settings(self, root: Path) -> Settings:
+        """The settings; a broken config file or variable falls back to the defaults."""
+        explicit: dict[str, Any] = {"interval_s": self._interval_s, "flush_s": self._flush_s,
+                                    "pue": self._pue_arg, "meters": self._meter_names}  # fmt: skip
+        try:
+            return load_settings(root, **explicit)
+        except ConfigError as err:
+            if self.strict:
+                raise
+            nowhere = root / ".wattwise" / "no-such-folder"
+            try:
+                settings = load_settings(nowhere, **explicit)
+                what = "the environment and arguments only"
+            except ConfigError:
+                settings = load_settings(nowhere, environ={}, **explicit)
+                what = "the defaults and arguments only"
+            self._warn_once("config", f"{err} This run uses {what}.")
+            return settings
+
+    def _warn_once(self, kind: str, text: str) -> None:
+        """Report a fault once per kind per run: on_warning, else a StoreWarning."""
+        with self._lock:
+            if kind in self._warned:
+                return
+            self._warned.add(kind)
+            self.warnings.append(text)
+            record = getattr(self, "_record", None)
+            if record is not None:
+                record.setdefault("warnings", []).append(text)
+        if self._on_warning is not None:
+            self._on_warning(text)
+        elif self._emit_warnings:
+            warnings.warn(f"wattwise: {text}", StoreWarning, stacklevel=2)
+
     def _sampler(self) -> None:
         start_cpu = time.thread_time()
         interval = self.settings.interval_s
         flush_every = self.settings.flush_s
         last_flush = time.monotonic()
+        self._writer.housekeeping()
         while not self._stop.wait(interval):
             try:
-                with self._lock:
-                    self._sample()
-                    if time.monotonic() - last_flush >= flush_every:
-                        self._sampler_cpu_s = time.thread_time() - start_cpu
-                        self._record["sampler"]["cpu_s"] = self._sampler_cpu_s
-                        self._flush()
+                with self._io_lock:
+                    payload = None
+                    with self._lock:
+                        self._sample()
+                        due = time.monotonic() - last_flush >= flush_every
+                        if due or self._flush_soon:
+                            self._flush_soon = False
+                            self._sampler_cpu_s = time.thread_time() - start_cpu
+                            self._record["sampler"]["cpu_s"] = self._sampler_cpu_s
+                            payload = self._payload()
+                    if payload is not None:
                         last_flush = time.monotonic()
-            except WattwiseError as err:
-                logger.warning("wattwise: sampling failed, will retry: %s", err)
+                        self._write(payload)
+            except Exception as err:
+                self._warn_once(f"sampling:{type(err).__name__}",
+                                f"sampling failed, retrying each interval: {err}")  # fmt: skip
         self._sampler_cpu_s = time.thread_time() - start_cpu
 
     def _capture_environment(self) -> None:
@@ -615,17 +732,27 @@ class Run:
         from wattwise.repro import capture, last_seeds
 
         found = capture(self._cwd, self._record["command"]["argv"])
+        unstored = []
         for name, content in found.artifacts.items():  # before the record points at them
-            self.store.put_artifact(self.id, name, content)
+            try:
+                self.store.put_artifact(self.id, name, content)
+            except (WattwiseError, OSError) as err:
+                if self.strict:
+                    raise
+                unstored.append(f"artifact {name!r} not stored: {err}")
         hardware = meters.describe_hardware()
         seeds = last_seeds()
-        with self._lock:
-            self._record.update(found.record)
-            self._record["hardware"] = hardware
-            if seeds is not None and "seeds" not in self._record:
-                self._record["seeds"] = seeds
-                self._record["determinism_flags"] = seeds["determinism_flags"]
-            self._flush()
+        with self._io_lock:
+            with self._lock:
+                self._record.update(found.record)
+                self._record["hardware"] = hardware
+                if unstored:
+                    self._record.setdefault("notes", []).extend(unstored)
+                if seeds is not None and "seeds" not in self._record:
+                    self._record["seeds"] = seeds
+                    self._record["determinism_flags"] = seeds["determinism_flags"]
+                payload = self._payload()
+            self._write(payload)
 
     def _share(self, component: str, d_proc: float, d_busy: float, rss: int) -> float:
         if component == "cpu":
@@ -730,10 +857,11 @@ class Run:
         co2e_band = co2e * band / energy if energy > 0 else 0.0
         return comps, energy, band, machine, co2e, co2e_band
 
-    def _flush(
+    def _payload(
         self, *, status: RunStatus | None = None, ended_at: float | None = None,
         exit_code: int | None = None,
-    ) -> None:  # fmt: skip
+    ) -> tuple[dict[str, Any], list[ComponentEnergy], list[Any], list[Any]]:  # fmt: skip
+        """What the next write holds (call with ``_lock`` held): a snapshot, safe to send."""
         comps, energy, band, machine, co2e, co2e_band = self._totals()
         now = time.time()
         fields: dict[str, Any] = {
@@ -744,20 +872,25 @@ class Run:
             "machine_energy_j": machine,
             "co2e_g": co2e,
             "co2e_band_g": co2e_band,
-            "record": self._record,
-            "params": self.params,
+            "record": _copy(self._record),
+            "params": _copy(self.params),
         }
         if status is not None:
-            fields.update(status=status, ended_at=ended_at, exit_code=exit_code)
+            fields.update(status=status.value, ended_at=ended_at, exit_code=exit_code)
         samples, self._pending_samples = self._pending_samples, []
         metrics, self._pending_metrics = self._pending_metrics, []
+        return fields, comps, samples, metrics
+
+    def _write(self, payload: tuple[dict[str, Any], list[ComponentEnergy], list[Any],
+                                    list[Any]]) -> None:  # fmt: skip
+        """Write a payload (with ``_io_lock`` held, ``_lock`` not): ledger, else spool."""
+        fields, comps, samples, metrics = payload
         try:
-            self.store.flush_run(
-                self.id, fields, components=comps, samples=samples, metrics=metrics
-            )
-        except WattwiseError:
-            self._pending_samples[:0] = samples
-            self._pending_metrics[:0] = metrics
+            self._writer.write(fields, comps, samples, metrics)
+        except BaseException:
+            with self._lock:  # strict mode: keep them for the next flush
+                self._pending_samples[:0] = samples
+                self._pending_metrics[:0] = metrics
             raise
 
     def _make_result(self, status: RunStatus, exit_code: int | None) -> RunResult:
@@ -772,18 +905,56 @@ class Run:
         )  # fmt: skip
 
 
-_child_store: list[SQLiteRunStore] = []
+_child_logger: list[ChildLogger] = []
+_open_runs: weakref.WeakSet[Run] = weakref.WeakSet()
+_exit_state: dict[str, Any] = {"installed": False, "uncaught": None}
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (what the ledger will hold)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _install_exit_hooks() -> None:
+    """Once per process: finish runs left open at exit, keeping their energy."""
+    if _exit_state["installed"]:
+        return
+    _exit_state["installed"] = True
+    previous = sys.excepthook
+
+    def excepthook(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+        _exit_state["uncaught"] = f"{kind.__name__}: {exc}"[:500]
+        previous(kind, exc, tb)
+
+    sys.excepthook = excepthook
+    atexit.register(_finish_open_runs)
+
+
+def _finish_open_runs() -> None:
+    """At exit: a run still open (a Trainer that raised, a missing finish()) ends failed."""
+    uncaught = _exit_state["uncaught"]
+    for run in list(_open_runs):
+        if run.state is not RunState.RUNNING:
+            continue
+        why = f"the process exited with the run still open ({uncaught or 'no finish()'})"
+        try:
+            run.finish(RunStatus.FAILED, error=why[:500])
+        except Exception as err:  # at exit there is nobody left to tell but the log
+            logger.warning("wattwise: could not finish run %s at exit: %s", run.id[:8], err)
 
 
 def log(step: int | None = None, **metrics: float) -> None:
     """Log metrics to the current run, wherever it is.
 
     Inside a ``track`` block this is ``run.log``. In a program started by
-    ``wattwise run`` it writes to that run through the ledger, so a script can report its
-    accuracy without managing a run of its own.
+    ``wattwise run`` it writes to that run through the ledger (or, when the ledger cannot
+    be written, through a spool merged later), so a script can report its accuracy without
+    managing a run of its own. Failures of the ledger never raise here unless strict
+    (``WATTWISE_STRICT=1``).
 
     Raises:
         RunStateError: There is no run to log to.
+        InvalidParameterError: A value is not a number.
     """
     run = current_run()
     if run is not None:
@@ -796,8 +967,6 @@ def log(step: int | None = None, **metrics: float) -> None:
             "or start the program with 'wattwise run -- ...'."
         )
         raise RunStateError(msg)
-    if not _child_store:
-        _child_store.append(open_store(os.environ.get("WATTWISE_STORE")))
     now = time.time()
     points = []
     for key, value in metrics.items():
@@ -806,7 +975,10 @@ def log(step: int | None = None, **metrics: float) -> None:
         except (TypeError, ValueError):
             msg = f"Metric {key!r} must be a number. Got {value!r} instead."
             raise InvalidParameterError(msg) from None
-    _child_store[0].flush_run(run_id, {}, metrics=points)
+    if not _child_logger or _child_logger[0].run_id != run_id:
+        _child_logger[:] = [ChildLogger(run_id, os.environ.get("WATTWISE_STORE"),
+                                        strict=strict_from_env(None))]  # fmt: skip
+    _child_logger[0].log(points)
 
 
 def track(name: str | None = None, **kwargs: Any) -> Run:

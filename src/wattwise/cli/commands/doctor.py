@@ -14,6 +14,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``wattwise doctor``."""
     parser.add_argument("--region", help="check this region instead of the resolved one")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--repair", action="store_true",
+        help="merge spooled runs into the ledger and mark dead runs crashed, then say what "
+        "was done",
+    )  # fmt: skip
+
+
+def repair(store_arg: str | None) -> dict[str, Any]:
+    """Merge every spool file whose run is done and persist crashed runs.
+
+    Raises:
+        StoreError: The ledger still cannot be written (the spool is kept).
+    """
+    from wattwise.store import merge_spools, open_store, pending_spools
+
+    store = open_store(store_arg)
+    try:
+        merged = merge_spools(store)
+        crashed = store.reap()
+    finally:
+        store.close()
+    left = pending_spools(store.path)
+    return {
+        "ledger": str(store.path),
+        "merged": [{"file": str(m.path), "run_id": m.run_id, "entries": m.entries}
+                   for m in merged],
+        "crashed": crashed,
+        "left": [{"file": str(f.path), "run_id": f.run_id} for f in left],
+    }  # fmt: skip
 
 
 def diagnose(region: str | None, store_arg: str | None) -> dict[str, Any]:
@@ -49,6 +78,9 @@ def diagnose(region: str | None, store_arg: str | None) -> dict[str, Any]:
                       "note": "created by the first run"}
     except WattwiseError as err:
         ledger = {"path": str(path), "exists": True, "ok": False, "error": str(err)}
+    from wattwise.store import pending_spools
+
+    ledger["spooled"] = len(pending_spools(path))
     return {
         "wattwise": __version__,
         "python": platform.python_version(),
@@ -68,7 +100,24 @@ def diagnose(region: str | None, store_arg: str | None) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Print the diagnosis."""
+    """Print the diagnosis (with ``--repair``: merge the spool first and say what was done)."""
+    if args.repair:
+        done = repair(args.store)
+        if args.json:
+            print(json.dumps(done, indent=2))
+            return 0
+        lines = [f"Ledger: {done['ledger']}"]
+        for m in done["merged"]:
+            what = f"{m['entries']} spooled writes" if m["entries"] else "already merged"
+            lines.append(f"  merged run {m['run_id'][:8]}: {what} from {m['file']}")
+        for run_id in done["crashed"]:
+            lines.append(f"  marked run {run_id[:8]} crashed (its tracker and command are gone)")
+        for f in done["left"]:
+            lines.append(f"  left {f['file']}: run {f['run_id'][:8]} is still running")
+        if len(lines) == 1:
+            lines.append("  nothing to repair: no spooled runs, no dead runs")
+        print("\n".join(lines))
+        return 0
     data = diagnose(args.region, args.store)
     if args.json:
         print(json.dumps(data, indent=2, default=str))
@@ -109,6 +158,8 @@ def main(args: argparse.Namespace) -> int:
                    f"[{ds.get('licence', '')}]")  # fmt: skip
     led = data["ledger"]
     out += ["", f"Ledger: {led['path']}"]
+    if led.get("spooled"):
+        out.append(f"  {led['spooled']} spool files wait to be merged (wattwise doctor --repair)")
     if not led["ok"]:
         out.append(f"  problem: {led['error']}")
     elif led["exists"]:

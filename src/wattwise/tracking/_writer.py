@@ -1,0 +1,308 @@
+"""The run side of the ledger: write a run, or spool it when the ledger cannot take it.
+
+A :class:`LedgerWriter` owns one run's writes. Each write tries the ledger; on any failure of
+the store (locked beyond the busy timeout, read-only, full, damaged, replaced, its WAL
+deleted) it goes to the run's spool instead (``wattwise.store._spool``), the store is
+dropped and re-opened at the next write. When the ledger takes writes again, the writer
+merges its own spool, re-inserts the run if the file changed under it, and goes on. Each
+kind of fault is reported once per run, through the ``warn`` callback.
+
+Nothing here raises because of the store unless ``strict`` is set: measuring must never
+change the outcome of the work measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import sqlite3
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from wattwise.exceptions import (
+    RunNotFoundError,
+    SchemaVersionError,
+    StoreCorruptError,
+    StoreError,
+    StoreWarning,
+    WattwiseError,
+)
+from wattwise.store import ComponentEnergy, RunRecord, SQLiteRunStore, ledger_path
+from wattwise.store._spool import Spool, merge_spools, read_spool
+
+Metric = tuple[int | None, str, float, float]
+Sample = tuple[float, str, float, float]
+
+#: Busy timeout of the first insert: the start of a run never waits long for a lock.
+START_TIMEOUT_S = 0.5
+#: Busy timeout of later writes (the sampler thread's, and the final one).
+WRITE_TIMEOUT_S = 2.0
+
+_STORE_FAULTS = (WattwiseError, sqlite3.Error, OSError)
+
+
+def strict_from_env(strict: bool | None) -> bool:
+    """``strict`` if given, else ``WATTWISE_STRICT`` (``1``, ``true``, ``yes``)."""
+    if strict is not None:
+        return bool(strict)
+    return os.environ.get("WATTWISE_STRICT", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def fault_kind(err: BaseException) -> str:
+    """A short name for the kind of store fault (one warning per kind per run)."""
+    if isinstance(err, StoreCorruptError):
+        return "damaged"
+    if isinstance(err, SchemaVersionError):
+        return "schema"
+    text = str(err).lower()
+    for kind, words in (
+        ("full", ("full", "no space")),
+        ("locked", ("locked", "busy")),
+        ("read-only", ("readonly", "read-only", "permission", "unable to open")),
+        ("replaced", ("replaced", "removed", "write-ahead", "not in the ledger")),
+    ):
+        if any(word in text for word in words):
+            return kind
+    return "other"
+
+
+class LedgerWriter:
+    """Writes one run to the ledger, falling back to its spool.
+
+    Args:
+        run_id: The run.
+        store: The ledger (shared or owned).
+        owned: Close the store when done.
+        strict: Raise store failures instead of spooling.
+        warn: Called as ``warn(kind, text)`` on a fault (the caller shows each kind once).
+    """
+
+    def __init__(
+        self, run_id: str, store: SQLiteRunStore, *, owned: bool, strict: bool,
+        warn: Callable[[str, str], None],
+    ) -> None:  # fmt: skip
+        self.run_id = run_id
+        self.store = store
+        self._owned = owned
+        self.strict = strict
+        self._warn = warn
+        self._lock = threading.Lock()
+        self._run: RunRecord | None = None
+        self._metrics: list[Metric] = []
+        self._spool: Spool | None = None
+        self._resync = False
+        self._spooled_record: str | None = None
+        #: Where this run's records were spooled (last file), if anywhere.
+        self.spooled_to: Path | None = None
+        #: True when a write could go neither to the ledger nor to the spool.
+        self.lost = False
+        #: Kinds of faults met, in order.
+        self.faults: list[str] = []
+
+    @property
+    def path(self) -> Path:
+        """The ledger file."""
+        return self.store.path
+
+    # -- writes ----------------------------------------------------------------------
+
+    def insert(self, run: RunRecord) -> None:
+        """Insert the run (status running); spooled if the ledger cannot take it now."""
+        self._run = run
+        with self._lock:
+            try:
+                self.store.insert_run(run)
+                return
+            except _STORE_FAULTS as err:
+                if self.strict:
+                    raise
+                self._fault(err)
+            self._to_spool({"op": "insert"}, str(self._last_error))
+
+    def write(
+        self, fields: dict[str, Any], components: Sequence[ComponentEnergy],
+        samples: Sequence[Sample], metrics: Sequence[Metric], *, final: bool = False,
+    ) -> None:  # fmt: skip
+        """Write the run's latest state; to the spool if the ledger refuses it."""
+        with self._lock:
+            try:
+                self._to_ledger(fields, components, samples, metrics)
+                ok = True
+            except _STORE_FAULTS as err:
+                if self.strict:
+                    raise
+                self._fault(err)
+                ok = False
+            if not ok:
+                fields = dict(fields)
+                text = json.dumps(fields.get("record"), sort_keys=True, default=str)
+                if text == self._spooled_record and self._spool is not None and (
+                    self._spool.path is not None
+                ):
+                    del fields["record"]  # unchanged: the spool keeps one copy per file
+                else:
+                    self._spooled_record = text
+                entry = {
+                    "op": "flush", "final": final, "fields": fields,
+                    "components": [dataclasses.asdict(c) for c in components],
+                    "samples": list(samples), "metrics": list(metrics),
+                }  # fmt: skip
+                self._to_spool(entry, str(self._last_error))
+            self._metrics.extend(metrics)
+            if final and self._spool is not None:
+                self._spool.close()
+
+    def _to_ledger(
+        self, fields: dict[str, Any], components: Sequence[ComponentEnergy],
+        samples: Sequence[Sample], metrics: Sequence[Metric],
+    ) -> None:  # fmt: skip
+        store = self.store
+        try:
+            store.verify()
+        except StoreError:
+            store.reset()
+            raise
+        if self._resync:
+            self._recover(fields, components)
+        try:
+            store.flush_run(self.run_id, fields, components=components, samples=samples,
+                            metrics=metrics)  # fmt: skip
+        except RunNotFoundError:
+            # The file holds no such run any more (replaced by another ledger): put it back.
+            self._recover(fields, components)
+            store.flush_run(self.run_id, fields, components=components, samples=samples,
+                            metrics=metrics)  # fmt: skip
+
+    def _recover(self, fields: dict[str, Any], components: Sequence[ComponentEnergy]) -> None:
+        """The ledger takes writes again: merge our spool, make sure it holds the run."""
+        if self._spool is not None and self._spool.path is not None:
+            spooled = read_spool(self._spool.path)
+            if spooled is not None and self.store.merge_spooled(spooled) is not None:
+                self._spool.discard()
+                self._spool = None
+        if self._run is not None:
+            self.store.resync_run(self._run, fields, components=components,
+                                  metrics=self._metrics)  # fmt: skip
+        self._resync = False
+
+    def _fault(self, err: BaseException) -> None:
+        self._last_error = err
+        self._resync = True
+        if not isinstance(err, StoreCorruptError | SchemaVersionError):
+            self.store.reset()
+        kind = fault_kind(err)
+        if kind not in self.faults:
+            self.faults.append(kind)
+        self._pending_warning = (kind, err)
+
+    _last_error: BaseException | None = None
+    _pending_warning: tuple[str, BaseException] | None = None
+
+    def _to_spool(self, entry: dict[str, Any], reason: str) -> None:
+        if self._spool is None:
+            run = dataclasses.asdict(self._run) if self._run is not None else None
+            if run is not None:
+                run["status"] = str(run["status"])
+                run.pop("components", None)
+            self._spool = Spool(self.path, self.run_id, run)
+        pending, self._pending_warning = self._pending_warning, None
+        try:
+            where = self._spool.append(entry, reason=reason)
+        except StoreError as err:
+            self.lost = True
+            if pending is not None:
+                self._warn(pending[0], _ledger_text(self.path, pending[1], None))
+            self._warn("spool", (
+                f"{err} This run goes on but will not be recorded; its energy is in the "
+                "result printed or returned at the end."))  # fmt: skip
+            return
+        self.spooled_to = where
+        if pending is not None:
+            self._warn(pending[0], _ledger_text(self.path, pending[1], where))
+
+    # -- housekeeping ---------------------------------------------------------------
+
+    def housekeeping(self) -> None:
+        """Merge spools left by other runs and persist crashed runs (when the ledger allows)."""
+        if self._resync:
+            return
+        # Other runs' business: if it fails, the next writer will try again.
+        with contextlib.suppress(*_STORE_FAULTS):
+            merge_spools(self.store, skip_run=self.run_id)
+            self.store.reap()
+
+    def close(self) -> None:
+        """Close the spool file and, if owned, the store."""
+        with self._lock:
+            if self._spool is not None:
+                self._spool.close()
+            if self._owned:
+                with contextlib.suppress(*_STORE_FAULTS):
+                    self.store.close()
+
+
+def _ledger_text(path: Path, err: BaseException, spool: Path | None) -> str:
+    where = (
+        f"its records are kept in the spool {spool} until the next wattwise process that "
+        "can write the ledger merges them (or: wattwise doctor --repair)"
+        if spool is not None else "the spool cannot be written either"
+    )  # fmt: skip
+    return f"{err} The run goes on; {where}."
+
+
+class ChildLogger:
+    """``wattwise.log()`` from a process started by ``wattwise run``: into that run.
+
+    Metrics go straight to the ledger named by ``WATTWISE_STORE``; when it cannot be
+    written they go to a spool file of their own, merged once this process has ended.
+    """
+
+    def __init__(self, run_id: str, store_url: str | None, *, strict: bool) -> None:
+        self.run_id = run_id
+        self.strict = strict
+        self.store = SQLiteRunStore(ledger_path(store_url), defer=True,
+                                    busy_timeout_s=WRITE_TIMEOUT_S)  # fmt: skip
+        self._spool: Spool | None = None
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def log(self, points: list[Metric]) -> None:
+        """Write metric points; never raises because of the store unless strict."""
+        with self._lock:
+            err: BaseException | None = None
+            for attempt in range(10 if self._spool is None else 1):
+                try:
+                    self.store.flush_run(self.run_id, {}, metrics=points)
+                    return
+                except RunNotFoundError as caught:
+                    err = caught  # the tracker may not have inserted the run yet
+                    time.sleep(0.05 * (attempt + 1))
+                except _STORE_FAULTS as caught:
+                    err = caught
+                    self.store.reset()
+                    break
+            assert err is not None
+            if self.strict:
+                raise err
+            if self._spool is None:
+                self._spool = Spool(self.store.path, self.run_id, None)
+            entry = {"op": "metrics", "metrics": points}
+            try:
+                where: Path | None = self._spool.append(entry, reason=str(err))
+            except StoreError as spool_err:
+                where = None
+                self._warn_once("spool", f"{spool_err} These metrics are lost.")
+            kind = fault_kind(err)
+            self._warn_once(kind, _ledger_text(self.store.path, err, where))
+
+    def _warn_once(self, kind: str, text: str) -> None:
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
+        warnings.warn(f"wattwise: {text}", StoreWarning, stacklevel=4)
