@@ -36,6 +36,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from wattwise.meters import CpuInfo, match_cpu  # noqa: E402
 from wattwise.meters._calibration import (  # noqa: E402
+    RECENT_FROM_YEAR,
+    RULE_CLASSES,
     Band,
     Calibration,
     Coefficient,
@@ -233,7 +235,8 @@ def fit(
             Coefficient("architecture", arch, idle, peak, "W/thread", len(group),
                         sum(len(s.points) for s in group),
                         f"median over {len(group)} servers{span} of each server's least-"
-                        f"squares line, memory ({w_mem:g} W/GB) taken out; {SOURCE}")
+                        f"squares line, memory ({w_mem:g} W/GB) taken out; {SOURCE}",
+                        f"arch-specpower-{era_of(group)}")
         )  # fmt: skip
     fitted = {r.key: r for r in rows}
     # CCF rows -> fitted quantity: median over architectures that have both.
@@ -277,6 +280,12 @@ def fit(
                     f"architecture rows (every fitted idle figure kept positive); {SOURCE}")
     )  # fmt: skip
     return Calibration.from_rows(rows, [])
+
+
+def era_of(group: Sequence[Server]) -> str:
+    """``recent`` when the servers' median hardware-availability year is 2013 or later."""
+    years = [s.year for s in group if s.year]
+    return "recent" if years and statistics.median(years) >= RECENT_FROM_YEAR else "older"
 
 
 def predict(server: Server, cal: Calibration) -> tuple[str, str, list[float]]:
@@ -392,22 +401,23 @@ def forced_outcomes(
     ``arch-specpower``, ``tdp-table`` and ``default``: fitted without the server.
     ``arch-ccf``: the CCF row, its scale fitted without the server's architecture.
     """
-    out: dict[str, list[Outcome]] = {c: [] for c in ("arch-specpower", "arch-ccf",
-                                                     "tdp-table", "default")}  # fmt: skip
+    out: dict[str, list[Outcome]] = {c: [] for c in RULE_CLASSES}
     loao: dict[str, Calibration] = {}
+    eras = {a: era_of([s for s in servers if s.arch == a]) for a in {s.arch for s in servers}}
     for s in servers:
         cal = fit([o for o in servers if o is not s], w_mem, ccf_archs=ccf_archs)
         mem = w_mem * s.mem_gb
         cands: dict[str, tuple[float, float]] = {}
-        if s.arch in cal.architectures:
+        if s.arch is not None and s.arch in cal.architectures:
             row = cal.architectures[s.arch]
-            cands["arch-specpower"] = (row.idle, row.max)
+            cands[row.band_class] = (row.idle, row.max)
         if s.ccf is not None and s.arch is not None:
             if s.arch not in loao:
                 loao[s.arch] = fit([o for o in servers if o.arch != s.arch], w_mem,
                                    ccf_archs=ccf_archs)  # fmt: skip
             k = loao[s.arch].ccf_scale
-            cands["arch-ccf"] = (s.ccf[0] * k[0], s.ccf[1] * k[1])
+            ccf_class = "arch-ccf" if eras[s.arch] == "recent" else "arch-ccf-older"
+            cands[ccf_class] = (s.ccf[0] * k[0], s.ccf[1] * k[1])
         if s.tdp_t:
             f = cal.tdp_fraction
             cands["tdp-table"] = (s.tdp_t * f[0], s.tdp_t * f[1])
@@ -423,7 +433,7 @@ def chain_outcomes(
     servers: Sequence[Server], w_mem: float, ccf_archs: frozenset[str]
 ) -> list[Outcome]:
     """The package's full rule chain, each server predicted by a calibration without it."""
-    out = []
+    out: list[Outcome] = []
     for s in servers:
         cal = fit([o for o in servers if o is not s], w_mem, ccf_archs=ccf_archs)
         rule, cls, watts = predict(s, cal)
@@ -472,12 +482,21 @@ def _remove_sorted(values: list[float], remove: list[float]) -> list[float]:
     return out
 
 
+_CCF_METHOD = (
+    "CCF row scaled without the server's architecture (leave-one-architecture-out), "
+    "conformal 90 % quantile; CCF derived its rows from SPECpower results, so not strictly "
+    "out of sample"
+)
 METHOD = {
-    "arch-specpower": "leave-one-server-out fit, split-conformal 90 % quantile of |measured / "
-    "predicted - 1|",
-    "arch-ccf": "CCF row scaled without the server's architecture (leave-one-architecture-"
-    "out), conformal 90 % quantile; CCF derived its rows from SPECpower results, so not "
-    "strictly out of sample",
+    "arch-specpower-recent": "leave-one-server-out fit, split-conformal 90 % quantile of "
+    f"|measured / predicted - 1|, architectures whose servers date from {RECENT_FROM_YEAR} on",
+    "arch-specpower-older": "leave-one-server-out fit, split-conformal 90 % quantile of "
+    f"|measured / predicted - 1|, architectures whose servers date from before "
+    f"{RECENT_FROM_YEAR}",
+    "arch-ccf": f"{_CCF_METHOD}; architectures from {RECENT_FROM_YEAR} on (every CCF row "
+    "without SPECpower results is a 2020s architecture)",
+    "arch-ccf-older": f"{_CCF_METHOD}; architectures from before {RECENT_FROM_YEAR} "
+    "(reported only: no CCF-only row is that old)",
     "tdp-table": "leave-one-server-out fit over every server with a TDP table match, "
     "conformal 90 % quantile",
     "default": "leave-one-server-out fit over every server, conformal 90 % quantile",
@@ -501,11 +520,12 @@ def write_tables(cal: Calibration, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / "specpower_coefficients.csv").open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["kind", "key", "idle", "max", "unit", "n_servers", "n_points", "source"])
+        w.writerow(["kind", "key", "idle", "max", "unit", "n_servers", "n_points", "source",
+                    "band_class"])  # fmt: skip
         for r in sorted(cal.rows.values(), key=lambda r: (r.kind != "architecture", r.kind,
                                                           r.key)):  # fmt: skip
             w.writerow([r.kind, r.key, f"{r.idle:.4f}", f"{r.max:.4f}", r.unit, r.n_servers,
-                        r.n_points, r.source])  # fmt: skip
+                        r.n_points, r.source, r.band_class])  # fmt: skip
     with (out_dir / "specpower_bands.csv").open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["rule_class", "load_range", "band_fraction", "coverage", "n_servers",

@@ -66,7 +66,7 @@ def test_intel_family_6_model_167_without_amx_is_rocket_lake_with_a_fitted_row(
     match = match_cpu(read_cpuinfo(path))
     assert match.microarchitecture == "Rocket Lake"
     assert match.rule == "family-model"
-    assert match.band_class == "arch-specpower"
+    assert match.band_class == "arch-specpower-recent"
     assert (match.idle_w_per_vcpu, match.max_w_per_vcpu) == _coefficient(
         "architecture", "Rocket Lake"
     )

@@ -33,7 +33,7 @@ def test_info_cites_the_calibration_and_records_the_alternatives() -> None:
     band = next(
         r
         for r in data_rows("calibration/specpower_bands.csv")
-        if (r["rule_class"], r["load_range"]) == ("arch-specpower", "all")
+        if (r["rule_class"], r["load_range"]) == ("arch-specpower-recent", "all")
     )
     assert info.band_fraction == float(band["band_fraction"])
     assert "Memory alone is not measured by SPECpower" in info.band_meaning

@@ -35,9 +35,21 @@ from wattwise.exceptions import MeterUnavailableError
 COEFFICIENTS_FILE = "calibration/specpower_coefficients.csv"
 BANDS_FILE = "calibration/specpower_bands.csv"
 
-#: Rule classes that have a band: an architecture row fitted on SPECpower, a CCF row
-#: (architectures without SPECpower results), a TDP table, the per-thread default.
-RULE_CLASSES: tuple[str, ...] = ("arch-specpower", "arch-ccf", "tdp-table", "default")
+#: Rule classes that have a band: an architecture row fitted on SPECpower, for
+#: architectures whose SPECpower servers date (median hardware availability) from 2013 on
+#: or from before; a CCF row (architectures without SPECpower results, all 2020 or later);
+#: a TDP table; the per-thread default. ``arch-ccf-older`` is reported by the benchmark
+#: but never used (every CCF-only row is a recent architecture).
+RULE_CLASSES: tuple[str, ...] = (
+    "arch-specpower-recent",
+    "arch-specpower-older",
+    "arch-ccf",
+    "arch-ccf-older",
+    "tdp-table",
+    "default",
+)
+#: An architecture is "recent" when the median year of its SPECpower servers is this or later.
+RECENT_FROM_YEAR = 2013
 #: Load ranges of the bands, by mean utilisation: idle (< 5 %), low (5-25 %), active
 #: (25-100 %), and all of them pooled.
 LOAD_RANGES: tuple[str, ...] = ("idle", "low", "active", "all")
@@ -71,6 +83,8 @@ class Coefficient:
         n_servers: SPECpower results it was fitted on.
         n_points: Load levels it was fitted on.
         source: How it was made, from which data.
+        band_class: For ``architecture`` rows, the rule class whose band applies
+            (``arch-specpower-recent`` or ``arch-specpower-older``); else "".
     """
 
     kind: str
@@ -81,6 +95,7 @@ class Coefficient:
     n_servers: int
     n_points: int
     source: str
+    band_class: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +212,7 @@ def shipped_calibration() -> Calibration:
             n_servers=_int(r["n_servers"]),
             n_points=_int(r["n_points"]),
             source=r["source"],
+            band_class=r.get("band_class") or "",
         )
         for r in read_csv(COEFFICIENTS_FILE)
     ]

@@ -105,8 +105,9 @@ class CpuMatch:
         source: The table row (or constant) used, human readable.
         assumptions: Each rule and constant the figures rest on, with its source.
         details: Structured facts for the record.
-        band_class: Which calibrated band applies: ``arch-specpower`` (architecture row
-            fitted on SPECpower), ``arch-ccf`` (CCF row, no SPECpower results for the
+        band_class: Which calibrated band applies: ``arch-specpower-recent`` or
+            ``arch-specpower-older`` (architecture row fitted on SPECpower, by the age of
+            its servers), ``arch-ccf`` (CCF row, no SPECpower results for the
             architecture), ``tdp-table`` or ``default``.
     """
 
@@ -579,7 +580,14 @@ def match_cpu(
                 "max_w_per_vcpu": peak,
             }
             return CpuMatch(
-                arch.label, rule, idle, peak, source, assumptions, details, "arch-specpower"
+                arch.label,
+                rule,
+                idle,
+                peak,
+                source,
+                assumptions,
+                details,
+                fitted.band_class or "arch-specpower-older",
             )
         if arch.ccf is None:
             return None

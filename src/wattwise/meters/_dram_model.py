@@ -31,8 +31,9 @@ _CONSTANTS_FILE = "reference/methodology_constants.csv"
 _BYTES_PER_GIB = 2**30
 
 
-#: The CPU rule class whose band the DRAM figure takes (see ``DramModelMeter.info``).
-DRAM_BAND_CLASS = "arch-specpower"
+#: The CPU rule class whose band the DRAM figure takes (see ``DramModelMeter.info``):
+#: architectures from 2013 on, the machines wattwise runs on.
+DRAM_BAND_CLASS = "arch-specpower-recent"
 
 
 def memory_power_w_per_gb(calibration: Calibration | None = None) -> tuple[float, str]:
@@ -173,9 +174,9 @@ class DramModelMeter(BaseMeter):
         else:
             fraction = band.band_fraction
             meaning = (
-                f"{band.meaning()} Memory alone is not measured by SPECpower: this is the band "
-                "of the host figure (cpu-model + dram-model) for architecture rows fitted on "
-                "SPECpower, applied to its memory part."
+                f"{band.meaning()} Memory alone is not measured by SPECpower: this is the "
+                "band of the host figure (cpu-model + dram-model) for recent (2013 on) "
+                "architecture rows fitted on SPECpower, applied to its memory part."
             )
             band_source = f"{BANDS_FILE} row ({band.rule_class}, {band.load_range}): {meaning}"
         return MeterInfo(
