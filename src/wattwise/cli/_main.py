@@ -110,7 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = _debug_requested(args_list)
     try:
         parser = build_parser()
-        args = parser.parse_args(args_list)
+        args, extra = parser.parse_known_args(args_list)
+        if extra:
+            verb = f"wattwise {args.command}" if getattr(args, "command", None) else "wattwise"
+            msg = f"unrecognized arguments: {' '.join(extra)} (see '{verb} --help')"
+            raise UsageError(msg)
         debug = bool(getattr(args, "debug", debug))
         logging.basicConfig(
             level=logging.DEBUG if debug else logging.WARNING, format="%(message)s"
