@@ -59,8 +59,8 @@ def test_describe_hardware_without_gpu_says_cpu(tmp_path: Path) -> None:
 def test_uncertainty_bands_come_from_the_shipped_file() -> None:
     rows = {(r["method"], r["component"]): r for r in data_rows("meters_uncertainty.csv")}
     band, source = uncertainty_band("model", "cpu")
-    assert band == float(rows["model", "cpu"]["band_fraction"]) == 0.4
-    assert "Fischer" in source
+    assert band == float(rows["model", "cpu"]["band_fraction"])
+    assert "SPECpower_ssj2008 calibration" in source
     assert uncertainty_band("counter", "gpu")[0] is None
     assert uncertainty_band("user", "cpu") == (
         None,
