@@ -9,24 +9,59 @@ import optuna
 import pytest
 
 import wattwise
+from wattwise.carbon import intensity_for, operational_co2e_g, pue_for, resolve_location
 from wattwise.exceptions import InvalidParameterError
 from wattwise.store import RunStatus, open_store
 from wattwise.testing import FakeMeter
 
-POWER_W = 100.0  # whole-device ("gpu") fake power: every trial second costs exactly 100 J
-STEP_S = 0.05
-STEPS = 20  # a full trial: 20 reports, about 100 J
+POWER_W = 80.0  # whole-device ("gpu") fake power
+STEP_S = 0.0625  # scripted seconds of work per report: 5 J, exact in binary floating point
+STEP_J = POWER_W * STEP_S
+STEPS = 20  # a full trial: 20 reports, 100 J
+FR = resolve_location("FR")
+G_PER_J = operational_co2e_g(1.0, intensity_for(FR), pue_for(FR))
+
+
+class ScriptedClock:
+    """The fake meter's clock: it moves only when the objective says a step of work is done,
+    so every trial's energy is scripted (no sleeps, no dependence on the machine's load)."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def scripted_study(**kwargs: Any) -> wattwise.tune.TuneResult:
+    clock = ScriptedClock()
+
+    def objective(trial: Any) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        for step in range(STEPS):
+            clock.advance(STEP_S)  # one step of work: exactly STEP_J joules
+            trial.report(x, step)
+        return x
+
+    meter = FakeMeter({"gpu:0": POWER_W}, clock=clock)
+    return wattwise.tune(
+        objective, pruner=optuna.pruners.NopPruner(), seed=0, n_trials=10,
+        run_options={"meter_instances": [meter], "emit_warnings": False}, **kwargs,
+    )  # fmt: skip
 
 
 def fake_options() -> dict[str, Any]:
-    return {"_meters": [FakeMeter({"gpu:0": POWER_W})], "interval_s": 0.05,
+    return {"meter_instances": [FakeMeter({"gpu:0": POWER_W})], "interval_s": 0.05,
             "emit_warnings": False}  # fmt: skip
 
 
-def slow_objective(trial: Any) -> float:
+def slow_objective(trial: Any) -> float:  # wall time is what a time budget measures
     x = trial.suggest_float("x", 0.0, 1.0)
     for step in range(STEPS):
-        time.sleep(STEP_S)
+        time.sleep(0.05)
         trial.report(x, step)
     return x
 
@@ -39,17 +74,21 @@ def run_study(**kwargs: Any) -> wattwise.tune.TuneResult:
 
 
 def test_energy_budget_stops_the_study_with_a_bounded_overshoot() -> None:
-    budget_j = 250.0  # about two and a half trials
-    result = run_study(budget_kwh=budget_j / 3.6e6)
+    budget_j = 252.0  # two full trials (200 J), then 52 J into the third
+    result = scripted_study(budget_kwh=budget_j / 3.6e6)
     assert result.stop_reason == "energy_budget"
-    states = [(t.state, t.stopped_by) for t in result.trials]
-    # no trial starts once the budget is spent; the running one stops at its next report
-    assert states == [("complete", None), ("complete", None), ("pruned", "budget")]
-    assert result.spent.energy_j >= budget_j
-    over = result.overshoot["energy_j"]
-    assert over is not None and 0 <= over <= POWER_W * (STEP_S + 0.06)
-    assert result.overshoot["running_trials_at_stop"] == 1
-    assert over <= result.overshoot["bound_energy_j"] + POWER_W * 0.02
+    # no trial starts once the budget is spent; the running one stops at its next report:
+    # its 11th (step 10), where the study reaches 255 J >= 252 J
+    states = [(t.state, t.stopped_by, t.last_step) for t in result.trials]
+    assert states == [("complete", None, 19), ("complete", None, 19), ("pruned", "budget", 10)]
+    assert [t.energy_j for t in result.trials] == pytest.approx([100.0, 100.0, 55.0], abs=1e-9)
+    assert result.spent.energy_j == pytest.approx(255.0, abs=1e-9)
+    over = result.overshoot
+    assert over["energy_j"] == pytest.approx(3.0, abs=1e-6)
+    assert over["running_trials_at_stop"] == 1
+    assert over["max_report_interval_j"] == pytest.approx(STEP_J, abs=1e-9)
+    assert over["bound_energy_j"] == pytest.approx(STEP_J, abs=1e-9)  # one trial, one step
+    assert over["energy_j"] <= over["bound_energy_j"]
     # the driver has no GPU meter: the whole-device energy belongs to the trials
     assert result.summary["spent"]["driver_energy_j"] == 0.0
     assert result.summary["spent"]["trials_energy_j"] == pytest.approx(result.spent.energy_j)
@@ -57,19 +96,19 @@ def test_energy_budget_stops_the_study_with_a_bounded_overshoot() -> None:
     assert stopped.status is RunStatus.FINISHED
     assert stopped.record["extra"]["trial"]["state"] == "pruned"
     assert stopped.record["extra"]["trial"]["stopped_by"] == "budget"
-    assert stopped.energy_j == pytest.approx(result.trials[-1].energy_j)
+    assert stopped.energy_j == pytest.approx(55.0, abs=1e-9)
 
 
 def test_carbon_budget_stops_the_study() -> None:
-    with wattwise.track("probe", **fake_options()) as probe:
-        time.sleep(0.1)
-    g_per_j = probe.result.co2e_g / probe.result.energy_j
-    budget_g = 150.0 * g_per_j  # about one and a half trials
-    result = run_study(budget_co2e_g=budget_g)
+    budget_g = 152.0 * G_PER_J  # one full trial (100 J), then 52 J into the second
+    result = scripted_study(budget_co2e_g=budget_g)
     assert result.stop_reason == "carbon_budget"
-    assert [t.state for t in result.trials] == ["complete", "pruned"]
-    assert result.spent.co2e_g >= budget_g
-    assert result.overshoot["co2e_g"] <= POWER_W * (STEP_S + 0.06) * g_per_j
+    states = [(t.state, t.stopped_by, t.last_step) for t in result.trials]
+    assert states == [("complete", None, 19), ("pruned", "budget", 10)]
+    assert [t.co2e_g for t in result.trials] == pytest.approx([100.0 * G_PER_J, 55.0 * G_PER_J])
+    assert result.spent.co2e_g == pytest.approx(155.0 * G_PER_J)
+    assert result.overshoot["co2e_g"] == pytest.approx(3.0 * G_PER_J)
+    assert result.overshoot["co2e_g"] <= STEP_J * G_PER_J  # at most one report interval
     assert result.summary["budget"]["co2e_g"] == budget_g
 
 
@@ -78,7 +117,7 @@ def test_time_budget_stops_the_running_trial_at_its_next_report() -> None:
     assert result.stop_reason == "timeout"
     assert [t.state for t in result.trials] == ["complete", "pruned"]
     assert result.trials[-1].stopped_by == "budget"
-    assert 0 <= result.overshoot["duration_s"] <= STEP_S + 0.5
+    assert 0 <= result.overshoot["duration_s"] <= 0.05 + 0.5
 
 
 def test_n_trials_alone_is_a_limit_and_the_summary_says_so() -> None:
@@ -124,6 +163,12 @@ def test_n_trials_alone_is_a_limit_and_the_summary_says_so() -> None:
         pytest.param(
             {"n_trials": 2, "run_options": {"store": "x"}}, "Got unknown keys \\['store'\\]",
             id="run-options",
+        ),
+        pytest.param(
+            {"n_trials": 2, "run_options": {"meter_instances": ["gpu-nvml"]}},
+            r"The 'meter_instances' run option of wattwise.tune must be a list of "
+            r"wattwise.meters.BaseMeter objects .* Got \['gpu-nvml'\] instead.",
+            id="meter-instances",
         ),
     ],
 )

@@ -43,8 +43,8 @@ DIRECTIONS = ("minimize", "maximize")
 _FORWARDED = frozenset({"suggest_float", "suggest_int", "suggest_categorical", "set_user_attr"})
 #: Run options that may be passed through to every trial's run.
 RUN_OPTIONS = frozenset(
-    {"region", "meters", "interval_s", "flush_s", "pue", "emit_warnings", "on_warning",
-     "_meters"}
+    {"region", "meters", "meter_instances", "interval_s", "flush_s", "pue", "emit_warnings",
+     "on_warning", "_meters"}
 )  # fmt: skip
 
 
@@ -461,6 +461,26 @@ def _run_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
             f"Got unknown keys {unknown} instead."
         )
         raise InvalidParameterError(msg)
+    if "meter_instances" in options:
+        # Meter objects instead of meter ids: custom hardware, or a FakeMeter on a scripted
+        # clock, which makes budgets testable without sleeping. Runs take them as ``_meters``.
+        from wattwise.meters import BaseMeter
+
+        given = options.pop("meter_instances")
+        is_list = isinstance(given, Iterable) and not isinstance(given, (str, bytes))
+        instances = list(given) if is_list else given
+        if (
+            "_meters" in options
+            or not is_list
+            or not all(isinstance(m, BaseMeter) for m in instances)
+        ):
+            msg = (
+                "The 'meter_instances' run option of wattwise.tune must be a list of "
+                f"wattwise.meters.BaseMeter objects (and not given with '_meters'). Got "
+                f"{instances!r} instead."
+            )
+            raise InvalidParameterError(msg)
+        options["_meters"] = instances
     return options
 
 
@@ -528,7 +548,11 @@ def tune(
         progress: Live status line on stderr: True, False, or None (when stderr is a TTY).
         tags: Tags of every run of the study.
         run_options: Passed to every run: ``region``, ``meters``, ``interval_s``,
-            ``flush_s``, ``pue``, ``emit_warnings``, ``on_warning``, ``_meters``.
+            ``flush_s``, ``pue``, ``emit_warnings``, ``on_warning``; and
+            ``meter_instances``, meter objects (:class:`wattwise.meters.BaseMeter`) used by
+            the driver and every trial instead of meters chosen by id: a custom meter, or
+            ``wattwise.testing.FakeMeter(..., clock=...)`` on a scripted clock (they must
+            pickle for the ``processes`` and ``ray`` executors).
         cpus_per_trial: CPUs Ray reserves per trial (``ray`` only).
         gpus_per_trial: GPUs Ray reserves per trial (``ray`` only).
 
