@@ -819,6 +819,18 @@ def _psutil_cpu_times() -> Any:
     return psutil.cpu_times()
 
 
+def _band_assumption(band: float | None, meaning: str, by_load: dict[str, float | None]) -> str:
+    """The band and what it means, as one line of the record's assumptions."""
+    if band is None:
+        return f"Band: {meaning}."
+    ranges = ", ".join(
+        f"{label} ±{value * 100:.0f} %"
+        for label, key in (("idle", "idle"), ("10-20 % load", "low"), ("30-100 % load", "active"))
+        if (value := by_load.get(key)) is not None
+    )
+    return f"Band ±{band * 100:.0f} %: {meaning} By load: {ranges}."
+
+
 class CpuModelMeter(BaseMeter):
     """Machine-wide CPU energy from per-vCPU idle/max power and machine busy time.
 
@@ -1001,6 +1013,7 @@ class CpuModelMeter(BaseMeter):
             "time counts as busy, as in psutil's cpu_percent.",
             "Figures are machine-wide; attribution to a process tree happens in "
             "wattwise.tracking.",
+            _band_assumption(band, meaning, by_load),
         )
         return MeterInfo(
             name=self.name,

@@ -196,6 +196,9 @@ class DramModelMeter(BaseMeter):
                 "Memory size = psutil.virtual_memory().total (or the value given), in GiB.",
                 "Figures are machine-wide; attribution to a process tree happens in "
                 "wattwise.tracking.",
+                f"Band ±{fraction * 100:.0f} %: {meaning}"
+                if fraction is not None
+                else f"Band: {meaning}.",
             ),
             band_fraction=fraction,
             band_source=band_source,

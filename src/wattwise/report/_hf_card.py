@@ -18,6 +18,7 @@ from typing import Any
 
 from wattwise import _units as units
 from wattwise.exceptions import InvalidParameterError, WattwiseError
+from wattwise.report._covers import covers_by_meter
 from wattwise.report._markdown import md
 from wattwise.report._model import Report
 
@@ -173,6 +174,10 @@ def hf_card(
             for i in report.setup.intensities)) or "unknown"),
         ("Runs counted (failed and tuning runs included)", runs_text),
     ]  # fmt: skip
+    covers = covers_by_meter((str(m.get("meter")), m) for m in report.setup.meters)
+    if covers:
+        rows.append(("What estimated energy covers", "; ".join(
+            f"{name}: {text}" for name, text in sorted(covers.items()))))  # fmt: skip
     if h.flops_total is not None:
         rows.append(("FLOPs (torch.utils.flop_counter)", units.flops(h.flops_total)))
     what = "the whole project" if report.scope == "project" else report.title

@@ -18,6 +18,7 @@ from wattwise import __version__
 from wattwise import _units as units
 from wattwise.exceptions import InvalidParameterError, RunNotFoundError
 from wattwise.report._attributions import DataCredit, data_credits
+from wattwise.report._covers import covers_lines
 from wattwise.report._sci import SciResult, compute_sci
 from wattwise.store import RunRecord, SQLiteRunStore, role_of
 
@@ -563,6 +564,7 @@ def _includes(headline: Headline, summaries: Sequence[RunSummary],
         includes.append(f"All {len(counted)} runs in scope (none failed)")
     if any(r.record.get("idle_included") for r in runs):
         includes.append("A share of idle CPU power (split among busy processes by CPU time)")
+    includes.extend(covers_lines(r.record for r in runs))
     nested = len(summaries) - len(counted)
     if nested:
         includes.append(f"{nested} nested run(s) are shown but counted inside their parent")
@@ -841,6 +843,7 @@ def _setup(runs: Sequence[RunRecord]) -> Setup:
                     "meter": name, "method": info.get("method"), "source": info.get("source"),
                     "band_fraction": info.get("band_fraction"),
                     "band_source": info.get("band_source"),
+                    "covers": (info.get("details") or {}).get("covers"),
                     "assumptions": list(info.get("assumptions") or []),
                 })  # fmt: skip
     return Setup(

@@ -17,6 +17,7 @@ from typing import Any
 
 from wattwise.data import read_csv
 from wattwise.exceptions import InvalidParameterError, RunNotFoundError
+from wattwise.report._covers import covers_lines
 from wattwise.store import RunRecord
 
 JOULES_PER_KWH = 3.6e6
@@ -484,6 +485,7 @@ def compute_sci(
             "every run in scope, failed and crashed ones included",
             f"facility overhead (PUE {', '.join(f'{p:g}' for p in pues)})",
             "embodied emissions of the machines for the time they were reserved",
+            *covers_lines(r.record for r in runs),
         ],
         "excluded": [
             "network, storage and other machines (not metered)",
