@@ -266,3 +266,29 @@ def test_decoding_never_unpickles_unless_the_caller_allowed_it(tmp_path: Path) -
     assert not marker.exists()
     decode(header["value"]["spec"], members, allow_pickle=True)
     assert marker.exists()  # the same bytes do run code once allowed: the guard matters
+
+
+def test_a_fifo_planted_at_an_entry_path_does_not_block_the_call() -> None:
+    import threading
+
+    calls = Calls()
+
+    @cached
+    def produce(n: int) -> int:
+        calls()
+        return n
+
+    path = entry_path(produce.cache, produce.cache_key(8))
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    results: list[int] = []
+    worker = threading.Thread(target=lambda: results.append(produce(8)), daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    if worker.is_alive():  # blocked opening the FIFO: unblock it, then fail
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(timeout=20)
+        pytest.fail("reading a FIFO planted at an entry's path blocked the cached call")
+    assert results == [8] and calls.n == 1
+    assert path.is_file()  # the FIFO was replaced by a real entry, which now hits
+    assert produce(8) == 8 and calls.n == 1

@@ -14,6 +14,7 @@ import abc
 import dataclasses
 import datetime as dt
 import os
+import stat
 import uuid
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,20 @@ def _key_of(name: str) -> str | None:
     return key if len(key) == 64 and all(c in "0123456789abcdef" for c in key) else None
 
 
+def _read_regular(path: Path, size: int = -1) -> bytes | None:
+    """Up to ``size`` bytes (all: -1) of a regular file; None if it is absent or is not a
+    regular file (a FIFO or a device planted at an entry's path must not block or flood the
+    reader: opened without blocking, and never read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        return handle.read(size)
+
+
 class LocalStore(BaseStore):
     """Entries in a local folder, written with ``os.replace``.
 
@@ -109,21 +124,16 @@ class LocalStore(BaseStore):
         return self.root / entry_name(key)
 
     def read(self, key: str) -> bytes | None:
-        """The entry file's bytes, or None if absent."""
+        """The entry file's bytes, or None if absent (or not a regular file)."""
         try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
-            return None
+            return _read_regular(self._path(key))
         except OSError as err:
             raise _io_error("read", self.url, err) from err  # noqa: EM101
 
     def read_head(self, key: str, size: int) -> bytes | None:
-        """The first ``size`` bytes, or None if absent."""
+        """The first ``size`` bytes, or None if absent (or not a regular file)."""
         try:
-            with self._path(key).open("rb") as handle:
-                return handle.read(size)
-        except FileNotFoundError:
-            return None
+            return _read_regular(self._path(key), size)
         except OSError as err:
             raise _io_error("read", self.url, err) from err  # noqa: EM101
 
