@@ -10,32 +10,37 @@ so the cumulative energy since the first read is::
 
 where ``busy_cpu_seconds`` is the machine's busy CPU time (``psutil.cpu_times()``).
 
-``idle_W``/``max_W`` come from the first rule that matches, recorded in
-``info().details["rule"]``:
+``idle_W``/``max_W`` are per hardware thread and come from the first rule that matches,
+recorded in ``info().details["rule"]``. The microarchitecture rules use, for that
+architecture, the row fitted on SPECpower_ssj2008 (``calibration/specpower_coefficients.csv``,
+see ``wattwise.meters._calibration``) or, for architectures SPECpower has no results for,
+the Cloud Carbon Footprint row scaled by the calibration's ``ccf-scale``:
 
 ``model-name``
-    The ``model name`` string names the part ("AMD EPYC 7R13" -> EPYC 3rd Gen,
-    "Intel Xeon Platinum 8375C" -> Ice Lake); the CCF coefficients row for it.
+    The ``model name`` string names the part ("AMD EPYC 7R13" -> Zen 3, "Intel Xeon
+    Platinum 8375C" -> Ice Lake, "Xeon E3-1220v2" -> Ivy Bridge, "Xeon X5670" -> Westmere,
+    "Opteron 6276" -> Bulldozer).
 ``family-model``
     The name is generic (VMs hide it: "AMD EPYC", "Intel(R) Xeon(R) Processor"), so
     cpuinfo's ``cpu family``/``model`` give the microarchitecture (AMD: Linux
     ``arch/x86/kernel/cpu/amd.c`` ``bsp_init_amd``; Intel family 6: Linux
-    ``arch/x86/include/asm/intel-family.h``; Arm: ``arch/arm64/include/asm/cputype.h``);
-    the CCF row for it.
+    ``arch/x86/include/asm/intel-family.h``; Arm: ``arch/arm64/include/asm/cputype.h``).
 ``isa-flags``
     The family/model number contradicts the ISA flags (a hypervisor reported a model
     without AMX while the flags show AMX, found only on 4th-generation Xeon Scalable and
     later): the flags decide (``amx_fp16`` -> Granite Rapids, else Sapphire Rapids).
 ``tdp-table``
-    No CCF row for the family: TDP per thread from CodeCarbon's ``cpu_power.csv`` (bare
-    metal only: TDP / threads per socket) or Green Algorithms' ``TDP_cpu.csv``
-    (TDP / (cores x threads per core)), matched by normalised model string.
+    No architecture row: TDP per thread from CodeCarbon's ``cpu_power.csv`` (bare metal
+    only: TDP / threads per socket) or Green Algorithms' ``TDP_cpu.csv`` (TDP / (cores x
+    threads per core)), matched by normalised model string, times the idle and busy
+    fractions of TDP fitted on SPECpower.
 ``default-per-thread``
-    CodeCarbon's documented fallback of 4 W per thread.
+    Nothing matched: the median idle and busy watts per thread of every SPECpower server,
+    with the wide band that knowing nothing deserves.
 
-For the two TDP rules the idle figure is 10 % of the maximum: the value at zero load of
-CodeCarbon's load curve ``0.1 + 0.9 * load**3`` (``codecarbon/external/hardware.py``;
-``reference/trackers.md`` §1.1).
+The figure is the host's wall-power share without memory (CPU, fans, disks, power-supply
+losses); ``dram-model`` adds memory's share. Each rule class has a 90 % band per load
+range, estimated out of sample (``band_for()``; ``info().band_meaning`` says what it is).
 """
 
 from __future__ import annotations

@@ -35,6 +35,10 @@ _CODECARBON = (
 _MLCO2 = "ML CO2 Impact (mlco2/impact), Copyright (c) 2013-2019 Blackrock Digital LLC (MIT)"
 _CCF = "Cloud Carbon Footprint, cloud-carbon-footprint/ccf-coefficients (Apache-2.0); unchanged"
 _OURS = "wattwise, compiled from cited published facts (per-row sources in the file)"
+_SPEC = (
+    "wattwise, fitted on SPECpower_ssj2008 results published by SPEC (compiled by "
+    "green-coding-solutions/spec-power-raw-data, MIT)"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +108,10 @@ _CREDITS: tuple[tuple[str, str, str, str], ...] = (
     ("embodied/embodied_reference_values.csv", "Embodied carbon reference values",
      "Apache-2.0 (wattwise)", _OURS + " (BLOOM, CCF/Teads, SCI spec)"),
     ("meters_uncertainty.csv", "Meter uncertainty bands", "Apache-2.0 (wattwise)", _OURS),
+    ("calibration/specpower_coefficients.csv", "CPU/DRAM model coefficients (SPECpower fit)",
+     "Apache-2.0 (wattwise)", _SPEC),
+    ("calibration/specpower_bands.csv", "CPU/DRAM model bands (SPECpower, out of sample)",
+     "Apache-2.0 (wattwise)", _SPEC),
 )  # fmt: skip
 
 
