@@ -162,6 +162,16 @@ def test_an_entry_owned_by_another_user_is_refused_and_verify_removes_it(tmp_pat
 
 
 @needs_root
+def test_a_cache_folder_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    cache = ArtifactCache(theirs, is_private=True)
+    cache.save("9" * 64, fractions.Fraction(1, 9), header={}, allow_pickle=True)
+    os.chown(theirs, nobody().pw_uid, nobody().pw_gid)  # mode 0755, yet nobody may swap entries
+    with pytest.raises(UnsafeLocationError, match=rf"{theirs} is owned by nobody .*chown -R root"):
+        cache.load("9" * 64, allow_pickle=True)
+
+
+@needs_root
 def test_a_folder_writable_by_a_shared_group_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     produce = fraction_producer(Calls())

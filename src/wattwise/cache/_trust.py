@@ -39,11 +39,16 @@ class PathProblem:
     fix: str
 
 
-def _user(uid: int) -> str:
+def _name(uid: int) -> str:
     try:
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+        return pwd.getpwuid(uid).pw_name
     except KeyError:
-        return f"uid {uid}"
+        return str(uid)
+
+
+def _user(uid: int) -> str:
+    name = _name(uid)
+    return f"uid {uid}" if name == str(uid) else f"{name} (uid {uid})"
 
 
 def _group(gid: int) -> str:
@@ -74,7 +79,10 @@ def _component_problem(
         if is_entry:
             fix = "Remove it with 'wattwise cache verify --fix'"
         else:
-            fix = f"Use a cache folder that you own (or 'chown -R {uid} {path}' if it is yours)"
+            fix = (
+                f"Use a cache folder that you own (or 'chown -R {_name(uid)} {path}' if it "
+                "is yours)"
+            )
         return PathProblem(f"{path} is owned by {owner}, not by you ({_user(uid)}) or root", fix)
     sticky_dir = not inside and stat.S_ISDIR(st.st_mode) and bool(mode & stat.S_ISVTX)
     if sticky_dir:
