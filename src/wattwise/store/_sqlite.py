@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 #: Margin added to a remote run's stale window (3 of its own flush intervals + this).
 STALE_AFTER_S = 30.0
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 _BUSY_TIMEOUT_MS = 60_000
 
 _RUN_COLUMNS = (
@@ -218,6 +219,7 @@ class SQLiteRunStore:
         if self.path.is_dir():
             msg = f"The ledger path {self.path} is a folder. Point --store at a file in it."
             raise StoreError(msg)
+        self._check_header()
         conn: sqlite3.Connection | None = None
         for immutable in (False, True):
             conn = sqlite3.connect(
@@ -276,6 +278,7 @@ class SQLiteRunStore:
             self._conn.close()
             self._conn = None
         self._standin = False
+        self._check_header()
         folder = self.path.parent
         if not folder.exists():
             folder.mkdir(parents=True, exist_ok=True)
@@ -360,6 +363,25 @@ class SQLiteRunStore:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def _check_header(self) -> None:
+        """Refuse a file that is not SQLite before SQLite sees it.
+
+        SQLite reads page 1 from a leftover ``-wal`` file before the file itself, so a
+        ledger overwritten while in use could otherwise be taken for the old one.
+        """
+        try:
+            with open(self.path, "rb") as handle:
+                head = handle.read(16)
+        except FileNotFoundError:
+            return
+        if head and head != _SQLITE_MAGIC:
+            msg = (
+                f"The ledger at {self.path} is damaged or not a wattwise ledger (file is not "
+                f"a database). Move it aside (mv {self.path} {self.path}.bad) to start a new "
+                "one."
+            )
+            raise StoreCorruptError(msg)
 
     def verify(self) -> None:
         """Check that the file this store writes is still the ledger at its path.

@@ -340,6 +340,14 @@ class Run:
         return copied
 
     @property
+    def recorded_in(self) -> str:
+        """Where this run's records went: ``ledger``, ``spool`` or ``nowhere`` (both failed)."""
+        writer = getattr(self, "_writer", None)
+        if writer is None or (not writer.lost and writer.spooled_to is None):
+            return "ledger"
+        return "nowhere" if writer.lost else "spool"
+
+    @property
     def spooled_to(self) -> Path | None:
         """The spool file this run's records went to when the ledger refused them, or None."""
         writer = getattr(self, "_writer", None)

@@ -44,6 +44,9 @@ START_TIMEOUT_S = 0.5
 #: Busy timeout of later writes (the sampler thread's, and the final one).
 WRITE_TIMEOUT_S = 2.0
 
+#: After a failed write, a child process logs straight to its spool for this long.
+CHILD_BACKOFF_S = 5.0
+
 _STORE_FAULTS = (WattwiseError, sqlite3.Error, OSError)
 
 
@@ -98,6 +101,9 @@ class LedgerWriter:
         self._spool: Spool | None = None
         self._resync = False
         self._spooled_record: str | None = None
+        self._abandoned: str | None = None
+        self._resend = False
+        self._graveyard: list[SQLiteRunStore] = []
         #: Where this run's records were spooled (last file), if anywhere.
         self.spooled_to: Path | None = None
         #: True when a write could go neither to the ledger nor to the spool.
@@ -148,10 +154,14 @@ class LedgerWriter:
                     del fields["record"]  # unchanged: the spool keeps one copy per file
                 else:
                     self._spooled_record = text
+                spooled_metrics = list(metrics)
+                if self._resend:
+                    spooled_metrics = [*self._metrics, *metrics]
+                    self._resend = False
                 entry = {
                     "op": "flush", "final": final, "fields": fields,
                     "components": [dataclasses.asdict(c) for c in components],
-                    "samples": list(samples), "metrics": list(metrics),
+                    "samples": list(samples), "metrics": spooled_metrics,
                 }  # fmt: skip
                 self._to_spool(entry, str(self._last_error))
             self._metrics.extend(metrics)
@@ -163,11 +173,21 @@ class LedgerWriter:
         samples: Sequence[Sample], metrics: Sequence[Metric],
     ) -> None:  # fmt: skip
         store = self.store
+        if self._abandoned is not None:
+            raise StoreError(self._abandoned)
         try:
             store.verify()
-        except StoreError:
-            store.reset()
-            raise
+        except StoreError as err:
+            if "write-ahead log" in str(err):
+                store.reset()  # reopened at the next write, which re-inserts what was lost
+                raise
+            # The file was replaced: SQLite could mix our WAL with the new file, so this run
+            # writes only to its spool from now on. The old connection stays open until
+            # exit (closing it now could delete the new file's WAL by name).
+            self._abandoned = f"{err} This run stops writing to that file."
+            self._graveyard.append(store)
+            self._resend = True  # what went to the old file went with it
+            raise StoreError(self._abandoned) from err
         if self._resync:
             self._recover(fields, components)
         try:
@@ -194,7 +214,10 @@ class LedgerWriter:
     def _fault(self, err: BaseException) -> None:
         self._last_error = err
         self._resync = True
-        if not isinstance(err, StoreCorruptError | SchemaVersionError):
+        if self._graveyard and self.store is self._graveyard[-1]:
+            self.store = SQLiteRunStore(self.store.path, defer=True,
+                                        busy_timeout_s=self.store.busy_timeout_s)  # fmt: skip
+        else:
             self.store.reset()
         kind = fault_kind(err)
         if kind not in self.faults:
@@ -267,16 +290,20 @@ class ChildLogger:
         self.run_id = run_id
         self.strict = strict
         self.store = SQLiteRunStore(ledger_path(store_url), defer=True,
-                                    busy_timeout_s=WRITE_TIMEOUT_S)  # fmt: skip
+                                    busy_timeout_s=START_TIMEOUT_S)  # fmt: skip
         self._spool: Spool | None = None
+        self._skip_until = 0.0  # after a failure, spool directly for a while
         self._warned: set[str] = set()
         self._lock = threading.Lock()
+        self._last_error: BaseException | None = None
 
     def log(self, points: list[Metric]) -> None:
         """Write metric points; never raises because of the store unless strict."""
         with self._lock:
-            err: BaseException | None = None
-            for attempt in range(10 if self._spool is None else 1):
+            err: BaseException | None = self._last_error
+            tries = 0 if time.monotonic() < self._skip_until else (
+                10 if self._spool is None else 1)  # fmt: skip
+            for attempt in range(tries):
                 try:
                     self.store.flush_run(self.run_id, {}, metrics=points)
                     return
@@ -290,6 +317,8 @@ class ChildLogger:
             assert err is not None
             if self.strict:
                 raise err
+            self._last_error = err
+            self._skip_until = time.monotonic() + CHILD_BACKOFF_S
             if self._spool is None:
                 self._spool = Spool(self.store.path, self.run_id, None)
             entry = {"op": "metrics", "metrics": points}
