@@ -275,3 +275,23 @@ def test_run_summary_escapes_the_name() -> None:
     assert res.code == 0, res.err
     summary = res.err[res.err.index("wattwise: run "):]
     _assert_shown_not_interpreted(summary)
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """``wattwise runs | head -0``: exit 1 without a word, no 'Exception ignored' at exit."""
+    import os
+    import subprocess
+
+    insert_run("listed")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before wattwise writes
+    try:
+        # stdout block-buffered, as in a shell pipe: the write fails at the final flush
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        done = subprocess.run(
+            [sys.executable, "-m", "wattwise", "runs"], stdout=write_end,
+            stderr=subprocess.PIPE, text=True, timeout=60, env=env,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, "")

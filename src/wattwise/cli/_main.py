@@ -128,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in SETTINGS_VERBS:
             _check_settings()
         code: int = args.handler(args)
+        sys.stdout.flush()  # a closed pipe fails here, inside the funnel, not at exit
         return code
     except SystemExit as done:  # --help and --version print and exit 0
         return done.code if isinstance(done.code, int) else EXIT_OK
