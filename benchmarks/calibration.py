@@ -321,7 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"No SPECpower table at {args.table}; pass its path as the first argument.",
               file=sys.stderr)  # fmt: skip
         return 2
-    print(run(args.table))
+    try:
+        print(run(args.table))
+    except fc.TableError as err:
+        print(err, file=sys.stderr)
+        return 2
     return 0
 
 

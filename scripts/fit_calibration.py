@@ -149,11 +149,31 @@ def _basis(info: CpuInfo) -> tuple[str | None, tuple[float, float] | None]:
     return m.microarchitecture, ccf
 
 
+REQUIRED_COLUMNS = ("file", "cpu_name", "idle", "w100", "act100", "threads", "chips", "mem_gb")
+
+
+class TableError(ValueError):
+    """The SPECpower table cannot be used (missing columns, no usable rows)."""
+
+
 def load_servers(path: Path) -> list[Server]:
-    """Every result with idle and 100 % power, threads and memory."""
+    """Every result with idle and 100 % power, threads and memory.
+
+    Raises:
+        TableError: A required column is missing, or no row has power data.
+    """
     servers = []
     with path.open(encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh):
+        reader = csv.DictReader(fh)
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            msg = (
+                f"The table {path} has no column {', '.join(missing)}; it must have the "
+                f"SPECpower columns {', '.join(REQUIRED_COLUMNS)}, w10-w90 and act10-act90 "
+                "(see ../shared/data/PROVENANCE.md, specpower/)."
+            )
+            raise TableError(msg)
+        for row in reader:
             idle, threads = _float(row.get("idle")), _float(row.get("threads"))
             if idle is None or not threads or _float(row.get("w100")) is None:
                 continue
@@ -184,6 +204,12 @@ def load_servers(path: Path) -> list[Server]:
                     tdp_t=tdp[0] if tdp else None,
                 )
             )
+    if len(servers) < 2 * MIN_SERVERS:
+        msg = (
+            f"The table {path} has {len(servers)} results with idle and 100 % power; a "
+            f"calibration needs at least {2 * MIN_SERVERS}."
+        )
+        raise TableError(msg)
     return servers
 
 
@@ -551,12 +577,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"No SPECpower table at {args.table}; pass its path as the first argument.",
               file=sys.stderr)  # fmt: skip
         return 2
-    servers = load_servers(args.table)
+    try:
+        servers = load_servers(args.table)
+    except TableError as err:
+        print(err, file=sys.stderr)
+        return 2
     cal, facts = calibrate(servers)
     print(f"{len(servers)} servers; w_mem = {facts['w_mem']} W/GB; CCF kept for "
           f"{facts['ccf_archs'] or 'none'}")  # fmt: skip
-    for w, err, positive in facts["w_trace"]:  # type: ignore[attr-defined]
-        print(f"  w_mem {w:5.3f}: LOSO median error {err:.4f}{'' if positive else ' (idle<0)'}")
+    for w, error, positive in facts["w_trace"]:  # type: ignore[attr-defined]
+        print(f"  w_mem {w:5.3f}: LOSO median error {error:.4f}{'' if positive else ' (idle<0)'}")
     for r in cal.rows.values():
         print(f"  {r.kind:13s} {r.key:16s} idle {r.idle:8.4f} max {r.max:8.4f} n={r.n_servers}")
     for b in cal.bands.values():

@@ -350,3 +350,20 @@ def test_conformal_quantile_is_the_ceil_n_plus_1_rank(fit_calibration) -> None: 
     # Too few points for a 90 % rank: the largest one, never less.
     assert fc.conformal_q([0.3, -0.1]) == pytest.approx(0.3)
     assert math.isinf(fc.conformal_q([]))
+
+
+def test_benchmark_and_fit_refuse_a_bad_table_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+
+    bad = tmp_path / "results.csv"
+    bad.write_text("file,cpu_name,idle\nx.txt,Intel Xeon X5670,60\n", encoding="utf-8")
+    for script in ("benchmarks/calibration.py", "scripts/fit_calibration.py"):
+        for table, says in ((bad, "has no column w100"), (tmp_path / "none.csv", "No SPEC")):
+            proc = subprocess.run(
+                [sys.executable, str(REPO / script), str(table)],
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert proc.returncode == 2, proc.stderr
+            assert says in proc.stderr
+            assert len(proc.stderr.strip().splitlines()) == 1
+            assert "Traceback" not in proc.stderr
