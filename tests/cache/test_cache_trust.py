@@ -302,3 +302,25 @@ def test_a_fifo_planted_at_an_entry_path_does_not_block_the_call() -> None:
     assert results == [8] and calls.n == 1
     assert path.is_file()  # the FIFO was replaced by a real entry, which now hits
     assert produce(8) == 8 and calls.n == 1
+
+
+def test_cache_verify_lists_a_pickle_someone_else_could_have_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wattwise.cli import main
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    Path(".wattwise/cache").symlink_to(shared)
+    marker = tmp_path / "pwned"
+    plant_pickle(ArtifactCache(), "7" * 64, marker)
+    assert main(["cache", "verify"]) == 1
+    captured = capsys.readouterr()
+    said = captured.out + captured.err
+    assert "7777777777777777" in said and "unsafe" in said
+    assert f"{shared} is writable by others (mode 0777" in said
+    main(["cache", "verify", "--fix"])
+    capsys.readouterr()
+    assert main(["cache", "verify"]) == 0
+    assert ArtifactCache().entries() == [] and not marker.exists()
