@@ -140,7 +140,8 @@ def git_info(
         (credentials removed), ``dirty`` (tracked files differ from ``HEAD``, staged or
         not), ``root``, ``diff`` and ``untracked`` (names only, never contents).
         ``info["diff"]`` says what was kept: ``sha256`` and ``size_bytes`` of the text
-        diff as stored (secrets redacted: ``redactions`` counts them), ``files``,
+        diff as stored (secrets redacted: ``redactions`` counts them; over the cap, as
+        git printed it, since it is not stored), ``files``,
         ``binary`` (changed binary files: path, size, sha256, never their content),
         ``stored`` and, when not stored, ``reason``. ``artifacts`` holds
         :data:`DIFF_ARTIFACT` (the text diff) or :data:`DIFF_STAT_ARTIFACT`. The
@@ -181,7 +182,9 @@ def git_info(
         info["diff"] = {"stored": False, "reason": "git diff failed or took too long"}
         return info, {}
     text, binary_paths = _split_binary(raw)
-    text, redactions = redact_bytes(text)
+    redactions = 0
+    if len(text) <= diff_max_bytes:  # one that is not stored is hashed, never scanned
+        text, redactions = redact_bytes(text)
     binary = [_file_facts(Path(root), p) for p in binary_paths]
     found: dict[str, Any] = {
         "sha256": hashlib.sha256(text).hexdigest(),
