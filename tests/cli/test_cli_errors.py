@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 from pathlib import Path
@@ -10,6 +12,8 @@ import pytest
 from cli_support import HOSTILE, RAW, assert_one_line_error, call, cli, insert_run
 
 import wattwise.cli.commands.runs as runs_verb
+from wattwise.cli import main
+from wattwise.cli._format import safe
 
 # --debug before or after the verb ---------------------------------------------------------
 
@@ -295,3 +299,31 @@ def test_a_closed_pipe_ends_quietly() -> None:
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (1, "")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["report", "--format", "md", "-o", "-"], ["report", "--format", "html", "-o", "-"],
+     ["export", "--format", "codecarbon-csv"], ["export", "--format", "hf-card"]],
+)  # fmt: skip
+def test_documents_on_a_terminal_are_escaped_but_exact_in_a_pipe(argv: list[str]) -> None:
+    insert_run(HOSTILE, tags=[HOSTILE], metrics={HOSTILE: 1.0})
+    title = ["--title", HOSTILE] if argv[0] == "report" else ["--project-name", HOSTILE]
+    piped = call(*argv, *title)
+    assert piped.code == 0, piped.err
+    terminal = _Terminal()
+    with contextlib.redirect_stdout(terminal):
+        assert main([*argv, *title]) == 0
+    shown = terminal.getvalue()
+    for raw in RAW[:-1]:
+        assert raw not in shown
+    # The same document, line for line: its control characters shown instead of sent; in a
+    # pipe it is exact (the user's text as recorded).
+    assert shown == "\n".join(safe(line) for line in piped.out.split("\n"))
+    if argv[-1] != "hf-card":  # the card carries no user text
+        assert "\x1b" in piped.out and "\x1b" not in shown

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
+from typing import TextIO
 
 from wattwise._units import carbon, duration, energy, method_label
 from wattwise.store import ComponentEnergy
 
-__all__ = ["carbon", "component_line", "duration", "energy", "lines", "method_label", "safe",
-           "table", "with_band"]  # fmt: skip
+__all__ = ["carbon", "component_line", "document", "duration", "energy", "lines", "method_label",
+           "safe", "table", "with_band"]  # fmt: skip
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 #: Unicode categories a terminal may act on instead of showing: controls (C0, DEL, C1),
@@ -57,6 +58,18 @@ def lines(items: Iterable[str]) -> str:
     ``\\n`` instead of starting a line the reader would take for wattwise's own.
     """
     return "\n".join(safe(item) for item in items)
+
+
+def document(text: str, stream: TextIO) -> str:
+    """A document (a report, a model card) as it should go to ``stream``.
+
+    On a terminal, each line goes through :func:`safe` (as GNU ``ls`` hides control
+    characters only on a terminal); to a file or a pipe the document stays byte-exact.
+    """
+    isatty = getattr(stream, "isatty", None)
+    if callable(isatty) and isatty():
+        return lines(text.split("\n"))
+    return text
 
 
 def with_band(value: float, band: float | None, fmt: Callable[[float], str] = energy) -> str:

@@ -64,7 +64,7 @@ def _format(args: argparse.Namespace) -> str:
 
 def _write(text: str, output: str | None) -> None:
     if output is None or output == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(fmt.document(text, sys.stdout))
         return
     try:
         Path(output).write_text(text, encoding="utf-8")

@@ -109,7 +109,7 @@ def main(args: argparse.Namespace) -> int:
     text = renderers[chosen](report)
     target = args.output or f"report.{chosen}"
     if target == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(fmt.document(text, sys.stdout))
         return 0
     path = Path(target)
     try:
