@@ -8,6 +8,7 @@ one control test where only the current user could have written the same entry.
 from __future__ import annotations
 
 import fractions
+import grp
 import os
 import pwd
 import subprocess
@@ -184,6 +185,20 @@ def test_a_folder_writable_by_a_shared_group_is_refused(tmp_path: Path) -> None:
     with refused(rf"{path.parent} is writable by group \S+ \(gid {nobody().pw_gid}\)"):
         produce(5)
     assert not marker.exists()
+
+
+@needs_root
+def test_a_folder_writable_by_your_own_private_group_is_accepted(tmp_path: Path) -> None:
+    # umask 002 setups: group-writable is fine when the group's only member is you
+    members = {p.pw_name for p in pwd.getpwall() if p.pw_gid == 0} | set(grp.getgrgid(0).gr_mem)
+    if members != {"root"}:
+        pytest.skip(f"NOT TESTED HERE: group root has members {sorted(members)}, not root alone")
+    mine = ArtifactCache(tmp_path / "upg", is_private=True)
+    mine.save("8" * 64, fractions.Fraction(1, 8), header={}, allow_pickle=True)
+    os.chown(tmp_path / "upg", 0, 0)
+    (tmp_path / "upg").chmod(0o775)
+    hit = mine.load("8" * 64, allow_pickle=True)
+    assert hit is not None and hit.value == fractions.Fraction(1, 8)
 
 
 def test_a_cache_root_that_links_to_a_world_writable_folder_is_refused(tmp_path: Path) -> None:
