@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "safety"))
 
-from faults import EXIT_CODE, FAULTS, can_mount, run_job, scratch  # noqa: E402
+from faults import EXIT_CODE, FAULTS, can_mount, run_job, scratch
 
 
 def main() -> int:

@@ -221,7 +221,7 @@ def _locked(project: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def _unlock(project: Path, state: Any) -> None:
-    state.wait(30)
+    state.communicate(timeout=30)
 
 
 def _spool_blocked(project: Path, env: dict[str, str]) -> None:
