@@ -327,3 +327,10 @@ def test_documents_on_a_terminal_are_escaped_but_exact_in_a_pipe(argv: list[str]
     assert shown == "\n".join(safe(line) for line in piped.out.split("\n"))
     if argv[-1] != "hf-card":  # the card carries no user text
         assert "\x1b" in piped.out and "\x1b" not in shown
+
+
+def test_study_names_for_the_live_line_are_plain_text(isolated_project: Path) -> None:
+    objective = isolated_project / "objective.py"
+    objective.write_text("def objective(trial):\n    raise SystemExit('ran')\n")
+    res = call("tune", str(objective), "--study-name", "a\x1b[2Jb", "--n-trials", "1")
+    assert_one_line_error(res, 2, "argument --study-name: got 'a\\x1b[2Jb'", "plain text")

@@ -83,6 +83,23 @@ def meter_ids(text: str) -> str:
     return ",".join(ids)
 
 
+def plain_text(text: str) -> str:
+    """Text without control characters, for names shown on a live terminal line.
+
+    The tuning progress line (``wattwise.tune``, below the CLI) shows the study name as
+    given; refusing control characters here keeps escape sequences off that line.
+    """
+    from wattwise.cli._format import safe
+
+    if safe(text) != text:
+        msg = (
+            f"got {text!r}: this name is shown on a live status line, so it may not hold "
+            "control characters (escapes, newlines, tabs); choose plain text"
+        )
+        raise argparse.ArgumentTypeError(msg)
+    return text
+
+
 def output_format(
     output: str | None,
     given: str | None,

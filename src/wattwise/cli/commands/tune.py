@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from wattwise.cli import _args
 from wattwise.cli import _format as fmt
 
 HELP = "search hyperparameters (Optuna) within an energy, carbon or time budget"
@@ -56,7 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pruner steps are the trial's cumulative energy instead of its report steps",
     )  # fmt: skip
     parser.add_argument("--energy-step-j", type=float, help="joules per pruner step")
-    parser.add_argument("--study-name", help="name of the study (default: tune-NAME)")
+    parser.add_argument(
+        "--study-name", type=_args.plain_text,
+        help="name of the study, plain text (default: tune-NAME)",
+    )  # fmt: skip
     parser.add_argument("--region", help="grid region of the runs: FR, US-CAL-CISO, ...")
     parser.add_argument("--tag", action="append", default=[], help="tag every run (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no live status line")
