@@ -8,8 +8,7 @@ from report_support import XSS, fake_meter, insert_run, project_ledger, spin, tr
 import wattwise
 from wattwise.exceptions import InvalidParameterError, RunNotFoundError
 from wattwise.report import build_report, pareto_front, role_of, select_runs
-from wattwise.store import open_store
-from wattwise.store._reuse import ReuseEvent  # not exported by wattwise.store (yet)
+from wattwise.store import ReuseEvent, open_store
 
 
 @pytest.fixture

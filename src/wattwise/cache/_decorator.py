@@ -191,8 +191,7 @@ def _around(run: Run, call: Callable[[], R], how: str) -> tuple[R, dict[str, Any
 
 def _record_hit(cache: ArtifactCache, info: EntryInfo) -> None:
     """Book the energy a hit avoided in the ledger of the current run (or project)."""
-    from wattwise.store import open_store
-    from wattwise.store._reuse import ReuseEvent
+    from wattwise.store import ReuseEvent, open_store
     from wattwise.tracking import RunState, current_run
 
     cost = info.cost

@@ -11,6 +11,7 @@ import os
 from wattwise.store._footprint import Footprint, Totals, project_footprint, role_of
 from wattwise.store._locate import find_project_root, ledger_path
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, iso_utc
+from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import SCHEMA_VERSION
 from wattwise.store._spool import Merged, SpoolFile, merge_spools, pending_spools
 from wattwise.store._sqlite import STALE_AFTER_S, SQLiteRunStore
@@ -34,6 +35,8 @@ __all__ = [
     "ComponentEnergy",
     "Footprint",
     "Merged",
+    "ReuseEvent",
+    "ReuseTotals",
     "RunRecord",
     "RunStatus",
     "SQLiteRunStore",
