@@ -384,7 +384,8 @@ class Run:
                     except Exception as err:
                         if self.strict:
                             raise
-                        self._warn_once("sampling", f"the last sample failed: {err}")
+                        self._warn_once(f"sampling:{type(err).__name__}",
+                                        f"sampling failed: {err}")  # fmt: skip
                     self._record["sampler"]["cpu_s"] = self._sampler_cpu_s
                     self._record["summary"] = dict(self._last_metrics)
                     if error:
@@ -731,8 +732,8 @@ class Run:
                         last_flush = time.monotonic()
                         self._write(payload)
             except Exception as err:
-                self._warn_once(f"sampling:{type(err).__name__}",
-                                f"sampling failed, retrying each interval: {err}")  # fmt: skip
+                self._warn_once(f"sampling:{type(err).__name__}", f"sampling failed (retried "
+                                f"each interval, said once): {err}")  # fmt: skip
         self._sampler_cpu_s = time.thread_time() - start_cpu
 
     def _capture_environment(self) -> None:
