@@ -334,3 +334,32 @@ def test_study_names_for_the_live_line_are_plain_text(isolated_project: Path) ->
     objective.write_text("def objective(trial):\n    raise SystemExit('ran')\n")
     res = call("tune", str(objective), "--study-name", "a\x1b[2Jb", "--n-trials", "1")
     assert_one_line_error(res, 2, "argument --study-name: got 'a\\x1b[2Jb'", "plain text")
+
+
+def _exits_with(code: object) -> object:
+    def verb(args: object) -> int:
+        raise SystemExit(code)
+
+    return verb
+
+
+@pytest.mark.parametrize(("code", "expected", "lines"), [(None, 0, 0), (0, 0, 0), (3, 3, 0),
+                                                          ("bye\x1b[2J", 1, 1)])  # fmt: skip
+def test_sys_exit_inside_a_verb_keeps_its_meaning(
+    monkeypatch: pytest.MonkeyPatch, code: object, expected: int, lines: int
+) -> None:
+    """sys.exit() in a user's objective: its code, or Python's 1 and its message, one line."""
+    monkeypatch.setattr(runs_verb, "main", _exits_with(code))
+    res = call("runs")
+    assert res.code == expected and len(res.err_lines) == lines
+    if lines:
+        assert res.err_lines == ["wattwise: error: bye\\x1b[2J"]
+
+
+def test_broken_pipe_in_process_is_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    def verb(args: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(runs_verb, "main", verb)
+    res = call("runs")  # stdout here is a StringIO: no file to point at /dev/null
+    assert (res.code, res.out, res.err) == (1, "", "")

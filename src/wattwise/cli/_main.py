@@ -8,6 +8,7 @@ own code. A traceback is printed only with ``--debug`` (before or after the verb
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -130,8 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         sys.stdout.flush()  # a closed pipe fails here, inside the funnel, not at exit
         return code
-    except SystemExit as done:  # --help and --version print and exit 0
-        return done.code if isinstance(done.code, int) else EXIT_OK
+    except SystemExit as done:  # --help and --version; sys.exit() in a user's objective
+        if done.code is None or isinstance(done.code, int):
+            return done.code or EXIT_OK
+        _say(done.code)  # sys.exit("message"): Python prints it and exits 1
+        return EXIT_FAILURE
     except UsageError as err:
         _say(err)
         return EXIT_USAGE
@@ -147,9 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (``wattwise runs | head``): stop quietly, and keep Python from
         # complaining again when it flushes stdout at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        with contextlib.suppress(OSError, ValueError):  # ValueError: stdout has no file
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
         return EXIT_FAILURE
     except OSError as err:
         _report(err, debug)
@@ -157,10 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # a bug: still one line, and the way to learn more
         if debug:
             traceback.print_exc()
-        _say(
-            f"unexpected {type(err).__name__}: {err} (a bug in wattwise; run with --debug for "
-            "the traceback and report it)"
-        )
+        how = "the traceback is above" if debug else "run with --debug for the traceback"
+        _say(f"unexpected {type(err).__name__}: {err} (a bug in wattwise; {how} and report it)")
         return EXIT_FAILURE
 
 
