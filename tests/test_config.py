@@ -105,6 +105,12 @@ def test_config_that_is_a_directory_is_an_error(isolated_project: Path) -> None:
     assert f"{isolated_project / CONFIG} is a directory" in text
 
 
+def test_config_that_is_a_fifo_is_an_error_not_a_hang(isolated_project: Path) -> None:
+    os.mkfifo(isolated_project / CONFIG)
+    text = _error(isolated_project)
+    assert f"{isolated_project / CONFIG} is not a regular file" in text
+
+
 def test_dangling_config_symlink_is_an_error(isolated_project: Path) -> None:
     path = isolated_project / CONFIG
     path.symlink_to(isolated_project / "gone.toml")

@@ -222,6 +222,12 @@ def _read_toml(path: Path) -> dict[str, Any] | None:
             "remove or rename the directory."
         )
         raise SettingsError(msg)
+    if path.exists() and not path.is_file():
+        msg = (
+            f"{path} is not a regular file (a FIFO, socket or device), but wattwise reads its "
+            "settings from a TOML file there; replace it with a file or remove it."
+        )
+        raise SettingsError(msg)
     try:
         raw = path.read_bytes()
     except OSError as err:
