@@ -367,6 +367,7 @@ def capture(
         packages and ``variables`` from the allow-list, ``user``) and the artifacts
         (the diff when dirty, or its ``--stat`` when over the cap).
     """
+    argv = [str(word) for word in argv]
     code, artifacts = git_info(cwd, diff=diff, diff_max_bytes=diff_max_bytes)
     script = script_info(argv, cwd)
     if script is not None:
