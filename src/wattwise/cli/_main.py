@@ -36,9 +36,10 @@ COMMANDS = (
     "export",
 )
 
-#: Verbs whose work depends on the settings: a bad config file or variable stops them
-#: before anything starts, with one line and exit 2.
-SETTINGS_VERBS = frozenset({"run", "tune", "reproduce", "doctor"})
+#: Verbs that start work depending on the settings: a bad config file or variable stops
+#: them before anything starts, with one line and exit 2 (``doctor`` reads them first
+#: itself; read-only verbs do not need them).
+SETTINGS_VERBS = frozenset({"run", "tune", "reproduce"})
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
