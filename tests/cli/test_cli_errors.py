@@ -44,8 +44,6 @@ def test_without_debug_a_failure_is_one_line() -> None:
 def test_store_option_works_before_the_verb(isolated_project: Path) -> None:
     insert_run("listed")
     ledger = str(isolated_project / ".wattwise" / "ledger.db")
-    elsewhere = isolated_project.parent / "elsewhere"
-    elsewhere.mkdir()
     res = call("--store", ledger, "runs", "--json")
     assert res.code == 0 and [r["name"] for r in json.loads(res.out)] == ["listed"]
 
