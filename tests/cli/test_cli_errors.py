@@ -41,11 +41,18 @@ def test_without_debug_a_failure_is_one_line() -> None:
     assert_one_line_error(cli("show", "deadbeef"), 1, "No run 'deadbeef'")
 
 
-def test_store_option_works_before_the_verb(isolated_project: Path) -> None:
+@pytest.mark.parametrize("before", [True, False])
+def test_store_option_before_and_after_the_verb(isolated_project: Path, before: bool) -> None:
     insert_run("listed")
-    ledger = str(isolated_project / ".wattwise" / "ledger.db")
-    res = call("--store", ledger, "runs", "--json")
-    assert res.code == 0 and [r["name"] for r in json.loads(res.out)] == ["listed"]
+    elsewhere = isolated_project.parent / "elsewhere"
+    elsewhere.mkdir()
+    for path in (isolated_project / ".wattwise").glob("ledger.db*"):
+        path.rename(elsewhere / path.name)  # the project's own ledger is now empty
+    store = ["--store", str(elsewhere / "ledger.db")]
+    res = call(*store, "runs", "--json") if before else call("runs", "--json", *store)
+    assert res.code == 0, res.err
+    assert [r["name"] for r in json.loads(res.out)] == ["listed"]
+    assert json.loads(call("runs", "--json").out) == []
 
 
 def test_debug_after_the_double_dash_belongs_to_the_command() -> None:
