@@ -368,3 +368,20 @@ def test_broken_pipe_in_process_is_exit_1(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(runs_verb, "main", verb)
     res = call("runs")  # stdout here is a StringIO: no file to point at /dev/null
     assert (res.code, res.out, res.err) == (1, "", "")
+
+
+def test_cache_listing_escapes_function_names() -> None:
+    import wattwise
+
+    def double(x: int) -> int:
+        return x * 2
+
+    double.__qualname__ = double.__name__ = HOSTILE
+    assert wattwise.cached(double)(3) == 6
+    listed = call("cache", "ls")
+    assert listed.code == 0, listed.err
+    _assert_shown_not_interpreted(listed.out, "\\x1b[31mred")
+    key = listed.out.splitlines()[1].split()[0]
+    info = call("cache", "info", key)
+    assert info.code == 0, info.err
+    _assert_shown_not_interpreted(info.out)
