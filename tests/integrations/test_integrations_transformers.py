@@ -74,3 +74,57 @@ def test_trainer_callback_starts_its_own_run(tmp_path: Path) -> None:
     assert run.name == "hf-own" and run.status is RunStatus.FINISHED
     assert run.params["per_device_train_batch_size"] == 4 and run.tags == ["transformers"]
     assert run.record["flops"]["steps"] == 2
+
+
+RAISING_TRAINER = '''
+import sys
+import torch, transformers
+sys.path.insert(0, {tests!r})
+from test_integrations_transformers import RandomTokens
+from wattwise.integrations.transformers import WattwiseCallback
+
+
+class Diverges(RandomTokens):
+    """Fine for 12 steps' worth of examples, then the data pipeline blows up."""
+
+    served = 0
+
+    def __getitem__(self, i):
+        Diverges.served += 1
+        if Diverges.served > 48:
+            raise FloatingPointError("loss is nan at step 13")
+        return super().__getitem__(i)
+
+
+torch.manual_seed(0)
+config = transformers.BertConfig(
+    vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+    intermediate_size=32, max_position_embeddings=32, num_labels=2)
+args = transformers.TrainingArguments(
+    output_dir={out!r}, per_device_train_batch_size=4, max_steps=50, logging_steps=1,
+    report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True, seed=0)
+model = transformers.BertForSequenceClassification(config)
+trainer = transformers.Trainer(model=model, args=args, train_dataset=Diverges(),
+                               callbacks=[WattwiseCallback(name="hf-diverges")])
+trainer.train()
+'''
+
+
+def test_a_trainer_that_raises_keeps_its_energy(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "diverges.py"
+    script.write_text(RAISING_TRAINER.format(tests=str(Path(__file__).parent),
+                                             out=str(tmp_path / "out")))  # fmt: skip
+    env = {**os.environ, "WATTWISE_INTERVAL_S": "0.1", "WATTWISE_FLUSH_S": "0.3"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 1 and "loss is nan at step 13" in done.stderr  # its own error
+    (run,) = open_store().list_runs()
+    assert run.name == "hf-diverges"
+    assert run.status is RunStatus.FAILED  # not crashed, not 0 J
+    assert run.energy_j > 0 and run.duration_s > 0.1
+    assert "FloatingPointError: loss is nan at step 13" in run.record["error"]
+    assert len([m for m in open_store().metrics(run.id) if m[1] == "loss"]) >= 2

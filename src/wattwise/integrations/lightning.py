@@ -19,6 +19,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from wattwise.integrations._guard import never_raise
 from wattwise.integrations._recorder import StepRecorder
 from wattwise.integrations.flops import batch_size_of
 from wattwise.tracking import Run
@@ -52,17 +53,20 @@ class WattwiseCallback(pl.Callback):
         )  # fmt: skip
         self._log_every = log_every_n_steps
 
+    @never_raise
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Find or start the run; record the module's hyper-parameters if it starts one."""
         hparams = dict(getattr(pl_module, "hparams", {}) or {})
         self.recorder.begin(hparams)
 
+    @never_raise
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         """Start counting FLOPs if this batch is measured."""
         self.recorder.step_start()
 
+    @never_raise
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
         batch_idx: int,
@@ -75,11 +79,13 @@ class WattwiseCallback(pl.Callback):
             if loss is not None:
                 self.recorder.log(trainer.global_step, {"train_loss": loss})
 
+    @never_raise
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Log the epoch's metrics (what the module logged with ``self.log``)."""
         self.recorder.log(trainer.global_step, {"epoch": trainer.current_epoch,
                                                 **trainer.callback_metrics})  # fmt: skip
 
+    @never_raise
     def on_validation_epoch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule
     ) -> None:
@@ -87,12 +93,14 @@ class WattwiseCallback(pl.Callback):
         if not trainer.sanity_checking:
             self.recorder.log(trainer.global_step, dict(trainer.callback_metrics))
 
+    @never_raise
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Write the final counts; finish the run if the callback started it."""
         from importlib.metadata import version
 
         self.recorder.end(extra={"framework": f"lightning {version('lightning')}"})
 
+    @never_raise
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:

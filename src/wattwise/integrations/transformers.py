@@ -9,7 +9,12 @@
                 callbacks=[WattwiseCallback()]).train()
 
 Without an active run the callback starts one at ``on_train_begin`` and finishes it at
-``on_train_end``. A "step" is one optimiser step (all gradient-accumulation micro-batches);
+``on_train_end``. When ``train()`` raises, the Trainer calls no hook: the run stays open
+and is finished ``failed`` at exit with the energy measured and the error (see
+``wattwise.tracking``'s exit hook); the sampler's regular flushes keep it meanwhile. A hook
+never raises into training because of wattwise (unless ``WATTWISE_STRICT=1``).
+
+A "step" is one optimiser step (all gradient-accumulation micro-batches);
 FLOPs are counted by ``torch.utils.flop_counter`` over the first step (forward and
 backward) and extrapolated per sample; the Trainer's own ``total_flos`` estimate is kept
 beside it. Samples are the nominal batch × accumulation × processes per step, corrected
@@ -22,6 +27,7 @@ from typing import Any
 
 import transformers
 
+from wattwise.integrations._guard import never_raise
 from wattwise.integrations._recorder import StepRecorder
 from wattwise.tracking import Run
 
@@ -50,6 +56,7 @@ class WattwiseCallback(transformers.TrainerCallback):
         )  # fmt: skip
         self._dataset_len: int | None = None
 
+    @never_raise
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Find or start the run; note the training set's size."""
         params = {
@@ -68,10 +75,12 @@ class WattwiseCallback(transformers.TrainerCallback):
         except TypeError:
             self._dataset_len = None
 
+    @never_raise
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Start counting FLOPs if this optimiser step is measured."""
         self.recorder.step_start()
 
+    @never_raise
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Stop counting and add the step's nominal samples."""
         per_step = (
@@ -80,6 +89,7 @@ class WattwiseCallback(transformers.TrainerCallback):
         )  # fmt: skip
         self.recorder.step_end(float(per_step))
 
+    @never_raise
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -88,6 +98,7 @@ class WattwiseCallback(transformers.TrainerCallback):
         if logs:
             self.recorder.log(state.global_step, logs)
 
+    @never_raise
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Write the final counts; finish the run if the callback started it."""
         samples = None
