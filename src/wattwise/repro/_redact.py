@@ -27,6 +27,7 @@ kept in it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -38,15 +39,15 @@ _SECRET_WORDS = (
     "password|passwd|passphrase|pwd|pass|secret|secrets|token|apikey|api-key|key|auth"
     "|authorization|credential|credentials|cookie|bearer|signature|sig|dsn|private-key"
 )
-_SECRET_NAME = re.compile(rf"(?:^|-)(?:{_SECRET_WORDS})$")
+_SECRET_NAME = rf"(?:^|-)(?:{_SECRET_WORDS})$"
 # Option names ending in "-key" that name a field, not a secret (``--sort-key``).
 _HARMLESS_KEY_OPTIONS = frozenset(
     {"sort-key", "metric-key", "monitor-key", "label-key", "target-key", "input-key",
      "text-key", "image-key", "group-key", "partition-key", "join-key", "dict-key",
      "hotkey", "cache-key", "primary-key", "foreign-key", "output-key", "column-key"}
 )  # fmt: skip
-_VARIABLE = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)=(.+)$", re.DOTALL)
-_URL_USERINFO = re.compile(r"^([A-Za-z][\w+.-]*://)[^/@\s]*@")
+_VARIABLE = r"(?s)^([A-Za-z_][A-Za-z0-9_.]*)=(.+)$"
+_URL_USERINFO = r"^([A-Za-z][\w+.-]*://)[^/@\s]*@"
 
 # The scanner works on bytes: a diff is bytes, and ``bytes.lower()`` keeps every offset,
 # so case-insensitive rules run on a lowered copy without re.IGNORECASE (ten times slower
@@ -61,7 +62,7 @@ _WORD = (
 # (``HF_TOKEN=...``: 4) or ``: `` (YAML: 5), or after blanks when the name is an option
 # (``--token VALUE`` in a shell line: 6). A bare value followed by ``(``, ``[``, ``.`` or a
 # word character is code, not a secret.
-_ASSIGNED = re.compile(
+_ASSIGNED = (
     rb"(" + _WORD + rb""")(?:["']?[ \t]*(?::=|=|:)[ \t]*(["'])([^"'\s{}$<>]{4,})\2"""
     rb"""|=([^\s"'&;,(){}\[\]<>$]{4,})(?![(\[\w.])"""
     rb"""|:[ \t]+([^\s"'&;,(){}\[\]<>$#]{4,})(?![(\[\w.])"""
@@ -73,24 +74,23 @@ _NAME_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_.-")
 _BARE_WORDS = frozenset(
     {"key", "sig", "signature", "auth", "pass", "cookie", "dsn", "bearer", "authorization"}
 )
-_IDENTIFIERS = re.compile(rb"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*\Z")
+_IDENTIFIERS = rb"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*\Z"
 _LITERALS = frozenset({b"none", b"true", b"false", b"null", b"self"})
-_AUTH_HEADER = re.compile(
+_AUTH_HEADER = (
     rb"""authorization["']?[ \t]*[:=][ \t]*["']?(?:(?:bearer|basic|token|digest)[ \t]+)?"""
     rb"([a-z0-9._~+/=-]{8,})"
 )
-_URL_PASSWORD = re.compile(rb"""://[^\s/@:"'<>]*:([^\s/@"'<>]+)@""")
-_URL_USER_TOKEN = re.compile(rb"""https?://([^\s/@:"'<>]{16,})@""")
-_QUERY_PARAM = re.compile(
+_URL_PASSWORD = rb"""://[^\s/@:"'<>]*:([^\s/@"'<>]+)@"""
+_URL_USER_TOKEN = rb"""https?://([^\s/@:"'<>]{16,})@"""
+_QUERY_PARAM = (
     rb"[?&;#]([\w.-]*?(?:token|key|secret|password|passwd|pwd|signature|credential|auth)"
     rb"|sig)=([^&#\s\"'<>]+)"
 )
-_PEM = re.compile(
-    rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(.*?)"
-    rb"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
-    re.DOTALL,
+_PEM = (
+    rb"(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(.*?)"
+    rb"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)"
 )
-_PEM_LINE = re.compile(rb"(?m)^[+\- ]?(.+)$")
+_PEM_LINE = rb"(?m)^[+\- ]?(.+)$"
 
 #: Token formats: (what, pattern, group); ``group`` is the part redacted (0: all). The
 #: patterns are those of the detect-secrets 1.5 plugins (Yelp, Apache-2.0) where marked
@@ -129,13 +129,39 @@ TOKEN_PATTERNS: tuple[tuple[str, bytes, int], ...] = (
     ("Shopify token", rb"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}", 0),
     ("Replicate token", rb"r8_(?<![A-Za-z0-9_]r8_)[A-Za-z0-9]{37}", 0),
 )  # fmt: skip
-# (pattern, group, bytes before the match that belong to the secret): a Mailchimp key's
-# 32 hex digits come before the "-us" its pattern starts at, a Stripe key's "s" or "r"
-# before its "k_".
-_TOKENS = tuple(
-    (re.compile(pattern), group, {"Mailchimp": 32, "Stripe": 1}.get(what.split()[0], 0))
-    for what, pattern, group in TOKEN_PATTERNS
-)
+# Per pattern, substrings without one of which it cannot match: a pattern is compiled and
+# run only where one is present, so a command line's few words compile almost none of them
+# (all of them take about 10 ms to compile) and a diff skips most.
+_HINTS: tuple[tuple[bytes, ...], ...] = (
+    (b"A3T", b"ABIA", b"ACCA", b"AKIA", b"ASIA"), (b"gh",), (b"github_pat_",), (b"gl",),
+    (b"GR1348941",), (b"xox",), (b"hooks.slack.com",), (b"sk-",), (b"k_live_", b"k_test_"),
+    (b"whsec_",), (b"eyJ",), (b"hf_",), (b"AIza",), (b"ya29.",), (b"npm_",),
+    (b":_authToken=",), (b"pypi-AgE",), (b"SG.",), (b"SK",), (b"-us",), (b"sq0",),
+    (b"EAAA",), (b":",), (b"AccountKey=",), (b"AKC",), (b"_v1_",), (b"dapi",), (b"shp",),
+    (b"r8_",),
+)  # fmt: skip
+# Bytes before the match that belong to the secret: a Mailchimp key's 32 hex digits come
+# before the "-us" its pattern starts at, a Stripe key's "s" or "r" before its "k_".
+_BACK = {"Mailchimp": 32, "Stripe": 1}
+
+
+@functools.cache
+def _rb(pattern: bytes) -> re.Pattern[bytes]:
+    """A bytes pattern, compiled on first use: importing this module compiles nothing."""
+    return re.compile(pattern)
+
+
+@functools.cache
+def _rs(pattern: str) -> re.Pattern[str]:
+    """A str pattern, compiled on first use."""
+    return re.compile(pattern)
+
+
+@functools.cache
+def _token(index: int) -> tuple[re.Pattern[bytes], int, int]:
+    """Token pattern ``index``, compiled on first use: (pattern, group, bytes back)."""
+    what, pattern, group = TOKEN_PATTERNS[index]
+    return _rb(pattern), group, _BACK.get(what.split()[0], 0)
 
 
 def _option_name(arg: str) -> str | None:
@@ -150,8 +176,8 @@ def is_secret_key(name: str) -> bool:
 
     ``MAX_TOKENS``, ``tokenizer`` and ``sort_key`` do not.
     """
-    normal = re.sub(r"[_.\s]+", "-", name.lower()).strip("-")
-    return bool(_SECRET_NAME.search(normal)) and normal not in _HARMLESS_KEY_OPTIONS
+    normal = _rs(r"[_.\s]+").sub("-", name.lower()).strip("-")
+    return bool(_rs(_SECRET_NAME).search(normal)) and normal not in _HARMLESS_KEY_OPTIONS
 
 
 def is_secret_option(arg: str) -> bool:
@@ -173,7 +199,7 @@ def _name_start(low: bytes, start: int) -> int:
 
 def _is_code(value: bytes, original: bytes) -> bool:
     """Whether a bare value reads as code (``args.token``, ``api_key``, ``Token``)."""
-    if not _IDENTIFIERS.match(value):
+    if not _rb(_IDENTIFIERS).match(value):
         return False
     return b"." in value or b"_" in value or original[:1].isupper() or value in _LITERALS
 
@@ -182,14 +208,19 @@ def _spans(data: bytes) -> list[tuple[int, int]]:
     """Where the secrets are in ``data``: (start, end) byte offsets, unsorted."""
     low = data.lower()
     spans: list[tuple[int, int]] = []
-    for pem in _PEM.finditer(data):
+    for pem in _rb(_PEM).finditer(data) if b"-----BEGIN " in data else ():
         offset = pem.start(1)
-        spans += [(offset + m.start(1), offset + m.end(1)) for m in _PEM_LINE.finditer(pem[1])]
-    spans += [m.span(1) for m in _URL_PASSWORD.finditer(data)]
-    spans += [m.span(1) for m in _URL_USER_TOKEN.finditer(low)]
-    spans += [m.span(2) for m in _QUERY_PARAM.finditer(low)]
-    spans += [m.span(1) for m in _AUTH_HEADER.finditer(low)]
-    for m in _ASSIGNED.finditer(low):
+        lines = _rb(_PEM_LINE).finditer(pem[1])
+        spans += [(offset + m.start(1), offset + m.end(1)) for m in lines]
+    if b"://" in data:
+        spans += [m.span(1) for m in _rb(_URL_PASSWORD).finditer(data)]
+        spans += [m.span(1) for m in _rb(_URL_USER_TOKEN).finditer(low)]
+    if b"=" in data:
+        spans += [m.span(2) for m in _rb(_QUERY_PARAM).finditer(low)]
+    if b"authorization" in low:
+        spans += [m.span(1) for m in _rb(_AUTH_HEADER).finditer(low)]
+    assigned = _rb(_ASSIGNED).finditer(low) if any(c in low for c in b"=: \t") else ()
+    for m in assigned:
         first = _name_start(low, m.start(1))
         name = low[first : m.end(1)].decode("ascii", "replace")
         if m.group(6) is not None:  # after blanks: only the value of an option
@@ -204,8 +235,10 @@ def _spans(data: bytes) -> list[tuple[int, int]]:
             if not env_style and _is_code(m[group], data[m.start(group) : m.end(group)]):
                 continue
         spans.append(m.span(group))
-    for pattern, group, back in _TOKENS:
-        spans += [(m.start(group) - back, m.end(group)) for m in pattern.finditer(data)]
+    for index, hints in enumerate(_HINTS):
+        if any(hint in data for hint in hints):
+            pattern, group, back = _token(index)
+            spans += [(m.start(group) - back, m.end(group)) for m in pattern.finditer(data)]
     return spans
 
 
@@ -251,7 +284,7 @@ def redact_url(url: str | None) -> str | None:
     """A URL without the user-info it may embed (``https://tok@host``) and secrets redacted."""
     if not url:
         return url
-    return redact_text(_URL_USERINFO.sub(r"\1", url))
+    return redact_text(_rs(_URL_USERINFO).sub(r"\1", url))
 
 
 def redact_argv(argv: Sequence[str] | Iterable[str]) -> list[str]:
@@ -278,7 +311,7 @@ def redact_argv(argv: Sequence[str] | Iterable[str]) -> list[str]:
                 out.append(arg)
                 take_value = True
             continue
-        variable = _VARIABLE.match(arg)
+        variable = _rs(_VARIABLE).match(arg)
         if variable and is_secret_key(variable.group(1)):
             out.append(f"{variable.group(1)}={REDACTED}")
             continue
