@@ -207,3 +207,31 @@ def test_reproduce_api_raises_reproducibility_error() -> None:
         prepare(run_id, store=store)
     store.close()
     assert subprocess.run(["git", "--version"], capture_output=True).returncode == 0
+
+
+def test_refuses_what_was_not_stored_as_it_was(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    repo = init_repo(Path.cwd(), monkeypatch)
+    commit = git(repo, "rev-parse", "HEAD")
+    clean = {"available": True, "commit": commit, "root": str(repo), "dirty": False}
+    # A command line whose secret values were replaced by *** cannot be re-run.
+    argv = [python(), "train.py", "--api-key=***", "--lr", "0.1"]
+    run_id = insert({"command": {**command(repo), "argv": argv}, "code": clean})
+    err = refused(run_id, capfd)
+    assert "--api-key=***" in err and "environment variables" in err
+    # Binary changes were recorded as size and hash only; secrets in the diff as ***.
+    diff = {"sha256": "0" * 64, "size_bytes": 10, "files": 1, "stored": True,
+            "artifact": DIFF_ARTIFACT, "redactions": 0}  # fmt: skip
+    binary = {**diff, "binary": [{"path": "model.ckpt", "size_bytes": 5, "sha256": "1" * 64}],
+              "binary_count": 1}  # fmt: skip
+    run_id = insert({"command": command(repo), "code": {**clean, "dirty": True, "diff": binary}})
+    err = refused(run_id, capfd)
+    assert "binary file(s) (model.ckpt)" in err and "never stored" in err
+    redacted = {**diff, "redactions": 2}
+    run_id = insert({"command": command(repo), "code": {**clean, "dirty": True, "diff": redacted}})
+    assert "2 secret value(s)" in refused(run_id, capfd)
+    switched_off = {"stored": False, "reason": "diff capture was switched off (--no-diff)"}
+    run_id = insert({"command": command(repo),
+                     "code": {**clean, "dirty": True, "diff": switched_off}})  # fmt: skip
+    assert "--no-diff" in refused(run_id, capfd)

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from repro_support import git, init_repo
 
-from wattwise.repro import REDACTED, allowed_variables, capture, redact_argv, redact_text
-from wattwise.repro._redact import is_secret_option
+from wattwise.repro import REDACTED, _redact, allowed_variables, capture, redact_argv, redact_text
+from wattwise.repro._redact import TOKEN_PATTERNS, is_secret_option, redact_text_counted
 
 # Built from parts so that this file itself holds no token a scanner would flag.
 GHP = "ghp" + "_" + "R4nd0mT0k3nF0rTh3T3st5uite0123456789"
@@ -90,6 +90,34 @@ def test_token_formats_are_found_anywhere_in_text(secret: str) -> None:
     out = redact_text(text)
     assert secret not in out and REDACTED in out
     assert out.startswith("note: the value (") and out.endswith("more text follows")
+
+
+#: One sample per entry of TOKEN_PATTERNS, in order (built from parts, see above).
+TOKEN_SAMPLES = (
+    AKIA, GHP, GHPAT, GLPAT, "GR1348941" + "a1B2c3D4e5F6g7H8i9J0", SLACK,
+    "https://hooks.slack.com/services/" + "T0000/B0000/XXXXXXXX", OPENAI, STRIPE,
+    "whsec" + "_" + "AbCdEfGhIjKlMnOpQrStUvWx12", JWT, HF, GOOGLE,
+    "ya29" + ".a0AfH6SMBx1234567890abcdefg", NPM, "//registry.npmjs.org/:_authToken=" + "abc-123",
+    "pypi" + "-AgEIcHlwaS5vcmc" + "A" * 60, "SG" + "." + "a" * 22 + "." + "b" * 43,
+    "SK" + "0123456789abcdef" * 2, "0123456789abcdef" * 2 + "-us12",
+    "sq0csp" + "-" + "A" * 43, "EAAA" + "a" * 60, "bot 123456789" + ":" + "A" * 35,
+    "AccountKey=" + "a" * 44 + "==", "key=AKC" + "a1b2c3d4e5f6", "dop" + "_v1_" + "a" * 64,
+    "dapi" + "0123456789abcdef" * 2, "shpat" + "_" + "0123456789abcdef" * 2,
+    "r8" + "_" + "A" * 37,
+)  # fmt: skip
+
+
+def test_every_token_pattern_finds_its_sample_through_its_hint() -> None:
+    assert len(TOKEN_SAMPLES) == len(TOKEN_PATTERNS) == len(_redact._HINTS)
+    for index, sample in enumerate(TOKEN_SAMPLES):
+        what, data = TOKEN_PATTERNS[index][0], f"x {sample} y".encode()
+        assert any(hint in data for hint in _redact._HINTS[index]), what  # else never run
+        pattern, group, back = _redact._token(index)
+        found = pattern.search(data)
+        assert found is not None, what
+        assert data[found.start(group) - back : found.end(group)] in sample.encode(), what
+        redacted, count = redact_text_counted(f"x {sample} y")
+        assert count >= 1 and REDACTED in redacted, what
 
 
 def test_text_rules_assignments_headers_pem_and_harmless_text() -> None:

@@ -142,7 +142,7 @@ _HINTS: tuple[tuple[bytes, ...], ...] = (
 )  # fmt: skip
 # Bytes before the match that belong to the secret: a Mailchimp key's 32 hex digits come
 # before the "-us" its pattern starts at, a Stripe key's "s" or "r" before its "k_".
-_BACK = {"Mailchimp": 32, "Stripe": 1}
+_BACK = {"Mailchimp key (ds)": 32, "Stripe key (ds)": 1}
 
 
 @functools.cache
@@ -161,7 +161,7 @@ def _rs(pattern: str) -> re.Pattern[str]:
 def _token(index: int) -> tuple[re.Pattern[bytes], int, int]:
     """Token pattern ``index``, compiled on first use: (pattern, group, bytes back)."""
     what, pattern, group = TOKEN_PATTERNS[index]
-    return _rb(pattern), group, _BACK.get(what.split()[0], 0)
+    return _rb(pattern), group, _BACK.get(what, 0)
 
 
 def _option_name(arg: str) -> str | None:
