@@ -215,3 +215,25 @@ def test_metrics_from_a_child_reach_the_run_through_the_ledger(tmp_path: Path) -
     (run,) = open_store().list_runs()
     assert [m[1:3] for m in open_store().metrics(run.id)] == [("acc", 0.9)]
     assert not (Path(".wattwise") / "spool").exists()  # nothing needed spooling
+
+
+def test_a_broken_meter_selection_is_said_once_and_the_block_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import wattwise.meters
+
+    def broken(*_args: object, **_kwargs: object) -> object:
+        msg = "probe crashed"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(wattwise.meters, "select_meters", broken)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with wattwise.track("t") as run:
+            ran = True
+    assert ran
+    said = _store_warnings(caught)
+    assert len(said) == 1 and "probe crashed" in said[0] and "no energy" in said[0]
+    assert run.result.energy_j == 0
+    with pytest.raises(RuntimeError, match="probe crashed"):
+        wattwise.track("t", strict=True).start()

@@ -35,6 +35,7 @@ from wattwise.exceptions import (
     InvalidParameterError,
     LocationWarning,
     MeterError,
+    MeterUnavailableError,
     RunStateError,
     StoreWarning,
     WattwiseError,
@@ -245,9 +246,18 @@ class Run:
             self._meters = list(self._injected_meters)
             self._fallbacks: list[str] = []
         else:
-            selection = meters.select_meters(self.settings.meters)
-            self._meters = list(selection.meters)
-            self._fallbacks = list(selection.fallbacks)
+            try:
+                selection = meters.select_meters(self.settings.meters)
+                self._meters = list(selection.meters)
+                self._fallbacks = list(selection.fallbacks)
+            except (MeterUnavailableError, InvalidParameterError, ConfigError):
+                raise  # meters asked for by name that are not here: the user's to fix
+            except Exception as err:
+                if self.strict:
+                    raise
+                self._meters, self._fallbacks = [], []
+                self._warn_once("meters", f"no meter could be set up ({type(err).__name__}: "
+                                f"{err}); this run measures no energy")  # fmt: skip
         if self.excluded_components:
             kept = [m for m in self._meters
                     if not set(m.components()) & set(self.excluded_components)]  # fmt: skip
