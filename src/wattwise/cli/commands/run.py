@@ -56,10 +56,15 @@ def summary(result: object, record: dict[str, object], store_path: str) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the command; return its exit code."""
+    """Run the command; return its exit code, whatever the state of the ledger.
+
+    The ledger is opened by the run itself, lazily and with a short lock timeout, so a
+    missing, locked, damaged or read-only ledger never delays or fails the command: its
+    records then go to the spool, with one warning per kind of fault on stderr.
+    """
     from wattwise.cli._main import UsageError
-    from wattwise.store import open_store
-    from wattwise.tracking import run_command
+    from wattwise.exceptions import CommandNotStartedError
+    from wattwise.tracking import Run, run_command
 
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
@@ -67,17 +72,22 @@ def main(args: argparse.Namespace) -> int:
     if not cmd:
         msg = "wattwise run: no command given; usage: wattwise run [OPTIONS] -- COMMAND [ARGS...]"
         raise UsageError(msg)
-    store = open_store(args.store)
     meters = args.meters.split(",") if args.meters else None
+    run = Run(
+        args.name, command=cmd, kind="command", region=args.region, tags=args.tag,
+        meters=meters, pue=args.pue, store=args.store, emit_warnings=False,
+        on_warning=lambda text: print(f"wattwise: warning: {fmt.safe(text)}", file=sys.stderr),
+    )  # fmt: skip
     try:
-        code, result = run_command(
-            cmd, name=args.name, region=args.region, tags=args.tag, meters=meters,
-            pue=args.pue, store=store, emit_warnings=False,
-            on_warning=lambda text: print(f"wattwise: warning: {text}", file=sys.stderr),
-        )  # fmt: skip
-        if not args.quiet:
-            record = store.get_run(result.id).record
-            print(summary(result, record, str(store.path)), file=sys.stderr)
-    finally:
-        store.close()
+        code, result = run_command(cmd, run=run)
+    except CommandNotStartedError as err:
+        print(f"wattwise: error: {fmt.safe(err)}", file=sys.stderr)
+        return err.exit_code
+    if not args.quiet:
+        ledger = str(run.store.path)
+        if run.recorded_in == "nowhere":
+            ledger = f"{ledger}; NOT recorded: neither the ledger nor the spool could be written"
+        elif run.spooled_to is not None:
+            ledger = f"{ledger}; this run is spooled in {run.spooled_to} until merged"
+        print(summary(result, run.record, ledger), file=sys.stderr)
     return code
