@@ -90,7 +90,7 @@ _PEM = (
     rb"(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(.*?)"
     rb"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)"
 )
-_PEM_LINE = rb"(?m)^[+\- ]?(.+)$"
+_PEM_LINE = rb"(?m)^[+\- ]?([^\n]{2,})$"  # a lone diff mark before END is not key material
 
 #: Token formats: (what, pattern, group); ``group`` is the part redacted (0: all). The
 #: patterns are those of the detect-secrets 1.5 plugins (Yelp, Apache-2.0) where marked
