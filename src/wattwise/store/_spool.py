@@ -229,6 +229,15 @@ def read_spool(path: Path) -> SpoolFile | None:
     return SpoolFile(path, parsed[0], parsed[1:])
 
 
+def _header_ledger(path: Path) -> str | None:
+    try:
+        with path.open("rb") as handle:
+            header = json.loads(handle.readline())
+    except (OSError, ValueError):
+        return None
+    return header.get("ledger") if isinstance(header, dict) else None
+
+
 def spool_files(ledger: Path) -> Iterator[SpoolFile]:
     """Spool files that belong to ``ledger``, oldest first, run files before metric files."""
     key = ledger_key(ledger)
@@ -244,6 +253,8 @@ def spool_files(ledger: Path) -> Iterator[SpoolFile]:
             if not name.endswith(SUFFIX) or path in seen:
                 continue
             seen.add(path)
+            if _header_ledger(path) != key:
+                continue  # another ledger's file: only its first line is read
             spooled = read_spool(path)
             if spooled is None or spooled.header.get("ledger") != key:
                 continue
