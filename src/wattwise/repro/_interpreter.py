@@ -71,6 +71,8 @@ def _unwrap(argv: Sequence[str]) -> tuple[list[str], str | None]:
 
 def _shebang(path: str) -> list[str] | None:
     """The interpreter words of a script's ``#!`` line (pip's sh trampoline understood)."""
+    if not os.path.isfile(path):  # never open a FIFO or a device: it could block
+        return None
     try:
         with open(path, "rb") as f:
             head = f.read(1024)
