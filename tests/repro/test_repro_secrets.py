@@ -244,9 +244,10 @@ def _wattwise(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[by
     )  # fmt: skip
 
 
-def test_no_planted_secret_reaches_any_byte_wattwise_writes(
+def _planted_project(
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """A git project with every secret planted: (argv, the job's environment, values)."""
     repo = init_repo(Path.cwd(), monkeypatch)
     argv, variables, remote, config, values = _planted()
     assert len(values) >= 20
@@ -256,8 +257,22 @@ def test_no_planted_secret_reaches_any_byte_wattwise_writes(
     git(repo, "add", "script.py", "config.py")
     git(repo, "commit", "-q", "-m", "job")
     (repo / "config.py").write_text(config)  # the secrets land in the uncommitted diff
-    env = {**os.environ, **variables}
+    return argv, {**os.environ, **variables}, values
 
+
+def _leaks(values: dict[str, str], written: dict[str, bytes]) -> list[str]:
+    return [
+        f"{form} in {where}"
+        for form, value in values.items()
+        for where, blob in written.items()
+        if value.encode() in blob
+    ]
+
+
+def test_no_planted_secret_reaches_any_byte_wattwise_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    argv, env, values = _planted_project(monkeypatch)
     ran = _wattwise("run", "--", *argv, env=env)
     assert ran.returncode == 0, ran.stderr.decode()
     # The job saw its real arguments.
@@ -288,10 +303,27 @@ def test_no_planted_secret_reaches_any_byte_wattwise_writes(
     written["ledger.db after checkpoint"] = Path(".wattwise/ledger.db").read_bytes()
     assert any(b"git-diff" in blob for blob in written.values())
 
-    leaks = [
-        f"{form} in {where}"
-        for form, value in values.items()
-        for where, blob in written.items()
-        if value.encode() in blob
-    ]
+    leaks = _leaks(values, written)
+    assert sorted({leak.split(" in ")[0] for leak in leaks}) == [], leaks
+
+
+def test_no_planted_secret_reaches_the_spool_when_the_ledger_is_damaged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    argv, env, values = _planted_project(monkeypatch)
+    ledger = Path(".wattwise/ledger.db")
+    ledger.write_bytes(os.urandom(8192))  # every write is refused: records go to the spool
+    env["XDG_STATE_HOME"] = str(Path.cwd() / "state")
+    ran = _wattwise("run", "--", *argv, env=env)
+    assert ran.returncode == 0, ran.stderr.decode()
+    assert f"job ran with {len(argv) - 2} arguments".encode() in ran.stdout
+    written = {
+        str(path): path.read_bytes()
+        for folder in (Path(".wattwise"), Path("state"))
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+    assert any("spool" in where for where in written), sorted(written)
+    assert any(b'"argv"' in blob for blob in written.values())  # the record went there
+    leaks = _leaks(values, written)
     assert sorted({leak.split(" in ")[0] for leak in leaks}) == [], leaks
