@@ -237,3 +237,21 @@ def test_a_broken_meter_selection_is_said_once_and_the_block_runs(
     assert run.result.energy_j == 0
     with pytest.raises(RuntimeError, match="probe crashed"):
         wattwise.track("t", strict=True).start()
+
+
+def test_the_next_run_that_can_write_merges_what_was_spooled() -> None:
+    LEDGER.write_bytes(os.urandom(4096))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoreWarning)
+        with wattwise.track("spooled", interval_s=0.05, _meters=fake()) as first:
+            busy(0.2)
+            wattwise.log(step=1, acc=0.5)
+    assert first.spooled_to is not None and first.spooled_to.exists()
+    LEDGER.rename(LEDGER.with_name("ledger.db.bad"))  # the fault is removed
+    with wattwise.track("next", interval_s=0.05, _meters=fake()):
+        busy(0.3)  # the sampler tidies up after its first interval
+    merged = open_store().get_run(first.id)
+    assert merged.status is RunStatus.FINISHED and merged.energy_j > 0
+    assert [m[1:3] for m in open_store().metrics(first.id)] == [("acc", 0.5)]
+    assert any("spooled to" in note for note in merged.record["notes"])
+    assert not first.spooled_to.exists()

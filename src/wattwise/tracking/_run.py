@@ -725,8 +725,11 @@ class Run:
         interval = self.settings.interval_s
         flush_every = self.settings.flush_s
         last_flush = time.monotonic()
-        self._writer.housekeeping()
+        tidied = False
         while not self._stop.wait(interval):
+            if not tidied:  # after the first interval: a short run pays nothing for it
+                tidied = True
+                self._writer.housekeeping()
             try:
                 with self._io_lock:
                     payload = None
