@@ -54,7 +54,8 @@ def test_vm_without_rapl_or_gpu_falls_back_to_models(
 ) -> None:
     selection = select_meters(rapl_root=tmp_path / "absent", nvml=no_gpu, cpuinfo_path=cpuinfo)
     assert [type(m) for m in selection.meters] == [CpuModelMeter, DramModelMeter]
-    assert set(selection.unavailable) == {"cpu-rapl", "gpu-nvml"}
+    # soc-apple is not tried off macOS; gpu-amdsmi finds no AMD GPU (or no amdsmi) here
+    assert set(selection.unavailable) == {"cpu-rapl", "gpu-nvml", "gpu-amdsmi"}
     assert selection.fallbacks[0] == (
         f"cpu: no RAPL counters here (no powercap RAPL interface at {tmp_path / 'absent'} "
         "(common in VMs and containers)); estimated with the cpu-model meter "
@@ -162,7 +163,7 @@ def test_unknown_id_lists_the_valid_ones() -> None:
         select_meters(["rapl"])
     assert str(err.value) == (
         "Unknown meter 'rapl'. Valid meter ids are 'cpu-model', 'cpu-rapl', 'dram-model', "
-        "'gpu-nvml'."
+        "'gpu-amdsmi', 'gpu-nvml', 'soc-apple'."
     )
 
 
@@ -180,6 +181,13 @@ def test_probe_all_reports_every_meter_in_order(
     tmp_path: Path, cpuinfo: Path, no_gpu: FakeNvml
 ) -> None:
     probes = probe_all(rapl_root=tmp_path / "absent", nvml=no_gpu, cpuinfo_path=cpuinfo)
-    assert [name for name, _ in probes] == ["cpu-rapl", "cpu-model", "dram-model", "gpu-nvml"]
-    assert [a.ok for _, a in probes] == [False, True, True, False]
+    assert [name for name, _ in probes] == [
+        "cpu-rapl",
+        "cpu-model",
+        "dram-model",
+        "gpu-nvml",
+        "gpu-amdsmi",
+        "soc-apple",
+    ]
+    assert [a.ok for _, a in probes] == [False, True, True, False, False, False]
     assert all(a.reason.endswith(".") for _, a in probes)

@@ -1,19 +1,54 @@
 """The meter contract: every energy source answers ``probe()`` and ``read()``.
 
 A meter reports *machine-wide cumulative* energy in joules for the domains it covers.
-Keys of ``read()`` are ``"<component>"`` or ``"<component>:<index>"`` where component is
-``cpu``, ``dram`` or ``gpu`` (``"cpu:0"`` = package 0, ``"gpu:1"`` = GPU 1). Attribution
-to a process tree happens in :mod:`wattwise.tracking`, never here.
+Keys of ``read()`` are ``"<component>"`` or ``"<component>:<index>"`` where component is one
+of :data:`COMPONENTS` (``"cpu:0"`` = package 0, ``"gpu:1"`` = GPU 1, ``"npu:0"`` = the neural
+engine of a system-on-chip). Attribution to a process tree happens in
+:mod:`wattwise.tracking`, never here.
+
+A meter class states what it covers (``covers``), where it ranks (``preference``: lower is
+tried first for a component), the way out when it is unavailable (``way_out``) and, through
+``describe()``, what ``wattwise doctor`` and the hardware record show. ``probe()`` is a
+template: subclasses write ``_probe()``, and ``probe()`` turns any exception into an
+unavailable answer and keeps the first answer once ``read()`` has started counting.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import ClassVar, Literal
+import sys
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
-Component = Literal["cpu", "dram", "gpu"]
+Component = Literal["cpu", "dram", "gpu", "npu"]
 Method = Literal["counter", "sampled", "model", "user"]
+
+#: Every component a meter may report, in the order selection fills them.
+COMPONENTS: tuple[Component, ...] = ("cpu", "dram", "gpu", "npu")
+
+#: Report and CLI labels per component (the report and ``wattwise show`` read these).
+COMPONENT_LABELS: dict[str, str] = {
+    "cpu": "CPU",
+    "dram": "Memory (DRAM)",
+    "gpu": "GPU",
+    "npu": "Neural engine (NPU)",
+}
+
+#: How each component's machine-wide energy is attributed to a run's process tree; the
+#: rules of ``wattwise.tracking`` for cpu, dram and gpu, and the whole-device rule for a
+#: neural engine, which no operating system lists per process.
+COMPONENT_ATTRIBUTION: dict[str, str] = {
+    "cpu": "process-tree CPU time / machine busy CPU time, per sampling interval, "
+    "times machine-wide CPU energy (idle power shared among busy processes)",
+    "dram": "process-tree resident memory / physical memory, times machine-wide DRAM energy",
+    "gpu": "GPU memory share of the run's processes among the GPU's compute processes "
+    "(NVML, amdsmi); whole device where the driver cannot list them (see record "
+    "gpu_attribution); a system-on-chip GPU (Apple) has no process list: whole device",
+    "npu": "whole device: no driver lists neural-engine use per process, so the run is "
+    "charged the engine's whole energy over its lifetime (an upper bound when other "
+    "programs use it)",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,18 +94,87 @@ class MeterInfo:
     band_meaning: str = ""
 
 
+def clause(reason: str) -> str:
+    """A reason sentence as a clause: no final period, lower-case first word."""
+    text = reason.strip().rstrip(".")
+    if len(text) > 1 and text[0].isupper() and not text[1].isupper():
+        text = text[0].lower() + text[1:]
+    return text
+
+
 class BaseMeter(abc.ABC):
     """A source of machine-wide cumulative energy for one or more components.
 
-    Thread-safety: one meter instance is read by one sampler thread at a time.
+    Subclasses set the class attributes and write ``_probe()``, ``components()``,
+    ``read()`` and ``info()``; everything else has a default. Thread-safety: one meter
+    instance is read by one sampler thread at a time.
+
+    Class attributes:
+        name: Meter id, kebab-case, unique in the registry (``gpu-amdsmi``).
+        method: The preferred method (``counter`` … ``user``); ``info().method`` is the
+            effective one.
+        covers: Components this meter can measure; the first is its main one (a named
+            meter keeps its main component; others are dropped when another named meter
+            measures them).
+        preference: Rank among meters for the same component: lower is tried first.
+        way_out: What to do when it is unavailable, for error messages ("leave
+            'gpu-amdsmi' out of meters to run without GPU energy").
+        platforms: ``sys.platform`` prefixes where the meter can work (``("linux",)``);
+            empty means anywhere. Default selection skips it elsewhere (doctor still lists
+            it with its reason).
     """
 
     name: ClassVar[str]
     method: ClassVar[Method]
+    covers: ClassVar[tuple[Component, ...]] = ()
+    preference: ClassVar[int] = 50
+    way_out: ClassVar[str] = ""
+    platforms: ClassVar[tuple[str, ...]] = ()
 
-    @abc.abstractmethod
+    _availability: Availability | None = None
+    _started: bool = False
+
+    @classmethod
+    def from_context(cls, context: Any) -> BaseMeter:
+        """Build the meter for selection (``context`` is a ``MeterContext``).
+
+        The default calls the class without arguments; meters that need the powercap root,
+        an injected vendor module or the components to leave out override this.
+        """
+        return cls()
+
+    @classmethod
+    def runs_on(cls, platform: str | None = None) -> bool:
+        """True when the meter can work on ``platform`` (default ``sys.platform``)."""
+        platform = sys.platform if platform is None else platform
+        return not cls.platforms or any(platform.startswith(p) for p in cls.platforms)
+
     def probe(self) -> Availability:
-        """Say whether this meter works here. Cheap; never raises."""
+        """Say whether this meter works here. Cheap; never raises.
+
+        Once ``read()`` has started counting (``self._started``), returns the first answer
+        again, so that a second probe never resets cumulative totals.
+        """
+        if self._availability is not None and self._started:
+            return self._availability
+        try:
+            answer = self._probe()
+        except Exception as err:  # probe() must never raise
+            answer = Availability(
+                False,
+                f"Probing the {self.name} meter failed unexpectedly: {err!r}.",
+                "Run 'wattwise doctor --debug' and report the output.",
+            )
+        self._availability = answer
+        return answer
+
+    def _probe(self) -> Availability:
+        """The check itself; may raise (``probe()`` turns that into an answer)."""
+        return Availability(
+            False,
+            f"The {type(self).__name__} meter implements neither probe() nor _probe().",
+            "Write _probe() in the meter class (see 'write a meter' in the meters docs).",
+        )
 
     @abc.abstractmethod
     def components(self) -> tuple[Component, ...]:
@@ -91,11 +195,81 @@ class BaseMeter(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release handles (NVML shutdown). Default: nothing."""
 
+    # -- selection and doctor hooks -------------------------------------------------------
+
+    @property
+    def permission_denied(self) -> bool:
+        """True when the last probe failed only for lack of permission."""
+        return False
+
+    def absence(self, component: str, availability: Availability) -> str:
+        """A clause saying why this meter gives no figure for ``component`` here.
+
+        Used in selection fallback sentences ("cpu: <absence>; estimated with ...").
+        """
+        if availability.ok:
+            return f"the {self.name} meter here has no {component} domain"
+        return f"no {self.name} figure ({clause(availability.reason)})"
+
+    def selection_note(self) -> str:
+        """Extra words after "estimated with the <name> meter" (e.g. the matched rule)."""
+        return ""
+
+    def unavailable_error(self, availability: Availability) -> Exception:
+        """The exception a caller that asked for this meter by name gets."""
+        from wattwise.exceptions import MeterPermissionError, MeterUnavailableError
+
+        hint = f" {availability.hint}" if availability.hint else ""
+        way_out = self.way_out or f"leave {self.name!r} out of meters"
+        msg = (
+            f"Cannot use the {self.name} meter: {clause(availability.reason)}.{hint} Run "
+            f"'wattwise doctor' for details, or {way_out}."
+        )
+        if self.permission_denied:
+            return MeterPermissionError(msg)
+        return MeterUnavailableError(msg)
+
+    def describe(self) -> dict[str, object]:
+        """What doctor and the hardware record show: id, covers, method, state, reason."""
+        state = self.probe()
+        out: dict[str, object] = {
+            "meter": self.name,
+            "covers": list(self.covers),
+            "method": self.method,
+            "ok": state.ok,
+            "reason": state.reason,
+            "hint": state.hint,
+        }
+        if state.ok:
+            out["components"] = list(self.components())
+            out["method"] = self.info().method
+        return out
+
+
+@runtime_checkable
+class GpuMeter(Protocol):
+    """What a GPU meter adds for attribution and the hardware record.
+
+    ``wattwise.tracking`` calls ``device_processes()`` at each sample to charge a run its
+    share of each board; ``describe_hardware()`` lists ``devices()``.
+    """
+
+    def device_processes(self) -> Mapping[str, Mapping[int, int] | None]:
+        """Domain key (``gpu:0``) -> ``{pid: used device memory in bytes}``, or None for a
+        device whose processes cannot be listed (whole-device attribution)."""
+        ...
+
+    def devices(self) -> list[dict[str, object]]:
+        """One JSON-ready dict per metered device: ``index``, ``key``, ``name``,
+        ``memory_mib``, ``power_limit_w``, ``driver``, ``vendor``, ``method``."""
+        ...
+
 
 def component_of(key: str) -> Component:
     """``"gpu:1"`` -> ``"gpu"``."""
     comp = key.split(":", 1)[0]
-    if comp not in ("cpu", "dram", "gpu"):
-        msg = f"Unknown energy domain key {key!r}; expected 'cpu', 'dram' or 'gpu' with an index."
+    if comp not in COMPONENTS:
+        valid = ", ".join(repr(c) for c in COMPONENTS)
+        msg = f"Unknown energy domain key {key!r}; expected one of {valid} with an index."
         raise ValueError(msg)
-    return comp  # type: ignore[return-value]
+    return comp  # type: ignore[return-value,unused-ignore]

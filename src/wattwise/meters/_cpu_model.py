@@ -55,7 +55,14 @@ from typing import Any, ClassVar
 
 from wattwise.data import read_csv
 from wattwise.exceptions import InvalidParameterError, MeterUnavailableError
-from wattwise.meters._base import Availability, BaseMeter, Component, MeterInfo, Method
+from wattwise.meters._base import (
+    Availability,
+    BaseMeter,
+    Component,
+    MeterInfo,
+    Method,
+    clause,
+)
 from wattwise.meters._calibration import (
     BANDS_FILE,
     COEFFICIENTS_FILE,
@@ -854,6 +861,22 @@ class CpuModelMeter(BaseMeter):
 
     name: ClassVar[str] = "cpu-model"
     method: ClassVar[Method] = "model"
+    covers: ClassVar[tuple[Component, ...]] = ("cpu",)
+    preference: ClassVar[int] = 80
+    way_out: ClassVar[str] = "leave 'cpu-model' out of meters"
+
+    @classmethod
+    def from_context(cls, context: Any) -> CpuModelMeter:
+        """The meter for ``context.cpuinfo_path`` and ``context.provider``."""
+        return cls(context.cpuinfo_path, context.provider)
+
+    def absence(self, component: str, availability: Availability) -> str:
+        """Why no estimate, as a clause."""
+        return f"no CPU model estimate ({clause(availability.reason)})"
+
+    def selection_note(self) -> str:
+        """The matched rule, for the fallback sentence."""
+        return f" (rule {self.match.rule!r})"
 
     def __init__(
         self,
@@ -906,8 +929,8 @@ class CpuModelMeter(BaseMeter):
         """Number of vCPUs the idle power is counted for."""
         return self._n_vcpu or read_cpuinfo(self._cpuinfo_path).logical_cpus
 
-    def probe(self) -> Availability:
-        """Check that busy time can be read and the CPU was matched. Never raises."""
+    def _probe(self) -> Availability:
+        """Check that busy time can be read and the CPU was matched."""
         try:
             busy_cpu_seconds(self._cpu_times())
             match = self.match

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from wattwise.data import read_csv
 from wattwise.exceptions import InvalidParameterError, MeterUnavailableError
-from wattwise.meters._base import Availability, BaseMeter, Component, MeterInfo, Method
+from wattwise.meters._base import Availability, BaseMeter, Component, MeterInfo, Method, clause
 from wattwise.meters._calibration import (
     BANDS_FILE,
     COEFFICIENTS_FILE,
@@ -80,6 +80,15 @@ class DramModelMeter(BaseMeter):
 
     name: ClassVar[str] = "dram-model"
     method: ClassVar[Method] = "model"
+    covers: ClassVar[tuple[Component, ...]] = ("dram",)
+    preference: ClassVar[int] = 80
+    way_out: ClassVar[str] = (
+        "pass total_bytes to DramModelMeter or leave 'dram-model' out of meters"
+    )
+
+    def absence(self, component: str, availability: Availability) -> str:
+        """Why no estimate, as a clause."""
+        return f"no memory size ({clause(availability.reason)})"
 
     def __init__(
         self,
@@ -126,8 +135,8 @@ class DramModelMeter(BaseMeter):
         w_per_gb, _ = memory_power_w_per_gb(self._cal)
         return self.total_bytes / _BYTES_PER_GIB * w_per_gb
 
-    def probe(self) -> Availability:
-        """Check that the memory size is known. Never raises."""
+    def _probe(self) -> Availability:
+        """Check that the memory size is known."""
         try:
             power = self.power_w
             w_per_gb, _ = memory_power_w_per_gb(self._cal)

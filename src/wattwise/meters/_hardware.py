@@ -42,30 +42,38 @@ def describe_hardware(
     *,
     cpuinfo_path: Path | str = DEFAULT_CPUINFO,
     nvml: ModuleType | None = None,
+    amdsmi: ModuleType | None = None,
+    apple: ModuleType | None = None,
     provider: str | None = None,
     total_memory_bytes: int | None = None,
     probe_gpus: bool = True,
 ) -> dict[str, object]:
     """Describe the CPU, memory and GPUs of this machine as plain JSON-serialisable data.
 
+    GPUs come from every registered meter that follows the ``GpuMeter`` protocol
+    (``devices()``) and works here: NVML, amdsmi, Apple silicon, plug-ins.
+
     Args:
         cpuinfo_path: The cpuinfo file to read.
         nvml: An NVML module to use instead of ``pynvml`` (tests pass
             ``wattwise.testing.fake_nvml``).
+        amdsmi: An amdsmi module instead of ``amdsmi`` (tests).
+        apple: A ``zeus_apple_silicon``-like module (tests).
         provider: Cloud provider whose CCF table names the microarchitecture
             (``aws``, ``gcp``, ``azure``); None uses the AWS table.
         total_memory_bytes: Memory size to report instead of asking psutil.
-        probe_gpus: Set False to skip NVML entirely.
+        probe_gpus: Set False to skip the GPU meters entirely.
 
     Returns:
         ``{"cpu": {model_name, vendor, family, model, stepping, microarchitecture,
         match_rule, sockets, cores, threads, is_virtual}, "ram_gb": GiB (2**30 bytes) or
-        None, "gpus": [{index, name, memory_mib, power_limit_w, driver}],
-        "accelerator": "gpu" | "cpu"}``.
+        None, "gpus": [{index, name, memory_mib, power_limit_w, driver}] (plus ``vendor``
+        for GPUs other than NVIDIA's), "accelerator": "gpu" | "cpu"}``.
     """
     # Imported here: these modules import this one for uncertainty_band().
+    from wattwise.meters._base import GpuMeter
     from wattwise.meters._cpu_model import match_cpu
-    from wattwise.meters._nvml import NvmlMeter
+    from wattwise.meters._registry import MeterContext, meter_entries
 
     info = read_cpuinfo(Path(cpuinfo_path))
     match = match_cpu(info, provider=provider)
@@ -96,24 +104,27 @@ def describe_hardware(
 
     gpus: list[dict[str, object]] = []
     if probe_gpus:
-        meter = NvmlMeter(nvml=nvml)
-        try:
-            if meter.probe().ok:
-                devices = meter.info().details.get("devices", [])
-                if isinstance(devices, list):
-                    for dev in devices:
-                        if isinstance(dev, dict):
-                            gpus.append(
-                                {
-                                    "index": dev.get("index"),
-                                    "name": dev.get("name"),
-                                    "memory_mib": dev.get("memory_total_mib"),
-                                    "power_limit_w": dev.get("power_limit_w"),
-                                    "driver": dev.get("driver_version"),
-                                }
-                            )
-        finally:
-            meter.close()
+        context = MeterContext(
+            nvml=nvml, amdsmi=amdsmi, apple=apple, cpuinfo_path=Path(cpuinfo_path)
+        )
+        for entry in meter_entries():
+            if entry.cls is None or "gpu" not in entry.covers:
+                continue
+            meter = entry.cls.from_context(context)
+            try:
+                if isinstance(meter, GpuMeter) and meter.probe().ok:
+                    for dev in meter.devices():
+                        row = {
+                            k: dev.get(k)
+                            for k in ("index", "name", "memory_mib", "power_limit_w", "driver")
+                        }
+                        if dev.get("vendor") not in (None, "nvidia"):
+                            row["vendor"] = dev.get("vendor")
+                        gpus.append(row)
+            except Exception:  # a plug-in's failure must not stop the run record
+                continue
+            finally:
+                meter.close()
     return {
         "cpu": cpu,
         "ram_gb": ram_gb,

@@ -39,13 +39,20 @@ import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from wattwise.exceptions import MeterError, MeterPermissionError, MeterUnavailableError
-from wattwise.meters._base import Availability, BaseMeter, Component, MeterInfo, Method
+from wattwise.meters._base import (
+    Availability,
+    BaseMeter,
+    Component,
+    MeterInfo,
+    Method,
+    clause,
+)
 from wattwise.meters._hardware import uncertainty_band
+from wattwise.meters._registry import DEFAULT_POWERCAP_ROOT, RAPL_ROOT_ENV, rapl_root_from_env
 
-DEFAULT_POWERCAP_ROOT = Path("/sys/class/powercap")
 CONTROL_TYPES: tuple[str, ...] = ("intel-rapl", "intel-rapl-tpmi", "intel-rapl-mmio")
 PERMISSIONS_DOC = "docs/how-to/rapl-permissions.md"
 
@@ -95,15 +102,20 @@ class RaplMeter(BaseMeter):
 
     name: ClassVar[str] = "cpu-rapl"
     method: ClassVar[Method] = "counter"
+    covers: ClassVar[tuple[Component, ...]] = ("cpu", "dram")
+    preference: ClassVar[int] = 20
+    way_out: ClassVar[str] = "pass meters=['cpu-model'] to estimate CPU energy"
+    platforms: ClassVar[tuple[str, ...]] = ("linux",)
 
     def __init__(
         self,
-        root: Path | str = DEFAULT_POWERCAP_ROOT,
+        root: Path | str | None = None,
         *,
         include_dram: bool = True,
         read_file: Reader | None = None,
     ) -> None:
-        self._root = Path(root)
+        self._from_env = root is None and rapl_root_from_env() != DEFAULT_POWERCAP_ROOT
+        self._root = Path(root) if root is not None else rapl_root_from_env()
         self._include_dram = include_dram
         self._read = read_file or _read_sysfs
         self._zones: list[_Zone] = []
@@ -112,6 +124,37 @@ class RaplMeter(BaseMeter):
         self._unreadable: str | None = None
         self._mirrors_checked = False
         self._started = False
+
+    @classmethod
+    def from_context(cls, context: Any) -> RaplMeter:
+        """The meter on ``context.rapl_root``, without DRAM when another meter has it."""
+        meter = cls(context.rapl_root, include_dram="dram" not in context.exclude)
+        meter._from_env = context.rapl_root == rapl_root_from_env() != DEFAULT_POWERCAP_ROOT
+        return meter
+
+    @property
+    def permission_denied(self) -> bool:
+        """True when a counter exists but may not be read (Linux 5.10+ made them root-only)."""
+        return self._unreadable is not None
+
+    def absence(self, component: str, availability: Availability) -> str:
+        """Why RAPL gives no figure for ``component`` here, as a clause."""
+        if component == "dram":
+            if availability.ok:
+                return "the RAPL counters here have no DRAM domain"
+            return f"no RAPL DRAM counter here ({clause(availability.reason)})"
+        return f"no RAPL counters here ({clause(availability.reason)})"
+
+    def unavailable_error(self, availability: Availability) -> Exception:
+        """Permission denied gets its own error with the fix; the rest the generic one."""
+        if self._unreadable is not None:
+            msg = (
+                f"Cannot read RAPL counters: permission denied on {self._unreadable}. "
+                "Run 'wattwise doctor' for the fix, or pass meters=['cpu-model'] to estimate "
+                "CPU energy."
+            )
+            return MeterPermissionError(msg)
+        return super().unavailable_error(availability)
 
     # -- discovery ---------------------------------------------------------------------
 
@@ -200,35 +243,27 @@ class RaplMeter(BaseMeter):
 
     # -- contract ------------------------------------------------------------------------
 
-    def probe(self) -> Availability:
-        """Find the RAPL zones and check that their counters can be read. Never raises.
-
-        Once read() has started counting, probe() returns the first answer again, so that
-        a second probe never resets the cumulative totals.
-        """
-        if self._availability is not None and self._started:
-            return self._availability
-        try:
-            self._availability = self._probe()
-        except Exception as err:  # probe() must never raise
-            self._availability = Availability(
-                False,
-                f"Probing RAPL under {self._root} failed unexpectedly: {err!r}.",
-                "Run 'wattwise doctor --debug' and report the output.",
-            )
-        return self._availability
-
     def _probe(self) -> Availability:
+        """Find the RAPL zones and check that their counters can be read."""
         self._unreadable = None
         self._zones = []
         self._mirrors_checked = False
+        if not self._root.is_dir() and self._from_env:
+            return Availability(
+                False,
+                f"{RAPL_ROOT_ENV}={self._root} is not a directory.",
+                f"Point {RAPL_ROOT_ENV} at the host's powercap tree as mounted here (for "
+                "example run the container with '-v /sys/devices/virtual/powercap:"
+                f"/host/powercap:ro' and set {RAPL_ROOT_ENV}=/host/powercap), or unset it; "
+                f"see {PERMISSIONS_DOC}.",
+            )
         if not self._root.is_dir():
             return Availability(
                 False,
                 f"no powercap RAPL interface at {self._root} (common in VMs and containers).",
                 "On bare-metal Linux load the driver with 'sudo modprobe intel_rapl_msr'; in "
                 "a container bind-mount the host's /sys/devices/virtual/powercap read-only "
-                f"and pass that path as rapl_root (see {PERMISSIONS_DOC}). In a VM the "
+                f"and set {RAPL_ROOT_ENV} to that path (see {PERMISSIONS_DOC}). In a VM the "
                 "cpu-model meter estimates CPU energy instead.",
             )
         zones = self._discover()
@@ -238,8 +273,8 @@ class RaplMeter(BaseMeter):
                 f"No RAPL package zone under {self._root} (the directory exists but holds no "
                 "intel-rapl package domain).",
                 "Load the driver with 'sudo modprobe intel_rapl_msr'. Container runtimes mask "
-                "/sys/devices/virtual/powercap: bind-mount it read-only elsewhere and pass "
-                f"that path as rapl_root (see {PERMISSIONS_DOC}).",
+                "/sys/devices/virtual/powercap: bind-mount it read-only elsewhere and set "
+                f"{RAPL_ROOT_ENV} to that path (see {PERMISSIONS_DOC}).",
             )
         readable: list[_Zone] = []
         for zone in zones:
@@ -253,7 +288,8 @@ class RaplMeter(BaseMeter):
                     "energy counters are readable by root only.",
                     "Grant read access with 'sudo chmod o+r "
                     f"{DEFAULT_POWERCAP_ROOT}/intel-rapl:*/energy_uj' (until reboot) or a "
-                    f"udev rule; see {PERMISSIONS_DOC}.",
+                    "udev rule, on the host when this is a container (a read-only mount keeps "
+                    f"the host's file modes); see {PERMISSIONS_DOC}.",
                 )
             except (OSError, ValueError) as err:
                 self._ignored.append(f"{zone.zone_id} ({zone.name}): energy_uj unreadable: {err}")

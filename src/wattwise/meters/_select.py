@@ -1,10 +1,11 @@
 """Choose one meter per component: the best that works here, or exactly the ones asked for.
 
-Preference per component (the first available wins; never two meters for one component):
-
-* cpu: ``cpu-rapl`` (RAPL package counters) -> ``cpu-model`` (CCF/TDP model)
-* dram: ``cpu-rapl``'s DRAM domain -> ``dram-model`` (W per GB)
-* gpu: ``gpu-nvml`` when NVML sees a GPU; otherwise no GPU component
+Meters come from the registry (:mod:`wattwise.meters._registry`). For each component in
+order (cpu, dram, gpu, npu), the meters that cover it are tried by ``preference`` (lower
+first, built-ins: ``soc-apple`` 10, ``cpu-rapl``/``gpu-nvml``/``gpu-amdsmi`` 20,
+``cpu-model``/``dram-model`` 80); the first that works wins, and a component is never
+measured by two meters. A meter that covers several components (RAPL's DRAM domain, a
+system-on-chip) takes all of them that are still free.
 
 Asked-for meters that do not work raise, with what failed, why and how to fix it; meters
 chosen by default degrade instead, and each step down is written as a sentence in
@@ -18,27 +19,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from wattwise.exceptions import InvalidParameterError, MeterPermissionError, MeterUnavailableError
-from wattwise.meters._base import Availability, BaseMeter
-from wattwise.meters._cpu_model import CpuModelMeter
+from wattwise.exceptions import InvalidParameterError
+from wattwise.meters._base import COMPONENTS, Availability, BaseMeter
 from wattwise.meters._cpuinfo import DEFAULT_CPUINFO
-from wattwise.meters._dram_model import DramModelMeter
-from wattwise.meters._nvml import NvmlMeter
-from wattwise.meters._rapl import DEFAULT_POWERCAP_ROOT, RaplMeter
+from wattwise.meters._registry import (
+    MeterContext,
+    broken_entries,
+    meter_class,
+    meter_entries,
+    meter_ids,
+    rapl_root_from_env,
+)
 
-METER_IDS: tuple[str, ...] = ("cpu-rapl", "cpu-model", "dram-model", "gpu-nvml")
-_COVERS: dict[str, tuple[str, ...]] = {
-    "cpu-rapl": ("cpu",),  # and dram when the platform has the domain and no dram meter is named
-    "cpu-model": ("cpu",),
-    "dram-model": ("dram",),
-    "gpu-nvml": ("gpu",),
-}
-_WAY_OUT: dict[str, str] = {
-    "cpu-rapl": "pass meters=['cpu-model'] to estimate CPU energy",
-    "cpu-model": "leave 'cpu-model' out of meters",
-    "dram-model": "pass total_bytes to DramModelMeter or leave 'dram-model' out of meters",
-    "gpu-nvml": "leave 'gpu-nvml' out of meters to run without GPU energy",
-}
+#: Components every machine has: when none of their meters works, a sentence says so.
+_EXPECTED = ("cpu", "dram")
+
+
+def __getattr__(name: str) -> object:
+    if name == "METER_IDS":  # kept for callers of the old constant
+        return tuple(meter_ids())
+    raise AttributeError(name)
 
 
 @dataclasses.dataclass
@@ -62,12 +62,24 @@ class MeterSelection:
             meter.close()
 
 
-def _clause(reason: str) -> str:
-    """A reason sentence as a clause: no final period, lower-case first word."""
-    text = reason.strip().rstrip(".")
-    if len(text) > 1 and text[0].isupper() and not text[1].isupper():
-        text = text[0].lower() + text[1:]
-    return text
+def make_context(
+    *,
+    rapl_root: Path | str | None = None,
+    nvml: ModuleType | None = None,
+    amdsmi: ModuleType | None = None,
+    apple: ModuleType | None = None,
+    cpuinfo_path: Path | str = DEFAULT_CPUINFO,
+    provider: str | None = None,
+) -> MeterContext:
+    """A :class:`MeterContext`; ``rapl_root`` None reads ``$WATTWISE_RAPL_ROOT``."""
+    return MeterContext(
+        rapl_root=Path(rapl_root) if rapl_root is not None else rapl_root_from_env(),
+        nvml=nvml,
+        amdsmi=amdsmi,
+        apple=apple,
+        cpuinfo_path=Path(cpuinfo_path),
+        provider=provider,
+    )
 
 
 def _normalise_names(names: Sequence[str] | str) -> list[str]:
@@ -79,68 +91,31 @@ def _normalise_names(names: Sequence[str] | str) -> list[str]:
             f"Got {names!r} instead."
         )
         raise InvalidParameterError(msg)
-    valid = ", ".join(repr(m) for m in sorted(METER_IDS))
     out: list[str] = []
     for name in names:
-        if name not in METER_IDS:
-            msg = f"Unknown meter {name!r}. Valid meter ids are {valid}."
-            raise InvalidParameterError(msg)
+        meter_class(name)  # raises for an unknown id, listing the valid ones
         if name not in out:
             out.append(name)
     for i, first in enumerate(out):
         for second in out[i + 1 :]:
-            shared = set(_COVERS[first]) & set(_COVERS[second])
-            if shared:
-                comp = shared.pop()
+            a, b = meter_class(first), meter_class(second)
+            # a shared main component is a conflict; a secondary one is left to its owner
+            if a.covers[0] == b.covers[0]:
                 msg = (
-                    f"Meters {first!r} and {second!r} both measure {comp} energy, and a "
-                    "component is measured by one meter only. Pass just one of them."
+                    f"Meters {first!r} and {second!r} both measure {a.covers[0]} energy, and "
+                    "a component is measured by one meter only. Pass just one of them."
                 )
                 raise InvalidParameterError(msg)
     return out
 
 
-def _build(
-    name: str,
-    *,
-    rapl_root: Path,
-    nvml: ModuleType | None,
-    cpuinfo_path: Path,
-    provider: str | None,
-    include_dram: bool = True,
-) -> BaseMeter:
-    if name == "cpu-rapl":
-        return RaplMeter(rapl_root, include_dram=include_dram)
-    if name == "cpu-model":
-        return CpuModelMeter(cpuinfo_path, provider)
-    if name == "dram-model":
-        return DramModelMeter()
-    return NvmlMeter(nvml=nvml)
-
-
-def _explicit_error(meter: BaseMeter, availability: Availability) -> Exception:
-    if isinstance(meter, RaplMeter) and meter.unreadable_file is not None:
-        msg = (
-            f"Cannot read RAPL counters: permission denied on {meter.unreadable_file}. "
-            "Run 'wattwise doctor' for the fix, or pass meters=['cpu-model'] to estimate "
-            "CPU energy."
-        )
-        return MeterPermissionError(msg)
-    hint = f" {availability.hint}" if availability.hint else ""
-    msg = (
-        f"Cannot use the {meter.name} meter: {_clause(availability.reason)}.{hint} Run "
-        f"'wattwise doctor' for details, or {_WAY_OUT[meter.name]}."
-    )
-    if isinstance(meter, NvmlMeter) and meter.is_permission_denied:
-        return MeterPermissionError(msg)
-    return MeterUnavailableError(msg)
-
-
 def select_meters(
     names: Sequence[str] | None = None,
     *,
-    rapl_root: Path | str = DEFAULT_POWERCAP_ROOT,
+    rapl_root: Path | str | None = None,
     nvml: ModuleType | None = None,
+    amdsmi: ModuleType | None = None,
+    apple: ModuleType | None = None,
     cpuinfo_path: Path | str = DEFAULT_CPUINFO,
     provider: str | None = None,
 ) -> MeterSelection:
@@ -149,8 +124,11 @@ def select_meters(
     Args:
         names: Meter ids to use exactly (``["cpu-rapl", "gpu-nvml"]``), or None for the
             best available per component. A comma-separated string is accepted too.
-        rapl_root: The powercap directory.
+        rapl_root: The powercap directory; None: ``$WATTWISE_RAPL_ROOT`` or
+            ``/sys/class/powercap``.
         nvml: An NVML module to use instead of ``pynvml`` (tests).
+        amdsmi: An amdsmi module to use instead of ``amdsmi`` (tests).
+        apple: A ``zeus_apple_silicon``-like module (tests).
         cpuinfo_path: The cpuinfo file.
         provider: Cloud provider whose CCF table the cpu-model meter uses.
 
@@ -162,133 +140,187 @@ def select_meters(
         MeterPermissionError: A named meter exists but may not be read.
         MeterUnavailableError: A named meter does not work here.
     """
-    root, cpuinfo = Path(rapl_root), Path(cpuinfo_path)
+    context = make_context(
+        rapl_root=rapl_root,
+        nvml=nvml,
+        amdsmi=amdsmi,
+        apple=apple,
+        cpuinfo_path=cpuinfo_path,
+        provider=provider,
+    )
     if names is not None:
-        return _select_named(
-            _normalise_names(names),
-            rapl_root=root,
-            nvml=nvml,
-            cpuinfo_path=cpuinfo,
-            provider=provider,
-        )
-    return _select_default(rapl_root=root, nvml=nvml, cpuinfo_path=cpuinfo, provider=provider)
+        return _select_named(_normalise_names(names), context)
+    return _select_default(context)
 
 
-def _select_named(
-    names: list[str],
-    *,
-    rapl_root: Path,
-    nvml: ModuleType | None,
-    cpuinfo_path: Path,
-    provider: str | None,
-) -> MeterSelection:
+def _select_named(names: list[str], context: MeterContext) -> MeterSelection:
     selection = MeterSelection(meters=[])
-    include_dram = "dram-model" not in names
+    classes = {name: meter_class(name) for name in names}
     for name in names:
-        meter = _build(
-            name,
-            rapl_root=rapl_root,
-            nvml=nvml,
-            cpuinfo_path=cpuinfo_path,
-            provider=provider,
-            include_dram=include_dram,
-        )
+        others: set[str] = {classes[n].covers[0] for n in names if n != name}
+        meter = classes[name].from_context(context.without(others))
         availability = meter.probe()
         if not availability.ok:
             meter.close()
             selection.close()
-            raise _explicit_error(meter, availability)
+            raise meter.unavailable_error(availability)
+        twice = set(meter.components()) & others
+        if twice:
+            meter.close()
+            selection.close()
+            comp = sorted(twice)[0]
+            owner = next(n for n in names if n != name and classes[n].covers[0] == comp)
+            msg = (
+                f"Meters {name!r} and {owner!r} both measure {comp} energy, and {name!r} "
+                "cannot leave it out. Pass just one of them."
+            )
+            raise InvalidParameterError(msg)
         selection.meters.append(meter)
     return selection
 
 
-def _select_default(
-    *,
-    rapl_root: Path,
-    nvml: ModuleType | None,
-    cpuinfo_path: Path,
-    provider: str | None,
-) -> MeterSelection:
+def _select_default(context: MeterContext) -> MeterSelection:
     selection = MeterSelection(meters=[])
-    rapl = RaplMeter(rapl_root)
-    rapl_state = rapl.probe()
-    has_rapl_dram = False
-    if rapl_state.ok:
-        selection.meters.append(rapl)
-        has_rapl_dram = "dram" in rapl.components()
-    else:
-        selection.unavailable[rapl.name] = rapl_state
-        cpu_model = CpuModelMeter(cpuinfo_path, provider)
-        cpu_state = cpu_model.probe()
-        if cpu_state.ok:
-            selection.meters.append(cpu_model)
+    entries = sorted(
+        (e for e in meter_entries() if e.cls is not None and e.cls.runs_on()),
+        key=lambda e: e.preference,
+    )
+    covered: set[str] = set()  # component names
+    tried: dict[str, tuple[BaseMeter, Availability]] = {}
+    extra = [c for e in entries for c in e.covers if c not in COMPONENTS]
+    for comp in (*COMPONENTS, *dict.fromkeys(extra)):
+        if comp in covered:
+            continue
+        failures: list[str] = []
+        chosen: BaseMeter | None = None
+        for entry in entries:
+            if comp not in entry.covers or entry.cls is None:
+                continue
+            if entry.name in tried:
+                meter, state = tried[entry.name]
+                chosen_elsewhere = state.ok and meter in selection.meters
+                if not state.ok or (chosen_elsewhere and comp not in meter.components()):
+                    failures.append(meter.absence(comp, state))
+                continue
+            meter = entry.cls.from_context(context.without(covered))
+            state = meter.probe()
+            tried[entry.name] = (meter, state)
+            if not state.ok:
+                meter.close()
+                selection.unavailable[entry.name] = state
+                failures.append(meter.absence(comp, state))
+                continue
+            new = set(meter.components()) - covered
+            if set(meter.components()) & covered or not new:
+                meter.close()
+                taken = ", ".join(sorted(set(meter.components()) & covered)) or comp
+                state = Availability(
+                    False,
+                    f"{taken} is already measured by another meter, and the {entry.name} "
+                    "meter cannot leave it out.",
+                )
+                tried[entry.name] = (meter, state)
+                selection.unavailable[entry.name] = state
+                continue
+            selection.meters.append(meter)
+            covered |= new
+            if comp in new:
+                chosen = meter
+                break
+            failures.append(meter.absence(comp, state))
+        if chosen is not None and failures and chosen.info().method != "counter":
+            verb = "estimated" if chosen.info().method == "model" else "measured"
             selection.fallbacks.append(
-                f"cpu: no RAPL counters here ({_clause(rapl_state.reason)}); estimated with "
-                f"the cpu-model meter (rule {cpu_model.match.rule!r})."
+                f"{comp}: {'; '.join(failures)}; {verb} with the {chosen.name} meter"
+                f"{chosen.selection_note()}."
             )
-        else:
-            selection.unavailable[cpu_model.name] = cpu_state
-            selection.fallbacks.append(
-                f"cpu: not measured: no RAPL counters ({_clause(rapl_state.reason)}) and no "
-                f"CPU model estimate ({_clause(cpu_state.reason)})."
-            )
-
-    if not has_rapl_dram:
-        dram = DramModelMeter()
-        dram_state = dram.probe()
-        why = (
-            "the RAPL counters here have no DRAM domain"
-            if rapl_state.ok
-            else f"no RAPL DRAM counter here ({_clause(rapl_state.reason)})"
-        )
-        if dram_state.ok:
-            selection.meters.append(dram)
-            selection.fallbacks.append(f"dram: {why}; estimated with the dram-model meter.")
-        else:
-            selection.unavailable[dram.name] = dram_state
-            selection.fallbacks.append(
-                f"dram: not measured: {why}, and no memory size ({_clause(dram_state.reason)})."
-            )
-
-    gpu = NvmlMeter(nvml=nvml)
-    gpu_state = gpu.probe()
-    if gpu_state.ok:
-        selection.meters.append(gpu)
-    else:
-        gpu.close()
-        selection.unavailable[gpu.name] = gpu_state
+        elif chosen is None and comp in _EXPECTED and failures:
+            selection.fallbacks.append(f"{comp}: not measured: {' and '.join(failures)}.")
     return selection
 
 
 def probe_all(
     *,
-    rapl_root: Path | str = DEFAULT_POWERCAP_ROOT,
+    rapl_root: Path | str | None = None,
     nvml: ModuleType | None = None,
+    amdsmi: ModuleType | None = None,
+    apple: ModuleType | None = None,
     cpuinfo_path: Path | str = DEFAULT_CPUINFO,
     provider: str | None = None,
 ) -> list[tuple[str, Availability]]:
-    """Probe every meter, in preference order, for ``wattwise doctor``.
+    """Probe every registered meter, for ``wattwise doctor``.
 
     Args:
-        rapl_root: The powercap directory.
+        rapl_root: The powercap directory; None: ``$WATTWISE_RAPL_ROOT`` or the default.
         nvml: An NVML module to use instead of ``pynvml`` (tests).
+        amdsmi: An amdsmi module to use instead of ``amdsmi`` (tests).
+        apple: A ``zeus_apple_silicon``-like module (tests).
         cpuinfo_path: The cpuinfo file.
         provider: Cloud provider whose CCF table the cpu-model meter uses.
 
     Returns:
-        ``[(meter id, Availability), ...]`` for cpu-rapl, cpu-model, dram-model, gpu-nvml.
+        ``[(meter id, Availability), ...]``: built-ins in registry order (cpu-rapl,
+        cpu-model, dram-model, gpu-nvml, gpu-amdsmi, soc-apple), then plug-ins, then
+        plug-ins that could not be loaded.
     """
     out: list[tuple[str, Availability]] = []
-    for name in METER_IDS:
-        meter = _build(
-            name,
-            rapl_root=Path(rapl_root),
-            nvml=nvml,
-            cpuinfo_path=Path(cpuinfo_path),
-            provider=provider,
-        )
+    for described in describe_meters(
+        rapl_root=rapl_root, nvml=nvml, amdsmi=amdsmi, apple=apple,
+        cpuinfo_path=cpuinfo_path, provider=provider,
+    ):  # fmt: skip
+        state = described["availability"]
+        assert isinstance(state, Availability)
+        out.append((str(described["meter"]), state))
+    return out
+
+
+def describe_meters(
+    *,
+    rapl_root: Path | str | None = None,
+    nvml: ModuleType | None = None,
+    amdsmi: ModuleType | None = None,
+    apple: ModuleType | None = None,
+    cpuinfo_path: Path | str = DEFAULT_CPUINFO,
+    provider: str | None = None,
+) -> list[dict[str, object]]:
+    """Every registered meter with its ``describe()`` data, for doctor.
+
+    Returns:
+        One dict per meter: ``meter``, ``origin``, ``covers``, ``method``, ``ok``,
+        ``reason``, ``hint`` (and ``components`` when it works), plus ``availability``
+        (the :class:`Availability` object).
+    """
+    context = make_context(
+        rapl_root=rapl_root, nvml=nvml, amdsmi=amdsmi, apple=apple,
+        cpuinfo_path=cpuinfo_path, provider=provider,
+    )  # fmt: skip
+    out: list[dict[str, object]] = []
+    for entry in meter_entries():
+        if entry.cls is None:
+            continue
+        meter = entry.cls.from_context(context)
         try:
-            out.append((name, meter.probe()))
+            described = meter.describe()
+        except Exception as err:  # describe() of a plug-in must not break doctor
+            described = {"meter": entry.name, "ok": False, "reason": f"{err!r}", "hint": ""}
         finally:
             meter.close()
+        described["origin"] = entry.origin
+        described["availability"] = Availability(
+            bool(described["ok"]), str(described["reason"]), str(described.get("hint", ""))
+        )
+        out.append(described)
+    for name, state in broken_entries():
+        out.append(
+            {
+                "meter": name,
+                "origin": "plug-in",
+                "covers": [],
+                "method": "",
+                "ok": False,
+                "reason": state.reason,
+                "hint": state.hint,
+                "availability": state,
+            }
+        )
     return out

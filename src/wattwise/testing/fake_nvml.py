@@ -59,6 +59,15 @@ NVML_ERROR_IN_USE = 19
 NVML_ERROR_MEMORY = 20
 NVML_ERROR_NO_DATA = 21
 NVML_ERROR_UNKNOWN = 999
+NVML_DEVICE_ARCH_KEPLER = 2
+NVML_DEVICE_ARCH_MAXWELL = 3
+NVML_DEVICE_ARCH_PASCAL = 4
+NVML_DEVICE_ARCH_VOLTA = 5
+NVML_DEVICE_ARCH_TURING = 6
+NVML_DEVICE_ARCH_AMPERE = 7
+NVML_DEVICE_ARCH_ADA = 8
+NVML_DEVICE_ARCH_HOPPER = 9
+NVML_DEVICE_ARCH_BLACKWELL = 10
 
 # NVML's own strings (pynvml NVMLError._errcode_to_string).
 _ERROR_STRINGS: dict[int, str] = {
@@ -171,6 +180,8 @@ class FakeGpu:
             clock's time; None models a pre-Volta GPU without the counter.
         processes: ``nvmlDeviceGetComputeRunningProcesses``.
         lost: When True every device call raises NVML_ERROR_GPU_IS_LOST.
+        architecture: ``nvmlDeviceGetArchitecture`` (``NVML_DEVICE_ARCH_*``; 7 = Ampere, the
+            A100's); None raises NVML_ERROR_NOT_SUPPORTED.
     """
 
     name: str = "NVIDIA A100-SXM4-40GB"
@@ -182,6 +193,7 @@ class FakeGpu:
     energy_mj: Callable[[float], int] | None = None
     processes: Sequence[FakeProcessInfo] = ()
     lost: bool = False
+    architecture: int | None = 7
     _power_calls: int = dataclasses.field(default=0, init=False, repr=False)
 
 
@@ -229,6 +241,15 @@ class FakeNvml(types.ModuleType):
     NVML_ERROR_MEMORY = NVML_ERROR_MEMORY
     NVML_ERROR_NO_DATA = NVML_ERROR_NO_DATA
     NVML_ERROR_UNKNOWN = NVML_ERROR_UNKNOWN
+    NVML_DEVICE_ARCH_KEPLER = NVML_DEVICE_ARCH_KEPLER
+    NVML_DEVICE_ARCH_MAXWELL = NVML_DEVICE_ARCH_MAXWELL
+    NVML_DEVICE_ARCH_PASCAL = NVML_DEVICE_ARCH_PASCAL
+    NVML_DEVICE_ARCH_VOLTA = NVML_DEVICE_ARCH_VOLTA
+    NVML_DEVICE_ARCH_TURING = NVML_DEVICE_ARCH_TURING
+    NVML_DEVICE_ARCH_AMPERE = NVML_DEVICE_ARCH_AMPERE
+    NVML_DEVICE_ARCH_ADA = NVML_DEVICE_ARCH_ADA
+    NVML_DEVICE_ARCH_HOPPER = NVML_DEVICE_ARCH_HOPPER
+    NVML_DEVICE_ARCH_BLACKWELL = NVML_DEVICE_ARCH_BLACKWELL
 
     def __init__(
         self,
@@ -339,6 +360,13 @@ class FakeNvml(types.ModuleType):
         if gpu.energy_mj is None:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         return int(gpu.energy_mj(self.clock()))
+
+    def nvmlDeviceGetArchitecture(self, device: FakeHandle) -> int:
+        """``NVML_DEVICE_ARCH_*`` of the device."""
+        gpu = self._gpu(device)
+        if gpu.architecture is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return gpu.architecture
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: FakeHandle) -> list[FakeProcessInfo]:
         """Compute processes on the device."""
