@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from wattwise.data import read_csv
-from wattwise.exceptions import InvalidParameterError, MeterUnavailableError
+from wattwise.exceptions import InvalidParameterError, MeterError, MeterUnavailableError
 from wattwise.meters._base import (
     Availability,
     BaseMeter,
@@ -961,6 +961,7 @@ class CpuModelMeter(BaseMeter):
 
         Raises:
             MeterUnavailableError: psutil is not installed.
+            MeterError: The machine's busy time could not be read.
         """
         match = self.match
         try:
@@ -971,6 +972,12 @@ class CpuModelMeter(BaseMeter):
                 "pip install psutil."
             )
             raise MeterUnavailableError(msg) from err
+        except Exception as err:
+            msg = (
+                f"Reading the machine's busy CPU time failed: {err!r}. The energy so far is "
+                "kept; run 'wattwise doctor --debug' and report the output."
+            )
+            raise MeterError(msg) from err
         now = self._clock()
         if self._t0 is None:
             self._t0, self._busy0 = now, busy

@@ -1,11 +1,13 @@
 """Test helpers that ship with wattwise: fakes for hardware this machine may lack.
 
-``FakeMeter`` is a constant-power counter; ``wattwise.testing.fake_nvml`` follows the real
-``pynvml`` API for machines without an NVIDIA GPU.
+``FakeMeter`` is a constant-power counter; ``fake_nvml``, ``fake_amdsmi`` and
+``fake_ioreport`` follow the real ``pynvml``, ``amdsmi`` and ``zeus_apple_silicon`` APIs for
+machines without that hardware; ``meter_contract.MeterContract`` is the test suite every
+meter must pass.
 """
 
 from __future__ import annotations
 
-from wattwise.testing._meters import FakeMeter
+from wattwise.testing._meters import FakeMeter, ManualClock
 
-__all__ = ["FakeMeter"]
+__all__ = ["FakeMeter", "ManualClock"]

@@ -22,6 +22,7 @@ class FakeMeter(BaseMeter):
 
     name = "fake"
     method: ClassVar[Method] = "counter"
+    covers: ClassVar[tuple[Component, ...]] = ("cpu", "dram", "gpu", "npu")
 
     def __init__(
         self,
@@ -59,3 +60,13 @@ class FakeMeter(BaseMeter):
             band_fraction=self._band,
             band_source="test configuration" if self._band is not None else "",
         )
+
+
+class ManualClock:
+    """A clock the test moves by hand: ``clock.t += 2.0``."""
+
+    def __init__(self, t: float = 0.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
