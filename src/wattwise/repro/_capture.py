@@ -197,8 +197,11 @@ def git_info(
         "stored": True,
     }
     info["diff"] = found
+    if not text:  # binary changes only: nothing to store
+        found["artifact"] = None
+        return info, {}
     if len(text) <= diff_max_bytes:
-        return info, ({DIFF_ARTIFACT: text} if text else {})
+        return info, {DIFF_ARTIFACT: text}
     found.update(artifact=None, stored=False)
     found["reason"] = (
         f"larger than the {diff_max_bytes:,} byte cap (diff_max_bytes); kept as its "
