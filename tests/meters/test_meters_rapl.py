@@ -218,3 +218,28 @@ def test_amd_package_with_core_subzone_has_no_dram(tmp_path: Path) -> None:
     meter.read()
     set_energy(package, 65_000_000)
     assert meter.read() == pytest.approx({"cpu:0": 65.0})
+
+
+def test_wattwise_rapl_root_names_a_mounted_powercap_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wattwise.meters import select_meters
+    from wattwise.testing.fake_nvml import FakeNvml
+
+    mounted = tmp_path / "host-powercap"
+    make_zone(mounted, "intel-rapl:0", "package-0", energy_uj=10)
+    monkeypatch.setenv("WATTWISE_RAPL_ROOT", str(mounted))
+    assert RaplMeter().root == mounted
+    selection = select_meters(nvml=FakeNvml([]))
+    assert selection.meters[0].name == "cpu-rapl"
+    assert str(mounted) in selection.meters[0].info().source
+
+
+def test_wattwise_rapl_root_that_is_not_a_folder_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WATTWISE_RAPL_ROOT", str(tmp_path / "not-mounted"))
+    state = RaplMeter().probe()
+    assert not state.ok
+    assert state.reason == f"WATTWISE_RAPL_ROOT={tmp_path / 'not-mounted'} is not a directory."
+    assert "-v /sys/devices/virtual/powercap:/host/powercap:ro" in state.hint

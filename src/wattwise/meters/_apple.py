@@ -90,6 +90,7 @@ class AppleSiliconMeter(BaseMeter):
     name: ClassVar[str] = "soc-apple"
     method: ClassVar[Method] = "counter"
     covers: ClassVar[tuple[Component, ...]] = ("cpu", "dram", "gpu", "npu")
+    optional_covers: ClassVar[tuple[Component, ...] | None] = ("cpu", "dram", "gpu", "npu")
     preference: ClassVar[int] = 10
     way_out: ClassVar[str] = "leave 'soc-apple' out of meters (cpu-model estimates CPU energy)"
     platforms: ClassVar[tuple[str, ...]] = ("darwin",)

@@ -113,9 +113,9 @@ class BaseMeter(abc.ABC):
         name: Meter id, kebab-case, unique in the registry (``gpu-amdsmi``).
         method: The preferred method (``counter`` … ``user``); ``info().method`` is the
             effective one.
-        covers: Components this meter can measure; the first is its main one (a named
-            meter keeps its main component; others are dropped when another named meter
-            measures them).
+        covers: Components this meter can measure; the first is its main one.
+        optional_covers: Components it can leave out when another meter measures them
+            (default: all but the main one; a system-on-chip meter: all).
         preference: Rank among meters for the same component: lower is tried first.
         way_out: What to do when it is unavailable, for error messages ("leave
             'gpu-amdsmi' out of meters to run without GPU energy").
@@ -127,6 +127,7 @@ class BaseMeter(abc.ABC):
     name: ClassVar[str]
     method: ClassVar[Method]
     covers: ClassVar[tuple[Component, ...]] = ()
+    optional_covers: ClassVar[tuple[Component, ...] | None] = None
     preference: ClassVar[int] = 50
     way_out: ClassVar[str] = ""
     platforms: ClassVar[tuple[str, ...]] = ()
@@ -142,6 +143,11 @@ class BaseMeter(abc.ABC):
         an injected vendor module or the components to leave out override this.
         """
         return cls()
+
+    @classmethod
+    def optional(cls) -> tuple[Component, ...]:
+        """The components this meter can leave out (``optional_covers`` or all but the main)."""
+        return cls.optional_covers if cls.optional_covers is not None else cls.covers[1:]
 
     @classmethod
     def runs_on(cls, platform: str | None = None) -> bool:

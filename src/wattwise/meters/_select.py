@@ -96,17 +96,32 @@ def _normalise_names(names: Sequence[str] | str) -> list[str]:
         meter_class(name)  # raises for an unknown id, listing the valid ones
         if name not in out:
             out.append(name)
-    for i, first in enumerate(out):
-        for second in out[i + 1 :]:
-            a, b = meter_class(first), meter_class(second)
-            # a shared main component is a conflict; a secondary one is left to its owner
-            if a.covers[0] == b.covers[0]:
-                msg = (
-                    f"Meters {first!r} and {second!r} both measure {a.covers[0]} energy, and "
-                    "a component is measured by one meter only. Pass just one of them."
-                )
-                raise InvalidParameterError(msg)
+    _owners(out)  # raises when two named meters must both measure one component
     return out
+
+
+def _owners(names: list[str]) -> dict[str, str]:
+    """Component -> the named meter that measures it.
+
+    A meter keeps every component it cannot leave out; a component that every holder may
+    leave out goes to the first meter named.
+
+    Raises:
+        InvalidParameterError: Two named meters cannot leave the same component out.
+    """
+    classes = {name: meter_class(name) for name in names}
+    owners: dict[str, str] = {}
+    for comp in dict.fromkeys(c for n in names for c in classes[n].covers):
+        holders = [n for n in names if comp in classes[n].covers]
+        firm = [n for n in holders if comp not in classes[n].optional()]
+        if len(firm) > 1:
+            msg = (
+                f"Meters {firm[0]!r} and {firm[1]!r} both measure {comp} energy, and a "
+                "component is measured by one meter only. Pass just one of them."
+            )
+            raise InvalidParameterError(msg)
+        owners[comp] = firm[0] if firm else holders[0]
+    return owners
 
 
 def select_meters(
@@ -155,10 +170,10 @@ def select_meters(
 
 def _select_named(names: list[str], context: MeterContext) -> MeterSelection:
     selection = MeterSelection(meters=[])
-    classes = {name: meter_class(name) for name in names}
+    owners = _owners(names)
     for name in names:
-        others: set[str] = {classes[n].covers[0] for n in names if n != name}
-        meter = classes[name].from_context(context.without(others))
+        others = {comp for comp, owner in owners.items() if owner != name}
+        meter = meter_class(name).from_context(context.without(others))
         availability = meter.probe()
         if not availability.ok:
             meter.close()
@@ -169,7 +184,7 @@ def _select_named(names: list[str], context: MeterContext) -> MeterSelection:
             meter.close()
             selection.close()
             comp = sorted(twice)[0]
-            owner = next(n for n in names if n != name and classes[n].covers[0] == comp)
+            owner = owners[comp]
             msg = (
                 f"Meters {name!r} and {owner!r} both measure {comp} energy, and {name!r} "
                 "cannot leave it out. Pass just one of them."
