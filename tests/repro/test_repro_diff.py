@@ -20,7 +20,7 @@ import pytest
 from repro_support import git, init_repo
 
 from wattwise.exceptions import ReproducibilityError
-from wattwise.repro import DIFF_ARTIFACT, DIFF_STAT_ARTIFACT, capture, prepare
+from wattwise.repro import DIFF_ARTIFACT, DIFF_STAT_ARTIFACT, _capture, capture, prepare
 from wattwise.store import RunRecord, RunStatus, SQLiteRunStore
 from wattwise.store._schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -110,6 +110,26 @@ def test_diff_over_the_cap_is_kept_as_hash_and_stat_and_reproduce_says_why(
     with pytest.raises(ReproducibilityError, match="byte cap"):
         prepare(run_id, store=store)
     store.close()
+
+
+def test_a_huge_diff_is_never_held_in_memory_nor_read_to_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = init_repo(Path.cwd() / "repo", monkeypatch)
+    (repo / "data.jsonl").write_text('{"x": 0}\n')
+    git(repo, "add", "data.jsonl")
+    git(repo, "commit", "-q", "-m", "data")
+    (repo / "data.jsonl").write_text('{"x": 1}\n' * 200_000)  # a 1.8 MB text diff
+    # The stream hashes what it reads and keeps nothing past the cap ...
+    found = capture(repo, diff_max_bytes=1000)
+    info = found.record["code"]["diff"]
+    assert info["size_bytes"] > 1_800_000 and len(info["sha256"]) == 64
+    assert DIFF_ARTIFACT not in found.artifacts
+    # ... and stops git past its read limit (256 MiB; lowered here to 64 kB).
+    monkeypatch.setattr(_capture, "_MAX_DIFF_READ", 64 * 1024)
+    info = capture(repo, diff_max_bytes=1000).record["code"]["diff"]
+    assert info["sha256"] is None and info["size_bytes"] is None
+    assert "not read past" in info["reason"] and info["stored"] is False
 
 
 def test_diff_switched_off_records_the_dirty_flag_only(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,6 +22,7 @@ import platform
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -40,6 +41,8 @@ DIFF_STAT_ARTIFACT = "git-diff-stat"
 DIFF_MAX_BYTES = 1_000_000
 _MAX_STAT_BYTES = 256 * 1024
 _MAX_HASHED_BYTES = 256 * 2**20
+#: A diff is read (and hashed) up to this many bytes; git is stopped beyond.
+_MAX_DIFF_READ = 256 * 2**20
 _MAX_LISTED = 100
 _MAX_UNTRACKED = 100
 _MAX_SCRIPT_BYTES = 16 * 1024 * 1024
@@ -80,6 +83,50 @@ def _git_bytes(cwd: Path, *args: str) -> bytes | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout if out.returncode == 0 else None
+
+
+def _git_stream(cwd: Path, args: Sequence[str], keep: int) -> tuple[bytes | None, str, int]:
+    """Run git, hashing its output as it comes and keeping it only while it fits ``keep``.
+
+    Memory stays under ``keep`` bytes whatever git prints (a modified multi-GB text file
+    makes a diff of that size), and git is stopped after :data:`_MAX_DIFF_READ` bytes or
+    ``_GIT_TIMEOUT_S``.
+
+    Returns:
+        ``(output or None when over keep, sha256, size)``; the size is -1 when git failed
+        and ``_MAX_DIFF_READ + 1`` when it was stopped for printing too much.
+    """
+    try:
+        proc = subprocess.Popen(
+            ["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
+        )  # fmt: skip
+    except OSError:
+        return None, "", -1
+    assert proc.stdout is not None
+    timer = threading.Timer(_GIT_TIMEOUT_S, proc.kill)
+    timer.start()
+    digest, kept, size = hashlib.sha256(), bytearray(), 0
+    try:
+        while chunk := proc.stdout.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+            if size <= keep:
+                kept += chunk
+            elif kept:
+                kept = bytearray()  # over the cap: keep nothing
+            if size > _MAX_DIFF_READ:
+                proc.kill()
+                break
+    finally:
+        timer.cancel()
+        proc.stdout.close()
+        code = proc.wait()
+    if size > _MAX_DIFF_READ:
+        return None, "", _MAX_DIFF_READ + 1
+    if code != 0:
+        return None, "", -1
+    return (bytes(kept) if size <= keep else None), digest.hexdigest(), size
 
 
 def _git(cwd: Path, *args: str) -> str | None:
@@ -177,36 +224,40 @@ def git_info(
     if not diff:
         info["diff"] = {"stored": False, "reason": "diff capture was switched off (--no-diff)"}
         return info, {}
-    raw = _git_bytes(cwd, *DIFF_ARGS, "--", *PATHSPEC)
-    if raw is None:
+    raw, raw_sha256, raw_size = _git_stream(cwd, [*DIFF_ARGS, "--", *PATHSPEC], diff_max_bytes)
+    if raw_size < 0:
         info["diff"] = {"stored": False, "reason": "git diff failed or took too long"}
         return info, {}
-    text, binary_paths = _split_binary(raw)
-    redactions = 0
-    if len(text) <= diff_max_bytes:  # one that is not stored is hashed, never scanned
+    if raw is not None:  # within the cap: text only, secrets redacted, stored
+        text, binary_paths = _split_binary(raw)
         text, redactions = redact_bytes(text)
-    binary = [_file_facts(Path(root), p) for p in binary_paths]
-    found: dict[str, Any] = {
-        "sha256": hashlib.sha256(text).hexdigest(),
-        "size_bytes": len(text),
-        "files": len(re.findall(rb"(?m)^diff --git ", text)),
-        "binary": binary[:_MAX_LISTED],
-        "binary_count": len(binary),
-        "redactions": redactions,
-        "artifact": DIFF_ARTIFACT,
-        "stored": True,
+        binary = [_file_facts(Path(root), p) for p in binary_paths]
+        found: dict[str, Any] = {
+            "sha256": hashlib.sha256(text).hexdigest(),
+            "size_bytes": len(text),
+            "files": len(re.findall(rb"(?m)^diff --git ", text)),
+            "binary": binary[:_MAX_LISTED],
+            "binary_count": len(binary),
+            "redactions": redactions,
+            "artifact": DIFF_ARTIFACT if text else None,  # None: binary changes only
+            "stored": True,
+        }
+        info["diff"] = found
+        return info, ({DIFF_ARTIFACT: text} if text else {})
+    # Over the cap: never kept in memory nor scanned; its hash, size and --stat are kept.
+    over = raw_size > _MAX_DIFF_READ
+    found = {
+        "sha256": None if over else raw_sha256,
+        "size_bytes": None if over else raw_size,
+        "artifact": None,
+        "stored": False,
+        "reason": (
+            f"larger than the {diff_max_bytes:,} byte cap (diff_max_bytes)"
+            + (f"; not read past {_MAX_DIFF_READ // 2**20} MiB" if over else "")
+            + "; kept as its sha256 and 'git diff --stat'"
+        ),
     }
     info["diff"] = found
-    if not text:  # binary changes only: nothing to store
-        found["artifact"] = None
-        return info, {}
-    if len(text) <= diff_max_bytes:
-        return info, {DIFF_ARTIFACT: text}
-    found.update(artifact=None, stored=False)
-    found["reason"] = (
-        f"larger than the {diff_max_bytes:,} byte cap (diff_max_bytes); kept as its "
-        "sha256 and 'git diff --stat'"
-    )
     stat = _git_bytes(cwd, "diff", "HEAD", "--stat=200", "--no-color", "--", *PATHSPEC)
     if not stat:
         return info, {}
