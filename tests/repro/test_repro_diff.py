@@ -67,6 +67,26 @@ def test_binary_change_is_recorded_as_path_size_and_hash_without_content(
     assert info["sha256"] == hashlib.sha256(diff).hexdigest() and info["stored"] is True
 
 
+def test_binary_files_are_hashed_within_a_budget_per_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = init_repo(Path.cwd() / "repo", monkeypatch)
+    for name in ("a.bin", "b.bin", "c.bin"):
+        (repo / name).write_bytes(b"\0" * 1000)
+    git(repo, "add", "a.bin", "b.bin", "c.bin")
+    git(repo, "commit", "-q", "-m", "bins")
+    for name in ("a.bin", "b.bin", "c.bin"):
+        (repo / name).write_bytes(b"\0\1" * 600)
+    (repo / "b.bin").unlink()
+    monkeypatch.setattr(_capture, "_MAX_HASHED_BYTES", 2000)  # 256 MiB by default
+    info = capture(repo).record["code"]["diff"]
+    facts = {b["path"]: b for b in info["binary"]}
+    assert info["binary_count"] == 3 and facts["b.bin"] == {"path": "b.bin", "deleted": True}
+    assert facts["a.bin"]["sha256"] == hashlib.sha256(b"\0\1" * 600).hexdigest()
+    assert facts["c.bin"]["sha256"] is None and "not hashed" in facts["c.bin"]["note"]
+    assert facts["c.bin"]["size_bytes"] == 1200
+
+
 def test_wattwise_folder_is_left_out_even_when_tracked(monkeypatch: pytest.MonkeyPatch) -> None:
     repo = init_repo(Path.cwd() / "repo", monkeypatch)
     (repo / ".wattwise").mkdir()

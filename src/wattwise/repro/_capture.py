@@ -150,8 +150,25 @@ def _split_binary(diff: bytes) -> tuple[bytes, list[str]]:
     return b"".join(kept), binary
 
 
-def _file_facts(root: Path, relative: str) -> dict[str, Any]:
-    """A changed binary file: path, size and sha256 of the work-tree copy (no content)."""
+def _binary_facts(root: Path, paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Changed binary files: path, size and sha256 of the work-tree copy (no content).
+
+    At most :data:`_MAX_LISTED` files, each hashed only when at most
+    :data:`_MAX_HASHED_BYTES` and while the run's hashing budget (the same figure, in
+    all) lasts: ``finish`` waits for the capture, so it must end soon.
+    """
+    budget = _MAX_HASHED_BYTES
+    facts = []
+    for relative in paths[:_MAX_LISTED]:
+        found = _file_facts(root, relative, budget)
+        if found.get("sha256"):
+            budget -= int(found["size_bytes"])
+        facts.append(found)
+    return facts
+
+
+def _file_facts(root: Path, relative: str, budget: int) -> dict[str, Any]:
+    """One changed binary file: path, size and, within ``budget`` bytes, its sha256."""
     path = root / relative
     facts: dict[str, Any] = {"path": redact_text(relative)}
     try:
@@ -159,9 +176,10 @@ def _file_facts(root: Path, relative: str) -> dict[str, Any]:
     except OSError:
         return {**facts, "deleted": True}
     facts["size_bytes"] = size
-    if size > _MAX_HASHED_BYTES:
+    if size > budget or not path.is_file():
         facts["sha256"] = None
-        facts["note"] = f"not hashed: larger than {_MAX_HASHED_BYTES // 2**20} MiB"
+        limit = _MAX_HASHED_BYTES // 2**20
+        facts["note"] = f"not hashed: over the {limit} MiB a run hashes"
         return facts
     try:
         with open(path, "rb") as f:
@@ -231,13 +249,13 @@ def git_info(
     if raw is not None:  # within the cap: text only, secrets redacted, stored
         text, binary_paths = _split_binary(raw)
         text, redactions = redact_bytes(text)
-        binary = [_file_facts(Path(root), p) for p in binary_paths]
+        binary = _binary_facts(Path(root), binary_paths)
         found: dict[str, Any] = {
             "sha256": hashlib.sha256(text).hexdigest(),
             "size_bytes": len(text),
             "files": len(re.findall(rb"(?m)^diff --git ", text)),
-            "binary": binary[:_MAX_LISTED],
-            "binary_count": len(binary),
+            "binary": binary,
+            "binary_count": len(binary_paths),
             "redactions": redactions,
             "artifact": DIFF_ARTIFACT if text else None,  # None: binary changes only
             "stored": True,
