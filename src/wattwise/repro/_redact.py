@@ -1,25 +1,28 @@
 """Secrets out of everything a run records: argv, variables, git remotes, the diff.
 
 Redaction happens in the capturing process, before anything is written, so the ledger,
-the spool, reports and exports only ever see ``***`` where a secret was. Three rules:
+the spool, reports and exports only ever see ``***`` where a secret was. The rules:
 
 * **Options**: the value of an option whose name ends in a secret word (``--api-key``,
   ``--token``, ``--hf-token``, ``--password``, ``--db-passwd``, ``--client-secret``,
-  ``--auth``, ``--credentials``, any ``--*-key``), in both ``--opt=value`` and
-  ``--opt value`` forms, any case, ``_`` or ``-``; ``NAME=value`` words whose name looks
-  like a credential (``HF_TOKEN=...``); assignments of a quoted string to such a name
-  in text (``api_key = "..."``); ``Authorization:`` headers.
+  ``--auth``, ``--credentials``, any ``--*-key`` but field names such as ``--sort-key``),
+  in both ``--opt=value`` and ``--opt value`` forms, any case, ``_`` or ``-``; ``NAME=value``
+  words whose name ends in a secret word (``HF_TOKEN=...``, ``db.password=...``).
+* **Assignments in text**: a quoted value given to such a name (``api_key = "..."``,
+  ``"password": "..."``), a bare one in environment style (``DB_PASSWORD=...``) or YAML
+  (``token: ...``) unless it reads as code (``token = args.token``), ``--token VALUE`` in
+  a shell line, ``Authorization:`` headers, private-key PEM bodies.
 * **URLs**: the password of ``scheme://user:PASS@host``, a bare token as user
   (``https://TOKEN@host``), and query parameters named like credentials (``token``,
   ``key``, ``sig``, ``signature``, ``private_token``, ``access_token``, ``password``,
   ``secret``, ``X-Amz-Signature``, ``X-Amz-Credential`` ...).
-* **Token formats** anywhere in text: the patterns of the ``detect-secrets`` plugins
-  (AWS, GitHub, GitLab, Slack, OpenAI, Stripe, JWT, private keys, npm, PyPI, SendGrid,
-  Twilio, Mailchimp, Square, Telegram, Discord, Azure storage, Artifactory, IBM, basic
-  auth), ported here because the package costs 0.25 s to import (it imports
-  ``requests``) and reports values, not positions; plus formats it lacks (Hugging Face
-  ``hf_``, Google ``AIza``, GitHub ``github_pat_``, npm ``npm_``, Anthropic and OpenAI
-  project keys, DigitalOcean, Databricks, Shopify, Replicate, Slack webhooks).
+* **Token formats** anywhere in text (:data:`TOKEN_PATTERNS`): those of the
+  ``detect-secrets`` plugins (AWS, GitHub, GitLab, Slack, OpenAI, Stripe, JWT, npm, PyPI,
+  SendGrid, Twilio, Mailchimp, Square, Telegram, Azure storage, Artifactory), ported here
+  because the package costs 0.25 s to import (it imports ``requests``) and reports values,
+  not positions; plus formats it lacks (Hugging Face ``hf_``, Google ``AIza``/``ya29.``,
+  GitHub ``github_pat_``, npm ``npm_``, Anthropic and OpenAI project keys, Stripe webhook
+  secrets, DigitalOcean, Databricks, Shopify, Replicate).
 
 The rules err towards redacting: a value lost from the record costs less than a secret
 kept in it.
