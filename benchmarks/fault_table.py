@@ -17,12 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "safety"))
 
 from faults import EXIT_CODE, FAULTS, can_mount, run_job, scratch
+
+
+def _short(line: str, base: Path) -> str:
+    """A warning line without its source location and scratch paths, cut to ~110 chars."""
+    text = re.sub(r"^.*?StoreWarning: ", "", line).replace("wattwise: warning: ", "")
+    text = text.replace("wattwise: ", "")
+    text = re.sub(re.escape(str(base)) + r"/[^ ]*/project/", "", text)
+    return text if len(text) <= 110 else text[:107] + "..."
 
 
 def main() -> int:
@@ -50,13 +59,13 @@ def main() -> int:
                     "energy_kept": out.energy_kept,
                     "metrics_kept": sorted(out.metrics),
                     "warnings": len(out.warnings),
-                    "message": out.warnings[0][:160] if out.warnings else "",
+                    "message": _short(out.warnings[0], base) if out.warnings else "",
                 })  # fmt: skip
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print("| fault | way in | job exit code | job output intact | start delay | energy kept "
-          "| metrics kept | warning lines (first) |")
+          "| metrics kept | warning lines: count, first |")
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         if "skipped" in row:
