@@ -131,3 +131,26 @@ def test_wattwise_run_records_the_jobs_interpreter_and_reproduce_compares_with_i
         store.close()
     assert [(d.name, d.recorded, d.current) for d in plan.drift] == [("fakepkg", "1.2.3", "1.2.4")]
     assert plan.python == (recorded["python"], recorded["python"])
+
+
+def test_reproduce_says_when_the_jobs_interpreter_is_gone(
+    venv2: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = init_repo(Path.cwd(), monkeypatch)
+    _executable(repo / "job.py", f"#!{venv2}/bin/python\nprint('ran')\n")
+    git(repo, "add", "job.py")
+    git(repo, "commit", "-q", "-m", "job")
+    ran = subprocess.run(
+        [sys.executable, "-m", "wattwise", "run", "-q", "--", "./job.py"], capture_output=True,
+        text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    store = SQLiteRunStore(Path(".wattwise/ledger.db"))
+    run_id = store.list_runs(limit=1)[0].id
+    assert store.get_run(run_id).record["environment"]["packages"] == {"fakepkg": "1.2.3"}
+    # The script now names an interpreter that does not exist.
+    (repo / "job.py").write_text("#!/nonexistent/bin/python\nprint('ran')\n")
+    plan = prepare(run_id, store=store)
+    store.close()
+    assert plan.python[1] == "not found"
+    assert [(d.name, d.current) for d in plan.drift] == [("fakepkg", None)]

@@ -256,8 +256,8 @@ def _rerun_environment(
     if not cwd.is_dir():
         cwd = Path.cwd()
     now = job_environment(argv, cwd, command=True)
-    if "packages" not in now:  # cannot tell what the re-run will use: every package differs
-        return None, {}
+    if "packages" not in now:  # the re-run's interpreter cannot be asked: nothing matches
+        return "not found", {}
     return str(now.get("python")), dict(now["packages"])
 
 
