@@ -116,6 +116,7 @@ class AppleSiliconMeter(BaseMeter):
             return Availability(
                 False,
                 f"Apple silicon energy (IOReport) exists on macOS only; this is {sys.platform}.",
+                "Nothing to fix here: this meter is for Macs with Apple silicon.",
             )
         try:
             module = self._module_obj or importlib.import_module("zeus_apple_silicon")

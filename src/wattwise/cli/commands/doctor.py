@@ -53,9 +53,8 @@ def diagnose(region: str | None, store_arg: str | None) -> dict[str, Any]:
     from wattwise.store import ledger_path
 
     settings = load_settings()
-    probes = [
-        {"meter": name, "ok": a.ok, "reason": a.reason, "hint": a.hint}
-        for name, a in meters.probe_all()
+    probes = [  # every registered meter (built-ins and plug-ins) with its reason and fix
+        {k: v for k, v in d.items() if k != "availability"} for d in meters.describe_meters()
     ]
     selection = meters.select_meters(settings.meters)
     location = carbon.resolve_location(region, config_region=settings.region)
@@ -125,7 +124,8 @@ def main(args: argparse.Namespace) -> int:
     out = [f"wattwise {data['wattwise']} on Python {data['python']}", "", "Meters:"]
     for probe in data["meters"]:
         mark = "ok " if probe["ok"] else "-- "
-        out.append(f"  {mark}{probe['meter']:<11} {probe['reason']}")
+        covers = "/".join(probe.get("covers") or []) or "?"
+        out.append(f"  {mark}{probe['meter']:<11} [{covers}] {probe['reason']}")
         if not probe["ok"] and probe["hint"]:
             out.append(f"       fix: {probe['hint']}")
     chosen = ", ".join(
@@ -138,6 +138,8 @@ def main(args: argparse.Namespace) -> int:
             f"  CPU {cpu.get('model_name')} "
             f"({cpu.get('microarchitecture') or 'unknown family'}; "
             f"{cpu.get('threads')} threads), RAM {data['hardware'].get('ram_gb')} GB"]  # fmt: skip
+    for gpu in data["hardware"].get("gpus", []):
+        out.append(f"  GPU {gpu.get('index')}: {gpu.get('name')} ({gpu.get('vendor', 'nvidia')})")
     loc, inten, pue = data["location"], data["intensity"], data["pue"]
     out += [
         "",
