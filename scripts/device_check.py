@@ -1,4 +1,12 @@
-"""Compare wattwise's NVML energy with nvidia-smi on real hardware (see scripts/device-check)."""
+"""Compare wattwise's GPU meters with the vendor tools on real hardware (scripts/device-check).
+
+1. Every registered GPU meter that works here (gpu-nvml, gpu-amdsmi, plug-ins) is read in
+   process around a short training load, beside the vendor tool's own figure over the same
+   window (nvidia-smi's energy counter and its 10 Hz power log; amd-smi's energy counter).
+   On NVIDIA, NVML is also read in sampled mode (power every 0.1 s, window-corrected) beside
+   the counter, to check the sampled path where the counter exists.
+2. On NVIDIA, the same load runs end to end under ``wattwise run``.
+"""
 
 from __future__ import annotations
 
@@ -52,8 +60,103 @@ def smi_energy_j() -> dict[int, float]:
     return found
 
 
+def amd_smi_energy_j() -> dict[int, float]:
+    """Energy counters per GPU from ``amd-smi metric --energy --json``, where it answers."""
+    try:
+        text = subprocess.run(["amd-smi", "metric", "--energy", "--json"], capture_output=True,
+                              text=True, check=True, timeout=30).stdout  # fmt: skip
+        data = json.loads(text)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return {}
+    found: dict[int, float] = {}
+    for position, entry in enumerate(data if isinstance(data, list) else [data]):
+        index = entry.get("gpu", position) if isinstance(entry, dict) else position
+        joules = _energy_in(entry)
+        if joules is not None:
+            found[int(index)] = joules
+    return found
+
+
+def _energy_in(node: object) -> float | None:
+    """The first energy figure in an amd-smi JSON tree, in J ({"value", "unit"} or "1.2 J")."""
+    units = {"J": 1.0, "mJ": 1e-3, "uJ": 1e-6, "\u00b5J": 1e-6, "kJ": 1e3}
+    if isinstance(node, dict):
+        if "value" in node and node.get("unit") in units:
+            return float(node["value"]) * units[node["unit"]]
+        for key, value in node.items():
+            if "energy" in str(key).lower():
+                found = _energy_in(value)
+                if found is not None:
+                    return found
+        for value in node.values():
+            found = _energy_in(value)
+            if found is not None:
+                return found
+    if isinstance(node, str):
+        match = re.fullmatch(r"\s*([\d.]+)\s*(kJ|mJ|uJ|\u00b5J|J)\s*", node)
+        if match:
+            return float(match.group(1)) * units[match.group(2)]
+    return None
+
+
+def compare_meters(seconds: float) -> None:
+    """Read every working GPU meter around a training load, beside the vendor tools."""
+    from wattwise import meters
+
+    print("GPU meters here:")
+    working: list[meters.BaseMeter] = []
+    for described in meters.describe_meters():
+        if "gpu" not in (described.get("covers") or []):
+            continue
+        mark = "ok" if described["ok"] else "--"
+        print(f"  {mark} {described['meter']}: {described['reason']}")
+        if described["ok"]:
+            cls = next(e.cls for e in meters.meter_entries() if e.name == described["meter"])
+            assert cls is not None
+            working.append(cls.from_context(meters.MeterContext()))
+    if not working:
+        print("No GPU meter works here: nothing to compare.")
+        return
+    if any(m.name == "gpu-nvml" for m in working):
+        working.append(meters.NvmlMeter(force_sampled=True))
+    for meter in working:
+        meter.probe()
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "train.py"
+        script.write_text(TRAIN)
+        nv_before, amd_before = smi_energy_j(), amd_smi_energy_j()
+        before = [m.read() for m in working]
+        subprocess.run([sys.executable, str(script), str(seconds)], check=True)
+        after = [m.read() for m in working]
+        nv_after, amd_after = smi_energy_j(), amd_smi_energy_j()
+    for meter, start, end in zip(working, before, after, strict=True):
+        info = meter.info()
+        label = f"{meter.name} ({info.method})"
+        for key in sorted(end):
+            ours = end[key] - start.get(key, 0.0)
+            index = int(key.split(":")[1])
+            line = f"{label} {key}: {ours:.1f} J"
+            vendor = None
+            if meter.name == "gpu-nvml" and index in nv_before and index in nv_after:
+                vendor = ("nvidia-smi counter", nv_after[index] - nv_before[index])
+            if meter.name == "gpu-amdsmi" and index in amd_before and index in amd_after:
+                vendor = ("amd-smi counter", amd_after[index] - amd_before[index])
+            if vendor is not None and vendor[1] > 0:
+                line += f" | {vendor[0]} {vendor[1]:.1f} J, relative difference "
+                line += f"{(ours - vendor[1]) / vendor[1]:+.2%}"
+            print(line)
+        if info.band_fraction is not None or info.method == "sampled":
+            print(f"  band {info.band_fraction}: {info.band_source}")
+        meter.close()
+    print()
+
+
 def main() -> int:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 45.0
+    compare_meters(min(seconds, 20.0))
+    if subprocess.run(["sh", "-c", "command -v nvidia-smi"], capture_output=True).returncode:
+        print("No nvidia-smi here: the end-to-end 'wattwise run' check is NVIDIA-only.")
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "train.py").write_text(TRAIN)

@@ -137,3 +137,13 @@ def test_poll_interval_is_checked() -> None:
 
     with pytest.raises(InvalidParameterError, match="'poll_interval_s' parameter of NvmlMeter"):
         NvmlMeter(poll_interval_s=0.0)
+
+
+def test_force_sampled_samples_a_gpu_that_has_a_counter() -> None:
+    clock = ManualClock(0.0)
+    gpus = [FakeGpu(energy_mj=lambda t: int(1e6 * t), power_mw=250_000)]
+    meter = NvmlMeter(nvml=FakeNvml(gpus, clock=clock), clock=clock, force_sampled=True)
+    assert meter.probe().reason == "NVML reports gpu:0 sampled."
+    meter.read()
+    clock.t = 2.0
+    assert meter.read() == {"gpu:0": pytest.approx(500.0)}

@@ -98,7 +98,9 @@ class NvmlMeter(BaseMeter):
         *,
         clock: Callable[[], float] = time.monotonic,
         poll_interval_s: float | Literal["auto"] | None = "auto",
+        force_sampled: bool = False,
     ) -> None:
+        self._force_sampled = force_sampled
         if indices is not None and (
             isinstance(indices, (str, bytes))
             or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices)
@@ -247,7 +249,8 @@ class NvmlMeter(BaseMeter):
     ) -> tuple[Method | None, str]:
         try:
             nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
-            return "counter", ""
+            if not self._force_sampled:
+                return "counter", ""
         except (error_type, AttributeError):
             pass  # NOT_SUPPORTED before Volta, FUNCTION_NOT_FOUND with old drivers
         try:
