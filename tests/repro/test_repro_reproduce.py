@@ -235,3 +235,8 @@ def test_refuses_what_was_not_stored_as_it_was(
     run_id = insert({"command": command(repo),
                      "code": {**clean, "dirty": True, "diff": switched_off}})  # fmt: skip
     assert "--no-diff" in refused(run_id, capfd)
+    unknown = {"stored": False, "reason": "git status failed or took too long"}
+    run_id = insert({"command": command(repo),
+                     "code": {**clean, "dirty": None, "diff": unknown}})  # fmt: skip
+    err = refused(run_id, capfd)
+    assert "uncommitted changes is unknown" in err and "took too long" in err

@@ -237,6 +237,9 @@ def git_info(
         "untracked_count": len(untracked),
         "diff": None,
     }
+    if dirty is None:  # a modified multi-GB file can keep git status past its time limit
+        info["diff"] = {"stored": False, "reason": "git status failed or took too long"}
+        return info, {}
     if not dirty:
         return info, {}
     if not diff:

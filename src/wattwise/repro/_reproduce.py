@@ -264,6 +264,13 @@ def _rerun_environment(
 def _recorded_diff(run: RunRecord, code: Mapping[str, Any], store: SQLiteRunStore) -> bytes | None:
     short = run.id[:8]
     info = code.get("diff")
+    if code.get("dirty") is None and info:
+        msg = (
+            f"Whether run {short!r} had uncommitted changes is unknown ({info.get('reason')}), "
+            "so its code cannot be rebuilt. Commit or stash the changes (or keep large data "
+            "files out of git), and record the run again."
+        )
+        raise ReproducibilityError(msg)
     if not code.get("dirty") or not info:
         return None
     binary = [str(b.get("path")) for b in info.get("binary") or ()]
