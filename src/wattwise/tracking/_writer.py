@@ -23,7 +23,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wattwise.exceptions import (
     RunNotFoundError,
@@ -34,7 +34,9 @@ from wattwise.exceptions import (
     WattwiseError,
 )
 from wattwise.store import ComponentEnergy, RunRecord, SQLiteRunStore, ledger_path
-from wattwise.store._spool import Spool, merge_spools, read_spool
+
+if TYPE_CHECKING:
+    from wattwise.store._spool import Spool
 
 Metric = tuple[int | None, str, float, float]
 Sample = tuple[float, str, float, float]
@@ -202,6 +204,8 @@ class LedgerWriter:
     def _recover(self, fields: dict[str, Any], components: Sequence[ComponentEnergy]) -> None:
         """The ledger takes writes again: merge our spool, make sure it holds the run."""
         if self._spool is not None and self._spool.path is not None:
+            from wattwise.store._spool import read_spool
+
             spooled = read_spool(self._spool.path)
             if spooled is not None and self.store.merge_spooled(spooled) is not None:
                 self._spool.discard()
@@ -228,6 +232,8 @@ class LedgerWriter:
     _pending_warning: tuple[str, BaseException] | None = None
 
     def _to_spool(self, entry: dict[str, Any], reason: str) -> None:
+        from wattwise.store._spool import Spool
+
         if self._spool is None:
             run = dataclasses.asdict(self._run) if self._run is not None else None
             if run is not None:
@@ -256,6 +262,8 @@ class LedgerWriter:
         if self._resync:
             return
         # Other runs' business: if it fails, the next writer will try again.
+        from wattwise.store._spool import merge_spools
+
         with contextlib.suppress(*_STORE_FAULTS):
             merge_spools(self.store, skip_run=self.run_id)
             self.store.reap()
@@ -320,6 +328,8 @@ class ChildLogger:
             self._last_error = err
             self._skip_until = time.monotonic() + CHILD_BACKOFF_S
             if self._spool is None:
+                from wattwise.store._spool import Spool
+
                 self._spool = Spool(self.store.path, self.run_id, None)
             entry = {"op": "metrics", "metrics": points}
             try:
