@@ -2,8 +2,8 @@
 
 The real ``amdsmi`` cannot be imported without ROCm's ``libamd_smi.so``, so its functions
 are read from the package's source (``amdsmi_interface.py``, installed or in a downloaded
-wheel) with ``ast``, and its status codes from ``amdsmi_wrapper.py``, the way ``test_meters_fake_nvml.py`` compares
-the fake NVML with ``pynvml``.
+wheel) with ``ast``, and its status codes from ``amdsmi_wrapper.py``, the way
+``test_meters_fake_nvml.py`` compares the fake NVML with ``pynvml``.
 """
 
 from __future__ import annotations
