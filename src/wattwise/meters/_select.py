@@ -202,8 +202,7 @@ def _select_default(context: MeterContext) -> MeterSelection:
     )
     covered: set[str] = set()  # component names
     tried: dict[str, tuple[BaseMeter, Availability]] = {}
-    extra = [c for e in entries for c in e.covers if c not in COMPONENTS]
-    for comp in (*COMPONENTS, *dict.fromkeys(extra)):
+    for comp in COMPONENTS:  # registered meters cover only these (check_meter_class)
         if comp in covered:
             continue
         failures: list[str] = []
