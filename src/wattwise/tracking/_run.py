@@ -40,7 +40,7 @@ from wattwise.exceptions import (
     StoreWarning,
     WattwiseError,
 )
-from wattwise.meters import BaseMeter, MeterInfo, component_of
+from wattwise.meters import COMPONENT_ATTRIBUTION, BaseMeter, MeterInfo, component_of
 from wattwise.store import (
     SCHEMA_VERSION,
     ComponentEnergy,
@@ -68,13 +68,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("wattwise_run", default=None)
 
 #: How energy of each component is attributed to a run's process tree.
-ATTRIBUTION = {
-    "cpu": "process-tree CPU time / machine busy CPU time, per sampling interval, "
-    "times machine-wide CPU energy (idle power shared among busy processes)",
-    "dram": "process-tree resident memory / physical memory, times machine-wide DRAM energy",
-    "gpu": "GPU memory share of the run's processes among the GPU's compute processes "
-    "(NVML); whole device where NVML cannot list them (see record gpu_attribution)",
-}
+ATTRIBUTION = dict(COMPONENT_ATTRIBUTION)
 
 
 class RunState(enum.Enum):
@@ -165,6 +159,7 @@ class Run:
         on_warning: Callable[[str], None] | None = None,
         reproduces: str | None = None,
         strict: bool | None = None,
+        diff: bool | None = None,
         _meters: list[BaseMeter] | None = None,
     ) -> None:
         self._init_kwargs: dict[str, Any] = {
@@ -172,7 +167,10 @@ class Run:
             "store": store, "interval_s": interval_s, "flush_s": flush_s, "pue": pue,
             "kind": kind, "study_id": study_id, "parent_id": parent_id,
             "emit_warnings": emit_warnings, "on_warning": on_warning, "strict": strict,
+            "diff": diff,
         }  # fmt: skip
+        #: Store the working tree's diff (None: the ``diff`` setting; ``--no-diff``: False).
+        self._diff = diff
         #: Let failures of the store, meters and settings raise (also ``WATTWISE_STRICT=1``);
         #: by default they are reported once per kind and the run goes on.
         self.strict = strict_from_env(strict)
@@ -396,6 +394,7 @@ class Run:
                             raise
                         self._warn_once(f"sampling:{type(err).__name__}",
                                         f"sampling failed: {err}")  # fmt: skip
+                    self._refresh_bands()
                     self._record["sampler"]["cpu_s"] = self._sampler_cpu_s
                     self._record["summary"] = dict(self._last_metrics)
                     if error:
@@ -642,6 +641,8 @@ class Run:
     # -- internals --------------------------------------------------------------
 
     def _initial_record(self) -> dict[str, Any]:
+        from wattwise.repro import redact_argv  # secrets never reach the record
+
         infos = {
             name: {
                 "method": info.method,
@@ -649,6 +650,7 @@ class Run:
                 "assumptions": list(info.assumptions),
                 "band_fraction": info.band_fraction,
                 "band_source": info.band_source,
+                "band_meaning": info.band_meaning,
                 "details": info.details,
             }
             for name, info in self._infos.items()
@@ -657,7 +659,8 @@ class Run:
             "schema_version": SCHEMA_VERSION,
             "tool": {"name": "wattwise", "version": __version__},
             "command": {
-                "argv": self.command if self.command is not None else list(sys.argv),
+                "argv": redact_argv(self.command if self.command is not None
+                                    else list(sys.argv)),
                 "cwd": str(Path.cwd()),
                 "is_command": self.command is not None,
             },
@@ -679,6 +682,22 @@ class Run:
             "market_based_instruments_applied": False,
             **({"attribution_note": self.attribution_note} if self.attribution_note else {}),
         }
+
+    def _refresh_bands(self) -> None:
+        """Take each meter's band for the load the run actually had (model meters' bands
+        depend on the load range: idle and low load are wider), before the final write."""
+        for meter in self._meters:
+            try:
+                info = meter.info()
+            except Exception as err:  # keep the band from the start
+                logger.debug("wattwise: meter %s info failed: %s", meter.name, err)
+                continue
+            self._infos[meter.name] = info
+            entry = self._record.get("meters", {}).get(meter.name)
+            if isinstance(entry, dict):
+                entry.update(band_fraction=info.band_fraction, band_source=info.band_source,
+                             band_meaning=info.band_meaning,
+                             assumptions=list(info.assumptions), details=info.details)
 
     def _capture_environment_safely(self) -> None:
         try:
@@ -753,7 +772,11 @@ class Run:
         from wattwise import meters
         from wattwise.repro import capture, last_seeds
 
-        found = capture(self._cwd, self._record["command"]["argv"])
+        found = capture(
+            self._cwd, self._record["command"]["argv"],
+            diff=self.settings.diff if self._diff is None else self._diff,
+            diff_max_bytes=self.settings.diff_max_bytes, command=self.command is not None,
+        )  # fmt: skip
         unstored = []
         for name, content in found.artifacts.items():  # before the record points at them
             try:

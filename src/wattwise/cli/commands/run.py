@@ -76,6 +76,7 @@ def main(args: argparse.Namespace) -> int:
     run = Run(
         args.name, command=cmd, kind="command", region=args.region, tags=args.tag,
         meters=meters, pue=args.pue, store=args.store, emit_warnings=False,
+        diff=False if args.no_diff else None,
         on_warning=lambda text: print(f"wattwise: warning: {fmt.safe(text)}", file=sys.stderr),
     )  # fmt: skip
     try:
