@@ -262,10 +262,11 @@ class LedgerWriter:
         if self._resync:
             return
         # Other runs' business: if it fails, the next writer will try again.
-        from wattwise.store._spool import merge_spools
-
         with contextlib.suppress(*_STORE_FAULTS):
-            merge_spools(self.store, skip_run=self.run_id)
+            if _any_spooled(self.store.path):
+                from wattwise.store._spool import merge_spools
+
+                merge_spools(self.store, skip_run=self.run_id)
             self.store.reap()
 
     def close(self) -> None:
@@ -276,6 +277,21 @@ class LedgerWriter:
             if self._owned:
                 with contextlib.suppress(*_STORE_FAULTS):
                     self.store.close()
+
+
+def _any_spooled(ledger: Path) -> bool:
+    """Cheaply: is there any spool file where ``ledger``'s could be (a listing, no reads)?"""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state")  # fmt: skip
+    for folder in (os.path.join(os.path.dirname(os.path.abspath(ledger)), "spool"),
+                   os.path.join(state, "wattwise", "spool")):  # fmt: skip
+        try:
+            with os.scandir(folder) as entries:
+                if any(entry.name.endswith(".jsonl") for entry in entries):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _ledger_text(path: Path, err: BaseException, spool: Path | None) -> str:
