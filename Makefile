@@ -45,7 +45,7 @@ browser:
 	else echo "WARNING: chromium/chromedriver missing and cannot be installed here (needs root and apt): the browser test will skip"; fi
 
 test: lint browser
-	AMDSMI_WHEEL="$$(ls $(VENV)/wheels/amdsmi-*.whl 2>/dev/null | head -1)" $(BIN)/python -m pytest
+	AMDSMI_WHEEL="$$(ls $(CURDIR)/$(VENV)/wheels/amdsmi-*.whl 2>/dev/null | head -1)" $(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) .wattwise build *.egg-info
