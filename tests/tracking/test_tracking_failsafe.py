@@ -255,3 +255,29 @@ def test_the_next_run_that_can_write_merges_what_was_spooled() -> None:
     assert [m[1:3] for m in open_store().metrics(first.id)] == [("acc", 0.5)]
     assert any("spooled to" in note for note in merged.record["notes"])
     assert not first.spooled_to.exists()
+
+
+def test_a_run_whose_ledger_recovers_merges_its_own_spool() -> None:
+    import sqlite3
+
+    wattwise.track("first", _meters=fake()).start().finish()  # the ledger exists
+    holder = sqlite3.connect(LEDGER, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # held longer than the run's busy timeouts
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with wattwise.track("t", interval_s=0.05, flush_s=0.05, _meters=fake()) as run:
+            busy(0.3)
+            run.log(step=1, acc=0.5)
+            busy(3.0)  # a flush or two wait out their timeout, then spool
+            assert run.spooled_to is not None
+            holder.execute("ROLLBACK")  # the lock is released mid-run
+            busy(0.5)
+            run.log(step=2, acc=0.6)
+    holder.close()
+    said = _store_warnings(caught)
+    assert len(said) == 1 and "locked" in said[0]
+    assert run.recorded_in == "ledger" and run.spooled_to is None
+    stored = open_store().get_run(run.id)
+    assert stored.status is RunStatus.FINISHED and stored.energy_j > 0
+    assert [m[2] for m in open_store().metrics(run.id)] == [0.5, 0.6]
+    assert not any((Path(".wattwise") / "spool").glob("*.jsonl"))

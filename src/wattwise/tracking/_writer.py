@@ -210,6 +210,7 @@ class LedgerWriter:
             if spooled is not None and self.store.merge_spooled(spooled) is not None:
                 self._spool.discard()
                 self._spool = None
+                self.spooled_to = None  # all of it is in the ledger now
         if self._run is not None:
             self.store.resync_run(self._run, fields, components=components,
                                   metrics=self._metrics)  # fmt: skip
