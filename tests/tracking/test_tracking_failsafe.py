@@ -251,7 +251,9 @@ def test_the_next_run_that_can_write_merges_what_was_spooled() -> None:
     assert first.spooled_to is not None and first.spooled_to.exists()
     LEDGER.rename(LEDGER.with_name("ledger.db.bad"))  # the fault is removed
     with wattwise.track("next", interval_s=0.05, _meters=fake()):
-        busy(0.3)  # the sampler tidies up after its first interval
+        deadline = time.monotonic() + 20  # the sampler tidies up after its first interval
+        while first.spooled_to.exists() and time.monotonic() < deadline:
+            busy(0.05)
     merged = open_store().get_run(first.id)
     assert merged.status is RunStatus.FINISHED and merged.energy_j > 0
     assert [m[1:3] for m in open_store().metrics(first.id)] == [("acc", 0.5)]
