@@ -54,7 +54,7 @@ def test_array_and_bytes_fingerprints() -> None:
 
 
 def test_sha256_is_the_fallback_without_blake3(monkeypatch: pytest.MonkeyPatch) -> None:
-    import wattwise.cache._hashing as hashing
+    import wattwise._hashing as hashing
 
     monkeypatch.setattr(hashing, "has_blake3", lambda: False)
     found = fingerprint(b"abc")

@@ -1,7 +1,7 @@
 """Data fingerprints: what a run read, by content hash and size.
 
 A file's hash is the hash of its bytes (``b3sum FILE`` or ``sha256sum FILE`` gives the
-same); a folder's is the hash of its manifest (see :mod:`wattwise.cache._hashing`); an
+same); a folder's is the hash of its manifest (see :mod:`wattwise._hashing`); an
 array's or tensor's is the hash of its bytes in C order, with dtype and shape recorded
 beside it. The algorithm is blake3 when installed (several GB/s, multi-threaded for large
 inputs), sha256 otherwise, and is always recorded.
@@ -54,7 +54,7 @@ def fingerprint(obj: Any, *, name: str | None = None) -> dict[str, Any]:
     Raises:
         InvalidParameterError: The path does not exist, or the type is not supported.
     """
-    from wattwise.cache._hashing import best_algorithm, hash_bytes, hash_file, hash_tree
+    from wattwise._hashing import best_algorithm, hash_bytes, hash_file, hash_tree
 
     algorithm = best_algorithm()
     t0 = time.perf_counter()
