@@ -8,7 +8,8 @@ Map of the package (data flows one way: meters → tracking → store ← report
     wattwise.store      the ledger (SQLite, WAL) at .wattwise/ledger.db
     wattwise.repro      run capture (git diff, packages, seeds, data), ``wattwise reproduce``
     wattwise.cache      ``@cached``: content-addressed artifacts with their energy cost
-    wattwise.tune       energy-aware hyperparameter search on Optuna (budgets, pruning, Ray)
+    wattwise.tuning     energy-aware hyperparameter search on Optuna (budgets, pruning, Ray);
+                        ``wattwise.tune()`` is its search function
     wattwise.cli        the ``wattwise`` command
 
 Quick start::
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from wattwise.exceptions import WattwiseError
     from wattwise.repro import seed_everything
     from wattwise.tracking import Run, RunResult, current_run, log, track
-    from wattwise.tune import tune
+    from wattwise.tuning import tune
 
 _LAZY = {
     "ArtifactCache": "wattwise.cache",
@@ -45,7 +46,7 @@ _LAZY = {
     "current_run": "wattwise.tracking",
     "log": "wattwise.tracking",
     "track": "wattwise.tracking",
-    "tune": "wattwise.tune",
+    "tune": "wattwise.tuning",
 }
 
 __all__ = [

@@ -151,7 +151,7 @@ def summary(result: Any) -> str:
 def _tune(*args: Any, **kwargs: Any) -> Any:
     """``tune()``, with an objective's own exception turned into a one-line error."""
     from wattwise.exceptions import SearchError, WattwiseError
-    from wattwise.tune import tune
+    from wattwise.tuning import tune
 
     try:
         return tune(*args, **kwargs)
@@ -169,7 +169,7 @@ def _tune(*args: Any, **kwargs: Any) -> Any:
 def main(args: argparse.Namespace) -> int:
     """Run the study and print its summary."""
     from wattwise.store import open_store
-    from wattwise.tune._executors import load_module
+    from wattwise.tuning._executors import load_module
 
     path, _, name = args.objective.rpartition(":")
     if not path or not name.isidentifier():

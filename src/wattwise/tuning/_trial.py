@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from wattwise.exceptions import InvalidParameterError, SearchError
 from wattwise.tracking import Run, RunState
-from wattwise.tune._tree import subtree_cpu_s
+from wattwise.tuning._tree import subtree_cpu_s
 
 
 class Channel(Protocol):

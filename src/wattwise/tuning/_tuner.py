@@ -19,18 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from wattwise.exceptions import InvalidParameterError, SearchError
 from wattwise.store import RunRecord, RunStatus, SQLiteRunStore, open_store
-from wattwise.tune._budget import Budget, Spent, overshoot
-from wattwise.tune._executors import Died, Done, ObjectiveRef, Request, WorkerPool, make_pool
-from wattwise.tune._pareto import (
+from wattwise.tuning._budget import Budget, Spent, overshoot
+from wattwise.tuning._executors import Died, Done, ObjectiveRef, Request, WorkerPool, make_pool
+from wattwise.tuning._pareto import (
     estimate_avoided,
     pareto_front,
     planned_last_step,
     setup_energy_j,
 )
-from wattwise.tune._progress import Progress, status_line
-from wattwise.tune._space import parse_space
-from wattwise.tune._tree import StudyRun, StudyTree
-from wattwise.tune._trial import Trial, execute_trial, portable_error
+from wattwise.tuning._progress import Progress, status_line
+from wattwise.tuning._space import parse_space
+from wattwise.tuning._tree import StudyRun, StudyTree
+from wattwise.tuning._trial import Trial, execute_trial, portable_error
 
 if TYPE_CHECKING:
     import optuna
@@ -513,7 +513,7 @@ def tune(
 
     The objective is Optuna-style: ``objective(trial) -> float``, with ``trial.suggest_*``,
     ``trial.report(value, step)`` and ``if trial.should_prune(): raise optuna.TrialPruned()``.
-    It receives a :class:`wattwise.tune.Trial`, whose ``report()`` also logs the value and
+    It receives a :class:`wattwise.tuning.Trial`, whose ``report()`` also logs the value and
     the energy so far in the trial's run, and stops the trial once a budget is spent.
 
     Args:
@@ -521,7 +521,7 @@ def tune(
             ``objective``). For ``processes`` and ``ray`` it must be importable by the
             workers (module level of a file, or given as a path).
         space_or_sampler: A search space (dict of Optuna distributions or short forms,
-            see :mod:`wattwise.tune._space`) sampled by the driver before each trial, or an
+            see :mod:`wattwise.tuning._space`) sampled by the driver before each trial, or an
             Optuna sampler. None: the objective suggests its own parameters.
         sampler: An Optuna sampler (default ``TPESampler(seed=seed)``).
         pruner: An Optuna pruner (default ``HyperbandPruner(min_resource=1,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from wattwise.tune import estimate_avoided, pareto_front, setup_energy_j
+from wattwise.tuning import estimate_avoided, pareto_front, setup_energy_j
 
 POINTS = [  # name, value (accuracy), energy (J)
     ("A", 0.90, 10.0),

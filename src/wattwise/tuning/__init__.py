@@ -1,9 +1,13 @@
-"""Energy-aware hyperparameter search on Optuna, locally and on Ray.
+"""Energy-aware hyperparameter search on Optuna, locally and on Ray (``wattwise.tuning``).
 
 Optuna is the brain (samplers, pruners: successive halving, Hyperband); wattwise is the
 meter and the accountant: every trial is a run in the ledger, budgets are in kWh, gCO2e
 and seconds, and the study ends with what it found, what it cost and what pruning
 avoided. See ``docs/explanation/tuning.md``.
+
+``wattwise.tune()`` is this package's :func:`tune`, a plain function; the package was
+called ``wattwise.tune`` before 0.2 and that spelling still imports (with a
+``DeprecationWarning``) through the shim :mod:`wattwise.tune`.
 
 Quick start::
 
@@ -25,20 +29,16 @@ Quick start::
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
-from wattwise.tune._budget import Budget, Spent
-from wattwise.tune._executors import load_objective
-from wattwise.tune._pareto import (
+from wattwise.tuning._budget import Budget, Spent
+from wattwise.tuning._executors import load_objective
+from wattwise.tuning._pareto import (
     AvoidedEstimate,
     estimate_avoided,
     pareto_front,
     setup_energy_j,
 )
-from wattwise.tune._trial import BudgetExhaustedError, Trial
-from wattwise.tune._tuner import TrialSummary, TuneResult, tune
+from wattwise.tuning._trial import BudgetExhaustedError, Trial
+from wattwise.tuning._tuner import TrialSummary, TuneResult, tune
 
 __all__ = [
     "AvoidedEstimate",
@@ -54,18 +54,3 @@ __all__ = [
     "setup_energy_j",
     "tune",
 ]
-
-
-class _CallableModule(types.ModuleType):
-    """``wattwise.tune`` is this package and also its ``tune()`` function.
-
-    Importing the package (``from wattwise.tune import Trial``) binds the name ``tune`` of
-    ``wattwise`` to the package; making the package callable keeps ``wattwise.tune(...)``
-    working either way.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> TuneResult:
-        return tune(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

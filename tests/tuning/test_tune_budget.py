@@ -36,7 +36,7 @@ class ScriptedClock:
         self.t += seconds
 
 
-def scripted_study(**kwargs: Any) -> wattwise.tune.TuneResult:
+def scripted_study(**kwargs: Any) -> wattwise.tuning.TuneResult:
     clock = ScriptedClock()
 
     def objective(trial: Any) -> float:
@@ -66,7 +66,7 @@ def slow_objective(trial: Any) -> float:  # wall time is what a time budget meas
     return x
 
 
-def run_study(**kwargs: Any) -> wattwise.tune.TuneResult:
+def run_study(**kwargs: Any) -> wattwise.tuning.TuneResult:
     return wattwise.tune(
         slow_objective, pruner=optuna.pruners.NopPruner(), seed=0, n_trials=10,
         run_options=fake_options(), **kwargs,

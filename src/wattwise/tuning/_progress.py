@@ -10,7 +10,7 @@ from typing import Any
 
 from wattwise._units import carbon as _carbon
 from wattwise._units import energy as _energy
-from wattwise.tune._budget import Budget, Spent
+from wattwise.tuning._budget import Budget, Spent
 
 
 def status_line(

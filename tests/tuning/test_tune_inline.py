@@ -10,8 +10,8 @@ import optuna
 import wattwise
 from wattwise.store import open_store, project_footprint
 from wattwise.testing import FakeMeter
-from wattwise.tune import Budget, Spent
-from wattwise.tune._progress import status_line
+from wattwise.tuning import Budget, Spent
+from wattwise.tuning._progress import status_line
 
 
 def curve(trial: Any) -> float:
@@ -85,12 +85,14 @@ def test_the_driver_does_not_count_the_cpu_work_of_inline_trials() -> None:
     assert abs(footprint.total.energy_j - result.spent.energy_j) < 0.05 * result.spent.energy_j
 
 
-def test_wattwise_tune_stays_callable_after_importing_the_package() -> None:
-    import wattwise.tune as package
+def test_wattwise_tune_is_the_plain_function_of_the_tuning_package() -> None:
+    import inspect
 
-    assert callable(wattwise.tune) and callable(package)
+    import wattwise.tuning
+
+    assert inspect.isfunction(wattwise.tune) and wattwise.tune is wattwise.tuning.tune
     result = wattwise.tune(lambda t: t.suggest_float("x", 0, 1), n_trials=1, run_options=fake())
-    assert isinstance(result, package.TuneResult)
+    assert isinstance(result, wattwise.tuning.TuneResult)
 
 
 def test_status_line() -> None:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from wattwise.tune._tree import StudyTree, subtree_cpu_s
+from wattwise.tuning._tree import StudyTree, subtree_cpu_s
 
 WORKER = """
 import sys, time

@@ -1,7 +1,7 @@
 """Where trials run: worker processes, or Ray actors (the inline executor is the driver).
 
 Both pools follow one protocol. The driver owns the Optuna study (in memory); a worker
-runs :func:`~wattwise.tune._trial.execute_trial`, whose trial asks the driver for each
+runs :func:`~wattwise.tuning._trial.execute_trial`, whose trial asks the driver for each
 ``suggest_*`` and each pruning decision over a channel (a pipe to a worker process, a
 mailbox actor for Ray), and sends its outcome back when the trial ends. A worker that
 dies mid-trial shows up as a :class:`Died` event; the pool starts a new one.
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wattwise.exceptions import InvalidParameterError, SearchError
-from wattwise.tune._tree import StudyTree
-from wattwise.tune._trial import execute_trial, portable_error
+from wattwise.tuning._tree import StudyTree
+from wattwise.tuning._trial import execute_trial, portable_error
 
 # -- the objective, as something a worker can load ------------------------------------------
 
