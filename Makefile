@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The CPU build of PyTorch; an unpinned torch would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint browser clean
+.PHONY: demo test lint browser postgres clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,14 @@ $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
 	  echo "WARNING: could not download amdsmi: the fake-amdsmi signature check will skip"
 	touch $@ $(VENV)/.demo-deps
 
+# `make demo STORE=postgresql://user@host/db` records the demo in that ledger (any store URL;
+# the default is the embedded SQLite ledger, offline). The URL reaches every step through
+# WATTWISE_STORE; a password in it is never written to the ledger (prefer ~/.pgpass).
+STORE ?=
 demo: $(VENV)/.demo-deps
-	$(BIN)/python examples/demo.py
+	@case "$(STORE)" in postgres*) $(BIN)/python -c 'import psycopg' 2>/dev/null || \
+	  $(BIN)/pip install -q -e '.[postgres]';; esac
+	@$(if $(STORE),echo "demo ledger: WATTWISE_STORE=$$(echo '$(STORE)' | sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#')" && WATTWISE_STORE='$(STORE)' )$(BIN)/python examples/demo.py
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check src tests examples benchmarks scripts/*.py
@@ -44,7 +50,18 @@ browser:
 	  echo "WARNING: could not install chromium and chromium-driver: the browser test will skip"; \
 	else echo "WARNING: chromium/chromedriver missing and cannot be installed here (needs root and apt): the browser test will skip"; fi
 
-test: lint browser
+# PostgreSQL's server (Debian 'postgresql') for the PostgreSQL ledger tests, which start a
+# throwaway cluster of their own (initdb/pg_ctl as an unprivileged user, Unix socket in a
+# temporary folder). Where it cannot be installed, those tests skip and say why.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    postgresql >/dev/null) || \
+	  echo "WARNING: could not install postgresql: the PostgreSQL ledger tests will skip"; \
+	else echo "WARNING: PostgreSQL's server is missing and cannot be installed here (needs root and apt): the PostgreSQL ledger tests will skip"; fi
+
+test: lint browser postgres
 	AMDSMI_WHEEL="$$(ls $(CURDIR)/$(VENV)/wheels/amdsmi-*.whl 2>/dev/null | head -1)" $(BIN)/python -m pytest
 
 clean:

@@ -5,6 +5,10 @@ from pathlib import Path
 
 import pytest
 
+# A throwaway PostgreSQL cluster (session) and a fresh database per test, for any test that
+# asks for them (they skip, saying why, where PostgreSQL is not installed).
+from pg_support import pg_cluster, pg_url  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def isolated_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
