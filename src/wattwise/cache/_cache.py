@@ -9,14 +9,23 @@ reading it: unpickling runs code chosen by whoever wrote the file. Even in a pri
 cache, a pickled entry is unpickled only when no one but the current user or root could
 have written it (every component of its real path, as OpenSSH's ``StrictModes`` checks;
 see ``wattwise.cache._trust``).
+
+Every entry names its writer (``writer``: login name and host, in the header, covered by
+the entry's content hash). A shared cache serves entries written by anyone on the team: a
+safe-format entry from another user is used once its content hash and key check out. A
+pickled entry whose header names another user is refused even where the folder checks
+pass (a root-written entry in your cache, a copied-in file): the header is the writer's
+own claim, so it can only refuse, never vouch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import math
 import os
 import re
+import socket
 import time
 import warnings
 from pathlib import Path
@@ -24,7 +33,7 @@ from typing import Any
 
 from wattwise.cache import _container
 from wattwise.cache._serialize import decode, encode, has_pickle
-from wattwise.cache._stores import BaseStore, FsspecStore, LocalStore, StoredFile
+from wattwise.cache._stores import BaseStore, FsspecStore, LocalStore, StoredFile, redact_url
 from wattwise.cache._trust import PathProblem
 from wattwise.exceptions import CacheCorruptError, CacheError, CacheWarning, InvalidParameterError
 
@@ -44,6 +53,24 @@ class UnsafeLocationError(UnsafeEntryError):
     """A pickled entry sits where someone other than the current user or root could have
     written it (a group- or world-writable folder, a file of another user, a link leading
     elsewhere); it was not unpickled."""
+
+
+class ForeignEntryError(UnsafeLocationError):
+    """A pickled entry whose header says another user wrote it; it was not unpickled."""
+
+
+def current_user() -> str:
+    """The login name (``getpass.getuser()``: ``LOGNAME``, ``USER`` ..., then the password
+    database), or ``uid <n>`` when there is none (a container's anonymous uid)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError, ImportError):
+        return f"uid {os.getuid()}"
+
+
+def writer_identity() -> dict[str, str]:
+    """Who writes an entry now: ``{"user": login name, "host": host name}``."""
+    return {"user": current_user(), "host": socket.gethostname()}
 
 
 def default_location() -> Path:
@@ -73,7 +100,7 @@ class EntryInfo:
             ``how``, ``producer_run_id`` ... (see docs/explanation/cache.md).
         formats: Member formats (``npy``, ``safetensors``, ``bytes``, ``file``, ``pickle``).
         has_pickle: Whether the value holds pickled data.
-        header: The whole header (key parts, wattwise version, ...).
+        header: The whole header (key parts, wattwise version, writer ...).
     """
 
     key: str
@@ -92,6 +119,22 @@ class EntryInfo:
         """Energy it cost to produce, J (0 when unknown)."""
         return float(self.cost.get("energy_j") or 0.0)
 
+    @property
+    def writer(self) -> str | None:
+        """``user@host`` that wrote it, as its header says (None for older entries)."""
+        writer = self.header.get("writer")
+        if not isinstance(writer, dict) or not writer.get("user"):
+            return None
+        host = writer.get("host")
+        return f"{writer['user']}@{host}" if host else str(writer["user"])
+
+    def is_foreign(self, user: str | None = None) -> bool:
+        """Whether the header names a writer other than ``user`` (default: you)."""
+        writer = self.header.get("writer")
+        if not isinstance(writer, dict) or "user" not in writer:
+            return False
+        return str(writer["user"]) != (current_user() if user is None else user)
+
     def to_dict(self, *, full: bool = False) -> dict[str, Any]:
         """JSON shape (``full`` adds the key parts and the raw header)."""
         data = {
@@ -104,6 +147,7 @@ class EntryInfo:
             "cost": self.cost,
             "formats": list(self.formats),
             "has_pickle": self.has_pickle,
+            "writer": self.writer,
         }
         if full:
             data["key_parts"] = self.header.get("key_parts")
@@ -198,7 +242,8 @@ class ArtifactCache:
             self.store = LocalStore(Path(text))
             is_default = Path(text).resolve() == default.resolve()
         self.is_private = is_default if is_private is None else bool(is_private)
-        self.location = text
+        #: Where the cache is, as shown and recorded (a password in a URL is masked).
+        self.location = redact_url(text)
 
     def __repr__(self) -> str:
         kind = "private" if self.is_private else "shared"
@@ -217,6 +262,8 @@ class ArtifactCache:
                 caller did not allow pickle. The pickled bytes are not read.
             UnsafeLocationError: The entry holds pickled data and someone other than the
                 current user or root could have written it. It is not unpickled.
+            ForeignEntryError: The entry holds pickled data and its header names another
+                writer. It is not unpickled.
             CacheError: The store cannot be read.
         """
         problem: PathProblem | None = None
@@ -236,6 +283,8 @@ class ArtifactCache:
             self._refuse_pickle(info, allow_pickle)
             if problem is not None:
                 raise UnsafeLocationError(_untrusted_message(info, problem))
+            if info.is_foreign():
+                raise ForeignEntryError(_foreign_message(info))
         spec = (header.get("value") or {}).get("spec")
         try:
             value = decode(
@@ -289,7 +338,7 @@ class ArtifactCache:
             )
             raise CacheError(msg)
         spec, members = encode(value, allow_pickle=allow_pickle)
-        full = {**header, "key": key, "value": {"spec": spec}}
+        full = {**header, "key": key, "value": {"spec": spec}, "writer": writer_identity()}
         data = _container.pack(full, members)
         self.store.write(key, data)
         return _info(StoredFile(key, len(data), time.time()), full)
@@ -365,6 +414,8 @@ class ArtifactCache:
                     kind, detail = "unsafe", "pickled data in a shared cache"
                 elif info.has_pickle and where is not None:
                     kind, detail = "unsafe", f"pickled data, but {where.what}"
+                elif info.has_pickle and info.is_foreign():
+                    kind, detail = "unsafe", f"pickled data written by {info.writer}"
             if kind:
                 removed = self.store.delete(stored.key) if fix else False
                 problems.append(Problem(stored.key, kind, detail, removed))
@@ -437,6 +488,14 @@ def _untrusted_message(info: EntryInfo, problem: PathProblem) -> str:
         f"Refusing to unpickle cache entry {info.key[:16]} ({info.function}): "
         f"{problem.what}, and pickled data is loaded only from where no one but you or root "
         f"can write (unpickling runs the writer's code). {problem.fix}."
+    )
+
+
+def _foreign_message(info: EntryInfo) -> str:
+    return (
+        f"Refusing to unpickle cache entry {info.key[:16]} ({info.function}): it was "
+        f"written by {info.writer}, not by you ({current_user()}), and unpickling runs the "
+        "writer's code. Remove it with 'wattwise cache verify --fix'."
     )
 
 

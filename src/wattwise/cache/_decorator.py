@@ -120,21 +120,24 @@ class CachedFunction(Generic[R]):
                 "allow_pickle, or unset WATTWISE_CACHE to use the local cache."
             )
             raise CacheError(msg)
+        unreachable = False
         try:
             hit = cache.load(key, allow_pickle=self.allow_pickle)
-        except UnsafeLocationError as err:  # maybe planted: never unpickled, recomputed
+        except UnsafeLocationError as err:  # maybe planted (or foreign): never unpickled
             warnings.warn(f"{err} Computing without the cache.", CacheWarning, stacklevel=2)
             hit = None
         except UnsafeEntryError:
             raise
-        except CacheError as err:
+        except CacheError as err:  # the store cannot be read: do not wait on it twice
             warnings.warn(f"{err} Computing without the cache.", CacheWarning, stacklevel=2)
-            hit = None
+            hit, unreachable = None, True
         if hit is not None:
             _record_hit(cache, hit.info)
             value: R = hit.value
             return value
         value, cost = _measured(parts.function, lambda: self.__wrapped__(*args, **kwargs))
+        if unreachable:
+            return value
         header = {
             "function": parts.function,
             "version": self.version,

@@ -4,8 +4,17 @@ Each entry is one file, ``entries/<key[:2]>/<key>.wwc``. A writer puts the whole
 ``tmp/<key>.<random>.part`` and then renames it over the final name: on a local disk that
 is ``os.replace``, atomic, so a reader sees the old entry or the new one, never half of
 one; two producers of one key each rename a complete entry and the last one stays. On
-fsspec stores ``mv`` does the same (a rename on local and memory file systems; on object
-stores a copy whose final object appears at once).
+fsspec stores ``mv`` does the same: a rename on local and memory file systems; on an
+object store (S3 and its kin) a server-side copy of the uploaded temporary object, and a
+copy, like any PUT, makes the final object appear whole or not at all.
+
+Object stores have no folders: nothing is created on them (s3fs's ``makedirs`` would
+create a missing *bucket*, so a typo in a bucket name would silently start a new cache);
+a missing bucket is a one-line error on write and a miss on read. Their listings are read
+fresh each time (another user's process may have written since). Whatever a file-system
+package raises (botocore's ``NoCredentialsError`` or ``EndpointConnectionError`` are not
+``OSError``) becomes a :class:`~wattwise.exceptions.CacheError`, so an unreachable or
+misconfigured store costs the cache, never the job.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import dataclasses
 import datetime as dt
 import os
 import stat
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -85,6 +95,25 @@ class BaseStore(abc.ABC):
     @abc.abstractmethod
     def delete_temporary(self, name: str) -> None:
         """Remove a leftover temporary file."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` without a password in its user part (``ftp://me:secret@host`` →
+    ``ftp://me:***@host``): the form shown in messages and written to the ledger."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.scheme or parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = parts.username or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+#: fsspec protocols whose paths are real folders (or a dict, for memory): everything else
+#: is treated as an object store (keys, no folders, listings that go stale).
+_FOLDER_PROTOCOLS = frozenset({"file", "local", "memory"})
 
 
 def _key_of(name: str) -> str | None:
@@ -226,28 +255,43 @@ class FsspecStore(BaseStore):
 
     Args:
         url: The URL; the protocol's package must be installed (s3fs for ``s3://`` ...).
-        storage_options: Passed to the file system (credentials stay out of the URL).
+            Credentials belong in ``storage_options`` or the environment, not the URL; a
+            password in the URL is masked wherever the URL is shown or recorded.
+        storage_options: Passed to the file system (credentials, ``endpoint_url`` ...).
     """
 
     def __init__(self, url: str, **storage_options: Any) -> None:
+        self.url = redact_url(url)
         try:
             import fsspec
         except ImportError as err:
             msg = (
-                f"The cache URL {url!r} needs the 'fsspec' package, which is not installed. "
-                "Install it with: pip install 'wattwise[cache]'."
+                f"The cache URL {self.url!r} needs the 'fsspec' package, which is not "
+                "installed. Install it with: pip install 'wattwise[cache]' (and "
+                "'wattwise[s3]' for s3:// URLs)."
             )
             raise CacheError(msg) from err
         try:
             self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
-        except (ImportError, ValueError) as err:
+        except ImportError as err:
             msg = (
-                f"Cannot open the cache at {url!r}: {err}. Install the file system's package "
-                "(s3fs, gcsfs, adlfs ...) or fix the URL."
+                f"Cannot open the cache at {self.url!r}: {err}. Install the file system's "
+                "package (pip install 'wattwise[s3]' for s3://; gcsfs, adlfs ...) or fix the URL."
+            )
+            raise CacheError(msg) from err
+        except Exception as err:  # any backend's own error type: a bad URL or option
+            msg = (
+                f"Cannot open the cache at {self.url!r}: {_reason(err)}. Fix the URL or the "
+                "storage options."
             )
             raise CacheError(msg) from err
         self.root = str(root).rstrip("/")
-        self.url = url
+        protocol = self.fs.protocol
+        self.protocols: tuple[str, ...] = (
+            tuple(protocol) if isinstance(protocol, tuple | list) else (str(protocol),)
+        )
+        #: Keys without folders (S3, GCS, Azure ...): no makedirs, fresh listings.
+        self.is_object_store = not _FOLDER_PROTOCOLS.intersection(self.protocols)
 
     def _path(self, name: str) -> str:
         return f"{self.root}/{name}"
@@ -258,7 +302,7 @@ class FsspecStore(BaseStore):
             data: bytes = self.fs.cat_file(self._path(entry_name(key)))
         except FileNotFoundError:
             return None
-        except OSError as err:
+        except Exception as err:  # backends raise their own types
             raise _io_error("read", self.url, err) from err  # noqa: EM101
         return data
 
@@ -269,18 +313,16 @@ class FsspecStore(BaseStore):
                 head: bytes = handle.read(size)
         except FileNotFoundError:
             return None
-        except OSError as err:
+        except Exception as err:  # backends raise their own types
             raise _io_error("read", self.url, err) from err  # noqa: EM101
         return head
 
     def read_private(self, key: str) -> tuple[bytes | None, PathProblem | None]:
         """As :meth:`LocalStore.read_private` for ``file://`` URLs; ``memory://`` is written
         only by this process; any other store's writers cannot be checked."""
-        protocol = self.fs.protocol
-        protocols = protocol if isinstance(protocol, tuple) else (protocol,)
-        if "memory" in protocols:
+        if "memory" in self.protocols:
             return self.read(key), None
-        if "file" in protocols or "local" in protocols:
+        if "file" in self.protocols or "local" in self.protocols:
             return LocalStore(self.root).read_private(key)
         return super().read_private(key)
 
@@ -289,35 +331,46 @@ class FsspecStore(BaseStore):
         tmp = self._path(f"{_TMP}/{key}.{uuid.uuid4().hex}.part")
         final = self._path(entry_name(key))
         try:
-            self.fs.makedirs(self._path(_TMP), exist_ok=True)
-            self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+            if not self.is_object_store:
+                self.fs.makedirs(self._path(_TMP), exist_ok=True)
+                self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
             self.fs.pipe_file(tmp, data)
             self.fs.mv(tmp, final)
-        except OSError as err:
-            if self.fs.exists(tmp):
-                self.fs.rm_file(tmp)
+        except Exception as err:  # backends raise their own types
+            try:
+                if self.fs.exists(tmp):
+                    self.fs.rm_file(tmp)
+            except Exception:  # gc removes a leftover later
+                pass
             raise _io_error("write", self.url, err) from err  # noqa: EM101
 
     def delete(self, key: str) -> bool:
         """Remove an entry; True if it existed."""
         path = self._path(entry_name(key))
         try:
+            if self.is_object_store and not self.fs.exists(path):
+                return False  # deleting a missing key is no error on S3: ask first
             self.fs.rm_file(path)
         except FileNotFoundError:
             return False
-        except OSError as err:
+        except Exception as err:  # backends raise their own types
             raise _io_error("delete from", self.url, err) from err  # noqa: EM101
+        finally:
+            if self.is_object_store:
+                self.fs.invalidate_cache(path)
         return True
 
     def _find(self, folder: str) -> dict[str, dict[str, Any]]:
         path = self._path(folder)
         try:
+            if self.is_object_store:
+                self.fs.invalidate_cache(path)  # others write here too: list afresh
             if not self.fs.exists(path):
                 return {}
             found: dict[str, dict[str, Any]] = self.fs.find(path, detail=True)
         except FileNotFoundError:
             return {}
-        except OSError as err:
+        except Exception as err:  # backends raise their own types
             raise _io_error("list", self.url, err) from err  # noqa: EM101
         return found
 
@@ -341,13 +394,27 @@ class FsspecStore(BaseStore):
     def delete_temporary(self, name: str) -> None:
         """Remove a leftover ``.part`` file."""
         path = self._path(f"{_TMP}/{name.rsplit('/', 1)[-1]}")
-        if self.fs.exists(path):
-            self.fs.rm_file(path)
+        try:
+            if self.fs.exists(path):
+                self.fs.rm_file(path)
+        except FileNotFoundError:
+            return
+        except Exception as err:  # backends raise their own types
+            raise _io_error("delete from", self.url, err) from err  # noqa: EM101
 
 
-def _io_error(action: str, url: str, err: OSError) -> CacheError:
+def _reason(err: BaseException) -> str:
+    """One line for a backend's error: its text, and its type when that says more."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, OSError):
+        return text
+    return f"{text} ({type(err).__name__})"
+
+
+def _io_error(action: str, url: str, err: BaseException) -> CacheError:
     msg = (
-        f"Cannot {action} the cache at {url}: {err}. Check the path and its permissions, or "
-        "point WATTWISE_CACHE at another location."
+        f"Cannot {action} the cache at {url}: {_reason(err)}. Check the path, its "
+        "permissions (or credentials and endpoint), or point WATTWISE_CACHE at another "
+        "location."
     )
     return CacheError(msg)
