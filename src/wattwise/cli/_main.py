@@ -34,6 +34,7 @@ COMMANDS = (
     "report",
     "sci",
     "export",
+    "ledger",
 )
 
 #: Verbs that start work depending on the settings: a bad config file or variable stops
