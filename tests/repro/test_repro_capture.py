@@ -12,10 +12,10 @@ import pytest
 from repro_support import git, init_repo
 
 import wattwise
+from wattwise.environment import forget_seeds as forget
 from wattwise.repro import (
     ALLOWED_ENV_VARS,
     DIFF_ARTIFACT,
-    _seeds,
     allowed_variables,
     capture,
     is_secret_name,
@@ -32,7 +32,7 @@ def fake() -> list[FakeMeter]:
 @pytest.fixture(autouse=True)
 def forget_seeds() -> Iterator[None]:
     yield
-    _seeds._last.clear()
+    forget()
 
 
 def test_capture_outside_git_says_so(tmp_path: Path) -> None:

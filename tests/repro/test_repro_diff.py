@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from repro_support import git, init_repo
 
+from wattwise.environment import _capture
 from wattwise.exceptions import ReproducibilityError
-from wattwise.repro import DIFF_ARTIFACT, DIFF_STAT_ARTIFACT, _capture, capture, prepare
+from wattwise.repro import DIFF_ARTIFACT, DIFF_STAT_ARTIFACT, capture, prepare
 from wattwise.store import RunRecord, RunStatus, SQLiteRunStore
 from wattwise.store._schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -224,8 +225,8 @@ def _insert_run(conn: sqlite3.Connection, run_id: str) -> None:
 def test_a_schema_2_ledger_migrates_its_artifacts_into_shared_blobs(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
-    for statements in MIGRATIONS[:2]:
-        for statement in statements:
+    for migration in MIGRATIONS[:2]:
+        for statement in migration.sqlite:
             conn.execute(statement)
     conn.execute("PRAGMA user_version = 2")
     for run_id in ("a1", "a2", "a3"):
@@ -245,7 +246,7 @@ def test_a_schema_2_ledger_migrates_its_artifacts_into_shared_blobs(tmp_path: Pa
     store.annotate_run("a1", "note", "a write migrates the file")
     store.close()
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 2
     columns = [row[1] for row in conn.execute("PRAGMA table_info(artifacts)")]
     assert "content" not in columns

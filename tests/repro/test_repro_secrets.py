@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from repro_support import git, init_repo
 
-from wattwise.repro import REDACTED, _redact, allowed_variables, capture, redact_argv, redact_text
-from wattwise.repro._redact import TOKEN_PATTERNS, is_secret_option, redact_text_counted
+from wattwise.environment import _redact
+from wattwise.environment._redact import TOKEN_PATTERNS, is_secret_option, redact_text_counted
+from wattwise.repro import REDACTED, allowed_variables, capture, redact_argv, redact_text
 
 # Built from parts so that this file itself holds no token a scanner would flag.
 GHP = "ghp" + "_" + "R4nd0mT0k3nF0rTh3T3st5uite0123456789"

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import wattwise
+from wattwise.environment import forget_seeds as forget
 from wattwise.exceptions import InvalidParameterError
-from wattwise.repro import _seeds, determinism_flags, last_seeds, seed_everything
+from wattwise.repro import determinism_flags, last_seeds, seed_everything
 from wattwise.store import open_store
 from wattwise.testing import FakeMeter
 
@@ -24,7 +25,7 @@ def fake() -> list[FakeMeter]:
 def forget_seeds() -> Iterator[None]:
     """Runs started by later tests must not record this test's seeds."""
     yield
-    _seeds._last.clear()
+    forget()
 
 
 def test_seed_everything_makes_random_and_numpy_repeat() -> None:

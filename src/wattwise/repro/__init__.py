@@ -1,4 +1,12 @@
-"""Reproducibility: what a run records to be repeated, and ``wattwise reproduce``.
+"""Reproducibility: ``wattwise reproduce`` (a workflow above the runs), and the old home of
+the environment capture.
+
+:func:`reproduce` (:func:`prepare` then :func:`execute`) re-runs a recorded command at its
+commit with its diff, in a fresh worktree, as a new run linked to the old one, and
+compares final metrics within a tolerance (:func:`compare_metrics`).
+
+What a run records to be repeated now lives in :mod:`wattwise.environment` (the facts
+layer, which imports nothing from the runs); its names are still importable from here:
 
 * :func:`capture` (called by every run, on a background thread): command, git commit,
   branch, remote, dirty flag and diff (text only, capped, ``.wattwise/`` left out), the
@@ -6,16 +14,12 @@
   variables of an allow-list (:data:`ALLOWED_ENV_VARS`; never secrets).
 * :func:`redact_argv` / :func:`redact_text`: secrets (option values, URL credentials,
   token formats) replaced by ``***`` before anything is written.
-* :func:`seed_everything` seeds ``random``, NumPy and PyTorch and records what it set.
-* :func:`fingerprint` / ``run.use_data(...)`` / :func:`use_data` record the data a run reads
-  by content hash.
-* :func:`reproduce` re-runs a recorded command at its commit with its diff, in a fresh
-  worktree, and compares final metrics within a tolerance.
+* :func:`seed_everything` (``wattwise.tracking``) seeds ``random``, NumPy and PyTorch and
+  records what it set in the active run.
+* :func:`fingerprint` / ``run.use_data(...)`` / :func:`use_data` (``wattwise.tracking``)
+  record the data a run reads by content hash.
 
-This package imports neither the tracking nor the store at import time (``reproduce``
-creates runs, so it imports them when called), and its names are loaded on first use:
-``from wattwise.repro import redact_argv`` on a run's start path loads the redaction
-rules only (about 1 ms), not git, metadata and comparison code.
+Names load on first use (PEP 562): importing this package costs nothing until one is used.
 """
 
 from __future__ import annotations
@@ -24,13 +28,25 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from wattwise.repro._capture import (
+    from wattwise.environment import (
+        ALLOWED_ENV_VARS,
         DIFF_ARTIFACT,
         DIFF_MAX_BYTES,
         DIFF_STAT_ARTIFACT,
+        REDACTED,
+        RESTORED_ON_REPRODUCE,
         Capture,
+        allowed_variables,
         capture,
+        determinism_flags,
+        fingerprint,
+        is_secret_name,
+        last_seeds,
         packages,
+        redact_argv,
+        redact_text,
+        redact_url,
+        resolve_interpreter,
     )
     from wattwise.repro._compare import (
         Comparison,
@@ -39,25 +55,6 @@ if TYPE_CHECKING:
         Tolerances,
         compare_metrics,
         final_metrics,
-    )
-    from wattwise.repro._envvars import (
-        ALLOWED_ENV_VARS,
-        RESTORED_ON_REPRODUCE,
-        allowed_variables,
-        is_secret_name,
-    )
-    from wattwise.repro._fingerprint import (
-        fingerprint,
-        use_data,
-    )
-    from wattwise.repro._interpreter import (
-        resolve as resolve_interpreter,
-    )
-    from wattwise.repro._redact import (
-        REDACTED,
-        redact_argv,
-        redact_text,
-        redact_url,
     )
     from wattwise.repro._reproduce import (
         PackageDrift,
@@ -69,37 +66,35 @@ if TYPE_CHECKING:
         prepare,
         reproduce,
     )
-    from wattwise.repro._seeds import (
-        determinism_flags,
-        last_seeds,
-        seed_everything,
-    )
+    from wattwise.tracking import seed_everything, use_data
 
-#: Public name → (module, name there).
+#: Public name → (module, name there). The environment's names and the two recording
+#: functions keep their old home here (``from wattwise.repro import capture`` still works).
 _LAZY: dict[str, tuple[str, str]] = {
-    "DIFF_ARTIFACT": ("wattwise.repro._capture", "DIFF_ARTIFACT"),
-    "DIFF_MAX_BYTES": ("wattwise.repro._capture", "DIFF_MAX_BYTES"),
-    "DIFF_STAT_ARTIFACT": ("wattwise.repro._capture", "DIFF_STAT_ARTIFACT"),
-    "Capture": ("wattwise.repro._capture", "Capture"),
-    "capture": ("wattwise.repro._capture", "capture"),
-    "packages": ("wattwise.repro._capture", "packages"),
+    "DIFF_ARTIFACT": ("wattwise.environment", "DIFF_ARTIFACT"),
+    "DIFF_MAX_BYTES": ("wattwise.environment", "DIFF_MAX_BYTES"),
+    "DIFF_STAT_ARTIFACT": ("wattwise.environment", "DIFF_STAT_ARTIFACT"),
+    "Capture": ("wattwise.environment", "Capture"),
+    "capture": ("wattwise.environment", "capture"),
+    "packages": ("wattwise.environment", "packages"),
+    "ALLOWED_ENV_VARS": ("wattwise.environment", "ALLOWED_ENV_VARS"),
+    "RESTORED_ON_REPRODUCE": ("wattwise.environment", "RESTORED_ON_REPRODUCE"),
+    "allowed_variables": ("wattwise.environment", "allowed_variables"),
+    "is_secret_name": ("wattwise.environment", "is_secret_name"),
+    "fingerprint": ("wattwise.environment", "fingerprint"),
+    "resolve_interpreter": ("wattwise.environment", "resolve_interpreter"),
+    "REDACTED": ("wattwise.environment", "REDACTED"),
+    "redact_argv": ("wattwise.environment", "redact_argv"),
+    "redact_text": ("wattwise.environment", "redact_text"),
+    "redact_url": ("wattwise.environment", "redact_url"),
+    "determinism_flags": ("wattwise.environment", "determinism_flags"),
+    "last_seeds": ("wattwise.environment", "last_seeds"),
     "Comparison": ("wattwise.repro._compare", "Comparison"),
     "MetricDiff": ("wattwise.repro._compare", "MetricDiff"),
     "Tolerance": ("wattwise.repro._compare", "Tolerance"),
     "Tolerances": ("wattwise.repro._compare", "Tolerances"),
     "compare_metrics": ("wattwise.repro._compare", "compare_metrics"),
     "final_metrics": ("wattwise.repro._compare", "final_metrics"),
-    "ALLOWED_ENV_VARS": ("wattwise.repro._envvars", "ALLOWED_ENV_VARS"),
-    "RESTORED_ON_REPRODUCE": ("wattwise.repro._envvars", "RESTORED_ON_REPRODUCE"),
-    "allowed_variables": ("wattwise.repro._envvars", "allowed_variables"),
-    "is_secret_name": ("wattwise.repro._envvars", "is_secret_name"),
-    "fingerprint": ("wattwise.repro._fingerprint", "fingerprint"),
-    "use_data": ("wattwise.repro._fingerprint", "use_data"),
-    "resolve_interpreter": ("wattwise.repro._interpreter", "resolve"),
-    "REDACTED": ("wattwise.repro._redact", "REDACTED"),
-    "redact_argv": ("wattwise.repro._redact", "redact_argv"),
-    "redact_text": ("wattwise.repro._redact", "redact_text"),
-    "redact_url": ("wattwise.repro._redact", "redact_url"),
     "PackageDrift": ("wattwise.repro._reproduce", "PackageDrift"),
     "ReproducePlan": ("wattwise.repro._reproduce", "ReproducePlan"),
     "ReproduceResult": ("wattwise.repro._reproduce", "ReproduceResult"),
@@ -108,9 +103,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "package_drift": ("wattwise.repro._reproduce", "package_drift"),
     "prepare": ("wattwise.repro._reproduce", "prepare"),
     "reproduce": ("wattwise.repro._reproduce", "reproduce"),
-    "determinism_flags": ("wattwise.repro._seeds", "determinism_flags"),
-    "last_seeds": ("wattwise.repro._seeds", "last_seeds"),
-    "seed_everything": ("wattwise.repro._seeds", "seed_everything"),
+    "seed_everything": ("wattwise.tracking", "seed_everything"),
+    "use_data": ("wattwise.tracking", "use_data"),
 }
 
 

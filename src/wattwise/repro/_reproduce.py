@@ -21,11 +21,16 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wattwise.environment import (
+    DIFF_ARTIFACT,
+    REDACTED,
+    RESTORED_ON_REPRODUCE,
+    canonical_name,
+    job_environment,
+    packages,
+)
 from wattwise.exceptions import ReproducibilityError
-from wattwise.repro._capture import DIFF_ARTIFACT, canonical_name, job_environment, packages
 from wattwise.repro._compare import Comparison, Tolerances, compare_metrics, final_metrics
-from wattwise.repro._envvars import RESTORED_ON_REPRODUCE
-from wattwise.repro._redact import REDACTED
 
 if TYPE_CHECKING:
     from wattwise.store import RunRecord, SQLiteRunStore

@@ -51,12 +51,12 @@ from wattwise.store import (
     ledger_path,
 )
 from wattwise.store._liveness import identity
+from wattwise.tracking._active import _points, active_run, current
 from wattwise.tracking._attribution import gpu_share
 from wattwise.tracking._proctree import ProcessTree, machine_busy_cpu_s, total_memory_bytes
 from wattwise.tracking._writer import (
     START_TIMEOUT_S,
     WRITE_TIMEOUT_S,
-    ChildLogger,
     LedgerWriter,
     strict_from_env,
 )
@@ -64,8 +64,6 @@ from wattwise.tracking._writer import (
 logger = logging.getLogger("wattwise")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("wattwise_run", default=None)
 
 #: How energy of each component is attributed to a run's process tree.
 ATTRIBUTION = dict(COMPONENT_ATTRIBUTION)
@@ -127,11 +125,6 @@ class RunResult:
         return data
 
 
-def current_run() -> Run | None:
-    """The run active in this context (innermost ``track`` block), or None."""
-    return _current.get()
-
-
 class Run:
     """One tracked piece of work. Use :func:`wattwise.track` to make one.
 
@@ -181,10 +174,8 @@ class Run:
         self.tags = [str(t) for t in tags]
         self.command = command
         self.study_id = study_id
-        parent = current_run()
+        parent = active_run()
         self.parent_id = parent_id or (parent.id if parent else None)
-        if self.parent_id is None and os.environ.get("WATTWISE_RUN_ID"):
-            self.parent_id = os.environ["WATTWISE_RUN_ID"]
         self.state = RunState.CREATED
         self._region = region
         self._meter_names = tuple(meters) if meters is not None else None
@@ -416,15 +407,15 @@ class Run:
 
     def __enter__(self) -> Run:
         self.start()
-        self._token = _current.set(self)
+        self._token = current.set(self)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if self._token is not None:
             try:
-                _current.reset(self._token)
+                current.reset(self._token)
             except ValueError:  # exited in another context than entered (generators)
-                _current.set(None)
+                current.set(None)
             self._token = None
         if exc is None:
             self.finish()
@@ -465,15 +456,7 @@ class Run:
         if self.state is not RunState.RUNNING:
             msg = f"Cannot log to run {self.id[:8]!r}: it is {self.state.value}, not running."
             raise RunStateError(msg)
-        now = time.time()
-        points = []
-        for key, value in metrics.items():
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                msg = f"Metric {key!r} must be a number. Got {value!r} instead."
-                raise InvalidParameterError(msg) from None
-            points.append((step, key, number, now))
+        points = _points(step, metrics)
         with self._lock:
             self._pending_metrics.extend(points)
             self._last_metrics.update({p[1]: p[2] for p in points})
@@ -519,18 +502,22 @@ class Run:
             InvalidParameterError: The path does not exist or the type is not supported.
             RunStateError: The run is not running.
         """
-        from wattwise.repro import fingerprint
+        from wattwise.environment import fingerprint
 
         if self.state is not RunState.RUNNING:
             msg = f"Cannot record data in run {self.id[:8]!r}: it is {self.state.value}."
             raise RunStateError(msg)
 
         found = fingerprint(path_or_array, name=name)
-        self._set_record("data", found, append=True)
+        self.set_record("data", found, append=True)
         return found
 
-    def _set_record(self, key: str, value: Any, *, append: bool = False) -> None:
-        """Set (or append to a list at) a top-level record field (seeds, data)."""
+    def set_record(self, key: str, value: Any, *, append: bool = False) -> None:
+        """Set (or append to a list at) a top-level record field (seeds, data).
+
+        Prefer the dedicated methods (``use_data``, ``annotate``, ``record_flops``); this
+        is for workflows recording a fact of their own (``wattwise.seed_everything``).
+        """
         with self._lock:
             if append:
                 self._record.setdefault(key, []).append(value)
@@ -641,7 +628,7 @@ class Run:
     # -- internals --------------------------------------------------------------
 
     def _initial_record(self) -> dict[str, Any]:
-        from wattwise.repro import redact_argv  # secrets never reach the record
+        from wattwise.environment import redact_argv  # secrets never reach the record
 
         infos = {
             name: {
@@ -770,7 +757,7 @@ class Run:
 
     def _capture_environment(self) -> None:
         from wattwise import meters
-        from wattwise.repro import capture, last_seeds
+        from wattwise.environment import capture, last_seeds
 
         found = capture(
             self._cwd, self._record["command"]["argv"],
@@ -950,7 +937,6 @@ class Run:
         )  # fmt: skip
 
 
-_child_logger: list[ChildLogger] = []
 _open_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 _exit_state: dict[str, Any] = {"installed": False, "uncaught": None}
 
@@ -986,44 +972,6 @@ def _finish_open_runs() -> None:
             run.finish(RunStatus.FAILED, error=why[:500])
         except Exception as err:  # at exit there is nobody left to tell but the log
             logger.warning("wattwise: could not finish run %s at exit: %s", run.id[:8], err)
-
-
-def log(step: int | None = None, **metrics: float) -> None:
-    """Log metrics to the current run, wherever it is.
-
-    Inside a ``track`` block this is ``run.log``. In a program started by
-    ``wattwise run`` it writes to that run through the ledger (or, when the ledger cannot
-    be written, through a spool merged later), so a script can report its accuracy without
-    managing a run of its own. Failures of the ledger never raise here unless strict
-    (``WATTWISE_STRICT=1``).
-
-    Raises:
-        RunStateError: There is no run to log to.
-        InvalidParameterError: A value is not a number.
-    """
-    run = current_run()
-    if run is not None:
-        run.log(step, **metrics)
-        return
-    run_id = os.environ.get("WATTWISE_RUN_ID")
-    if not run_id:
-        msg = (
-            "No active run to log to. Call wattwise.log() inside 'with wattwise.track(...)', "
-            "or start the program with 'wattwise run -- ...'."
-        )
-        raise RunStateError(msg)
-    now = time.time()
-    points = []
-    for key, value in metrics.items():
-        try:
-            points.append((step, key, float(value), now))
-        except (TypeError, ValueError):
-            msg = f"Metric {key!r} must be a number. Got {value!r} instead."
-            raise InvalidParameterError(msg) from None
-    if not _child_logger or _child_logger[0].run_id != run_id:
-        _child_logger[:] = [ChildLogger(run_id, os.environ.get("WATTWISE_STORE"),
-                                        strict=strict_from_env(None))]  # fmt: skip
-    _child_logger[0].log(points)
 
 
 def track(name: str | None = None, **kwargs: Any) -> Run:

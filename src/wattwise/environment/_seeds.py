@@ -1,4 +1,9 @@
-"""``seed_everything``: seed every random generator in use and record what was done.
+"""``seed_generators``: seed every random generator in use and remember what was done.
+
+This is the environment layer's half: it seeds and keeps the report (:func:`last_seeds`,
+read by every run at its start). Recording the report into the active run is
+:func:`wattwise.seed_everything`'s half (``wattwise.tracking``), so this module imports
+nothing from the runs.
 
 Libraries are seeded only if the program has already imported them: importing PyTorch
 to seed it would cost seconds and memory in programs that never use it. A library that
@@ -10,7 +15,6 @@ kernels can be slower, and slower means more energy.
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import random
 import sys
@@ -19,8 +23,6 @@ import time
 from typing import Any
 
 from wattwise.exceptions import InvalidParameterError
-
-logger = logging.getLogger("wattwise")
 
 _last: list[dict[str, Any]] = []
 _lock = threading.Lock()
@@ -33,6 +35,12 @@ def last_seeds() -> dict[str, Any] | None:
     """The report of the latest ``seed_everything`` call in this process, or None."""
     with _lock:
         return dict(_last[-1]) if _last else None
+
+
+def forget_seeds() -> None:
+    """Forget the latest report: runs started from now on record no seeds (tests use it)."""
+    with _lock:
+        _last.clear()
 
 
 def determinism_flags() -> dict[str, Any]:
@@ -62,15 +70,14 @@ def _check_seed(seed: Any) -> int:
     return seed
 
 
-def seed_everything(
+def seed_generators(
     seed: int, *, deterministic: bool = False, warn_only: bool = True
 ) -> dict[str, Any]:
-    """Seed Python's ``random``, NumPy and PyTorch (those already imported) and record it.
+    """Seed Python's ``random``, NumPy and PyTorch (those already imported); remember it.
 
-    The report is stored in the current run's record (``seeds`` and
-    ``determinism_flags``): the run of the enclosing ``wattwise.track`` block, or the
-    ``wattwise run`` command this program runs under; a run started later in this process
-    records the latest report too.
+    A run started later in this process records the latest report
+    (:func:`last_seeds`); :func:`wattwise.seed_everything` also records it in the run
+    active now.
 
     Args:
         seed: The seed, an int in ``[0, 2**32)``.
@@ -137,32 +144,4 @@ def seed_everything(
     }
     with _lock:
         _last[:] = [report]
-    _record(report)
     return report
-
-
-def _record(report: dict[str, Any]) -> None:
-    """Store the report in the current run, or in the ``wattwise run`` parent's record."""
-    from wattwise.tracking import current_run
-
-    flags = report["determinism_flags"]
-    run = current_run()
-    if run is not None:
-        run._set_record("seeds", report)
-        run._set_record("determinism_flags", flags)
-        return
-    run_id = os.environ.get("WATTWISE_RUN_ID")
-    if not run_id:
-        return
-    from wattwise.exceptions import WattwiseError
-    from wattwise.store import open_store
-
-    try:
-        store = open_store(os.environ.get("WATTWISE_STORE"))
-        try:
-            store.annotate_run(run_id, "seeds", report)
-            store.annotate_run(run_id, "determinism_flags", flags)
-        finally:
-            store.close()
-    except WattwiseError as err:  # the user's program goes on
-        logger.warning("wattwise: could not record the seeds in run %s: %s", run_id[:8], err)

@@ -9,8 +9,8 @@ Bounded by design: the diff holds text files only (a changed binary file is reco
 path, size and sha256), never the ``.wattwise/`` folder, and above ``diff_max_bytes``
 (1 MB) only its hash and ``--stat`` are kept. Redacted by design: secrets in the diff,
 the remote URL, variables and file names become ``***`` here, before anything is stored
-(:mod:`wattwise.repro._redact`). For ``wattwise run -- CMD`` the environment recorded is
-the job's interpreter's, not wattwise's (:mod:`wattwise.repro._interpreter`).
+(:mod:`wattwise.environment._redact`). For ``wattwise run -- CMD`` the environment recorded is
+the job's interpreter's, not wattwise's (:mod:`wattwise.environment._interpreter`).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from wattwise.repro._envvars import allowed_variables
-from wattwise.repro._interpreter import is_this_interpreter, query, resolve
-from wattwise.repro._redact import redact_argv, redact_bytes, redact_text, redact_url
+from wattwise.environment._envvars import allowed_variables
+from wattwise.environment._interpreter import is_this_interpreter, query, resolve
+from wattwise.environment._redact import redact_argv, redact_bytes, redact_text, redact_url
 
 _GIT_TIMEOUT_S = 5.0
 #: Name of the ledger artifact that holds a run's ``git diff HEAD`` (text files only).

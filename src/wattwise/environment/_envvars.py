@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 
-from wattwise.repro._redact import redact_text
+from wattwise.environment._redact import redact_text
 
 #: Variables that change what a run computes or how fast, and carry no secret.
 ALLOWED_ENV_VARS: tuple[str, ...] = (
