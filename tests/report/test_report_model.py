@@ -7,7 +7,7 @@ from report_support import XSS, fake_meter, insert_run, project_ledger, spin, tr
 
 import wattwise
 from wattwise.exceptions import InvalidParameterError, RunNotFoundError
-from wattwise.report import build_report, pareto_front, role_of, select_runs
+from wattwise.report import build_report, role_of, select_runs
 from wattwise.store import ReuseEvent, open_store
 
 
@@ -111,12 +111,6 @@ def test_trials_without_a_recorded_front_get_a_computed_one() -> None:
     assert study.front_source == "computed" and study.direction == "minimize"
     assert {p.name for p in study.points if p.on_front} == {"a", "b", "d"}
     assert not any(p.is_best for p in study.points)
-
-
-def test_pareto_front_by_hand() -> None:
-    pts = [("a", 1.0, 0.5), ("b", 2.0, 0.7), ("c", 3.0, 0.6), ("d", 2.0, 0.7), ("e", 4.0, 0.9)]
-    assert pareto_front(pts, maximize=True) == {"a", "b", "d", "e"}
-    assert pareto_front(pts, maximize=False) == {"a"}
 
 
 def test_saved_by_reuse_comes_from_the_ledger_cache_hits(ids: dict[str, str]) -> None:

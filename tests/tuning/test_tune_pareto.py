@@ -79,3 +79,16 @@ def test_set_up_energy_is_the_median_over_trials_that_reported_twice() -> None:
     ]
     assert setup_energy_j(trials) == pytest.approx(2.5)
     assert setup_energy_j([[(0, 9.0)]]) is None
+
+
+def test_pareto_front_keeps_ties_on_both_axes() -> None:
+    """The report's front and the tuner's are this one function; ties are all kept."""
+    pts = [("a", 1.0, 0.5), ("b", 2.0, 0.7), ("c", 3.0, 0.6), ("d", 2.0, 0.7), ("e", 4.0, 0.9)]
+
+    def ids(direction: str) -> set[str]:
+        front = pareto_front(pts, value=lambda p: p[2], energy_j=lambda p: p[1],
+                             direction=direction)  # fmt: skip
+        return {p[0] for p in front}
+
+    assert ids("maximize") == {"a", "b", "d", "e"}
+    assert ids("minimize") == {"a"}

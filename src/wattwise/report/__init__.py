@@ -32,7 +32,6 @@ from wattwise.report._model import (
     StudyView,
     Timeline,
     build_report,
-    pareto_front,
     select_runs,
 )
 from wattwise.report._sci import (
@@ -77,7 +76,6 @@ __all__ = [
     "default_tracking_uri",
     "hf_card",
     "log_to_mlflow",
-    "pareto_front",
     "render_codecarbon_csv",
     "render_html",
     "render_json",

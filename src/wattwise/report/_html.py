@@ -453,13 +453,14 @@ def _study(view: StudyView) -> str:
         f'</td><td class="n">{e(units.energy(p.energy_j))}</td></tr>'
         for p in front
     )
-    summary_items = []
-    for key in ("stop_reason", "budget", "spent", "best_run_id"):
-        value = view.summary.get(key)
-        if value is None:
-            continue
-        shown = str(value)[:12] if key == "best_run_id" else _budget_text(value)
-        summary_items.append(f"<dt>{e(key.replace('_', ' '))}</dt><dd>{e(shown)}</dd>")
+    study = view.study
+    recorded: list[tuple[str, str | None]] = [
+        ("stop reason", _budget_text(study.stop_reason) if study.stop_reason else None),
+        ("budget", _budget_text(study.budget) if study.budget else None),
+        ("spent", _budget_text(study.spent) if study.spent else None),
+        ("best run id", study.best_run_id[:12] if study.best_run_id else None),
+    ]
+    summary_items = [f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in recorded if v is not None]
     summary = f'<dl class="kv">{"".join(summary_items)}</dl>' if summary_items else ""
     return (
         f"<h3>{e(view.name)} <span class=\"id\">{e(view.id[:12])}</span></h3>"

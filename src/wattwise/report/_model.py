@@ -21,6 +21,7 @@ from wattwise.report._attributions import DataCredit, data_credits
 from wattwise.report._covers import covers_lines
 from wattwise.report._sci import SciResult, compute_sci
 from wattwise.store import RunRecord, SQLiteRunStore, role_of
+from wattwise.tuning import StudyRecord, TrialRecord, pareto_front
 
 Scope = Literal["run", "study", "project"]
 ROLES = ("final", "tuning", "failed", "crashed", "running")
@@ -329,7 +330,7 @@ class StudyView:
         direction: ``maximize`` or ``minimize``.
         points: Trials with a value for ``metric``.
         trials: All trials, with or without a value.
-        summary: The driver's ``extra.study`` summary as recorded (may be empty).
+        study: The driver's study record as recorded (empty for a driver without one).
         front_source: ``"recorded"`` (the study's ``pareto_run_ids``) or ``"computed"``.
     """
 
@@ -339,13 +340,20 @@ class StudyView:
     direction: str
     points: list[StudyPoint]
     trials: int
-    summary: dict[str, Any]
+    study: StudyRecord
     front_source: str
 
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The study record as JSON (the driver's ``extra.study``)."""
+        return self.study.to_record()
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON shape."""
-        data = dataclasses.asdict(self)
+        """JSON shape (the study record under ``summary``)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data.pop("study")
         data["points"] = [p.to_dict() for p in self.points]
+        data["summary"] = self.summary
         return data
 
 
@@ -605,14 +613,14 @@ def _saved_by_pruning(runs: Sequence[RunRecord]) -> dict[str, float]:
     energy = co2e = 0.0
     studies = 0
     for run in runs:
-        study = (run.record.get("extra") or {}).get("study")
-        if not isinstance(study, Mapping):
+        study = StudyRecord.from_record(run.record)
+        if study is None:
             continue
-        e, g = study.get("avoided_energy_j"), study.get("avoided_co2e_g")
-        if isinstance(e, (int, float)) or isinstance(g, (int, float)):
+        e, g = study.avoided_energy_j, study.avoided_co2e_g
+        if e is not None or g is not None:
             studies += 1
-            energy += float(e) if isinstance(e, (int, float)) else 0.0
-            co2e += float(g) if isinstance(g, (int, float)) else 0.0
+            energy += e or 0.0
+            co2e += g or 0.0
     return {"energy_j": energy, "co2e_g": co2e, "studies": float(studies)}
 
 
@@ -667,13 +675,9 @@ def _project(
     )
 
 
-def _direction(metric: str, summary: Mapping[str, Any]) -> str:
-    recorded = summary.get("direction")
-    if isinstance(recorded, str) and recorded.lower() in ("maximize", "minimize"):
-        return recorded.lower()
-    directions = summary.get("directions")
-    if isinstance(directions, list) and directions and isinstance(directions[0], str):
-        return directions[0].lower()
+def _direction(metric: str, study: StudyRecord) -> str:
+    if study.direction is not None:
+        return study.direction
     name = metric.lower()
     if any(h in name for h in _MAXIMIZE_HINTS):
         return "maximize"
@@ -685,11 +689,9 @@ def _direction(metric: str, summary: Mapping[str, Any]) -> str:
 NOT_OBJECTIVE_PREFIXES = ("energy", "co2e", "epoch", "learning_rate", "lr", "grad_norm", "step")
 
 
-def _pick_metric(trials: Sequence[RunSummary], summary: Mapping[str, Any]) -> str | None:
-    for key in ("metric", "metric_name", "objective_name"):
-        value = summary.get(key)
-        if isinstance(value, str) and any(value in t.metrics for t in trials):
-            return value
+def _pick_metric(trials: Sequence[RunSummary], study: StudyRecord) -> str | None:
+    if study.metric is not None and any(study.metric in t.metrics for t in trials):
+        return study.metric
     if any("objective" in t.metrics for t in trials):
         return "objective"  # what wattwise.tune logs as each trial's final value
     counts: dict[str, int] = {}
@@ -712,69 +714,38 @@ def _trial_value(
     summary: RunSummary, record: Mapping[str, Any], metric: str | None
 ) -> tuple[float | None, str, bool]:
     """``(value, state, complete)`` of a trial for the plot."""
-    trial = (record.get("extra") or {}).get("trial")
-    trial = trial if isinstance(trial, Mapping) else {}
-    state = str(trial.get("state") or summary.status)
+    trial = TrialRecord.from_record(record)
+    state = trial.state if trial is not None else summary.status
     complete = state in ("complete", "finished")
     value = summary.metrics.get(metric) if metric is not None else None
-    if value is None and metric in ("objective", "value"):
-        last = trial.get("last_value")
-        value = float(last) if isinstance(last, (int, float)) else None
+    if value is None and metric in ("objective", "value") and trial is not None:
+        value = trial.last_value
     return value, state, complete
-
-
-def pareto_front(points: Sequence[tuple[str, float, float]], *, maximize: bool) -> set[str]:
-    """Ids of the points no other point beats on both energy (lower) and value.
-
-    Args:
-        points: ``(id, energy_j, value)``.
-        maximize: Whether a higher value is better.
-
-    Returns:
-        The ids on the front (ties on both axes are all kept).
-    """
-    front = set()
-    for pid, energy, value in points:
-        dominated = False
-        for oid, o_energy, o_value in points:
-            if oid == pid:
-                continue
-            better_value = o_value >= value if maximize else o_value <= value
-            strictly = (
-                o_energy < energy or (o_value > value if maximize else o_value < value)
-            )
-            if o_energy <= energy and better_value and strictly:
-                dominated = True
-                break
-        if not dominated:
-            front.add(pid)
-    return front
 
 
 def _study_view(
     driver: RunRecord, trials: Sequence[RunSummary], records: Mapping[str, RunRecord],
     metric: str | None,
 ) -> StudyView:
-    summary_raw = (driver.record.get("extra") or {}).get("study")
-    summary: dict[str, Any] = dict(summary_raw) if isinstance(summary_raw, Mapping) else {}
-    chosen = metric if metric is not None else _pick_metric(trials, summary)
-    direction = _direction(chosen or "", summary)
+    study = StudyRecord.from_record(driver.record) or StudyRecord()
+    chosen = metric if metric is not None else _pick_metric(trials, study)
+    direction = _direction(chosen or "", study)
     raw = []
     for t in trials:
         value, state, complete = _trial_value(t, records[t.id].record, chosen)
         if value is not None:
             raw.append((t, value, state, complete))
-    recorded = summary.get("pareto_run_ids")
-    if isinstance(recorded, list) and recorded:
-        front = {str(x) for x in recorded}
+    if study.pareto_run_ids:
+        front = set(study.pareto_run_ids)
         front_source = "recorded"
     else:
-        front = pareto_front(
+        on_front = pareto_front(
             [(t.id, t.energy_j, v) for t, v, _s, complete in raw if complete],
-            maximize=direction == "maximize",
-        )
+            value=lambda p: p[2], energy_j=lambda p: p[1], direction=direction,
+        )  # fmt: skip
+        front = {pid for pid, _e, _v in on_front}
         front_source = "computed"
-    best = summary.get("best_run_id")
+    best = study.best_run_id
     points = [
         StudyPoint(run_id=t.id, name=t.name, status=t.status, state=state, complete=complete,
                    energy_j=t.energy_j, value=v, on_front=t.id in front, is_best=t.id == best)
@@ -782,7 +753,7 @@ def _study_view(
     ]  # fmt: skip
     return StudyView(
         id=driver.id, name=driver.name, metric=chosen, direction=direction, points=points,
-        trials=len(trials), summary=summary, front_source=front_source,
+        trials=len(trials), study=study, front_source=front_source,
     )  # fmt: skip
 
 
@@ -887,7 +858,7 @@ def _select(
     if study is not None:
         driver = store.get_run(study)
         members = [r for r in store.list_runs(study_id=driver.id) if r.id != driver.id]
-        if not members and not (driver.record.get("extra") or {}).get("study"):
+        if not members and StudyRecord.from_record(driver.record) is None:
             msg = (
                 f"Run {driver.id[:12]!r} ({driver.name!r}) is not a tuning study: no trials "
                 "name it as their study. Pass it as a run, or list studies with 'wattwise runs'."
@@ -905,7 +876,7 @@ def _select(
     everything = store.list_runs()
     drivers = [
         r for r in everything
-        if r.kind == "study" or isinstance((r.record.get("extra") or {}).get("study"), Mapping)
+        if r.kind == "study" or StudyRecord.from_record(r.record) is not None
         or any(o.study_id == r.id for o in everything)
     ]  # fmt: skip
     return "project", everything, None, drivers

@@ -29,23 +29,48 @@ Quick start::
 
 from __future__ import annotations
 
-from wattwise.tuning._budget import Budget, Spent
-from wattwise.tuning._executors import load_objective
-from wattwise.tuning._pareto import (
-    AvoidedEstimate,
-    estimate_avoided,
-    pareto_front,
-    setup_energy_j,
-)
-from wattwise.tuning._trial import BudgetExhaustedError, Trial
-from wattwise.tuning._tuner import TrialSummary, TuneResult, tune
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wattwise.tuning._budget import Budget, Spent
+    from wattwise.tuning._executors import load_objective
+    from wattwise.tuning._pareto import (
+        AvoidedEstimate,
+        estimate_avoided,
+        pareto_front,
+        setup_energy_j,
+    )
+    from wattwise.tuning._records import StudyRecord, TrialRecord
+    from wattwise.tuning._trial import BudgetExhaustedError, Trial
+    from wattwise.tuning._tuner import TrialSummary, TuneResult, tune
+
+# Loaded on first use: readers of study records (the report) need neither the tuner nor
+# the executors, and nothing here imports Optuna until a study runs.
+_LAZY = {
+    "AvoidedEstimate": "_pareto",
+    "Budget": "_budget",
+    "BudgetExhaustedError": "_trial",
+    "Spent": "_budget",
+    "StudyRecord": "_records",
+    "Trial": "_trial",
+    "TrialRecord": "_records",
+    "TrialSummary": "_tuner",
+    "TuneResult": "_tuner",
+    "estimate_avoided": "_pareto",
+    "load_objective": "_executors",
+    "pareto_front": "_pareto",
+    "setup_energy_j": "_pareto",
+    "tune": "_tuner",
+}
 
 __all__ = [
     "AvoidedEstimate",
     "Budget",
     "BudgetExhaustedError",
     "Spent",
+    "StudyRecord",
     "Trial",
+    "TrialRecord",
     "TrialSummary",
     "TuneResult",
     "estimate_avoided",
@@ -54,3 +79,19 @@ __all__ = [
     "setup_energy_j",
     "tune",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'wattwise.tuning' has no attribute {name!r}"
+        raise AttributeError(msg)
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from wattwise.exceptions import InvalidParameterError, SearchError
+from wattwise.exceptions import InvalidParameterError, SearchError, TrialStateError
 from wattwise.tracking import Run, RunState
+from wattwise.tuning._records import TrialRecord
 from wattwise.tuning._tree import subtree_cpu_s
 
 
@@ -48,6 +49,11 @@ class Trial:
     * ``energy_j`` is what the trial has cost so far, in joules;
     * ``set_max_step(step)`` declares the step the trial ends at if it is not pruned,
       which sharpens the estimate of the energy pruning avoided.
+
+    A trial lives as long as the objective call that received it: once that call has
+    returned (or raised), ``suggest_*``, ``report``, ``set_user_attr`` and ``set_max_step``
+    raise :class:`~wattwise.exceptions.TrialStateError` instead of changing a finished
+    trial (``params``, ``user_attrs`` and ``number`` stay readable).
     """
 
     def __init__(
@@ -71,10 +77,20 @@ class Trial:
         self._last_report_j = 0.0
         self.max_interval_j = 0.0
         self.max_interval_s = 0.0
+        self._ended: str | None = None  # the state it ended in, once the objective returned
+
+    def _check_running(self, method: str) -> None:
+        if self._ended is not None:
+            msg = (
+                f"Trial {self.number} has ended ({self._ended}); Trial.{method} cannot change "
+                "it. Use a trial only inside the objective call that received it."
+            )
+            raise TrialStateError(msg)
 
     # -- Optuna's interface ---------------------------------------------------------------
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        self._check_running(method)
         reply = self._channel.call(
             {"op": "call", "number": self.number, "method": method, "args": args,
              "kwargs": kwargs}
@@ -116,7 +132,9 @@ class Trial:
         Raises:
             BudgetExhaustedError: A budget of the study is spent; let it end the objective.
             InvalidParameterError: ``step`` is not an int >= 0.
+            TrialStateError: The trial has ended (its objective call returned).
         """
+        self._check_running("report")
         number = float(value)
         try:
             index = -1 if isinstance(step, bool) else operator.index(step)
@@ -140,6 +158,8 @@ class Trial:
             {"op": "report", "number": self.number, "value": number, "step": step,
              "energy_j": snap["energy_j"], "co2e_g": snap["co2e_g"]}
         )  # fmt: skip
+        if "error" in reply:
+            raise reply["error"]
         self._prune = bool(reply["prune"])
         if reply.get("stop"):
             self._stop = str(reply["stop"])
@@ -160,6 +180,7 @@ class Trial:
 
     def set_max_step(self, step: int) -> None:
         """Declare the last step this trial reports if it runs to its end (e.g. epochs − 1)."""
+        self._check_running("set_max_step")
         self.max_step = int(step)
 
     @property
@@ -236,16 +257,13 @@ def execute_trial(
                  ) -> None:  # fmt: skip
         last = trial.reports[-1] if trial.reports else None
         run.set_params(**trial.params)
-        run.annotate(
-            "trial",
-            {
-                "number": number, "state": state, "value": value,
-                "last_step": last[0] if last else None,
-                "last_value": last[1] if last else None, "n_reports": len(trial.reports),
-                "max_step": trial.max_step, "stopped_by": stopped_by, "error": error,
-                "params": trial.params, "user_attrs": trial.user_attrs,
-            },
+        record = TrialRecord(
+            number=number, state=state, value=value, last_step=last[0] if last else None,
+            last_value=last[1] if last else None, n_reports=len(trial.reports),
+            max_step=trial.max_step, stopped_by=stopped_by, error=error, params=trial.params,
+            user_attrs=trial.user_attrs,
         )  # fmt: skip
+        run.annotate(TrialRecord.KEY, record.to_record())
 
     cpu_start = 0.0
     try:
@@ -290,6 +308,7 @@ def execute_trial(
                            exception=portable_error(err))  # fmt: skip
     except BaseException as err:  # KeyboardInterrupt, SystemExit: the study stops
         outcome["exception"] = err
+    trial._ended = outcome["state"]
     energy = co2e = duration = 0.0
     if run.state is RunState.ENDED:
         energy, co2e, duration = run.result.energy_j, run.result.co2e_g, run.result.duration_s

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from wattwise.exceptions import InvalidParameterError, SearchError
+from wattwise.exceptions import InvalidParameterError, SearchError, TrialStateError
 from wattwise.store import RunRecord, RunStatus, SQLiteRunStore, open_store
 from wattwise.tuning._budget import Budget, Spent, overshoot
 from wattwise.tuning._executors import Died, Done, ObjectiveRef, Request, WorkerPool, make_pool
@@ -28,6 +28,7 @@ from wattwise.tuning._pareto import (
     setup_energy_j,
 )
 from wattwise.tuning._progress import Progress, status_line
+from wattwise.tuning._records import StudyRecord, TrialRecord
 from wattwise.tuning._space import parse_space
 from wattwise.tuning._tree import StudyRun, StudyTree
 from wattwise.tuning._trial import Trial, execute_trial, portable_error
@@ -107,7 +108,8 @@ class TuneResult:
         avoided_energy_j: Estimated energy pruning avoided, against running every started
             trial to its end, in joules.
         avoided_co2e_g: The same in gCO2e.
-        summary: The study record stored in the driver run as ``record["extra"]["study"]``.
+        summary: The study record stored in the driver run as ``record["extra"]["study"]``,
+            as JSON (``record`` has it typed).
         study: The Optuna study (in memory), for Optuna's own tools.
     """
 
@@ -135,6 +137,11 @@ class TuneResult:
     def best_value(self) -> float | None:
         """Value of the best trial, or None."""
         return self.best.value if self.best else None
+
+    @property
+    def record(self) -> StudyRecord:
+        """The study record (``summary``), typed."""
+        return StudyRecord.from_dict(self.summary)
 
     def to_dict(self) -> dict[str, Any]:
         """The study summary plus every trial: the shape of ``wattwise tune --json``."""
@@ -260,8 +267,11 @@ class _Driver:
         """Answer a trial's request (``started``, ``call``, ``report``)."""
         live = self.live.get(int(message["number"]))
         if live is None:
-            msg = f"Trial {message['number']} is not running in study {self.study_name!r}."
-            return {"error": SearchError(msg), "prune": True, "stop": "error"}
+            msg = (
+                f"Trial {message['number']} is not running in study {self.study_name!r}: it "
+                "has ended. Use a trial only inside the objective call that received it."
+            )
+            return {"error": TrialStateError(msg), "prune": True, "stop": "error"}
         op = message["op"]
         if op == "started":
             live.run_id, live.pid = message["run_id"], message["pid"]
@@ -374,12 +384,10 @@ class _Driver:
         if record.status is RunStatus.RUNNING:  # its process is gone: we know it crashed
             fields.update(status=RunStatus.CRASHED, ended_at=record.heartbeat_at)
         extra = record.record.setdefault("extra", {})
-        extra["trial"] = {
-            "number": live.trial.number, "state": "fail", "value": None,
-            "last_step": None, "last_value": None, "n_reports": None, "max_step": None,
-            "stopped_by": None, "error": error, "params": dict(live.trial.params),
-            "user_attrs": {}, "crashed": True,
-        }  # fmt: skip
+        extra[TrialRecord.KEY] = TrialRecord(
+            number=live.trial.number, state="fail", error=error,
+            params=dict(live.trial.params), crashed=True,
+        ).to_record()  # fmt: skip
         fields["record"] = record.record
         fields["params"] = {**record.params, **live.trial.params}
         self.store.flush_run(run_id, fields)
@@ -690,7 +698,7 @@ def tune(
         interrupted, error = error, None
         driver.halted = "interrupted"
     result = _summarize(driver, direction, executor, pool, energy_step_j, interrupted, error)
-    run.annotate("study", result.summary)
+    run.annotate(StudyRecord.KEY, result.summary)
     failed = interrupted is not None or error is not None
     run.finish("failed" if failed else "finished", error=result.stop_reason if failed else None)
     if owns_store:
@@ -869,15 +877,15 @@ def _summarize(
         max_report_interval_j=driver.max_interval_j,
         max_report_interval_s=driver.max_interval_s,
     )  # fmt: skip
-    summary: dict[str, Any] = {
-        "study_id": driver.run.id,
-        "study_name": driver.study_name,
-        "direction": direction,
-        "executor": executor,
-        "n_workers": 1 if pool is None else pool.n_workers,
-        "sampler": type(driver.study.sampler).__name__,
-        "pruner": type(driver.study.pruner).__name__,
-        "energy_fidelity": {
+    record = StudyRecord(
+        study_id=driver.run.id,
+        study_name=driver.study_name,
+        direction=direction,
+        executor=executor,
+        n_workers=1 if pool is None else pool.n_workers,
+        sampler=type(driver.study.sampler).__name__,
+        pruner=type(driver.study.pruner).__name__,
+        energy_fidelity={
             "enabled": driver.energy_fidelity,
             "step_j": driver.unit_j,
             "step_j_source": "given" if energy_step_j is not None else (
@@ -885,28 +893,29 @@ def _summarize(
                 if driver.energy_fidelity else None
             ),
         },
-        "n_trials": {**counts, "total": len(trials),
-                     "pruned_by_budget": sum(1 for t in trials if t.stopped_by == "budget")},
-        "budget": driver.budget.to_dict(),
-        "spent": {**spent.to_dict(), "trials_energy_j": trials_energy,
-                  "trials_co2e_g": trials_co2e, "driver_energy_j": own["energy_j"],
-                  "driver_co2e_g": own["co2e_g"]},
-        "stop_reason": stop,
-        "overshoot": over,
-        "best": None if best is None else {
+        n_trials={**counts, "total": len(trials),
+                  "pruned_by_budget": sum(1 for t in trials if t.stopped_by == "budget")},
+        budget=driver.budget.to_dict(),
+        spent={**spent.to_dict(), "trials_energy_j": trials_energy,
+               "trials_co2e_g": trials_co2e, "driver_energy_j": own["energy_j"],
+               "driver_co2e_g": own["co2e_g"]},
+        stop_reason=stop,
+        overshoot=over,
+        best=None if best is None else {
             "number": best.number, "run_id": best.run_id, "value": best.value,
             "params": best.params, "energy_j": best.energy_j, "co2e_g": best.co2e_g,
         },
-        "best_run_id": None if best is None else best.run_id,
-        "pareto_run_ids": [t.run_id for t in front],
-        "pareto": [{"number": t.number, "run_id": t.run_id, "state": t.state,
-                    "value": t.value, "energy_j": t.energy_j} for t in front],
-        "avoided_energy_j": avoided_j,
-        "avoided_co2e_g": avoided_g,
-        "avoided_by": avoided_by,
-        "avoided_method": method,
-        "trial_run_ids": [t.run_id for t in trials if t.run_id],
-    }  # fmt: skip
+        best_run_id=None if best is None else best.run_id,
+        pareto_run_ids=[t.run_id for t in front if t.run_id],
+        pareto=[{"number": t.number, "run_id": t.run_id, "state": t.state,
+                 "value": t.value, "energy_j": t.energy_j} for t in front],
+        avoided_energy_j=avoided_j,
+        avoided_co2e_g=avoided_g,
+        avoided_by=avoided_by,
+        avoided_method=method,
+        trial_run_ids=[t.run_id for t in trials if t.run_id],
+    )  # fmt: skip
+    summary = record.to_record()
     return TuneResult(
         study_id=driver.run.id, study_name=driver.study_name, direction=direction,
         trials=trials, best=best, pareto_front=front, budget=driver.budget, spent=spent,
