@@ -61,11 +61,11 @@ class ForeignEntryError(UnsafeLocationError):
 
 def current_user() -> str:
     """The login name (``getpass.getuser()``: ``LOGNAME``, ``USER`` ..., then the password
-    database), or ``uid <n>`` when there is none (a container's anonymous uid)."""
+    database), or ``uid-<n>`` when there is none (a container's anonymous uid)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError, ImportError):
-        return f"uid {os.getuid()}"
+        return f"uid-{os.getuid()}"
 
 
 def writer_identity() -> dict[str, str]:
