@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 #: Shortest id prefix the CLI accepts, the ledger's and the cache's own rule
-#: (``SQLiteRunStore.get_run``, ``ArtifactCache.info``): four hex digits of a random id.
+#: (``BaseRunStore.get_run``, ``ArtifactCache.info``): four hex digits of a random id.
 MIN_PREFIX = 4
 
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from wattwise.exceptions import WattwiseError
-from wattwise.store import RunRecord, SQLiteRunStore
+from wattwise.store import BaseRunStore, RunRecord
 
 _KWH = 3.6e6
 _STATUS = {"finished": "FINISHED", "failed": "FAILED", "crashed": "FAILED", "running": "RUNNING"}
@@ -54,7 +54,7 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def default_tracking_uri(store: SQLiteRunStore) -> str:
+def default_tracking_uri(store: BaseRunStore) -> str:
     """``sqlite:///<project>/.wattwise/mlflow.db``, next to the ledger (MLflow 3's default
     backend kind), unless ``MLFLOW_TRACKING_URI`` is set."""
     import os
@@ -139,7 +139,7 @@ def _param_text(value: Any) -> str:
 
 
 def log_to_mlflow(
-    store: SQLiteRunStore,
+    store: BaseRunStore,
     runs: Sequence[RunRecord],
     *,
     tracking_uri: str,

@@ -20,7 +20,7 @@ from wattwise.exceptions import InvalidParameterError, RunNotFoundError
 from wattwise.report._attributions import DataCredit, data_credits
 from wattwise.report._covers import covers_lines
 from wattwise.report._sci import SciResult, compute_sci
-from wattwise.store import RunRecord, SQLiteRunStore, role_of
+from wattwise.store import BaseRunStore, RunRecord, role_of
 from wattwise.tuning import StudyRecord, TrialRecord, pareto_front
 
 Scope = Literal["run", "study", "project"]
@@ -471,7 +471,7 @@ def _summary(run: RunRecord, counted: bool, last_metrics: Mapping[str, float]) -
     )  # fmt: skip
 
 
-def _last_metrics(store: SQLiteRunStore, run_id: str) -> dict[str, float]:
+def _last_metrics(store: BaseRunStore, run_id: str) -> dict[str, float]:
     last: dict[str, float] = {}
     for _step, key, value, _at in store.metrics(run_id):
         last[key] = value
@@ -588,7 +588,7 @@ def _includes(headline: Headline, summaries: Sequence[RunSummary],
 
 
 def _timeline(
-    store: SQLiteRunStore, runs: Sequence[RunRecord], subject: RunRecord | None
+    store: BaseRunStore, runs: Sequence[RunRecord], subject: RunRecord | None
 ) -> Timeline | None:
     candidates: list[tuple[RunRecord, str]] = []
     if subject is not None:
@@ -625,7 +625,7 @@ def _saved_by_pruning(runs: Sequence[RunRecord]) -> dict[str, float]:
 
 
 def _saved_by_reuse(
-    store: SQLiteRunStore, scope: Scope, runs: Sequence[RunRecord]
+    store: BaseRunStore, scope: Scope, runs: Sequence[RunRecord]
 ) -> dict[str, float]:
     """What cache hits avoided: the whole ledger's for a project, else the hits consumed
     by the runs in scope. Zeros when the ledger records no reuse."""
@@ -642,7 +642,7 @@ def _saved_by_reuse(
 
 
 def _project(
-    store: SQLiteRunStore, scope: Scope, runs: Sequence[RunRecord],
+    store: BaseRunStore, scope: Scope, runs: Sequence[RunRecord],
     summaries: Sequence[RunSummary],
 ) -> ProjectView:
     counted = [s for s in summaries if s.counted]
@@ -849,7 +849,7 @@ def _roots(runs: Sequence[RunRecord]) -> set[str]:
 
 
 def _select(
-    store: SQLiteRunStore, run: str | None, study: str | None
+    store: BaseRunStore, run: str | None, study: str | None
 ) -> tuple[Scope, list[RunRecord], RunRecord | None, list[RunRecord]]:
     """Scope, runs in it, the subject run, and study drivers in it."""
     if run is not None and study is not None:
@@ -911,7 +911,7 @@ class Selection:
 
 
 def select_runs(
-    store: SQLiteRunStore, *, run: str | None = None, study: str | None = None
+    store: BaseRunStore, *, run: str | None = None, study: str | None = None
 ) -> Selection:
     """The runs of one run (with its nested runs), one study, or the whole project.
 
@@ -942,7 +942,7 @@ def select_runs(
 
 
 def build_report(
-    store: SQLiteRunStore,
+    store: BaseRunStore,
     *,
     run: str | None = None,
     study: str | None = None,

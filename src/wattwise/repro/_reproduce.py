@@ -33,7 +33,7 @@ from wattwise.exceptions import ReproducibilityError
 from wattwise.repro._compare import Comparison, Tolerances, compare_metrics, final_metrics
 
 if TYPE_CHECKING:
-    from wattwise.store import RunRecord, SQLiteRunStore
+    from wattwise.store import BaseRunStore, RunRecord
 
 _GIT_TIMEOUT_S = 120.0
 
@@ -172,7 +172,7 @@ def package_drift(
     return tuple(out)
 
 
-def prepare(ref: str, *, store: SQLiteRunStore) -> ReproducePlan:
+def prepare(ref: str, *, store: BaseRunStore) -> ReproducePlan:
     """Check that run ``ref`` can be reproduced and gather what that needs.
 
     Raises:
@@ -266,7 +266,7 @@ def _rerun_environment(
     return str(now.get("python")), dict(now["packages"])
 
 
-def _recorded_diff(run: RunRecord, code: Mapping[str, Any], store: SQLiteRunStore) -> bytes | None:
+def _recorded_diff(run: RunRecord, code: Mapping[str, Any], store: BaseRunStore) -> bytes | None:
     short = run.id[:8]
     info = code.get("diff")
     if code.get("dirty") is None and info:
@@ -379,7 +379,7 @@ def _within(cwd: Path, env: Mapping[str, str]) -> Iterator[None]:
 def execute(
     plan: ReproducePlan,
     *,
-    store: SQLiteRunStore,
+    store: BaseRunStore,
     tolerances: Tolerances | None = None,
     on_warning: Callable[[str], None] | None = None,
 ) -> ReproduceResult:
@@ -429,7 +429,7 @@ def execute(
 def reproduce(
     ref: str,
     *,
-    store: SQLiteRunStore | str | None = None,
+    store: BaseRunStore | str | None = None,
     check: bool = False,
     tolerance: str | list[str] | None = None,
 ) -> ReproduceResult:
@@ -445,10 +445,10 @@ def reproduce(
     Raises:
         ReproducibilityError: See :func:`prepare` and :func:`checkout`.
     """
-    from wattwise.store import SQLiteRunStore, open_store
+    from wattwise.store import BaseRunStore, open_store
 
     tolerances = Tolerances.parse(tolerance) if check else None
-    ledger = store if isinstance(store, SQLiteRunStore) else open_store(store)
+    ledger = store if isinstance(store, BaseRunStore) else open_store(store)
     try:
         plan = prepare(ref, store=ledger)
         return execute(plan, store=ledger, tolerances=tolerances)

@@ -1,7 +1,8 @@
 """The ledger: every run of a project, with its energy, carbon and environment.
 
-``open_store()`` finds ``.wattwise/ledger.db`` at the project root (or ``WATTWISE_STORE``)
-and opens it; :class:`SQLiteRunStore` documents the concurrency contract.
+``get_store(url)`` opens a ledger by URL (a file path, ``sqlite:///``, ``postgresql://``,
+``memory://``; default ``.wattwise/ledger.db`` at the project root or ``WATTWISE_STORE``);
+:class:`BaseRunStore` states the contract every backend keeps.
 """
 
 from __future__ import annotations
@@ -9,9 +10,21 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from wattwise.store._base import (
+    GROUP_BY,
+    ROLES,
+    AggregateRow,
+    BaseRunStore,
+    Metric,
+    RunMetric,
+    Sample,
+    declared_role,
+    get_store,
+)
 from wattwise.store._footprint import Footprint, Totals, project_footprint, role_of
 from wattwise.store._locate import find_project_root, ledger_path
-from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, iso_utc
+from wattwise.store._memory import MemoryRunStore
+from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, iso_utc, login_name
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import SCHEMA_VERSION
 from wattwise.store._sqlite import STALE_AFTER_S, SQLiteRunStore
@@ -33,33 +46,48 @@ def __getattr__(name: str) -> Any:
 
 
 def open_store(
-    url: str | None = None, *, start: str | os.PathLike[str] | None = None
-) -> SQLiteRunStore:
+    url: str | None = None,
+    *,
+    readonly: bool = False,
+    start: str | os.PathLike[str] | None = None,
+) -> BaseRunStore:
     """Open the ledger named by ``url``, ``WATTWISE_STORE`` or the project root.
 
-    Opening writes nothing: reads work on a read-only ledger and never create one (a missing
-    default ledger reads as empty; a missing ledger named by ``url`` is a one-line
-    ``StoreError`` on first read). The first write creates the ledger.
+    The same as :func:`get_store` (kept for existing callers). Opening writes nothing:
+    reads work on a read-only ledger and never create one (a missing default ledger reads
+    as empty; a missing ledger named by ``url`` is a one-line ``StoreError`` on first
+    read). The first write creates the ledger.
     """
-    return SQLiteRunStore(ledger_path(url, start=start), must_exist=bool(url))
+    return get_store(url, readonly=readonly, start=start)
 
 
 __all__ = [
+    "GROUP_BY",
+    "ROLES",
     "SCHEMA_VERSION",
     "STALE_AFTER_S",
+    "AggregateRow",
+    "BaseRunStore",
     "ComponentEnergy",
     "Footprint",
+    "MemoryRunStore",
     "Merged",
+    "Metric",
     "ReuseEvent",
     "ReuseTotals",
+    "RunMetric",
     "RunRecord",
     "RunStatus",
     "SQLiteRunStore",
+    "Sample",
     "SpoolFile",
     "Totals",
+    "declared_role",
     "find_project_root",
+    "get_store",
     "iso_utc",
     "ledger_path",
+    "login_name",
     "merge_spools",
     "open_store",
     "pending_spools",

@@ -7,7 +7,7 @@ On another host only the heartbeat can tell: a run is stale when its last flush 
 than three of its own flush intervals plus a margin.
 
 Readers call :func:`effective_state` and never write what it says; writers persist
-``crashed`` through ``SQLiteRunStore.reap``.
+``crashed`` through ``BaseRunStore.reap``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import os
 from typing import Any
 
 
@@ -70,6 +71,9 @@ class ComponentEnergy:
 class RunRecord:
     """One run in the ledger. Times are Unix seconds; energy in J; carbon in gCO2e.
 
+    ``user`` is the login name of whoever ran it and ``role`` its declared role in the
+    footprint (``final``, ``tuning``, ``trial``, ``cache-fill``, ...); both are None in
+    rows written before they existed (readers infer the role, see ``role_of``).
     ``record`` holds the rest of the run's description (command, code version,
     environment, hardware, location, intensity, PUE, sampler statistics), as JSON.
     """
@@ -97,6 +101,8 @@ class RunRecord:
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     record: dict[str, Any] = dataclasses.field(default_factory=dict)
     components: list[ComponentEnergy] = dataclasses.field(default_factory=list)
+    user: str | None = None
+    role: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by the Python API, ``--json`` and reports."""
@@ -115,9 +121,24 @@ class RunRecord:
             "co2e_g": self.co2e_g,
             "co2e_band_g": self.co2e_band_g,
             "region": self.region,
+            "user": self.user,
+            "host": self.host,
+            "role": self.role,
             "parent_id": self.parent_id,
             "study_id": self.study_id,
             "tags": list(self.tags),
             "params": dict(self.params),
             "components": [c.to_dict() for c in self.components],
         }
+
+
+def login_name() -> str:
+    """Who runs this process: ``getpass.getuser()`` (``LOGNAME``, ``USER``, ..., then the
+    password database), else the numeric uid, else ``unknown``; never raises."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no name in the environment nor the password database
+        uid = getattr(os, "getuid", None)
+        return f"uid-{uid()}" if uid is not None else "unknown"

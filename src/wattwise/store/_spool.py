@@ -10,7 +10,7 @@ that cannot be written, in the user's state folder (``$XDG_STATE_HOME/wattwise/s
 default ``~/.local/state/wattwise/spool``).
 
 The next process that can write the ledger merges every file whose owner is done (its
-process is gone, or the run has ended) through ``SQLiteRunStore.merge_spooled``, which is
+process is gone, or the run has ended) through ``BaseRunStore.merge_spooled``, which is
 idempotent: a merged file is marked in the ledger, in the same transaction, before the file
 is removed. A partial last line (a crash while writing) is ignored. JSON only: a spool file
 is data, never code.
@@ -33,7 +33,7 @@ from wattwise.exceptions import StoreError
 from wattwise.store import _liveness
 
 if TYPE_CHECKING:
-    from wattwise.store._sqlite import SQLiteRunStore
+    from wattwise.store._base import BaseRunStore
 
 SPOOL_DIR = "spool"
 SUFFIX = ".jsonl"
@@ -283,7 +283,7 @@ class Merged:
     entries: int
 
 
-def merge_spools(store: SQLiteRunStore, *, skip_run: str | None = None) -> list[Merged]:
+def merge_spools(store: BaseRunStore, *, skip_run: str | None = None) -> list[Merged]:
     """Merge every spool file of ``store``'s ledger whose owner is done, then remove it.
 
     Files of live runs are left to their owner; a file whose run is not in the ledger yet

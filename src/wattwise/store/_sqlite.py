@@ -1,9 +1,9 @@
 """The ledger on SQLite (WAL), safe for many processes and threads at once.
 
-Contract: one ``SQLiteRunStore`` instance may be shared by the threads of a process (a
-lock serialises its connection); any number of processes may open the same file. Every
-write is one ``BEGIN IMMEDIATE`` transaction, so concurrent writers queue on SQLite's lock
-(``busy_timeout``) and nothing is lost.
+Follows :class:`~wattwise.store._base.BaseRunStore`: one ``SQLiteRunStore`` instance may be
+shared by the threads of a process (a lock serialises its connection); any number of
+processes may open the same file. Every write is one ``BEGIN IMMEDIATE`` transaction, so
+concurrent writers queue on SQLite's lock (``busy_timeout``) and nothing is lost.
 """
 
 from __future__ import annotations
@@ -29,9 +29,21 @@ from wattwise.exceptions import (
     StoreError,
 )
 from wattwise.store import _liveness
-from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus
+from wattwise.store._base import (
+    AggregateRow,
+    BaseRunStore,
+    Metric,
+    RunMetric,
+    Sample,
+    add_run,
+    check_group_by,
+    declared_role,
+    group_values,
+    rows_from_sums,
+)
+from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, login_name
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
-from wattwise.store._schema import MIGRATIONS, SCHEMA_VERSION
+from wattwise.store._schema import SCHEMA_TABLE, SCHEMA_VERSION, apply_migrations
 
 if TYPE_CHECKING:
     from wattwise.store._spool import SpoolFile
@@ -64,12 +76,31 @@ _RUN_COLUMNS = (
     "tags",
     "params",
     "record",
+    "user",
+    "role",
 )
 _JSON_COLUMNS = frozenset({"tags", "params", "record"})
-_UPDATABLE = frozenset(_RUN_COLUMNS) - {"id", "started_at", "host", "pid"}
-
-Sample = tuple[float, str, float, float]  # (t_s, component, power_w, cumulative energy_j)
-Metric = tuple[int | None, str, float, float]  # (step, key, value, logged_at)
+_UPDATABLE = frozenset(_RUN_COLUMNS) - {"id", "started_at", "host", "pid", "user"}
+_COLUMNS_SQL = ", ".join(f'"{c}"' for c in _RUN_COLUMNS)  # "user" is reserved in PostgreSQL
+_MARKS_SQL = ", ".join("?" for _ in _RUN_COLUMNS)
+#: The role of a run as readers see it: the declared one, else inferred for older rows.
+ROLE_SQL = (
+    "COALESCE(role, CASE WHEN kind IN ('trial', 'study') OR study_id IS NOT NULL "
+    "THEN 'tuning' ELSE 'final' END)"
+)
+_GROUP_SQL = {
+    "none": "NULL",
+    "user": '"user"',
+    "host": "host",
+    "status": "status",
+    "role": ROLE_SQL,
+    "region": "region",
+    "kind": "kind",
+    "study": "study_id",
+    "month": "strftime('%Y-%m', started_at, 'unixepoch')",
+    "tag": "t.value",
+}
+_BATCH = 5000
 
 
 class _MissingLedger:
@@ -100,7 +131,7 @@ def _write_gitignore(folder: Path) -> None:
         marker.write_text("# Created by wattwise: the ledger and spool stay out of git.\n*\n")
 
 
-class SQLiteRunStore:
+class SQLiteRunStore(BaseRunStore):
     """The run ledger in one SQLite file.
 
     Opening never writes: reads use a read-only connection (``mode=ro``), so they work on a
@@ -116,16 +147,18 @@ class SQLiteRunStore:
             (an explicit ``--store``); otherwise a missing ledger reads as empty.
         busy_timeout_s: How long a statement waits for another process's lock.
         defer: Open nothing until first used (no error at construction).
+        readonly: Refuse every write with a one-line StoreError.
     """
 
     def __init__(
         self, path: str | os.PathLike[str], *, stale_after_s: float = STALE_AFTER_S,
         must_exist: bool = False, busy_timeout_s: float = _BUSY_TIMEOUT_MS / 1000,
-        defer: bool = False,
+        defer: bool = False, readonly: bool = False,
     ) -> None:  # fmt: skip
         self.path = Path(path)
         self.stale_after_s = stale_after_s
         self.must_exist = must_exist
+        self.readonly = readonly
         self._busy_timeout_s = float(busy_timeout_s)
         self._lock = threading.RLock()
         self._host = socket.gethostname()
@@ -136,6 +169,36 @@ class SQLiteRunStore:
         self._wal_identity: tuple[int, int] | None = None
         if not defer:
             self._guard(self._open_reader)
+
+    @property
+    def url(self) -> str:
+        """``sqlite:///`` and the file's absolute path."""
+        return f"sqlite:///{os.path.abspath(self.path)}"
+
+    def reopen(self) -> SQLiteRunStore:
+        """A new store on the same file and settings that opens nothing until used."""
+        return SQLiteRunStore(
+            self.path, stale_after_s=self.stale_after_s, must_exist=self.must_exist,
+            busy_timeout_s=self._busy_timeout_s, defer=True, readonly=self.readonly,
+        )  # fmt: skip
+
+    def schema_version(self) -> int:
+        """The ledger's schema version as stored (0: not created yet)."""
+        if not self.path.exists():
+            return 0
+
+        def op() -> int:
+            if self._writable:
+                return _version(self._conn)
+            conn = sqlite3.connect(self._uri(immutable=not os.access(self.path.parent, os.W_OK)),
+                                   uri=True, timeout=self._busy_timeout_s)  # fmt: skip
+            try:
+                return _version(conn)
+            finally:
+                conn.close()
+
+        result: int = self._guard(op)
+        return result
 
     @property
     def busy_timeout_s(self) -> float:
@@ -227,7 +290,7 @@ class SQLiteRunStore:
                 isolation_level=None, check_same_thread=False,
             )  # fmt: skip
             try:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                version = _version(conn)
                 tables = conn.execute(
                     "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
                 ).fetchone()[0]
@@ -246,7 +309,7 @@ class SQLiteRunStore:
             conn.backup(memory)
             conn.close()
             conn = memory
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            version = _version(conn)
             tables = conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
             ).fetchone()[0]
@@ -274,6 +337,12 @@ class SQLiteRunStore:
         if self._writable:
             conn: sqlite3.Connection = self._conn
             return conn
+        if self.readonly:
+            msg = (
+                f"The ledger at {self.path} was opened read-only and this step writes. Open "
+                "it with get_store(url) (readonly=False) to write."
+            )
+            raise StoreError(msg)
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -331,11 +400,11 @@ class SQLiteRunStore:
                 time.sleep(0.01)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = _version(conn)
         if version == SCHEMA_VERSION:
             return
         with self._write_raw():
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            version = _version(conn)
             if version > SCHEMA_VERSION:
                 msg = (
                     f"The ledger at {self.path} has schema version {version}, newer than this "
@@ -428,14 +497,17 @@ class SQLiteRunStore:
     # -- writes ---------------------------------------------------------------
 
     def insert_run(self, run: RunRecord) -> None:
-        """Add a new run (status running) with its components, if any."""
+        """Add a new run (status running) with its components; a missing ``user`` is this
+        process's login name (set on ``run`` too)."""
+        if run.user is None:
+            run.user = login_name()
         values = [_encode(col, getattr(run, col)) for col in _RUN_COLUMNS]
 
         def op() -> None:
             with self._write() as conn:
                 conn.execute(
-                    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' for _ in _RUN_COLUMNS)})",
+                    f"INSERT INTO runs ({_COLUMNS_SQL}) "
+                    f"VALUES ({_MARKS_SQL})",
                     values,
                 )
                 _replace_components(conn, run.id, run.components)
@@ -470,7 +542,7 @@ class SQLiteRunStore:
         def op() -> None:
             with self._write() as conn:
                 if cols:
-                    sets = ", ".join(f"{col} = ?" for col in cols)
+                    sets = _sets(cols)
                     cur = conn.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*values, run_id])
                     if cur.rowcount == 0:
                         msg = f"Run {run_id!r} is not in the ledger at {self.path}."
@@ -560,8 +632,8 @@ class SQLiteRunStore:
                 if run is not None:
                     values = [_encode(col, run.get(col)) for col in _RUN_COLUMNS]
                     conn.execute(
-                        f"INSERT OR IGNORE INTO runs ({', '.join(_RUN_COLUMNS)}) "
-                        f"VALUES ({', '.join('?' for _ in _RUN_COLUMNS)})", values,
+                        f"INSERT OR IGNORE INTO runs ({_COLUMNS_SQL}) "
+                        f"VALUES ({_MARKS_SQL})", values,
                     )  # fmt: skip
                 if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
                     return None
@@ -600,12 +672,12 @@ class SQLiteRunStore:
         def op() -> None:
             with self._write() as conn:
                 conn.execute(
-                    f"INSERT OR IGNORE INTO runs ({', '.join(_RUN_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' for _ in _RUN_COLUMNS)})", values,
+                    f"INSERT OR IGNORE INTO runs ({_COLUMNS_SQL}) "
+                    f"VALUES ({_MARKS_SQL})", values,
                 )  # fmt: skip
                 if cols:
                     conn.execute(
-                        f"UPDATE runs SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
+                        f"UPDATE runs SET {_sets(cols)} WHERE id = ?",
                         [*(_encode(c, fields[c]) for c in cols), run.id],
                     )
                 _replace_components(conn, run.id, components)
@@ -802,44 +874,144 @@ class SQLiteRunStore:
         status: str | None = None,
         study_id: str | None = None,
         top_level: bool = False,
+        user: str | None = None,
+        host: str | None = None,
         limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
     ) -> list[RunRecord]:
-        """Runs, oldest first.
-
-        Args:
-            status: Keep only runs with this status.
-            study_id: Keep only runs of this study.
-            top_level: Drop runs nested inside another run (their energy is in the parent).
-            limit: Keep the newest ``limit`` runs.
-        """
-        where, args = [], []
+        """Runs matching every filter, paged from the newest (see :class:`BaseRunStore`)."""
+        where, args = _filters(study_id=study_id, top_level=top_level, user=user, host=host)
+        judged = status in (RunStatus.RUNNING.value, RunStatus.CRASHED.value)
         if status is not None:
             # A run the ledger says is running may be shown crashed (and only those).
-            statuses = {status, RunStatus.RUNNING.value} if status == "crashed" else {status}
+            statuses = {status, RunStatus.RUNNING.value} if judged else {status}
             where.append(f"status IN ({', '.join('?' for _ in statuses)})")
             args.extend(sorted(statuses))
-        if study_id is not None:
-            where.append("study_id = ?")
-            args.append(study_id)
-        if top_level:
-            where.append("parent_id IS NULL")
         sql = "SELECT * FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY started_at DESC, id"
-        if limit is not None and status is None:
-            sql += f" LIMIT {int(limit)}"
+        start = max(0, int(offset))
+        if not judged and (limit is not None or start):
+            sql += " LIMIT ? OFFSET ?"
+            args.extend([-1 if limit is None else max(0, int(limit)), start])
 
         def op() -> list[RunRecord]:
             return self._decode_runs(self._conn.execute(sql, args).fetchall())
 
         runs: list[RunRecord] = self._guard(op)
-        if status is not None:
+        if judged:
             runs = [r for r in runs if r.status.value == status]
-            if limit is not None:
-                runs = runs[: max(0, int(limit))]
-        runs.reverse()
+            stop = None if limit is None else start + max(0, int(limit))
+            runs = runs[start:stop]
+        if not newest_first:
+            runs.reverse()
         return runs
+
+    def count_runs(
+        self,
+        *,
+        status: str | None = None,
+        study_id: str | None = None,
+        top_level: bool = False,
+        user: str | None = None,
+        host: str | None = None,
+    ) -> int:
+        """How many runs :meth:`list_runs` would return with these filters."""
+        if status in (RunStatus.RUNNING.value, RunStatus.CRASHED.value):
+            judged = self._running(study_id=study_id, top_level=top_level, user=user, host=host)
+            shown = sum(1 for r in judged if r.status.value == status)
+            if status == RunStatus.RUNNING.value:
+                return shown
+        else:
+            shown = 0
+        where, args = _filters(study_id=study_id, top_level=top_level, user=user, host=host)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        sql = "SELECT count(*) FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+
+        def op() -> int:
+            return int(self._conn.execute(sql, args).fetchone()[0])
+
+        stored: int = self._guard(op)
+        return stored + shown
+
+    def aggregate(
+        self,
+        group_by: str = "none",
+        *,
+        top_level: bool = True,
+        study_id: str | None = None,
+        user: str | None = None,
+        host: str | None = None,
+    ) -> list[AggregateRow]:
+        """Sums per group, role and status, in SQL (running runs are judged one by one)."""
+        check_group_by(group_by)
+        where, args = _filters(study_id=study_id, top_level=top_level, user=user, host=host)
+        where.append("status != ?")
+        args.append(RunStatus.RUNNING.value)
+        source = "runs LEFT JOIN json_each(runs.tags) AS t" if group_by == "tag" else "runs"
+        sql = (
+            f"SELECT {_GROUP_SQL[group_by]} AS g, {ROLE_SQL} AS r, status, count(*), "
+            "coalesce(sum(duration_s), 0), coalesce(sum(energy_j), 0), "
+            "coalesce(sum(energy_band_j), 0), coalesce(sum(co2e_g), 0), "
+            "coalesce(sum(co2e_band_g), 0), min(started_at), max(started_at) "
+            f"FROM {source} WHERE {' AND '.join(where)} GROUP BY g, r, status"
+        )
+
+        def op() -> list[tuple[Any, ...]]:
+            return list(self._conn.execute(sql, args).fetchall())
+
+        rows: list[tuple[Any, ...]] = self._guard(op)
+        sums: dict[tuple[str | None, str, str], list[Any]] = {
+            (g, r, st): [n, d, e, eb, c, cb, first, last]
+            for g, r, st, n, d, e, eb, c, cb, first, last in rows
+        }
+        running = self._running(study_id=study_id, top_level=top_level, user=user, host=host)
+        for run in running:
+            for group in group_values(run, group_by):
+                add_run(sums, (group, declared_role(run), run.status.value), run)
+        return rows_from_sums(sums)
+
+    def _running(self, **filters: Any) -> list[RunRecord]:
+        """Runs the ledger says are running, with the status a reader sees."""
+        where, args = _filters(**filters)
+        where.append("status = ?")
+        args.append(RunStatus.RUNNING.value)
+        sql = f"SELECT * FROM runs WHERE {' AND '.join(where)}"
+
+        def op() -> list[RunRecord]:
+            return self._decode_runs(self._conn.execute(sql, args).fetchall())
+
+        result: list[RunRecord] = self._guard(op)
+        return result
+
+    def iter_metrics(self, run_ids: Iterable[str] | None = None) -> Iterator[RunMetric]:
+        """Metric points of many runs, by run then logging order, fetched in batches."""
+        if run_ids is not None:
+            for run_id in run_ids:
+                for point in self.metrics(run_id):
+                    yield (run_id, *point)
+            return
+        after: tuple[str, int] = ("", -1)
+        while True:
+            def op(key: tuple[str, int] = after) -> list[tuple[Any, ...]]:
+                return list(self._conn.execute(
+                    "SELECT run_id, seq, step, key, value, logged_at FROM metrics "
+                    "WHERE (run_id, seq) > (?, ?) ORDER BY run_id, seq LIMIT ?",
+                    (*key, _BATCH),
+                ).fetchall())  # fmt: skip
+
+            batch: list[tuple[Any, ...]] = self._guard(op)
+            for run_id, _seq, step, key, value, logged_at in batch:
+                yield (run_id, step, key, value, logged_at)
+            if len(batch) < _BATCH:
+                return
+            after = (batch[-1][0], batch[-1][1])
 
     def metrics(self, run_id: str) -> list[Metric]:
         """Metric points of a run in logging order: ``(step, key, value, logged_at)``."""
@@ -907,6 +1079,24 @@ class SQLiteRunStore:
         return runs
 
 
+def _sets(cols: Iterable[str]) -> str:
+    return ", ".join(f'"{c}" = ?' for c in cols)
+
+
+def _filters(
+    *, study_id: str | None, top_level: bool, user: str | None, host: str | None
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    for column, value in (("study_id", study_id), ('"user"', user), ("host", host)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if top_level:
+        where.append("parent_id IS NULL")
+    return where, args
+
+
 def _judge(run: RunRecord, verdict: _liveness.Liveness) -> None:
     """Show a running run as the reader sees it, without writing anything."""
     if verdict.note:
@@ -929,10 +1119,23 @@ def _memory_ledger(*, migrate: bool = True) -> sqlite3.Connection:
     return conn
 
 
+def _version(conn: sqlite3.Connection) -> int:
+    """The ledger's version: the highest in ``schema_migrations``, else ``user_version``.
+
+    Ledgers written before the table existed (versions 1 to 3) have only the pragma.
+    """
+    pragma: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SCHEMA_TABLE,)
+    ).fetchone()
+    if has_table is None:
+        return pragma
+    row = conn.execute(f"SELECT max(version) FROM {SCHEMA_TABLE}").fetchone()
+    return max(pragma, int(row[0] or 0))
+
+
 def _migrate(conn: sqlite3.Connection, version: int) -> None:
-    for statements in MIGRATIONS[version:]:
-        for statement in statements:
-            conn.execute(statement)
+    apply_migrations(conn, "sqlite", version)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -953,7 +1156,7 @@ def _apply_spooled(conn: sqlite3.Connection, run_id: str, entry: dict[str, Any])
         beat = fields.get("heartbeat_at")
         if row is None or not isinstance(beat, (int, float)) or beat >= row[0]:
             conn.execute(
-                f"UPDATE runs SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
+                f"UPDATE runs SET {_sets(cols)} WHERE id = ?",
                 [*(_encode(c, fields[c]) for c in cols), run_id],
             )
             components = [ComponentEnergy(**c) for c in entry.get("components") or []]

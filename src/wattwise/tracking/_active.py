@@ -19,7 +19,7 @@ from wattwise.exceptions import InvalidParameterError, RunStateError, WattwiseEr
 from wattwise.tracking._writer import ChildLogger, strict_from_env
 
 if TYPE_CHECKING:
-    from wattwise.store import SQLiteRunStore
+    from wattwise.store import BaseRunStore
     from wattwise.tracking._run import Run
 
 logger = logging.getLogger("wattwise")
@@ -53,7 +53,7 @@ class ParentRun:
     def __repr__(self) -> str:
         return f"ParentRun({self.id[:8]!r})"
 
-    def open_store(self) -> SQLiteRunStore:
+    def open_store(self) -> BaseRunStore:
         """Open the ledger the parent run is in (the caller closes it)."""
         from wattwise.store import open_store
 

@@ -43,12 +43,12 @@ from wattwise.exceptions import (
 from wattwise.meters import COMPONENT_ATTRIBUTION, BaseMeter, MeterInfo, component_of
 from wattwise.store import (
     SCHEMA_VERSION,
+    BaseRunStore,
     ComponentEnergy,
     RunRecord,
     RunStatus,
-    SQLiteRunStore,
     find_project_root,
-    ledger_path,
+    get_store,
 )
 from wattwise.store._liveness import identity
 from wattwise.tracking._active import _points, active_run, current
@@ -140,7 +140,7 @@ class Run:
         tags: Iterable[str] = (),
         region: str | None = None,
         meters: Iterable[str] | None = None,
-        store: SQLiteRunStore | str | None = None,
+        store: BaseRunStore | str | None = None,
         interval_s: float | None = None,
         flush_s: float | None = None,
         pue: float | None = None,
@@ -256,13 +256,13 @@ class Run:
             self._meters = kept
         self._infos = {m.name: m.info() for m in self._meters}
         self._meter_of: dict[str, BaseMeter] = {}
-        if isinstance(self._store_arg, SQLiteRunStore):
+        if isinstance(self._store_arg, BaseRunStore):
             self.store = self._store_arg
         else:  # opened lazily: a missing, locked or broken ledger costs nothing here
-            self.store = SQLiteRunStore(ledger_path(self._store_arg), defer=True,
-                                        busy_timeout_s=START_TIMEOUT_S)  # fmt: skip
+            self.store = get_store(self._store_arg, defer=True,
+                                   busy_timeout_s=START_TIMEOUT_S)  # fmt: skip
         self._writer = LedgerWriter(
-            self.id, self.store, owned=not isinstance(self._store_arg, SQLiteRunStore),
+            self.id, self.store, owned=not isinstance(self._store_arg, BaseRunStore),
             strict=self.strict, warn=self._warn_once,
         )  # fmt: skip
 
@@ -304,7 +304,7 @@ class Run:
             record=_copy(self._record),
         )  # fmt: skip
         self._writer.insert(record)
-        if not isinstance(self._store_arg, SQLiteRunStore):
+        if not isinstance(self._store_arg, BaseRunStore):
             self.store.busy_timeout_s = WRITE_TIMEOUT_S
         self.state = RunState.RUNNING
         _open_runs.add(self)

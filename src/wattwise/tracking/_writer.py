@@ -33,7 +33,7 @@ from wattwise.exceptions import (
     StoreWarning,
     WattwiseError,
 )
-from wattwise.store import ComponentEnergy, RunRecord, SQLiteRunStore, ledger_path
+from wattwise.store import BaseRunStore, ComponentEnergy, RunRecord, get_store
 
 if TYPE_CHECKING:
     from wattwise.store._spool import Spool
@@ -89,7 +89,7 @@ class LedgerWriter:
     """
 
     def __init__(
-        self, run_id: str, store: SQLiteRunStore, *, owned: bool, strict: bool,
+        self, run_id: str, store: BaseRunStore, *, owned: bool, strict: bool,
         warn: Callable[[str, str], None],
     ) -> None:  # fmt: skip
         self.run_id = run_id
@@ -105,7 +105,7 @@ class LedgerWriter:
         self._spooled_record: str | None = None
         self._abandoned: str | None = None
         self._resend = False
-        self._graveyard: list[SQLiteRunStore] = []
+        self._graveyard: list[BaseRunStore] = []
         #: Where this run's records were spooled (last file), if anywhere.
         self.spooled_to: Path | None = None
         #: True when a write could go neither to the ledger nor to the spool.
@@ -220,8 +220,7 @@ class LedgerWriter:
         self._last_error = err
         self._resync = True
         if self._graveyard and self.store is self._graveyard[-1]:
-            self.store = SQLiteRunStore(self.store.path, defer=True,
-                                        busy_timeout_s=self.store.busy_timeout_s)  # fmt: skip
+            self.store = self.store.reopen()
         else:
             self.store.reset()
         kind = fault_kind(err)
@@ -314,8 +313,7 @@ class ChildLogger:
     def __init__(self, run_id: str, store_url: str | None, *, strict: bool) -> None:
         self.run_id = run_id
         self.strict = strict
-        self.store = SQLiteRunStore(ledger_path(store_url), defer=True,
-                                    busy_timeout_s=START_TIMEOUT_S)  # fmt: skip
+        self.store = get_store(store_url, defer=True, busy_timeout_s=START_TIMEOUT_S)
         self._spool: Spool | None = None
         self._skip_until = 0.0  # after a failure, spool directly for a while
         self._warned: set[str] = set()

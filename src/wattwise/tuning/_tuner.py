@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from wattwise.exceptions import InvalidParameterError, SearchError, TrialStateError
-from wattwise.store import RunRecord, RunStatus, SQLiteRunStore, open_store
+from wattwise.store import BaseRunStore, RunRecord, RunStatus, open_store
 from wattwise.tuning._budget import Budget, Spent, overshoot
 from wattwise.tuning._executors import Died, Done, ObjectiveRef, Request, WorkerPool, make_pool
 from wattwise.tuning._pareto import (
@@ -184,7 +184,7 @@ class _Driver:
         energy_fidelity: bool,
         energy_step_j: float | None,
         run: StudyRun,
-        store: SQLiteRunStore,
+        store: BaseRunStore,
         study_name: str,
         tags: list[str],
         inline: bool,
@@ -509,7 +509,7 @@ def tune(
     energy_step_j: float | None = None,
     seed: int | None = None,
     study_name: str | None = None,
-    store: SQLiteRunStore | str | None = None,
+    store: BaseRunStore | str | None = None,
     catch: tuple[type[BaseException], ...] = (),
     progress: bool | None = None,
     tags: Iterable[str] = (),
@@ -645,8 +645,8 @@ def tune(
     finally:
         optuna.logging.set_verbosity(verbosity)
 
-    owns_store = not isinstance(store, SQLiteRunStore)
-    ledger = store if isinstance(store, SQLiteRunStore) else open_store(store)
+    owns_store = not isinstance(store, BaseRunStore)
+    ledger = store if isinstance(store, BaseRunStore) else open_store(store)
     trial_options = {**options, "store": ledger if executor == "inline" else str(ledger.path)}
     pool: WorkerPool | None = None
     if executor != "inline":

@@ -65,10 +65,10 @@ def diagnose(region: str | None, store_arg: str | None) -> dict[str, Any]:
     pue = carbon.pue_for(location, override=settings.pue)
     path = ledger_path(store_arg)
     try:
-        from wattwise.store import SQLiteRunStore
+        from wattwise.store import get_store
 
         if path.exists():
-            store = SQLiteRunStore(path)
+            store = get_store(str(path))
             n_runs = len(store.list_runs())
             store.close()
             ledger = {"path": str(path), "exists": True, "runs": n_runs, "ok": True}
