@@ -44,19 +44,25 @@ def _spawn(me: str, env: dict[str, str]) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def _cache_env(tmp_path: Path, kind: str) -> tuple[dict[str, str], ArtifactCache]:
+def _cache_env(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> tuple[dict[str, str], ArtifactCache]:
+    # s3: a bucket on the moto server of tests/cache/conftest.py, reached through the
+    # AWS_* variables that fixture puts in this environment (so: before copying it)
+    url = request.getfixturevalue("s3").url if kind == "s3" else f"file://{tmp_path}/c"
     env = {**os.environ, "WATTWISE_INTERVAL_S": "0.1"}
-    if kind == "fsspec-file":
-        url = f"file://{tmp_path / 'team-cache'}"
+    if kind in ("fsspec-file", "s3"):
         env["WATTWISE_CACHE"] = url
         return env, ArtifactCache(url)
     return env, ArtifactCache()
 
 
-@pytest.mark.parametrize("kind", ["local", "fsspec-file"])
-def test_two_processes_racing_on_one_key_leave_one_good_entry(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize("kind", ["local", "fsspec-file", "s3"])
+def test_two_processes_racing_on_one_key_leave_one_good_entry(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
     Path("producer.py").write_text(PRODUCER)
-    env, cache = _cache_env(tmp_path, kind)
+    env, cache = _cache_env(tmp_path, kind, request)
     procs = [_spawn(me, env) for me in ("a", "b")]
     deadline = time.monotonic() + 60
     while not (Path("ready-a").exists() and Path("ready-b").exists()):
@@ -76,10 +82,13 @@ def test_two_processes_racing_on_one_key_leave_one_good_entry(tmp_path: Path, ki
     assert cache.store.list_temporary() == []
 
 
-def test_a_second_process_reads_what_the_first_wrote(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["fsspec-file", "s3"])
+def test_a_second_process_reads_what_the_first_wrote(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
     Path("producer.py").write_text(PRODUCER)
     Path("go").touch()
-    env, cache = _cache_env(tmp_path, "fsspec-file")
+    env, cache = _cache_env(tmp_path, kind, request)
     first = subprocess.run([sys.executable, "producer.py", "go", "a"], env=env,
                            capture_output=True, text=True, timeout=120)  # fmt: skip
     second = subprocess.run([sys.executable, "producer.py", "go", "b"], env=env,
