@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
+from typing import Any
 
 from wattwise.cli import _args
 from wattwise.cli import _format as fmt
@@ -13,17 +15,29 @@ from wattwise.exceptions import WattwiseError
 
 HELP = "export to a Hugging Face model card, CodeCarbon's emissions.csv or MLflow"
 
-FORMATS = ("hf-card", "codecarbon-csv", "mlflow")
-#: What ``-o``'s extension says, unless ``--format`` says otherwise (MLflow writes no file).
-BY_EXTENSION = {".md": "hf-card", ".markdown": "hf-card", ".csv": "codecarbon-csv"}
+#: The formats and the ``-o`` extensions come from the exporter registry
+#: (:mod:`wattwise.report._exporters`), shared with ``wattwise report``.
+
+
+
+def _formats() -> tuple[tuple[str, ...], dict[str, str]]:
+    """The formats of ``export`` in the exporter registry, and what ``-o``'s extension says
+    unless ``--format`` says otherwise (MLflow writes no file: it has no extension)."""
+    from wattwise.report import extension_map, format_names
+
+    return format_names("export"), extension_map("export")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``wattwise export``."""
+    from wattwise.report import exporters
+
+    formats, by_extension = _formats()
+    helps = ", ".join(f"{x.name} ({x.help})" for x in exporters("export"))
+    implied = ", ".join(f"{ext} {name}" for ext, name in by_extension.items())
     parser.add_argument(
-        "--format", choices=FORMATS,
-        help="hf-card (co2_eq_emissions, grams), codecarbon-csv (kg!), mlflow (default: from "
-        "-o's extension: .md hf-card, .csv codecarbon-csv)",
+        "--format", choices=formats,
+        help=f"{helps} (default: from -o's extension: {implied})",
     )  # fmt: skip
     add_selection_arguments(parser)
     parser.add_argument("-o", "--output", metavar="PATH",
@@ -45,19 +59,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _format(args: argparse.Namespace) -> str:
     """The export format: ``--format``, else from ``-o``'s extension (or ``--into``)."""
     from wattwise.cli._main import UsageError
+    from wattwise.report import get_exporter
 
+    formats, by_extension = _formats()
     given = args.format
     if given is None and args.into:
         given = "hf-card"
-    chosen = _args.output_format(args.output, given, BY_EXTENSION, default=None, choices=FORMATS)
+    chosen = _args.output_format(args.output, given, by_extension, default=None, choices=formats)
     if args.into and chosen != "hf-card":
         msg = f"--into merges a model card: it needs --format hf-card, not --format {chosen}"
         raise UsageError(msg)
-    if chosen == "mlflow" and args.output not in (None, "-"):
-        msg = (
-            "--format mlflow logs to a tracking server and writes no file: drop -o, and "
-            "choose the server with --mlflow-uri"
-        )
+    if not get_exporter(chosen).extensions and args.output not in (None, "-"):
+        where = (
+            " (it logs to a tracking server): drop -o, and choose the server with --mlflow-uri"
+            if chosen == "mlflow" else ": drop -o"
+        )  # fmt: skip
+        msg = f"--format {chosen} writes no file{where}"
         raise UsageError(msg)
     return chosen
 
@@ -74,38 +91,37 @@ def _write(text: str, output: str | None) -> None:
     print(fmt.safe(f"Wrote {Path(output).resolve()}"))
 
 
+def _options(args: argparse.Namespace, chosen: str) -> dict[str, Any]:
+    """The chosen format's own options from the command line."""
+    if chosen == "hf-card":
+        return {"training_type": args.training_type, "include_embodied": args.include_embodied,
+                "into": args.into}  # fmt: skip
+    if chosen == "codecarbon-csv":
+        return {"project_name": args.project_name}
+    if chosen == "mlflow":
+        return {"tracking_uri": args.mlflow_uri, "experiment_name": args.experiment}
+    return {}
+
+
 def main(args: argparse.Namespace) -> int:
-    """Export."""
-    from wattwise import report as rp
+    """Export through the format's exporter (``wattwise.report.get_exporter``)."""
+    from wattwise.report import ExportSource, get_exporter
     from wattwise.store import open_store
 
-    chosen_format = _format(args)
+    chosen = _format(args)
+    exporter = get_exporter(chosen)
+    options = _options(args, chosen)
     store = open_store(args.store)
     try:
-        if chosen_format == "hf-card":
-            built = rp.build_report(store, **selection(args))
-            card = rp.hf_card(built, training_type=args.training_type,
-                              include_embodied=args.include_embodied)  # fmt: skip
-            if args.into:
-                path = rp.update_model_card(args.into, card)
-                print(fmt.safe(f"Updated {path.resolve()}: co2_eq_emissions = "
-                               f"{card.co2_eq_emissions['emissions']:g} g"))  # fmt: skip
-            else:
-                _write(card.to_markdown(), args.output)
-            return 0
-        chosen = rp.select_runs(store, **selection(args))
-        if chosen_format == "codecarbon-csv":
-            name = args.project_name or store.path.resolve().parent.parent.name
-            _write(rp.render_codecarbon_csv(chosen.counted, project_name=name), args.output)
-            return 0
-        uri = args.mlflow_uri or rp.default_tracking_uri(store)
-        done = rp.log_to_mlflow(store, chosen.counted, tracking_uri=uri,
-                                experiment_name=args.experiment)  # fmt: skip
+        source = ExportSource(store, **selection(args))
+        if not exporter.extensions or options.get("into"):
+            lines = exporter.write(source, None, **options)
+        else:
+            buffer = io.StringIO()
+            lines = exporter.write(source, buffer, **options)
+            _write(buffer.getvalue(), args.output)
     finally:
         store.close()
-    for item in done:
-        verb = "created" if item.created else "updated"
-        print(fmt.safe(f"{item.wattwise_run_id[:12]} -> MLflow run {item.mlflow_run_id} "
-                       f"({verb})"))  # fmt: skip
-    print(fmt.safe(f"Logged {len(done)} run(s) to {uri}, experiment '{args.experiment}'."))
+    for line in lines:
+        print(fmt.safe(line))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,8 @@ from wattwise.exceptions import InvalidParameterError, WattwiseError
 
 HELP = "write a report (HTML, Markdown or JSON) for a run, a study or the whole project"
 
-FORMATS = ("html", "md", "json")
-#: What ``-o``'s extension says, unless ``--format`` says otherwise.
-BY_EXTENSION = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md",
-                ".json": "json"}  # fmt: skip
+#: The formats and the ``-o`` extensions come from the exporter registry
+#: (:mod:`wattwise.report._exporters`), shared with ``wattwise export``.
 
 
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,15 +76,18 @@ def sci_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``wattwise report``."""
+    from wattwise.report import exporters, extension_map, format_names
+
     add_selection_arguments(parser)
+    helps = ", ".join(f"{x.name} ({x.help})" for x in exporters("report"))
     parser.add_argument(
-        "--format", choices=FORMATS,
-        help="html, md (Markdown) or json (default: from -o's extension, else html)",
+        "--format", choices=format_names("report"),
+        help=f"{helps} (default: from -o's extension, else html)",
     )  # fmt: skip
     parser.add_argument(
         "-o", "--output", metavar="PATH",
-        help="file to write: .html, .md or .json (default: report.html here; '-' for "
-        "standard output)",
+        help=f"file to write: {', '.join(extension_map('report'))} (default: report.html "
+        "here; '-' for standard output)",
     )  # fmt: skip
     parser.add_argument("--metric", help="objective to plot against energy for studies")
     parser.add_argument("--title", help="heading of the report")
@@ -94,20 +96,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Build the report and write it."""
-    from wattwise.report import build_report, render_html, render_json, render_markdown
+    from wattwise.report import ExportSource, extension_map, format_names, get_exporter
     from wattwise.store import open_store
 
-    chosen = _args.output_format(args.output, args.format, BY_EXTENSION, default="html",
-                                 choices=FORMATS)  # fmt: skip
+    chosen = _args.output_format(args.output, args.format, extension_map("report"),
+                                 default="html", choices=format_names("report"))  # fmt: skip
+    exporter = get_exporter(chosen)
     store = open_store(args.store)
     try:
-        report = build_report(store, metric=args.metric, title=args.title,
-                              **selection(args), **sci_options(args))  # fmt: skip
+        source = ExportSource(store, **selection(args), report_options={
+            "metric": args.metric, "title": args.title, **sci_options(args)})  # fmt: skip
+        if not exporter.extensions:  # a registered format that writes no file
+            for line in exporter.write(source, None):
+                print(fmt.safe(line))
+            return 0
+        buffer = io.StringIO()
+        exporter.write(source, buffer)
+        report = source.report
     finally:
         store.close()
-    renderers = {"html": render_html, "md": render_markdown, "json": render_json}
-    text = renderers[chosen](report)
-    target = args.output or f"report.{chosen}"
+    text = buffer.getvalue()
+    target = args.output or f"report{exporter.extensions[0]}"
     if target == "-":
         sys.stdout.write(fmt.document(text, sys.stdout))
         return 0
