@@ -215,9 +215,12 @@ class BaseRunStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def put_artifact(self, run_id: str, name: str, content: bytes) -> str:
+    def put_artifact(
+        self, run_id: str, name: str, content: bytes, *, created_at: float | None = None
+    ) -> str:
         """Store a run's artifact, replacing one of the same name; content kept once per
-        sha256. Returns the sha256 (hex)."""
+        sha256. ``created_at`` (default now) keeps the original time when copying a ledger.
+        Returns the sha256 (hex)."""
 
     @abc.abstractmethod
     def add_reuse(self, event: ReuseEvent) -> None:

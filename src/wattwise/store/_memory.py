@@ -277,7 +277,9 @@ class MemoryRunStore(BaseRunStore):
                 raise self._missing(run_id)
             self._annotate(db, run_id, key, value, append)
 
-    def put_artifact(self, run_id: str, name: str, content: bytes) -> str:
+    def put_artifact(
+        self, run_id: str, name: str, content: bytes, *, created_at: float | None = None
+    ) -> str:
         """Store a run's artifact; content kept once per sha256."""
         db = self._writing()
         digest = hashlib.sha256(content).hexdigest()
@@ -286,7 +288,7 @@ class MemoryRunStore(BaseRunStore):
             db.blobs.setdefault(digest, bytes(content))
             db.artifacts[(run_id, name)] = {
                 "name": name, "sha256": digest, "size_bytes": len(content),
-                "created_at": time.time(),
+                "created_at": time.time() if created_at is None else created_at,
             }  # fmt: skip
             if old is not None and old["sha256"] != digest:
                 self._release(db, old["sha256"])

@@ -511,9 +511,12 @@ class PostgresRunStore(BaseRunStore):
 
         self._guard(op)
 
-    def put_artifact(self, run_id: str, name: str, content: bytes) -> str:
+    def put_artifact(
+        self, run_id: str, name: str, content: bytes, *, created_at: float | None = None
+    ) -> str:
         """Store a run's artifact; content kept once per sha256 (see the base class)."""
         digest = hashlib.sha256(content).hexdigest()
+        when = time.time() if created_at is None else created_at
 
         def op() -> None:
             with self._write() as conn:
@@ -539,7 +542,7 @@ class PostgresRunStore(BaseRunStore):
                 conn.execute(
                     "INSERT INTO artifacts (run_id, name, sha256, size_bytes, created_at) "
                     "VALUES (%s, %s, %s, %s, %s)",
-                    (run_id, name, digest, len(content), time.time()),
+                    (run_id, name, digest, len(content), when),
                 )
 
         self._guard(op)

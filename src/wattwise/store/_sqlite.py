@@ -693,7 +693,9 @@ class SQLiteRunStore(BaseRunStore):
 
         self._guard(op)
 
-    def put_artifact(self, run_id: str, name: str, content: bytes) -> str:
+    def put_artifact(
+        self, run_id: str, name: str, content: bytes, *, created_at: float | None = None
+    ) -> str:
         """Store a run's artifact (the git diff), replacing one of the same name.
 
         Content is kept once per sha256 (a blob) and shared by every artifact that has
@@ -703,6 +705,7 @@ class SQLiteRunStore(BaseRunStore):
             The content's sha256 (hex).
         """
         digest = hashlib.sha256(content).hexdigest()
+        when = time.time() if created_at is None else created_at
 
         def op() -> None:
             with self._write() as conn:
@@ -713,7 +716,7 @@ class SQLiteRunStore(BaseRunStore):
                 conn.execute(
                     "INSERT INTO artifacts (run_id, name, sha256, size_bytes, created_at) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    (run_id, name, digest, len(content), time.time()),
+                    (run_id, name, digest, len(content), when),
                 )
 
         self._guard(op)
