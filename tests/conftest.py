@@ -20,4 +20,6 @@ def isolated_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (project / ".wattwise").mkdir(parents=True)
     monkeypatch.chdir(project)
     monkeypatch.setenv("WATTWISE_REGION", "FR")
+    # A .wattwise/ or .git above the test's folder (in /tmp, say) must not become its project.
+    monkeypatch.setenv("WATTWISE_CEILING_DIRECTORIES", str(tmp_path))
     return project

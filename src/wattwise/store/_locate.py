@@ -16,10 +16,21 @@ def find_project_root(start: str | os.PathLike[str] | None = None) -> Path:
     """The project root for ``start`` (default: the working directory).
 
     Walks up like git: the nearest folder holding ``.wattwise/``; failing that the
-    nearest holding ``.git``; failing that ``start`` itself.
+    nearest holding ``.git``; failing that ``start`` itself. Like ``GIT_CEILING_DIRECTORIES``,
+    ``WATTWISE_CEILING_DIRECTORIES`` (paths separated by ``os.pathsep``) stops the walk: a
+    ceiling folder is still examined, the folders above it are not.
     """
     here = Path(start if start is not None else Path.cwd()).resolve()
-    chain = [here, *here.parents]
+    chain = [here]
+    ceilings = {
+        Path(p).resolve()
+        for p in os.environ.get("WATTWISE_CEILING_DIRECTORIES", "").split(os.pathsep)
+        if p
+    }
+    for folder in here.parents:
+        if chain[-1] in ceilings:
+            break
+        chain.append(folder)
     for marker in (STATE_DIR, ".git"):
         for folder in chain:
             if (folder / marker).exists():
