@@ -155,10 +155,10 @@ class CachedFunction(Generic[R]):
 
 def _measured(function: str, call: Callable[[], R]) -> tuple[R, dict[str, Any]]:
     """Run ``call`` and measure its energy: enclosing run's snapshots, or a cache-fill run."""
-    from wattwise.tracking import Run, RunState, current_run
+    from wattwise.tracking import Run, RunState, active_run
 
-    run = current_run()
-    if run is not None and run.state is RunState.RUNNING:
+    run = active_run()  # a wattwise-run parent cannot be snapshotted from here: fill a run
+    if isinstance(run, Run) and run.state is RunState.RUNNING:
         how = "difference of two snapshots of the enclosing run around the call (its whole "
         return _around(run, call, how + "process tree)")
     name = "cache-fill:" + function.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
@@ -195,13 +195,13 @@ def _around(run: Run, call: Callable[[], R], how: str) -> tuple[R, dict[str, Any
 def _record_hit(cache: ArtifactCache, info: EntryInfo) -> None:
     """Book the energy a hit avoided in the ledger of the current run (or project)."""
     from wattwise.store import ReuseEvent, open_store
-    from wattwise.tracking import RunState, current_run
+    from wattwise.tracking import ParentRun, Run, RunState, active_run
 
     cost = info.cost
     energy = max(0.0, float(cost.get("energy_j") or 0.0))
-    run = current_run()
+    run = active_run()
     try:
-        if run is not None and run.state is RunState.RUNNING:
+        if isinstance(run, Run) and run.state is RunState.RUNNING:
             from wattwise.carbon import operational_co2e_g
 
             co2e = operational_co2e_g(energy, run.intensity, run.pue)
@@ -217,8 +217,10 @@ def _record_hit(cache: ArtifactCache, info: EntryInfo) -> None:
                 f"the producer's grid intensity ({cost.get('intensity_g_per_kwh')} gCO2e/kWh, "
                 f"{cost.get('region')}) and PUE {cost.get('pue')}"
             )
-            consumer = os.environ.get("WATTWISE_RUN_ID") or None
-            store, owned = open_store(os.environ.get("WATTWISE_STORE") or None), True
+            parent = run if isinstance(run, ParentRun) else None  # the wattwise-run command's
+            consumer = parent.id if parent is not None else None
+            store = parent.open_store() if parent is not None else open_store(None)
+            owned = True
         event = ReuseEvent(
             at=time.time(), cache_key=info.key, function=info.function,
             producer_run_id=cost.get("producer_run_id"), consumer_run_id=consumer,
