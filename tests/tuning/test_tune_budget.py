@@ -49,12 +49,13 @@ def scripted_study(**kwargs: Any) -> wattwise.tuning.TuneResult:
     meter = FakeMeter({"gpu:0": POWER_W}, clock=clock)
     return wattwise.tune(
         objective, pruner=optuna.pruners.NopPruner(), seed=0, n_trials=10,
-        run_options={"meter_instances": [meter], "emit_warnings": False}, **kwargs,
+        run_options={"meter_instances": [meter], "emit_warnings": False},  # 0.1's spelling
+        **kwargs,
     )  # fmt: skip
 
 
 def fake_options() -> dict[str, Any]:
-    return {"meter_instances": [FakeMeter({"gpu:0": POWER_W})], "interval_s": 0.05,
+    return {"meters": [FakeMeter({"gpu:0": POWER_W})], "interval_s": 0.05,
             "emit_warnings": False}  # fmt: skip
 
 
@@ -169,6 +170,16 @@ def test_n_trials_alone_is_a_limit_and_the_summary_says_so() -> None:
             r"The 'meter_instances' run option of wattwise.tune must be a list of "
             r"wattwise.meters.BaseMeter objects .* Got \['gpu-nvml'\] instead.",
             id="meter-instances",
+        ),
+        pytest.param(
+            {"n_trials": 2, "run_options": {"meters": ["gpu-nvml", FakeMeter({"gpu:0": 1.0})]}},
+            r"The 'meters' run option of wattwise.tune must be meter ids or "
+            r"wattwise.meters.BaseMeter objects, not a mix.",
+            id="meters-mixed",
+        ),
+        pytest.param(
+            {"n_trials": 2, "run_options": {"_meters": [FakeMeter({"gpu:0": 1.0})]}},
+            r"Got unknown keys \['_meters'\]", id="private-seam",
         ),
     ],
 )

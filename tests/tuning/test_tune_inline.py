@@ -28,7 +28,7 @@ def curve(trial: Any) -> float:
 
 
 def fake() -> dict[str, Any]:
-    return {"_meters": [FakeMeter({"gpu:0": 10.0})], "interval_s": 0.2, "emit_warnings": False}
+    return {"meters": [FakeMeter({"gpu:0": 10.0})], "interval_s": 0.2, "emit_warnings": False}
 
 
 def history(seed: int) -> list[tuple[Any, ...]]:

@@ -26,7 +26,7 @@ def dies_in_trial_1(trial: Any) -> float:
 def test_worker_processes_meter_their_trials_and_survive_a_dead_worker() -> None:
     result = wattwise.tune(
         dies_in_trial_1, n_trials=5, executor="processes", n_workers=2, seed=0,
-        run_options={"_meters": [FakeMeter({"gpu:0": POWER_W})], "interval_s": 0.05,
+        run_options={"meters": [FakeMeter({"gpu:0": POWER_W})], "interval_s": 0.05,
                      "flush_s": 0.1, "emit_warnings": False},
     )  # fmt: skip
     assert result.stop_reason == "n_trials"

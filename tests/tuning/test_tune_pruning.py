@@ -25,7 +25,7 @@ SCRIPT = {
 
 
 def fake_options(**extra: Any) -> dict[str, Any]:
-    return {"_meters": [FakeMeter({"gpu:0": POWER_W})], "interval_s": 0.05,
+    return {"meters": [FakeMeter({"gpu:0": POWER_W})], "interval_s": 0.05,
             "emit_warnings": False, **extra}  # fmt: skip
 
 

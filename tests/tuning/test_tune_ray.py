@@ -40,7 +40,7 @@ def quadratic(trial: Any) -> float:
 def test_a_study_runs_through_ray_actors_metered_where_they_run(ray_cluster: None) -> None:
     result = wattwise.tune(
         quadratic, n_trials=6, executor="ray", n_workers=2, seed=0,
-        run_options={"_meters": [FakeMeter({"gpu:0": 20.0})], "interval_s": 0.05,
+        run_options={"meters": [FakeMeter({"gpu:0": 20.0})], "interval_s": 0.05,
                      "emit_warnings": False},
     )  # fmt: skip
     assert ray.is_initialized()  # the study used the cluster it found, and left it up

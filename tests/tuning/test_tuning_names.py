@@ -55,7 +55,7 @@ def test_old_package_spellings_still_import_the_same_objects_with_a_warning(lega
         assert any("wattwise.tuning" in m for m in messages), messages
         # after the old import, wattwise.tune still runs the search
         from wattwise.testing import FakeMeter
-        options = {{"_meters": [FakeMeter({{"gpu:0": 10.0}})], "interval_s": 0.2,
+        options = {{"meters": [FakeMeter({{"gpu:0": 10.0}})], "interval_s": 0.2,
                     "emit_warnings": False}}
         result = wattwise.tune(lambda t: t.suggest_float("x", 0, 1), n_trials=1,
                                run_options=options)

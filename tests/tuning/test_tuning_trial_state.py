@@ -13,7 +13,7 @@ from wattwise.testing import FakeMeter
 
 
 def fake_options() -> dict[str, Any]:
-    return {"_meters": [FakeMeter({"gpu:0": 50.0})], "interval_s": 0.05,
+    return {"meters": [FakeMeter({"gpu:0": 50.0})], "interval_s": 0.05,
             "emit_warnings": False}  # fmt: skip
 
 

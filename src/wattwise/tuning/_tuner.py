@@ -45,8 +45,11 @@ _FORWARDED = frozenset({"suggest_float", "suggest_int", "suggest_categorical", "
 #: Run options that may be passed through to every trial's run.
 RUN_OPTIONS = frozenset(
     {"region", "meters", "meter_instances", "interval_s", "flush_s", "pue", "emit_warnings",
-     "on_warning", "_meters"}
+     "on_warning"}
 )  # fmt: skip
+#: The keyword under which runs receive meter objects. Kept in this one place: tracking's
+#: private seam until ``Run(meters=...)`` takes meter objects itself.
+_METER_OBJECTS = "_meters"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -469,26 +472,38 @@ def _run_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
             f"Got unknown keys {unknown} instead."
         )
         raise InvalidParameterError(msg)
-    if "meter_instances" in options:
-        # Meter objects instead of meter ids: custom hardware, or a FakeMeter on a scripted
-        # clock, which makes budgets testable without sleeping. Runs take them as ``_meters``.
+    instances = options.pop("meter_instances", None)  # 0.1's spelling of meters=[objects]
+    if instances is not None:
+        is_list = isinstance(instances, Iterable) and not isinstance(instances, (str, bytes))
         from wattwise.meters import BaseMeter
 
-        given = options.pop("meter_instances")
-        is_list = isinstance(given, Iterable) and not isinstance(given, (str, bytes))
-        instances = list(given) if is_list else given
-        if (
-            "_meters" in options
-            or not is_list
-            or not all(isinstance(m, BaseMeter) for m in instances)
-        ):
+        given = list(instances) if is_list else instances
+        if "meters" in options or not is_list or not all(isinstance(m, BaseMeter) for m in given):
             msg = (
                 "The 'meter_instances' run option of wattwise.tune must be a list of "
-                f"wattwise.meters.BaseMeter objects (and not given with '_meters'). Got "
-                f"{instances!r} instead."
+                f"wattwise.meters.BaseMeter objects (and not given with 'meters'). Got "
+                f"{given!r} instead. Pass meter objects as 'meters' instead."
             )
             raise InvalidParameterError(msg)
-        options["_meters"] = instances
+        options["meters"] = given
+    meters = options.get("meters")
+    if meters is not None and not isinstance(meters, str):
+        # Meter ids go to the run as they are; meter objects (custom hardware, or a FakeMeter
+        # on a scripted clock, which makes budgets testable without sleeping) too, once the
+        # run takes them as ``meters``.
+        from wattwise.meters import BaseMeter
+
+        items = list(meters) if isinstance(meters, Iterable) else [meters]
+        objects = [m for m in items if isinstance(m, BaseMeter)]
+        if objects and len(objects) != len(items):
+            msg = (
+                "The 'meters' run option of wattwise.tune must be meter ids or "
+                f"wattwise.meters.BaseMeter objects, not a mix. Got {items!r} instead."
+            )
+            raise InvalidParameterError(msg)
+        if objects:
+            del options["meters"]
+            options[_METER_OBJECTS] = objects
     return options
 
 
@@ -556,11 +571,11 @@ def tune(
         progress: Live status line on stderr: True, False, or None (when stderr is a TTY).
         tags: Tags of every run of the study.
         run_options: Passed to every run: ``region``, ``meters``, ``interval_s``,
-            ``flush_s``, ``pue``, ``emit_warnings``, ``on_warning``; and
-            ``meter_instances``, meter objects (:class:`wattwise.meters.BaseMeter`) used by
-            the driver and every trial instead of meters chosen by id: a custom meter, or
-            ``wattwise.testing.FakeMeter(..., clock=...)`` on a scripted clock (they must
-            pickle for the ``processes`` and ``ray`` executors).
+            ``flush_s``, ``pue``, ``emit_warnings``, ``on_warning``. ``meters`` takes meter
+            ids, or meter objects (:class:`wattwise.meters.BaseMeter`) used by the driver
+            and every trial: a custom meter, or ``wattwise.testing.FakeMeter(...,
+            clock=...)`` on a scripted clock (they must pickle for the ``processes`` and
+            ``ray`` executors). ``meter_instances`` is 0.1's name for meter objects.
         cpus_per_trial: CPUs Ray reserves per trial (``ray`` only).
         gpus_per_trial: GPUs Ray reserves per trial (``ray`` only).
 
@@ -647,7 +662,7 @@ def tune(
 
     owns_store = not isinstance(store, BaseRunStore)
     ledger = store if isinstance(store, BaseRunStore) else open_store(store)
-    trial_options = {**options, "store": ledger if executor == "inline" else str(ledger.path)}
+    trial_options = {**options, "store": ledger if executor == "inline" else ledger.url}
     pool: WorkerPool | None = None
     if executor != "inline":
         pool = make_pool(
@@ -662,9 +677,9 @@ def tune(
         "energy_fidelity": energy_fidelity, "energy_step_j": energy_step_j,
         **{k: v for k, v in budget.to_dict().items() if k != "energy_j"},
     }  # fmt: skip
-    driver_options = {k: v for k, v in options.items() if k != "_meters"}
-    if "_meters" in options:
-        driver_options["_meters"] = list(options["_meters"])
+    driver_options = dict(options)
+    if _METER_OBJECTS in options:  # the driver's own list: the same meter objects
+        driver_options[_METER_OBJECTS] = list(options[_METER_OBJECTS])
     run = StudyRun(
         name, kind="study", config=config, tags=tag_list, store=ledger, **driver_options
     )
