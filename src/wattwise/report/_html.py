@@ -417,7 +417,7 @@ def _project(report: Report) -> str:
             f"<h3>Cumulative carbon over time</h3>"
             f"{_legend((r.role, ROLE_LABELS[r.role]) for r in pv.by_role)}"
             f"<figure style=\"margin:0\">{chart_svg}<figcaption>Operational carbon of the "
-            "counted runs, added at each run's end, stacked by role.</figcaption></figure>"
+            f"counted runs, {_added_at(pv.bucket)}, stacked by role.</figcaption></figure>"
         )
     return (
         '<section class="panel" id="project"><h2>Where the carbon went</h2>'
@@ -426,7 +426,104 @@ def _project(report: Report) -> str:
         f'<div class="stack" role="img" aria-label="carbon by role">{bars}</div>'
         '<div class="table-wrap"><table><thead><tr><th>Role</th><th class="n">Runs</th>'
         '<th class="n">Energy</th><th class="n">Carbon</th><th class="n">Share</th></tr>'
-        f"</thead><tbody>{rows}</tbody></table></div>{minis}{chart}</section>"
+        f"</thead><tbody>{rows}</tbody></table></div>{minis}{chart}"
+        f"{_project_groups(report)}{_project_top(report)}{_project_studies(report)}</section>"
+    )
+
+
+def _added_at(bucket: str | None) -> str:
+    if bucket is None:
+        return "added at each run's end"
+    return f"summed per {bucket} (UTC), each point at the end of the {bucket}'s last run"
+
+
+#: Groups listed per grouping in a project view; the rest are summed in one row.
+MAX_GROUP_ROWS = 12
+_GROUP_TITLES = {"user": "By person", "host": "By machine", "tag": "By tag",
+                 "month": "By month (UTC, of the start)"}  # fmt: skip
+
+
+def _project_groups(report: Report) -> str:
+    """Carbon by user, host, tag and month: one small table each."""
+    pv = report.project
+    if not pv.groups or pv.counted_runs < 2:
+        return ""
+    total = sum(r.co2e_g for r in pv.by_role) or 1.0
+    tables = []
+    for grouping, groups in pv.groups.items():
+        if not groups:
+            continue
+        shown, rest = groups[:MAX_GROUP_ROWS], groups[MAX_GROUP_ROWS:]
+        if grouping == "month" and rest:  # the latest months, in order
+            shown, rest = groups[-MAX_GROUP_ROWS:], groups[:-MAX_GROUP_ROWS]
+        rows = "".join(
+            f"<tr><td>{e(g.group) if g.group is not None else '<i>none recorded</i>'}</td>"
+            f'<td class="n">{g.runs}</td><td class="n">{e(units.energy(g.energy_j))}</td>'
+            f'<td class="n">{e(units.carbon(g.co2e_g))}</td>'
+            f'<td class="n">{g.co2e_g / total:.0%}</td>'
+            f'<td class="n">{(1 - g.final_co2e_g / g.co2e_g) if g.co2e_g > 0 else 0:.0%}</td>'
+            "</tr>"
+            for g in shown
+        )
+        if rest:
+            rows += (
+                f'<tr><td><i>{len(rest)} more</i></td><td class="n">'
+                f"{sum(g.runs for g in rest)}</td><td class=\"n\">"
+                f"{e(units.energy(sum(g.energy_j for g in rest)))}</td><td class=\"n\">"
+                f"{e(units.carbon(sum(g.co2e_g for g in rest)))}</td><td></td><td></td></tr>"
+            )
+        note = " (a run counts once per tag)" if grouping == "tag" else ""
+        tables.append(
+            f'<h3>{e(_GROUP_TITLES.get(grouping, grouping))}{e(note)}</h3><div class="table-wrap">'
+            f'<table class="groups" id="by-{e(grouping)}"><thead><tr><th>{e(grouping.title())}'
+            '</th><th class="n">Runs</th><th class="n">Energy</th><th class="n">Carbon</th>'
+            '<th class="n">Share</th><th class="n">Beyond final</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table></div>"
+        )
+    return "".join(tables)
+
+
+def _project_top(report: Report) -> str:
+    pv = report.project
+    if not pv.summarised or not pv.top_runs:
+        return ""
+    rows = "".join(
+        f"<tr><td>{e(r.name)}</td><td><code>{e(r.id[:12])}</code></td>"
+        f"<td>{e(ROLE_LABELS.get(r.role, r.role))}</td><td>{_status_badge(r.status)}</td>"
+        f'<td class="n">{e(units.duration(r.duration_s))}</td>'
+        f'<td class="n">{e(units.energy(r.energy_j))}</td>'
+        f'<td class="n">{e(units.carbon(r.co2e_g))}</td></tr>'
+        for r in pv.top_runs
+    )
+    return (
+        f'<h3>The {len(pv.top_runs)} runs that used the most energy</h3><p class="src">'
+        f"{pv.counted_runs} counted runs: this project is summarised (top runs, studies, "
+        "time buckets); 'wattwise runs' lists them all, and --format json holds each run."
+        '</p><div class="table-wrap"><table id="top-runs"><thead><tr><th>Run</th><th>Id</th>'
+        '<th>Role</th><th>Status</th><th class="n">Time</th><th class="n">Energy</th>'
+        f'<th class="n">Carbon</th></tr></thead><tbody>{rows}</tbody></table></div>'
+    )
+
+
+def _project_studies(report: Report) -> str:
+    pv = report.project
+    if len(pv.studies) < 2 and not pv.summarised:
+        return ""
+    if not pv.studies:
+        return ""
+    rows = "".join(
+        f"<tr><td>{e(t.name)}</td><td><code>{e(t.id[:12])}</code></td>"
+        f'<td class="n">{t.trials}</td><td class="n">{e(units.energy(t.energy_j))}</td>'
+        f'<td class="n">{e(units.carbon(t.co2e_g))}</td>'
+        f'<td class="n">{e(units.number(t.best_value, 4)) if t.best_value is not None else "-"}'
+        f"</td><td>{'plotted below' if t.shown else ''}</td></tr>"
+        for t in pv.studies
+    )
+    return (
+        f"<h3>Tuning studies ({len(pv.studies)})</h3>"
+        '<div class="table-wrap"><table id="study-totals"><thead><tr><th>Study</th><th>Id</th>'
+        '<th class="n">Trials</th><th class="n">Energy</th><th class="n">Carbon</th>'
+        f'<th class="n">Best value</th><th></th></tr></thead><tbody>{rows}</tbody></table></div>'
     )
 
 

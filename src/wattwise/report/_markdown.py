@@ -94,6 +94,7 @@ def render_markdown(report: Report) -> str:
         f"{int(reuse['hits'])} hit(s))" if reuse["hits"] or reuse["energy_j"]
         else "- Saved by reuse: nothing reused from the cache yet"
     )  # fmt: skip
+    out += _project_sections(report)
 
     for study in report.studies:
         out += ["", f"## Study {md(study.name)}: {md(study.metric or 'objective')} versus energy",
@@ -161,3 +162,55 @@ def render_markdown(report: Report) -> str:
                        f"{md(c.attribution)}")  # fmt: skip
     out.append("")
     return "\n".join(out)
+
+
+#: Groups listed per grouping in a project view; the rest are summed in one row.
+MAX_GROUP_ROWS = 12
+
+
+def _project_sections(report: Report) -> list[str]:
+    """Carbon by user, host, tag and month; the top runs and the studies of a large project."""
+    pv = report.project
+    out: list[str] = []
+    if pv.bucket is not None:
+        out += ["", f"*Cumulative carbon is summed per {pv.bucket} (UTC) in the JSON report.*"]
+    total = sum(r.co2e_g for r in pv.by_role) or 1.0
+    if pv.counted_runs >= 2:
+        for grouping, groups in pv.groups.items():
+            if not groups:
+                continue
+            shown, rest = groups[:MAX_GROUP_ROWS], groups[MAX_GROUP_ROWS:]
+            if grouping == "month" and rest:
+                shown, rest = groups[-MAX_GROUP_ROWS:], groups[:-MAX_GROUP_ROWS]
+            note = " (a run counts once per tag)" if grouping == "tag" else ""
+            out += ["", f"### By {grouping}{note}", ""]
+            rows = [
+                [md(g.group) if g.group is not None else "*none recorded*", str(g.runs),
+                 units.energy(g.energy_j), units.carbon(g.co2e_g), f"{g.co2e_g / total:.0%}"]
+                for g in shown
+            ]  # fmt: skip
+            if rest:
+                rows.append([f"*{len(rest)} more*", str(sum(g.runs for g in rest)),
+                             units.energy(sum(g.energy_j for g in rest)),
+                             units.carbon(sum(g.co2e_g for g in rest)), ""])  # fmt: skip
+            out += _table([grouping.title(), "Runs", "Energy", "Carbon", "Share"], rows)
+    if pv.summarised and pv.top_runs:
+        out += ["", f"### The {len(pv.top_runs)} runs that used the most energy", "",
+                f"*{pv.counted_runs} counted runs: this project is summarised (top runs, "
+                "studies, time buckets); `wattwise runs` lists them all.*", ""]  # fmt: skip
+        out += _table(
+            ["Run", "Id", "Role", "Status", "Time", "Energy", "Carbon"],
+            ([md(r.name), f"`{r.id[:12]}`", md(ROLE_LABELS.get(r.role, r.role)), md(r.status),
+              units.duration(r.duration_s), units.energy(r.energy_j), units.carbon(r.co2e_g)]
+             for r in pv.top_runs),
+        )  # fmt: skip
+    if pv.studies and (pv.summarised or len(pv.studies) > 1):
+        out += ["", f"### Tuning studies ({len(pv.studies)})", ""]
+        out += _table(
+            ["Study", "Id", "Trials", "Energy", "Carbon", "Best value", "Shown"],
+            ([md(t.name), f"`{t.id[:12]}`", str(t.trials), units.energy(t.energy_j),
+              units.carbon(t.co2e_g),
+              units.number(t.best_value, 4) if t.best_value is not None else "-",
+              "below" if t.shown else ""] for t in pv.studies),
+        )  # fmt: skip
+    return out

@@ -20,7 +20,7 @@ from wattwise.exceptions import InvalidParameterError, RunNotFoundError
 from wattwise.report._attributions import DataCredit, data_credits
 from wattwise.report._covers import covers_lines
 from wattwise.report._sci import SciResult, compute_sci
-from wattwise.store import BaseRunStore, RunRecord, role_of
+from wattwise.store import BaseRunStore, RunRecord, last_metrics, role_of
 from wattwise.tuning import StudyRecord, TrialRecord, pareto_front
 
 Scope = Literal["run", "study", "project"]
@@ -35,6 +35,17 @@ ROLE_LABELS = {
 _MINIMIZE_HINTS = ("loss", "error", "err", "mse", "rmse", "mae", "perplexity", "ppl", "wer")
 _MAXIMIZE_HINTS = ("acc", "f1", "auc", "score", "precision", "recall", "bleu", "rouge", "map")
 MAX_TABLE_RUNS = 200
+#: A project with more counted runs than this is summarised: cumulative carbon per time
+#: bucket instead of per run, the runs that used the most energy, the studies that used
+#: the most in full and the rest as one table row each, and metrics read only for the
+#: runs shown. Smaller projects are shown run by run.
+LARGE_PROJECT_RUNS = MAX_TABLE_RUNS
+#: Runs listed as "the runs that used the most energy" in a project view.
+TOP_RUNS = 20
+#: Studies shown in full (trials plotted) in a summarised project; the rest are table rows.
+TOP_STUDIES = 10
+#: What the project view is grouped by.
+GROUPINGS = ("user", "host", "tag", "month")
 
 
 def _flops_of(record: Mapping[str, Any]) -> tuple[float | None, float | None]:
@@ -260,18 +271,71 @@ class RoleTotal:
 
 
 @dataclasses.dataclass(frozen=True)
+class GroupTotal:
+    """Cost of the counted runs of one user, host, tag or month. Units in the names.
+
+    Attributes:
+        group: The value (``None``: runs without one, e.g. untagged or an old run with no
+            user recorded).
+        final_co2e_g: The part of ``co2e_g`` spent by finished final runs.
+    """
+
+    group: str | None
+    runs: int
+    energy_j: float
+    co2e_g: float
+    duration_s: float
+    final_co2e_g: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyTotal:
+    """One tuning study as a table row of the project view.
+
+    Attributes:
+        shown: Whether the study is also shown in full (in :attr:`Report.studies`).
+        best_value: The study's recorded best objective value, if it recorded one.
+    """
+
+    id: str
+    name: str
+    trials: int
+    energy_j: float
+    co2e_g: float
+    best_value: float | None
+    shown: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
 class ProjectView:
     """Where the cost went and what was saved.
 
     Attributes:
         by_role: Totals per role, in :data:`ROLES` order, roles with runs only.
-        cumulative: ``(end time, role, cumulative co2e_g of that role)`` per counted run,
-            by end time.
+        cumulative: ``(time, role, cumulative co2e_g of that role)`` by time: one point per
+            counted run (at its end), or for a summarised project one per time bucket (at
+            the end of the bucket's last run), so the chart stays small.
         not_final_share: Share of the carbon spent outside final runs.
         saved_by_pruning: ``energy_j``, ``co2e_g``, ``studies`` avoided by stopping trials
             early (from the studies' summaries); zeros when no study recorded any.
         saved_by_reuse: ``energy_j``, ``co2e_g``, ``hits`` avoided by cache hits (from the
             footprint); zeros when nothing was reused.
+        groups: Totals of the counted runs per user, host, tag (a run counts once per tag)
+            and UTC month of its start, largest carbon first.
+        top_runs: The counted runs that used the most energy (:data:`TOP_RUNS`).
+        studies: Every study in scope, most energy first.
+        summarised: Whether the project has more than :data:`LARGE_PROJECT_RUNS` counted
+            runs and is shown summarised.
+        bucket: ``"month"`` or ``"day"`` when ``cumulative`` is per time bucket, else None.
+        counted_runs: How many runs are counted.
     """
 
     by_role: list[RoleTotal]
@@ -279,6 +343,12 @@ class ProjectView:
     not_final_share: float
     saved_by_pruning: dict[str, float]
     saved_by_reuse: dict[str, float]
+    groups: dict[str, list[GroupTotal]] = dataclasses.field(default_factory=dict)
+    top_runs: list[RunSummary] = dataclasses.field(default_factory=list)
+    studies: list[StudyTotal] = dataclasses.field(default_factory=list)
+    summarised: bool = False
+    bucket: str | None = None
+    counted_runs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON shape."""
@@ -290,7 +360,17 @@ class ProjectView:
             "not_final_share": self.not_final_share,
             "saved_by_pruning": self.saved_by_pruning,
             "saved_by_reuse": self.saved_by_reuse,
-        }
+            "groups": {k: [g.to_dict() for g in v] for k, v in self.groups.items()},
+            "top_runs": [
+                {"id": r.id, "name": r.name, "role": r.role, "status": r.status,
+                 "energy_j": r.energy_j, "co2e_g": r.co2e_g, "duration_s": r.duration_s}
+                for r in self.top_runs
+            ],
+            "studies": [s.to_dict() for s in self.studies],
+            "summarised": self.summarised,
+            "bucket": self.bucket,
+            "counted_runs": self.counted_runs,
+        }  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -471,11 +551,35 @@ def _summary(run: RunRecord, counted: bool, last_metrics: Mapping[str, float]) -
     )  # fmt: skip
 
 
-def _last_metrics(store: BaseRunStore, run_id: str) -> dict[str, float]:
-    last: dict[str, float] = {}
-    for _step, key, value, _at in store.metrics(run_id):
-        last[key] = value
-    return last
+def _shown(
+    scope: Scope, runs: Sequence[RunRecord], counted_ids: set[str],
+    drivers: Sequence[RunRecord],
+) -> tuple[list[RunRecord], list[str] | None]:
+    """Study drivers shown in full, and the runs whose metrics are read (None: all).
+
+    A summarised project (more than :data:`LARGE_PROJECT_RUNS` counted runs) shows the
+    :data:`TOP_STUDIES` studies that used the most energy in full, and reads metrics only
+    for the runs it shows: those, the newest :data:`MAX_TABLE_RUNS` runs and the
+    :data:`TOP_RUNS` runs that used the most energy.
+    """
+    if scope != "project" or len(counted_ids) <= LARGE_PROJECT_RUNS:
+        return list(drivers), None
+    energy: dict[str, float] = {d.id: 0.0 for d in drivers}
+    for r in runs:
+        if r.study_id in energy:
+            energy[r.study_id] += r.energy_j
+    shown = sorted(drivers, key=lambda d: (-energy[d.id], d.id))[:TOP_STUDIES]
+    keep = {d.id for d in shown}
+    wanted = {r.id for r in runs if r.study_id in keep}
+    wanted.update(r.id for r in runs[-MAX_TABLE_RUNS:])
+    counted = [r for r in runs if r.id in counted_ids]
+    wanted.update(r.id for r in sorted(counted, key=lambda r: -r.energy_j)[:TOP_RUNS])
+    return shown, [r.id for r in runs if r.id in wanted]
+
+
+def _metrics_of(store: BaseRunStore, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+    """The last value of each metric of each run, read in bulk where the store can."""
+    return last_metrics(store, run_ids)
 
 
 def _headline(runs: Sequence[RunRecord], summaries: Sequence[RunSummary]) -> Headline:
@@ -641,11 +745,115 @@ def _saved_by_reuse(
     }
 
 
+def _month(timestamp: float) -> str:
+    return time.strftime("%Y-%m", time.gmtime(timestamp))
+
+
+def _day(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
+
+
+def _groups(
+    runs: Sequence[RunRecord], summaries: Sequence[RunSummary]
+) -> dict[str, list[GroupTotal]]:
+    """Totals of the counted runs per user, host, tag and month, largest carbon first."""
+    sums: dict[str, dict[str | None, list[float]]] = {g: {} for g in GROUPINGS}
+    for run, s in zip(runs, summaries, strict=True):
+        if not s.counted:
+            continue
+        user = getattr(run, "user", None)
+        keys: dict[str, list[str | None]] = {
+            "user": [user if isinstance(user, str) and user else None],
+            "host": [run.host or None],
+            "tag": list(dict.fromkeys(run.tags)) or [None],
+            "month": [_month(run.started_at)],
+        }
+        final = s.co2e_g if s.role == "final" and s.status == "finished" else 0.0
+        for grouping, values in keys.items():
+            for value in values:
+                t = sums[grouping].setdefault(value, [0, 0.0, 0.0, 0.0, 0.0])
+                t[0] += 1
+                t[1] += s.energy_j
+                t[2] += s.co2e_g
+                t[3] += s.duration_s
+                t[4] += final
+    out: dict[str, list[GroupTotal]] = {}
+    for grouping, groups in sums.items():
+        rows = [
+            GroupTotal(group=k, runs=int(v[0]), energy_j=v[1], co2e_g=v[2], duration_s=v[3],
+                       final_co2e_g=v[4])
+            for k, v in groups.items()
+        ]  # fmt: skip
+        if grouping == "month":
+            rows.sort(key=lambda g: g.group or "")
+        else:
+            rows.sort(key=lambda g: (g.group is None, -g.co2e_g, g.group or ""))
+        out[grouping] = rows
+    return out
+
+
+def _cumulative(
+    counted: Sequence[RunSummary], summarised: bool
+) -> tuple[list[tuple[float, str, float]], str | None]:
+    """Cumulative carbon per role, per run or (summarised) per time bucket."""
+    ordered = sorted(counted, key=lambda s: s.end_time)
+    bucket: str | None = None
+    label = None
+    if summarised and ordered:
+        span = ordered[-1].end_time - ordered[0].end_time
+        bucket = "month" if span > 62 * 86400 else "day"
+        label = _month if bucket == "month" else _day
+    running: dict[str, float] = {}
+    points: list[tuple[float, str, float]] = []
+    last: dict[str, tuple[str, int]] = {}  # role -> (bucket, index of its point)
+    for s in ordered:
+        running[s.role] = running.get(s.role, 0.0) + s.co2e_g
+        point = (s.end_time, s.role, running[s.role])
+        if label is None:
+            points.append(point)
+            continue
+        key = label(s.end_time)
+        seen = last.get(s.role)
+        if seen is not None and seen[0] == key:
+            points[seen[1]] = point  # the bucket's point moves to its last run's end
+        else:
+            last[s.role] = (key, len(points))
+            points.append(point)
+    return points, bucket
+
+
+def _study_totals(
+    drivers: Sequence[RunRecord], summaries: Sequence[RunSummary], shown: set[str]
+) -> list[StudyTotal]:
+    members: dict[str, list[RunSummary]] = {d.id: [] for d in drivers}
+    for s in summaries:
+        if s.study_id in members and s.id != s.study_id:
+            members[s.study_id].append(s)
+    by_id = {s.id: s for s in summaries}
+    out = []
+    for d in drivers:
+        trials = members[d.id]
+        own = by_id.get(d.id)
+        energy = sum(t.energy_j for t in trials) + (own.energy_j if own else 0.0)
+        co2e = sum(t.co2e_g for t in trials) + (own.co2e_g if own else 0.0)
+        study = StudyRecord.from_record(d.record)
+        best = (study.best or {}).get("value") if study is not None else None
+        out.append(StudyTotal(
+            id=d.id, name=d.name, trials=len(trials), energy_j=energy, co2e_g=co2e,
+            best_value=float(best) if isinstance(best, (int, float)) else None,
+            shown=d.id in shown,
+        ))  # fmt: skip
+    out.sort(key=lambda t: -t.energy_j)
+    return out
+
+
 def _project(
     store: BaseRunStore, scope: Scope, runs: Sequence[RunRecord],
-    summaries: Sequence[RunSummary],
+    summaries: Sequence[RunSummary], drivers: Sequence[RunRecord] = (),
+    shown_studies: set[str] | None = None,
 ) -> ProjectView:
     counted = [s for s in summaries if s.counted]
+    summarised = scope == "project" and len(counted) > LARGE_PROJECT_RUNS
     totals: dict[str, list[float]] = {}
     for s in counted:
         t = totals.setdefault(s.role, [0, 0.0, 0.0, 0.0])
@@ -659,20 +867,21 @@ def _project(
         for v in [totals.get(role)]
         if v is not None
     ]
-    running: dict[str, float] = {}
-    cumulative = []
-    for s in sorted(counted, key=lambda s: s.end_time):
-        running[s.role] = running.get(s.role, 0.0) + s.co2e_g
-        cumulative.append((s.end_time, s.role, running[s.role]))
+    cumulative, bucket = _cumulative(counted, summarised)
     total = sum(s.co2e_g for s in counted)
     final = sum(s.co2e_g for s in counted if s.role == "final")
+    shown = {d.id for d in drivers} if shown_studies is None else shown_studies
     return ProjectView(
         by_role=by_role,
         cumulative=cumulative,
         not_final_share=1 - final / total if total > 0 else 0.0,
         saved_by_pruning=_saved_by_pruning(runs),
         saved_by_reuse=_saved_by_reuse(store, scope, runs),
-    )
+        groups=_groups(runs, summaries) if scope == "project" else {},
+        top_runs=sorted(counted, key=lambda s: (-s.energy_j, s.id))[:TOP_RUNS],
+        studies=_study_totals(drivers, summaries, shown),
+        summarised=summarised, bucket=bucket, counted_runs=len(counted),
+    )  # fmt: skip
 
 
 def _direction(metric: str, study: StudyRecord) -> str:
@@ -874,10 +1083,10 @@ def _select(
         children = _descendants(subject.id, everything)
         return "run", [subject, *children], subject, []
     everything = store.list_runs()
+    named = {r.study_id for r in everything if r.study_id is not None}
     drivers = [
         r for r in everything
-        if r.kind == "study" or StudyRecord.from_record(r.record) is not None
-        or any(o.study_id == r.id for o in everything)
+        if r.kind == "study" or r.id in named or StudyRecord.from_record(r.record) is not None
     ]  # fmt: skip
     return "project", everything, None, drivers
 
@@ -982,15 +1191,19 @@ def build_report(
     sel = select_runs(store, run=run, study=study)
     scope, runs, subject, drivers = sel.scope, sel.runs, sel.subject, sel.drivers
     counted_ids = {r.id for r in sel.counted}
-    summaries = [_summary(r, r.id in counted_ids, _last_metrics(store, r.id)) for r in runs]
+    shown_drivers, wanted = _shown(scope, runs, counted_ids, drivers)
+    last = _metrics_of(store, [r.id for r in runs] if wanted is None else wanted)
+    summaries = [_summary(r, r.id in counted_ids, last.get(r.id, {})) for r in runs]
     counted_runs = sel.counted
     headline = _headline(runs, summaries)
     includes, excludes = _includes(headline, summaries, runs)
     by_id = {s.id: s for s in summaries}
-    studies = []
-    for driver in drivers:
-        trials = [by_id[r.id] for r in runs if r.study_id == driver.id and r.id != driver.id]
-        studies.append(_study_view(driver, trials, {r.id: r for r in runs}, metric))
+    records = {r.id: r for r in runs}
+    members: dict[str, list[RunSummary]] = {d.id: [] for d in shown_drivers}
+    for r in runs:
+        if r.study_id in members and r.id != r.study_id:
+            members[r.study_id].append(by_id[r.id])
+    studies = [_study_view(d, members[d.id], records, metric) for d in shown_drivers]
     setup = _setup(runs)
     sci: SciResult | None = compute_sci(
         counted_runs, functional_unit=functional_unit, count=count, te_kgco2e=te_kgco2e,
@@ -1013,7 +1226,8 @@ def build_report(
         generated_at=time.time(), tool_version=__version__, store_path=str(store.path),
         headline=headline, includes=includes, excludes=excludes,
         timeline=_timeline(store, counted_runs, subject),
-        project=_project(store, scope, runs, summaries),
+        project=_project(store, scope, runs, summaries, drivers,
+                         {d.id for d in shown_drivers}),
         studies=studies, runs=summaries, setup=setup, sci=sci, credits=credits,
         notes=_notes(runs, setup),
     )  # fmt: skip

@@ -21,7 +21,13 @@ from wattwise.store._base import (
     declared_role,
     get_store,
 )
-from wattwise.store._footprint import Footprint, Totals, project_footprint, role_of
+from wattwise.store._footprint import (
+    Footprint,
+    Totals,
+    last_metrics,
+    project_footprint,
+    role_of,
+)
 from wattwise.store._locate import find_project_root, ledger_path
 from wattwise.store._memory import MemoryRunStore
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, iso_utc, login_name
@@ -86,6 +92,7 @@ __all__ = [
     "find_project_root",
     "get_store",
     "iso_utc",
+    "last_metrics",
     "ledger_path",
     "login_name",
     "merge_spools",
