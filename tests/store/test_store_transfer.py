@@ -16,11 +16,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
 
-from cli_support import assert_one_line_error, call, cli  # noqa: E402
+from cli_support import assert_one_line_error, call, cli
 
-from wattwise.store import ComponentEnergy, ReuseEvent, RunRecord, RunStatus  # noqa: E402
-from wattwise.store._sqlite import SQLiteRunStore  # noqa: E402
-from wattwise.store._transfer import (  # noqa: E402
+from wattwise.store import ComponentEnergy, ReuseEvent, RunRecord, RunStatus
+from wattwise.store._sqlite import SQLiteRunStore
+from wattwise.store._transfer import (
     FORMAT,
     VERSION,
     LedgerFileError,
@@ -242,7 +242,8 @@ def _art(lines: list[str], key: str, value: str) -> str:
         if data.get("artifacts"):
             data["artifacts"][0][key] = value
             return json.dumps(data)
-    raise AssertionError("no artifact")
+    msg = "no artifact"
+    raise AssertionError(msg)
 
 
 def test_files_that_are_not_exports(tmp_path: Path) -> None:

@@ -768,7 +768,8 @@ class _ApiRows:
                                             append=note["append"])  # fmt: skip
                     summary.annotations += 1
                 for art in bundle["artifacts"]:
-                    self.store.put_artifact(run["id"], art["name"], art["content"])
+                    self.store.put_artifact(run["id"], art["name"], art["content"],
+                                            created_at=art["created_at"])  # fmt: skip
                     summary.artifacts += 1
             else:
                 summary.runs_unchanged += 1
