@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import warnings
 from pathlib import Path
@@ -21,6 +22,7 @@ from wattwise.cache import (
 )
 from wattwise.cache._cache import current_user
 from wattwise.cache._stores import redact_url
+from wattwise.cli import main
 from wattwise.exceptions import CacheError, CacheWarning
 from wattwise.store import open_store
 
@@ -287,3 +289,23 @@ def test_the_dummy_credentials_are_written_nowhere(s3: Bucket, tmp_path: Path) -
     files = list(walk_files(tmp_path))
     assert any(p.name == "ledger.db" for p in files)
     assert not [p for p in files if secret in p.read_bytes()]
+
+
+def test_cache_commands_work_on_the_bucket_and_show_the_writer(
+    s3: Bucket, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _as(monkeypatch, "alice")
+    key = ArtifactCache(s3.url).save("56" * 32, np.ones(8), header={"function": "t:f"}).key
+    _as(monkeypatch, "bob")
+    assert main(["cache", "ls", "--json", "--cache", s3.url]) == 0
+    [listed] = json.loads(capsys.readouterr().out)["entries"]
+    assert listed["key"] == key and listed["writer"] == f"alice@{socket.gethostname()}"
+    assert main(["cache", "verify", "--cache", s3.url]) == 0
+    capsys.readouterr()
+    s3.fs.pipe_file(_object(s3, key), b"WWCACHE1 not an entry")
+    assert main(["cache", "verify", "--json", "--cache", s3.url]) == 1
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert (problem["key"], problem["kind"], problem["is_removed"]) == (key, "corrupt", False)
+    assert main(["cache", "verify", "--fix", "--json", "--cache", s3.url]) == 0
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["is_removed"] and s3.objects() == {}

@@ -307,10 +307,23 @@ class FsspecStore(BaseStore):
         return data
 
     def read_head(self, key: str, size: int) -> bytes | None:
-        """The first ``size`` bytes, or None if absent."""
+        """The first ``size`` bytes, or None if absent.
+
+        A ranged read (``cat_file`` with an end), not ``open``: s3fs opens a file with the
+        size and ETag it listed earlier, so an object another process replaced since
+        fails with "no longer exists"; a ranged GET reads whatever is there now.
+        """
+        path = self._path(entry_name(key))
         try:
-            with self.fs.open(self._path(entry_name(key)), "rb") as handle:
-                head: bytes = handle.read(size)
+            try:
+                head: bytes = self.fs.cat_file(path, start=0, end=size)
+            except FileNotFoundError:
+                raise
+            except OSError:
+                # S3 refuses any range of an empty object (416): look before failing
+                if self.is_object_store and self.fs.info(path, refresh=True).get("size") == 0:
+                    return b""
+                raise
         except FileNotFoundError:
             return None
         except Exception as err:  # backends raise their own types
@@ -357,14 +370,14 @@ class FsspecStore(BaseStore):
             raise _io_error("delete from", self.url, err) from err  # noqa: EM101
         finally:
             if self.is_object_store:
-                self.fs.invalidate_cache(path)
+                self.fs.invalidate_cache()
         return True
 
     def _find(self, folder: str) -> dict[str, dict[str, Any]]:
         path = self._path(folder)
         try:
-            if self.is_object_store:
-                self.fs.invalidate_cache(path)  # others write here too: list afresh
+            if self.is_object_store:  # others write here too: list afresh (the whole
+                self.fs.invalidate_cache()  # cache: a path drops only itself and parents)
             if not self.fs.exists(path):
                 return {}
             found: dict[str, dict[str, Any]] = self.fs.find(path, detail=True)
