@@ -3,11 +3,13 @@
 ``FakeMeter`` is a constant-power counter; ``fake_nvml``, ``fake_amdsmi`` and
 ``fake_ioreport`` follow the real ``pynvml``, ``amdsmi`` and ``zeus_apple_silicon`` APIs for
 machines without that hardware; ``meter_contract.MeterContract`` is the test suite every
-meter must pass.
+meter must pass. ``MemoryRunStore`` is a ledger in memory (``get_store("memory://")``) and
+``store_contract.RunStoreContract`` the test suite every ledger backend must pass.
 """
 
 from __future__ import annotations
 
+from wattwise.store._memory import MemoryRunStore
 from wattwise.testing._meters import FakeMeter, ManualClock
 
-__all__ = ["FakeMeter", "ManualClock"]
+__all__ = ["FakeMeter", "ManualClock", "MemoryRunStore"]
