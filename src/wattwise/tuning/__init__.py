@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from wattwise.tuning._budget import Budget, Spent
-    from wattwise.tuning._executors import load_objective
+    from wattwise.tuning._executors import load_module, load_objective
     from wattwise.tuning._pareto import (
         AvoidedEstimate,
         estimate_avoided,
@@ -57,6 +57,7 @@ _LAZY = {
     "TrialSummary": "_tuner",
     "TuneResult": "_tuner",
     "estimate_avoided": "_pareto",
+    "load_module": "_executors",
     "load_objective": "_executors",
     "pareto_front": "_pareto",
     "setup_energy_j": "_pareto",
@@ -74,6 +75,7 @@ __all__ = [
     "TrialSummary",
     "TuneResult",
     "estimate_avoided",
+    "load_module",
     "load_objective",
     "pareto_front",
     "setup_energy_j",

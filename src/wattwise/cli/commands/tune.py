@@ -169,7 +169,7 @@ def _tune(*args: Any, **kwargs: Any) -> Any:
 def main(args: argparse.Namespace) -> int:
     """Run the study and print its summary."""
     from wattwise.store import open_store
-    from wattwise.tuning._executors import load_module
+    from wattwise.tuning import load_module
 
     path, _, name = args.objective.rpartition(":")
     if not path or not name.isidentifier():
