@@ -309,3 +309,14 @@ def test_cache_commands_work_on_the_bucket_and_show_the_writer(
     assert main(["cache", "verify", "--fix", "--json", "--cache", s3.url]) == 0
     [problem] = json.loads(capsys.readouterr().out)["problems"]
     assert problem["is_removed"] and s3.objects() == {}
+
+
+def test_an_empty_object_is_listed_as_damaged_not_an_error(s3: Bucket) -> None:
+    cache = ArtifactCache(s3.url)
+    key = "78" * 32
+    s3.fs.pipe_file(_object(s3, key), b"")  # S3 refuses any byte range of an empty object
+    [entry] = cache.entries()
+    assert entry.key == key and entry.function.startswith("? (damaged")
+    [problem] = cache.verify(fix=True)
+    assert (problem.kind, problem.is_removed) == ("corrupt", True)
+    assert cache.entries() == []
