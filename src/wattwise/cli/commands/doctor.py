@@ -50,7 +50,6 @@ def diagnose(region: str | None, store_arg: str | None) -> dict[str, Any]:
     from wattwise import __version__, carbon, meters
     from wattwise._config import load_settings
     from wattwise.exceptions import WattwiseError
-    from wattwise.store import ledger_path
 
     settings = load_settings()
     probes = [  # every registered meter (built-ins and plug-ins) with its reason and fix
@@ -63,23 +62,27 @@ def diagnose(region: str | None, store_arg: str | None) -> dict[str, Any]:
         override_g_per_kwh=settings.intensity_g_per_kwh,
     )  # fmt: skip
     pue = carbon.pue_for(location, override=settings.pue)
-    path = ledger_path(store_arg)
-    try:
-        from wattwise.store import get_store
+    from wattwise.store import get_store, pending_spools
 
-        if path.exists():
-            store = get_store(str(path))
-            n_runs = len(store.list_runs())
-            store.close()
-            ledger = {"path": str(path), "exists": True, "runs": n_runs, "ok": True}
-        else:
-            ledger = {"path": str(path), "exists": False, "ok": True,
-                      "note": "created by the first run"}
+    ledger: dict[str, Any]
+    try:  # read-only: diagnosing never writes the ledger (a file path or any store URL)
+        store = get_store(store_arg, readonly=True, defer=True)
     except WattwiseError as err:
-        ledger = {"path": str(path), "exists": True, "ok": False, "error": str(err)}
-    from wattwise.store import pending_spools
-
-    ledger["spooled"] = len(pending_spools(path))
+        ledger = {"path": store_arg or "", "exists": False, "ok": False, "error": str(err),
+                  "spooled": 0}  # fmt: skip
+    else:
+        where = str(store.path) if store.url.startswith("sqlite:") else store.url
+        try:
+            if store.schema_version() > 0:
+                ledger = {"path": where, "exists": True, "runs": store.count_runs(), "ok": True}
+            else:
+                ledger = {"path": where, "exists": False, "ok": True,
+                          "note": "created by the first run"}  # fmt: skip
+        except WattwiseError as err:
+            ledger = {"path": where, "exists": True, "ok": False, "error": str(err)}
+        finally:
+            store.close()
+        ledger["spooled"] = len(pending_spools(store.path))
     return {
         "wattwise": __version__,
         "python": platform.python_version(),
