@@ -10,16 +10,32 @@ Maps, Green Algorithms, Ember, OWID) and says which scope, year and file it came
 
 from __future__ import annotations
 
-from wattwise.carbon._intensity import Intensity, datasets, intensity_for, operational_co2e_g
+from wattwise.carbon._intensity import (
+    EM_ATTRIBUTION,
+    EMBER_ATTRIBUTION,
+    GA_ATTRIBUTION,
+    OWID_ATTRIBUTION,
+    UNFCCC_ATTRIBUTION,
+    Intensity,
+    datasets,
+    intensity_for,
+    operational_co2e_g,
+)
 from wattwise.carbon._location import Location
 from wattwise.carbon._pue import Pue, pue_for
-from wattwise.carbon._regions import known_region_ids, parse_region
+from wattwise.carbon._regions import country_names, known_region_ids, parse_region
 from wattwise.carbon._resolve import resolve_location
 
 __all__ = [
+    "EMBER_ATTRIBUTION",
+    "EM_ATTRIBUTION",
+    "GA_ATTRIBUTION",
     "Intensity",
     "Location",
+    "OWID_ATTRIBUTION",
     "Pue",
+    "UNFCCC_ATTRIBUTION",
+    "country_names",
     "datasets",
     "intensity_for",
     "known_region_ids",

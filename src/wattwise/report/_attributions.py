@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from wattwise.carbon._intensity import (
+from wattwise.carbon import (
     EM_ATTRIBUTION,
     EMBER_ATTRIBUTION,
     GA_ATTRIBUTION,

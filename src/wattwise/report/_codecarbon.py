@@ -54,7 +54,7 @@ def _iso3(iso2: str | None) -> str:
 def _country_name(iso2: str | None) -> str:
     if not iso2:
         return ""
-    from wattwise.carbon._regions import country_names
+    from wattwise.carbon import country_names
 
     return country_names().get(iso2, "")
 
