@@ -100,7 +100,7 @@ def run_command(
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
     try:
         run.start()
-        env = {**os.environ, "WATTWISE_RUN_ID": run.id, "WATTWISE_STORE": str(run.store.path)}
+        env = {**os.environ, "WATTWISE_RUN_ID": run.id, "WATTWISE_STORE": run.store.url}
         try:
             proc = subprocess.Popen(list(argv), env=env, **_new_group())
         except OSError as err:
