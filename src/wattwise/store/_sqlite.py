@@ -590,6 +590,7 @@ class SQLiteRunStore(BaseRunStore):
                 verdict = self._liveness(run, now)
                 if not verdict.alive:
                     dead.append((run.id, verdict.note))
+            marked = []
             if dead:
                 with self._write() as conn:
                     for run_id, note in dead:
@@ -598,9 +599,12 @@ class SQLiteRunStore(BaseRunStore):
                             "WHERE id = ? AND status = ?",
                             (RunStatus.CRASHED.value, run_id, RunStatus.RUNNING.value),
                         )
-                        if cur.rowcount and note:
+                        if not cur.rowcount:
+                            continue  # another reaper (or the run itself) got there first
+                        marked.append(run_id)
+                        if note:
                             _annotate(conn, run_id, "notes", f"marked crashed: {note}")
-            return [run_id for run_id, _ in dead]
+            return marked
 
         result: list[str] = self._guard(op)
         return result
