@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TextIO, runt
 from wattwise.exceptions import InvalidParameterError
 
 if TYPE_CHECKING:
+    from wattwise.report._hf_card import HfCard
     from wattwise.report._model import Report, Selection
     from wattwise.store import BaseRunStore, RunRecord
 
@@ -226,7 +227,7 @@ class HfCardExporter(TextExporter):
     command = "export"
     help = "Hugging Face model card (co2_eq_emissions, grams)"
 
-    def _card(self, source: ExportSource, options: Mapping[str, Any]) -> Any:
+    def _card(self, source: ExportSource, options: Mapping[str, Any]) -> HfCard:
         from wattwise.report._hf_card import hf_card
 
         return hf_card(
@@ -236,7 +237,7 @@ class HfCardExporter(TextExporter):
         )
 
     def render(self, source: ExportSource, **options: Any) -> str:
-        return str(self._card(source, options).to_markdown())
+        return self._card(source, options).to_markdown()
 
     def write(self, source: ExportSource, stream: TextIO | None, **options: Any) -> list[str]:
         into = options.get("into")
