@@ -342,13 +342,14 @@ def _project(report: Report) -> str:
     pv = report.project
     total = sum(r.co2e_g for r in pv.by_role) or 1.0
     bars = "".join(
-        f'<div class="bg-{e(r.role)}" style="width:{max(0.0, r.co2e_g / total * 100):.3f}%" '
-        f'title="{e(ROLE_LABELS[r.role])}: {e(units.carbon(r.co2e_g))}"></div>'
+        f'<div class="bg-{e(_role_class(r.role))}" '
+        f'style="width:{max(0.0, r.co2e_g / total * 100):.3f}%" '
+        f'title="{e(ROLE_LABELS.get(r.role, r.role))}: {e(units.carbon(r.co2e_g))}"></div>'
         for r in pv.by_role
     )
     rows = "".join(
-        f'<tr><td><span class="legend"><span><i class="bg-{e(r.role)}"></i>'
-        f"{e(ROLE_LABELS[r.role])}</span></span></td><td class=\"n\">{r.runs}</td>"
+        f'<tr><td><span class="legend"><span><i class="bg-{e(_role_class(r.role))}"></i>'
+        f"{e(ROLE_LABELS.get(r.role, r.role))}</span></span></td><td class=\"n\">{r.runs}</td>"
         f'<td class="n">{e(units.energy(r.energy_j))}</td>'
         f'<td class="n">{e(units.carbon(r.co2e_g))}</td>'
         f'<td class="n">{r.co2e_g / total:.0%}</td></tr>'
@@ -381,7 +382,7 @@ def _project(report: Report) -> str:
     for role in [r.role for r in pv.by_role]:
         pts = [(t, g) for t, rl, g in pv.cumulative if rl == role]
         if pts:
-            series.append(svg.Series(ROLE_LABELS[role], role, pts))
+            series.append(svg.Series(ROLE_LABELS.get(role, role), role, pts))
     chart = ""
     if len(pv.cumulative) < 2:
         chart = (
@@ -415,7 +416,7 @@ def _project(report: Report) -> str:
         )
         chart = (
             f"<h3>Cumulative carbon over time</h3>"
-            f"{_legend((r.role, ROLE_LABELS[r.role]) for r in pv.by_role)}"
+            f"{_legend((r.role, ROLE_LABELS.get(r.role, r.role)) for r in pv.by_role)}"
             f"<figure style=\"margin:0\">{chart_svg}<figcaption>Operational carbon of the "
             f"counted runs, {_added_at(pv.bucket)}, stacked by role.</figcaption></figure>"
         )
@@ -429,6 +430,11 @@ def _project(report: Report) -> str:
         f"</thead><tbody>{rows}</tbody></table></div>{minis}{chart}"
         f"{_project_groups(report)}{_project_top(report)}{_project_studies(report)}</section>"
     )
+
+
+def _role_class(role: str) -> str:
+    """The colour class of a role (roles without their own colour share ``other``)."""
+    return role if role in ("final", "tuning", "failed", "crashed", "running") else "other"
 
 
 def _added_at(bucket: str | None) -> str:

@@ -24,10 +24,12 @@ from wattwise.store import BaseRunStore, RunRecord, last_metrics, role_of
 from wattwise.tuning import StudyRecord, TrialRecord, pareto_front
 
 Scope = Literal["run", "study", "project"]
-ROLES = ("final", "tuning", "failed", "crashed", "running")
+ROLES = ("final", "tuning", "cache-fill", "reproduce", "failed", "crashed", "running")
 ROLE_LABELS = {
     "final": "final runs",
     "tuning": "tuning (trials and studies)",
+    "cache-fill": "cache fills (artifacts computed for reuse)",
+    "reproduce": "reproductions",
     "failed": "failed",
     "crashed": "crashed",
     "running": "still running",
@@ -861,9 +863,10 @@ def _project(
         t[1] += s.energy_j
         t[2] += s.co2e_g
         t[3] += s.duration_s
+    order = [*ROLES, *sorted(set(totals) - set(ROLES))]  # a role this version does not know
     by_role = [
         RoleTotal(role=role, runs=int(v[0]), energy_j=v[1], co2e_g=v[2], duration_s=v[3])
-        for role in ROLES
+        for role in order
         for v in [totals.get(role)]
         if v is not None
     ]

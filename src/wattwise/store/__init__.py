@@ -23,10 +23,14 @@ from wattwise.store._base import (
 )
 from wattwise.store._footprint import (
     Footprint,
+    GroupFootprint,
     Totals,
+    footprint_by,
+    footprint_role,
     last_metrics,
     project_footprint,
     role_of,
+    store_footprint,
 )
 from wattwise.store._locate import find_project_root, ledger_path
 from wattwise.store._memory import MemoryRunStore
@@ -76,6 +80,7 @@ __all__ = [
     "BaseRunStore",
     "ComponentEnergy",
     "Footprint",
+    "GroupFootprint",
     "MemoryRunStore",
     "Merged",
     "Metric",
@@ -90,6 +95,8 @@ __all__ = [
     "Totals",
     "declared_role",
     "find_project_root",
+    "footprint_by",
+    "footprint_role",
     "get_store",
     "iso_utc",
     "last_metrics",
@@ -100,4 +107,5 @@ __all__ = [
     "pending_spools",
     "project_footprint",
     "role_of",
+    "store_footprint",
 ]

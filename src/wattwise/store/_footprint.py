@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from wattwise.store._base import AggregateRow, declared_role
 from wattwise.store._model import RunRecord
 from wattwise.store._reuse import ReuseTotals
 
@@ -30,24 +31,43 @@ class Totals:
         self.co2e_g += run.co2e_g
         self.co2e_band_g += run.co2e_band_g
 
+    def add_row(self, row: AggregateRow) -> None:
+        """Add the sums of one aggregate row (``BaseRunStore.aggregate``)."""
+        self.runs += row.runs
+        self.duration_s += row.duration_s
+        self.energy_j += row.energy_j
+        self.energy_band_j += row.energy_band_j
+        self.co2e_g += row.co2e_g
+        self.co2e_band_g += row.co2e_band_g
+
     def to_dict(self) -> dict[str, Any]:
         """JSON shape."""
         return dataclasses.asdict(self)
 
 
-def role_of(run: RunRecord) -> str:
-    """Where a run's cost goes in the project view.
+#: Declared roles that the project view counts together.
+_FOOTPRINT_ROLES = {"trial": "tuning", "study": "tuning"}
+
+
+def footprint_role(role: str, status: str) -> str:
+    """Where a run's cost goes in the project view, from its role and its status.
 
     ``failed``, ``crashed`` and ``running`` by status; finished trials and study drivers
-    (``kind`` ``trial``/``study`` or a ``study_id``) are ``tuning``; other finished runs
-    are ``final``.
+    are ``tuning``; other finished runs keep their role (``final``, ``cache-fill``,
+    ``reproduce``, ...): a cache fill is not a final run.
     """
-    status = str(run.status)
     if status in ("failed", "crashed", "running"):
         return status
-    if run.kind in ("trial", "study") or run.study_id is not None:
-        return "tuning"
-    return "final"
+    return _FOOTPRINT_ROLES.get(role, role)
+
+
+def role_of(run: RunRecord) -> str:
+    """Where a run's cost goes in the project view (:func:`footprint_role`).
+
+    The role is the one the run declared; a run recorded before roles were (no ``role``)
+    is ``tuning`` when it is a trial, a study driver or a run of a study, else ``final``.
+    """
+    return footprint_role(declared_role(run), str(run.status))
 
 
 @dataclasses.dataclass
@@ -155,3 +175,86 @@ def last_metrics(store: Any, run_ids: Iterable[str]) -> dict[str, dict[str, floa
     for run_id, _step, key, value, _at in store.iter_metrics(ids):
         last.setdefault(run_id, {})[key] = value
     return last
+
+
+def store_footprint(store: Any) -> Footprint:
+    """The project footprint computed by the store (``aggregate``): no run is loaded.
+
+    Same figures as :func:`project_footprint` over ``store.list_runs()`` (top-level runs,
+    running runs judged as a reader sees them), in two grouped queries.
+    """
+    total = Totals()
+    by_status: dict[str, Totals] = {}
+    by_region: dict[str, Totals] = {}
+    by_role: dict[str, Totals] = {}
+    firsts: list[float] = []
+    lasts: list[float] = []
+    for row in store.aggregate("none", top_level=True):
+        total.add_row(row)
+        by_status.setdefault(row.status, Totals()).add_row(row)
+        by_role.setdefault(footprint_role(row.role, row.status), Totals()).add_row(row)
+        if row.first_started_at is not None:
+            firsts.append(row.first_started_at)
+        if row.last_started_at is not None:
+            lasts.append(row.last_started_at)
+    for row in store.aggregate("region", top_level=True):
+        by_region.setdefault(row.group or "unknown", Totals()).add_row(row)
+    return Footprint(
+        total=total, by_status=by_status, by_region=by_region, by_role=by_role,
+        first_started_at=min(firsts) if firsts else None,
+        last_started_at=max(lasts) if lasts else None,
+        saved_by_reuse=store.reuse_totals(),
+    )  # fmt: skip
+
+
+@dataclasses.dataclass
+class GroupFootprint:
+    """One group of ``footprint --by``: its totals, split by role as in the footprint.
+
+    Attributes:
+        group: The user, host, tag or ``YYYY-MM`` month (UTC, of the start); None for runs
+            without one (untagged, or recorded before users were).
+    """
+
+    group: str | None
+    total: Totals
+    by_role: dict[str, Totals]
+
+    @property
+    def beyond_final_share(self) -> float:
+        """Share of the group's energy that went to anything but final runs."""
+        final = self.by_role.get("final", Totals()).energy_j
+        return 1 - final / self.total.energy_j if self.total.energy_j > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return {
+            "group": self.group,
+            "total": self.total.to_dict(),
+            "by_role": {k: v.to_dict() for k, v in sorted(self.by_role.items())},
+            "beyond_final_energy_share": self.beyond_final_share,
+        }
+
+
+def footprint_by(store: Any, group_by: str) -> list[GroupFootprint]:
+    """Top-level runs' totals per user, host, tag (a run counts once per tag) or month.
+
+    Computed by the store (``aggregate``). Groups come largest energy first, months in
+    time order; runs without a value come last as group None.
+
+    Raises:
+        InvalidParameterError: ``group_by`` is not a grouping the store knows.
+    """
+    groups: dict[str | None, GroupFootprint] = {}
+    for row in store.aggregate(group_by, top_level=True):
+        group = groups.get(row.group)
+        if group is None:
+            group = groups[row.group] = GroupFootprint(row.group, Totals(), {})
+        group.total.add_row(row)
+        group.by_role.setdefault(footprint_role(row.role, row.status), Totals()).add_row(row)
+    ordered = list(groups.values())
+    if group_by == "month":
+        ordered.sort(key=lambda g: (g.group is None, g.group or ""))
+    else:
+        ordered.sort(key=lambda g: (g.group is None, -g.total.energy_j, g.group or ""))
+    return ordered

@@ -9,24 +9,34 @@ from typing import TYPE_CHECKING
 from wattwise.cli import _format as fmt
 
 if TYPE_CHECKING:
-    from wattwise.store import Totals
-    from wattwise.store._reuse import ReuseTotals
+    from wattwise.store import BaseRunStore, ReuseTotals, Totals
 
 HELP = "project totals: final runs versus everything it took (tuning, failed, crashed)"
 
 
+#: What ``--by`` groups by: a person, a machine, a tag (a run counts once per tag), the UTC
+#: month of the start.
+GROUPINGS = ("user", "host", "tag", "month")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``wattwise footprint``."""
+    parser.add_argument(
+        "--by", choices=GROUPINGS, metavar="{user,host,tag,month}",
+        help="one line per person, machine, tag (a run counts once per tag) or UTC month",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def main(args: argparse.Namespace) -> int:
-    """Print the footprint."""
-    from wattwise.store import open_store, project_footprint
+    """Print the footprint (summed by the store: no run is loaded)."""
+    from wattwise.store import open_store, store_footprint
 
     store = open_store(args.store)
     try:
-        fp = project_footprint(store.list_runs(), saved_by_reuse=store.reuse_totals())
+        if args.by is not None:
+            return _print_by(store, args.by, as_json=args.json)
+        fp = store_footprint(store)
     finally:
         store.close()
     if args.json:
@@ -69,3 +79,35 @@ def _print_saved(saved: ReuseTotals) -> None:
             f"{fmt.energy(saved.energy_j)} and {fmt.carbon(saved.co2e_g)} "
             f"({fmt.duration(saved.duration_s)} of compute); not subtracted from the totals."
         )
+
+
+def _print_by(store: BaseRunStore, by: str, *, as_json: bool) -> int:
+    """``footprint --by``: one row per group, with the share beyond final runs."""
+    from wattwise.store import footprint_by
+
+    groups = footprint_by(store, by)
+    if as_json:
+        print(json.dumps({"by": by, "groups": [g.to_dict() for g in groups]}, indent=2))
+        return 0
+    if not groups:
+        print("No runs yet. Start one with: wattwise run -- python train.py")
+        return 0
+    none_label = {"user": "(not recorded)", "tag": "(untagged)"}.get(by, "(unknown)")
+    rows = [
+        [
+            g.group if g.group is not None else none_label, str(g.total.runs),
+            fmt.duration(g.total.duration_s),
+            fmt.with_band(g.total.energy_j, g.total.energy_band_j),
+            fmt.with_band(g.total.co2e_g, g.total.co2e_band_g, fmt.carbon),
+            f"{g.beyond_final_share:.0%}",
+        ]
+        for g in groups
+    ]  # fmt: skip
+    headers = [by.upper(), "RUNS", "TIME", "ENERGY", "CARBON (operational)", "BEYOND FINAL"]
+    print(fmt.table(headers, rows))
+    if by == "tag":
+        print("A run with several tags counts under each: the rows add up to more than the "
+              "project.")  # fmt: skip
+    print("BEYOND FINAL: share of the energy that went to anything but final runs (tuning, "
+          "failed, crashed).")  # fmt: skip
+    return 0
