@@ -183,11 +183,14 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="runs per command (median)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per command")
     parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    parser.add_argument("--workdir", metavar="DIR",
+                        help="build in DIR and keep it (default: a temporary folder)")
     args = parser.parse_args()
     runs = args.runs or (2_000 if args.quick else 20_000)
     results: dict[str, Any] = {"runs": runs, "metric_rows": runs * args.metrics_per_run}
     with tempfile.TemporaryDirectory(prefix="wattwise-scale-") as tmp:
-        folder = Path(tmp)
+        folder = Path(args.workdir or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         store = args.store or str(folder / "ledger.db")
         os.environ.pop("WATTWISE_STORE", None)
         print(f"Building a ledger of {runs:,} runs, {runs * args.metrics_per_run:,} metric "

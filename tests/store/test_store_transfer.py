@@ -308,3 +308,22 @@ def test_moves_between_backends(tmp_path: Path) -> None:
     back = SQLiteRunStore(tmp_path / "back.db")
     import_ledger(back, [json.dumps(x) for x in _export(memory)])
     assert _view(back) == _view(source)
+
+
+def test_moves_to_postgresql_and_back(tmp_path: Path, pg_url: str) -> None:
+    """SQLite → PostgreSQL → SQLite keeps what the API reads; importing again adds nothing."""
+    from wattwise.store import get_store
+
+    source, _ids = _ledger(tmp_path / "a.db")
+    server = get_store(pg_url)
+    try:
+        lines = [json.dumps(x) for x in _export(source)]
+        first = import_ledger(server, lines)
+        assert first.runs_added == 5 and first.reuse_added == 3
+        again = import_ledger(server, lines)
+        assert again.runs_added == 0 and again.runs_unchanged == 5 and again.reuse_added == 0
+        back = SQLiteRunStore(tmp_path / "back.db")
+        import_ledger(back, [json.dumps(x) for x in _export(server)])
+    finally:
+        server.close()
+    assert _view(back) == _view(source)

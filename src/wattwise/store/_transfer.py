@@ -705,14 +705,21 @@ class _ApiRows:
 
     def __init__(self, store: Any) -> None:
         self.store = store
+        self._runs: dict[str, RunRecord] | None = None
+
+    def _all(self) -> dict[str, RunRecord]:
+        if self._runs is None:  # read once: the export walks them in chunks
+            self._runs = {r.id: r for r in self.store.list_runs()}
+        return self._runs
 
     def run_ids(self) -> list[str]:
-        return [r.id for r in self.store.list_runs()]
+        return list(self._all())
 
     def bundles(self, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
-        wanted = set(ids)
-        for run in self.store.list_runs():
-            if run.id not in wanted:
+        runs = self._all()
+        for run_id in ids:
+            run = runs.get(run_id)
+            if run is None:
                 continue
             data = {f.name: getattr(run, f.name) for f in dataclasses.fields(RunRecord)
                     if f.name != "components"}  # fmt: skip
