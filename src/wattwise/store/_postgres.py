@@ -377,12 +377,18 @@ class PostgresRunStore(BaseRunStore):
         """Create or migrate the ledger's tables (a write, under the schema lock)."""
         if self._schema(conn) == SCHEMA_VERSION:
             return
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_NS, _LOCK_SCHEMA))
-            self._version = None
-            current = self._schema(conn)
-            if current < SCHEMA_VERSION:
-                apply_migrations(conn, "postgresql", current, placeholder="%s")
+        # A session lock, then a new transaction: its start makes the server drop what its
+        # catalog cache remembers, so tables another writer created meanwhile are seen.
+        conn.execute("SELECT pg_advisory_lock(%s, %s)", (_LOCK_NS, _LOCK_SCHEMA))
+        try:
+            with conn.transaction():
+                self._version = None
+                current = self._schema(conn)
+                if current < SCHEMA_VERSION:
+                    apply_migrations(conn, "postgresql", current, placeholder="%s")
+        finally:
+            if not conn.closed and not conn.broken:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_NS, _LOCK_SCHEMA))
         self._version = SCHEMA_VERSION
         self._columns = None
 
