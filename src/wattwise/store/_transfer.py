@@ -67,6 +67,7 @@ BATCH_ROWS = 200_000
 _ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _JSON_COLUMNS = ("tags", "params", "record")
 _STATUSES = frozenset(s.value for s in RunStatus)
+_NUMBER = (int, float)
 #: Type of each run column the format knows: (python types, nullable).
 _RUN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "id": ((str,), False),
@@ -412,22 +413,22 @@ def _check_bundle(entry: Mapping[str, Any], number: int, name: str) -> dict[str,
     }  # fmt: skip
     for comp in components:
         _check_fields(comp, comp_fields, number, name, "component")
-    metrics = _list(entry, "metrics", number, name)
-    for m in metrics:
+    # Millions of points: checked with exact types (bool is not a number here) and
+    # ``x - x == 0``, which is False for inf and NaN.
+    for m in _list(entry, "metrics", number, name):
         if not (
-            isinstance(m, list) and len(m) == 4 and (m[0] is None or _type_ok(m[0], (int,)))
-            and isinstance(m[1], str) and _type_ok(m[2], (int, float))
-            and _type_ok(m[3], (int, float))
+            type(m) is list and len(m) == 4 and (m[0] is None or type(m[0]) is int)
+            and type(m[1]) is str and type(m[2]) in _NUMBER and type(m[3]) in _NUMBER
+            and m[2] - m[2] == 0 and m[3] - m[3] == 0
         ):  # fmt: skip
             _fail(name, number, f"metric {m!r:.80} is not [step, key, value, logged_at]")
-    samples = _list(entry, "samples", number, name)
-    for s in samples:
+    for p in _list(entry, "samples", number, name):
         if not (
-            isinstance(s, list) and len(s) == 4 and _type_ok(s[0], (int, float))
-            and isinstance(s[1], str) and _type_ok(s[2], (int, float))
-            and _type_ok(s[3], (int, float))
+            type(p) is list and len(p) == 4 and type(p[0]) in _NUMBER and type(p[1]) is str
+            and type(p[2]) in _NUMBER and type(p[3]) in _NUMBER
+            and p[0] - p[0] == 0 and p[2] - p[2] == 0 and p[3] - p[3] == 0
         ):  # fmt: skip
-            _fail(name, number, f"sample {s!r:.80} is not [t_s, component, power_w, energy_j]")
+            _fail(name, number, f"sample {p!r:.80} is not [t_s, component, power_w, energy_j]")
     note_fields = {"key": ((str,), False), "value": ((object,), True),
                    "append": ((bool,), False), "written_at": ((int, float), False)}  # fmt: skip
     for note in _list(entry, "annotations", number, name):
