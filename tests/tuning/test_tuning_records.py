@@ -76,3 +76,33 @@ def test_runs_that_are_not_studies_or_trials_have_no_record() -> None:
     for record in ({}, {"extra": None}, {"extra": {"study": "x"}}, {"extra": {"other": {}}}):
         assert StudyRecord.from_record(record) is None
         assert TrialRecord.from_record(record) is None
+
+
+def test_the_report_reads_what_the_tuner_wrote() -> None:
+    import wattwise
+    from wattwise.report import build_report
+    from wattwise.store import open_store
+    from wattwise.testing import FakeMeter
+
+    def objective(trial: Any) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        trial.report(x, 0)
+        return x
+
+    result = wattwise.tune(objective, n_trials=3, seed=1, direction="maximize",
+                           run_options={"meters": [FakeMeter({"gpu:0": 20.0})],
+                                        "interval_s": 0.05, "emit_warnings": False})  # fmt: skip
+    store = open_store()
+    driver = store.get_run(result.study_id)
+    assert StudyRecord.from_record(driver.record) == result.record
+    assert result.record.to_record() == result.summary
+    for trial in result.trials:
+        assert trial.run_id is not None
+        record = TrialRecord.from_record(store.get_run(trial.run_id).record)
+        assert record is not None and record.number == trial.number
+        assert record.state == "complete" and record.value == trial.value
+    (view,) = build_report(store, study=result.study_id).studies
+    assert view.study == result.record and view.front_source == "recorded"
+    assert view.direction == "maximize"
+    assert {p.run_id for p in view.points if p.on_front} == set(result.record.pareto_run_ids)
+    assert [p.run_id for p in view.points if p.is_best] == [result.best.run_id]  # type: ignore[union-attr]
