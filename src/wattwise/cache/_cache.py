@@ -21,7 +21,6 @@ own claim, so it can only refuse, never vouch.
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import math
 import os
 import re
@@ -60,12 +59,11 @@ class ForeignEntryError(UnsafeLocationError):
 
 
 def current_user() -> str:
-    """The login name (``getpass.getuser()``: ``LOGNAME``, ``USER`` ..., then the password
-    database), or ``uid-<n>`` when there is none (a container's anonymous uid)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError, ImportError):
-        return f"uid-{os.getuid()}"
+    """The login name, as the ledger records it for runs (``wattwise.store.login_name``:
+    ``getpass.getuser()``, else ``uid-<n>``), so an entry's writer and a run's user match."""
+    from wattwise.store import login_name
+
+    return login_name()
 
 
 def writer_identity() -> dict[str, str]:
