@@ -181,7 +181,8 @@ def store_footprint(store: Any) -> Footprint:
     """The project footprint computed by the store (``aggregate``): no run is loaded.
 
     Same figures as :func:`project_footprint` over ``store.list_runs()`` (top-level runs,
-    running runs judged as a reader sees them), in two grouped queries.
+    running runs judged as a reader sees them), from one grouped query (per region, role
+    and status; every other split is a sum of its rows).
     """
     total = Totals()
     by_status: dict[str, Totals] = {}
@@ -189,16 +190,15 @@ def store_footprint(store: Any) -> Footprint:
     by_role: dict[str, Totals] = {}
     firsts: list[float] = []
     lasts: list[float] = []
-    for row in store.aggregate("none", top_level=True):
+    for row in store.aggregate("region", top_level=True):
         total.add_row(row)
         by_status.setdefault(row.status, Totals()).add_row(row)
         by_role.setdefault(footprint_role(row.role, row.status), Totals()).add_row(row)
+        by_region.setdefault(row.group or "unknown", Totals()).add_row(row)
         if row.first_started_at is not None:
             firsts.append(row.first_started_at)
         if row.last_started_at is not None:
             lasts.append(row.last_started_at)
-    for row in store.aggregate("region", top_level=True):
-        by_region.setdefault(row.group or "unknown", Totals()).add_row(row)
     return Footprint(
         total=total, by_status=by_status, by_region=by_region, by_role=by_role,
         first_started_at=min(firsts) if firsts else None,
