@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -320,3 +321,17 @@ def test_an_empty_object_is_listed_as_damaged_not_an_error(s3: Bucket) -> None:
     [problem] = cache.verify(fix=True)
     assert (problem.kind, problem.is_removed) == ("corrupt", True)
     assert cache.entries() == []
+
+
+def test_gc_on_the_bucket_evicts_entries_and_leftover_uploads(s3: Bucket) -> None:
+    cache = ArtifactCache(s3.url)
+    cheap = cache.save("9a" * 32, np.zeros(4000), header={"function": "t:cheap",
+                                                          "cost": {"energy_j": 1.0}})  # fmt: skip
+    dear = cache.save("9b" * 32, np.zeros(4000), header={"function": "t:dear",
+                                                         "cost": {"energy_j": 500.0}})  # fmt: skip
+    leftover = f"{s3.name}/team-cache/tmp/{'9c' * 32}.0123.part"  # a crashed writer's upload
+    s3.fs.pipe_file(leftover, b"half an entry")
+    assert [t[0] for t in cache.store.list_temporary()] == [leftover.rsplit("/", 1)[-1]]
+    result = cache.gc(max_size_bytes=dear.size_bytes, now=time.time() + 7200)
+    assert [e.key for e in result.removed] == [cheap.key] and result.temporary_removed == 1
+    assert list(s3.objects()) == [_object(s3, dear.key)]
