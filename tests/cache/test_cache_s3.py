@@ -335,3 +335,14 @@ def test_gc_on_the_bucket_evicts_entries_and_leftover_uploads(s3: Bucket) -> Non
     result = cache.gc(max_size_bytes=dear.size_bytes, now=time.time() + 7200)
     assert [e.key for e in result.removed] == [cheap.key] and result.temporary_removed == 1
     assert list(s3.objects()) == [_object(s3, dear.key)]
+
+
+def test_only_object_stores_are_written_without_folders(s3: Bucket, tmp_path: Path) -> None:
+    stores = {url: ArtifactCache(url).store for url in
+              (s3.url, "memory://wattwise-tests/folders", f"file://{tmp_path}/c")}  # fmt: skip
+    kinds = {url: isinstance(st, FsspecStore) and st.is_object_store for url, st in stores.items()}
+    assert kinds == {s3.url: True, "memory://wattwise-tests/folders": False,
+                     f"file://{tmp_path}/c": False}  # fmt: skip
+    # A folder file system still gets its folders made before the first write.
+    ArtifactCache(f"file://{tmp_path}/c").save("ab" * 32, [1], header={"function": "t:f"})
+    assert (tmp_path / "c" / "entries" / "ab" / f"{'ab' * 32}.wwc").is_file()

@@ -111,9 +111,11 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-#: fsspec protocols whose paths are real folders (or a dict, for memory): everything else
-#: is treated as an object store (keys, no folders, listings that go stale).
-_FOLDER_PROTOCOLS = frozenset({"file", "local", "memory"})
+#: fsspec protocols of object stores: keys without folders (whose ``makedirs`` would create
+#: a bucket or container), listings that go stale. Others (file, memory, sftp, smb, hdfs
+#: ...) have real folders, made before a write.
+_OBJECT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl",
+                               "oss", "oci", "tos", "r2"})  # fmt: skip
 
 
 def _key_of(name: str) -> str | None:
@@ -291,7 +293,7 @@ class FsspecStore(BaseStore):
             tuple(protocol) if isinstance(protocol, tuple | list) else (str(protocol),)
         )
         #: Keys without folders (S3, GCS, Azure ...): no makedirs, fresh listings.
-        self.is_object_store = not _FOLDER_PROTOCOLS.intersection(self.protocols)
+        self.is_object_store = bool(_OBJECT_PROTOCOLS.intersection(self.protocols))
 
     def _path(self, name: str) -> str:
         return f"{self.root}/{name}"
