@@ -346,3 +346,19 @@ def test_only_object_stores_are_written_without_folders(s3: Bucket, tmp_path: Pa
     # A folder file system still gets its folders made before the first write.
     ArtifactCache(f"file://{tmp_path}/c").save("ab" * 32, [1], header={"function": "t:f"})
     assert (tmp_path / "c" / "entries" / "ab" / f"{'ab' * 32}.wwc").is_file()
+
+
+def test_a_damaged_object_that_cannot_be_deleted_is_still_reported_and_skipped(
+    s3: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = ArtifactCache(s3.url)
+    key = cache.save("ba" * 32, np.arange(100), header={"function": "t:f"}).key
+    s3.fs.pipe_file(_object(s3, key), _flip(s3.fs.cat_file(_object(s3, key))))
+
+    def refuse(_key: str) -> bool:  # what a role without s3:DeleteObject meets
+        msg = "Cannot delete from the cache at ...: Access Denied."
+        raise CacheError(msg)
+
+    monkeypatch.setattr(cache.store, "delete", refuse)
+    with pytest.warns(CacheWarning, match=r"damaged \(content hash.*could not be removed"):
+        assert cache.load(key) is None

@@ -312,9 +312,13 @@ class ArtifactCache:
             raise UnsafeEntryError(msg)
 
     def _drop(self, key: str, why: str) -> None:
-        self.store.delete(key)
+        try:
+            self.store.delete(key)
+            done = "it was removed"
+        except CacheError as err:  # a store we may read but not delete from (read-only)
+            done = f"it could not be removed ({err})"
         msg = (
-            f"Cache entry {key[:16]} in {self.location} was damaged ({why}); it was removed "
+            f"Cache entry {key[:16]} in {self.location} was damaged ({why}); {done} "
             "and will be recomputed."
         )
         warnings.warn(msg, CacheWarning, stacklevel=4)
