@@ -67,13 +67,13 @@ def measure(reps: int) -> dict[str, Any]:
         for mode in ("on", "off"):
             off = lambda self: None  # noqa: E731
             Run._capture_environment = original if mode == "on" else off  # type: ignore[method-assign]
-            run = wattwise.track("bench", _meters=[FakeMeter({"cpu:0": 10.0})])
+            run = wattwise.track("bench", meters=[FakeMeter({"cpu:0": 10.0})])
             t0 = time.perf_counter()
             run.start()
             starts[mode].append(time.perf_counter() - t0)
             run.finish()
             t0 = time.perf_counter()
-            with wattwise.track("bench", _meters=[FakeMeter({"cpu:0": 10.0})]):
+            with wattwise.track("bench", meters=[FakeMeter({"cpu:0": 10.0})]):
                 work(n)
             blocks[mode].append(time.perf_counter() - t0)
     Run._capture_environment = original  # type: ignore[method-assign]

@@ -25,7 +25,7 @@ def fill() -> tuple[ArtifactCache, list[str]]:
             pass
         return np.zeros(n)
 
-    with wattwise.track("fill", _meters=[FakeMeter({"cpu:0": 50.0})]):
+    with wattwise.track("fill", meters=[FakeMeter({"cpu:0": 50.0})]):
         stage(20_000, 0.0)  # big, nearly free
         stage(10, 0.2)  # small, costly
         stage(1_000, 0.05)

@@ -37,7 +37,7 @@ def test_a_miss_inside_a_run_is_measured_and_a_hit_books_what_it_avoided() -> No
         busy(0.3)
         return np.ones(n)
 
-    with wattwise.track("first", _meters=meters(), interval_s=0.05) as first:
+    with wattwise.track("first", meters=meters(), interval_s=0.05) as first:
         features(10)
     entry = features.cache.entries()[0]
     cost = entry.cost
@@ -48,7 +48,7 @@ def test_a_miss_inside_a_run_is_measured_and_a_hit_books_what_it_avoided() -> No
     assert 0 < cost["energy_j"] <= first.result.energy_j
     assert cost["co2e_g"] > 0 and cost["region"] == "FR"
 
-    with wattwise.track("second", _meters=meters()) as second:
+    with wattwise.track("second", meters=meters()) as second:
         features(10)
     assert calls.n == 1
     store = open_store()
@@ -80,7 +80,7 @@ def test_footprint_shows_saved_by_reuse(capsys: pytest.CaptureFixture[str]) -> N
         busy(0.05)
         return x
 
-    with wattwise.track("a", _meters=meters()):
+    with wattwise.track("a", meters=meters()):
         stage(1)
         stage(1)
         stage(1)

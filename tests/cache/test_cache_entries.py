@@ -268,5 +268,5 @@ def test_the_default_cache_is_private_and_urls_are_shared(tmp_path: Path) -> Non
     assert ArtifactCache(tmp_path / "mine", is_private=True).is_private
     assert not ArtifactCache(memory_url()).is_private
     assert "private" in repr(ArtifactCache())
-    with wattwise.track("x", _meters=[]):  # the public names resolve lazily
+    with wattwise.track("x", meters=[]):  # the public names resolve lazily
         assert wattwise.cached is cached and wattwise.ArtifactCache is ArtifactCache

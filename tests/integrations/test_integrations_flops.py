@@ -58,7 +58,7 @@ def test_count_flops_passes_mappings_as_keywords() -> None:
 
 def test_run_count_flops_lands_in_the_record_and_the_report() -> None:
     meter = FakeMeter({"cpu:0": 20.0}, method="model", band_fraction=0.4)
-    with wattwise.track("flops", _meters=[meter], interval_s=0.05) as run:
+    with wattwise.track("flops", meters=[meter], interval_s=0.05) as run:
         per_call = run.count_flops(_mlp(), torch.randn(8, 64), steps=100)
         end = time.perf_counter() + 0.2
         while time.perf_counter() < end:  # CPU work, so the run has energy to divide by
@@ -75,7 +75,7 @@ def test_run_count_flops_lands_in_the_record_and_the_report() -> None:
 
 
 def test_record_flops_validates() -> None:
-    with wattwise.track("v", _meters=[FakeMeter({"cpu:0": 1.0})]) as run:
+    with wattwise.track("v", meters=[FakeMeter({"cpu:0": 1.0})]) as run:
         with pytest.raises(InvalidParameterError, match="'steps' parameter must be an int"):
             run.record_flops(10.0, steps=-1)
         with pytest.raises(InvalidParameterError, match="'flops_per_step' parameter"):

@@ -64,7 +64,7 @@ def test_callback_records_flops_samples_and_metrics_into_the_current_run() -> No
     from wattwise.integrations.lightning import WattwiseCallback
 
     meter = FakeMeter({"cpu:0": 20.0}, method="model", band_fraction=0.4)
-    with wattwise.track("fit", _meters=[meter], interval_s=0.05) as run:
+    with wattwise.track("fit", meters=[meter], interval_s=0.05) as run:
         _trainer(WattwiseCallback()).fit(Tiny(), _loader(), _loader(32))
     flops = open_store().get_run(run.id).record["flops"]
     # Linear(8, 2), batch 16: forward 2*16*8*2 = 512; weight grad 512 (no input grad) -> 1024

@@ -52,7 +52,7 @@ def test_trainer_callback_records_flops_samples_and_logs(tmp_path: Path) -> None
     from wattwise.integrations.transformers import WattwiseCallback
 
     meter = FakeMeter({"cpu:0": 20.0}, method="model", band_fraction=0.4)
-    with wattwise.track("finetune", _meters=[meter], interval_s=0.05) as run:
+    with wattwise.track("finetune", meters=[meter], interval_s=0.05) as run:
         _trainer(tmp_path, WattwiseCallback()).train()
     flops = open_store().get_run(run.id).record["flops"]
     assert flops["steps"] == 3 and flops["samples_total"] == 12  # 3 steps x batch 4

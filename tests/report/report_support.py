@@ -44,7 +44,7 @@ def fake_meter() -> FakeMeter:
 def tracked_run(name: str, *, seconds: float = 0.3, metrics: dict[str, float] | None = None,
                 flops: float | None = None, **kwargs: Any) -> str:  # fmt: skip
     """A real run with a fake meter; returns its id."""
-    with wattwise.track(name, _meters=[fake_meter()], interval_s=0.05, **kwargs) as run:
+    with wattwise.track(name, meters=[fake_meter()], interval_s=0.05, **kwargs) as run:
         deadline = time.monotonic() + seconds
         step = 0
         while time.monotonic() < deadline:

@@ -13,7 +13,7 @@ from wattwise.store import open_store
 def test_modelled_run_states_its_scope_and_band_meaning_everywhere() -> None:
     # Real model meters (no fakes): what they record is what the reports must repeat.
     with wattwise.track(
-        "covers", _meters=[CpuModelMeter(), DramModelMeter()], interval_s=0.05
+        "covers", meters=[CpuModelMeter(), DramModelMeter()], interval_s=0.05
     ) as run:
         spin(0.3)
     store = open_store()

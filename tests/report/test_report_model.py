@@ -88,8 +88,8 @@ def test_run_report_has_the_run_power_timeline_per_component(ids: dict[str, str]
 
 def test_nested_runs_are_shown_but_counted_inside_their_parent() -> None:
     with (
-        wattwise.track("outer", _meters=[fake_meter()], interval_s=0.05) as outer,
-        wattwise.track("inner", _meters=[fake_meter()], interval_s=0.05),
+        wattwise.track("outer", meters=[fake_meter()], interval_s=0.05) as outer,
+        wattwise.track("inner", meters=[fake_meter()], interval_s=0.05),
     ):
         spin(0.1)
     report = build_report(open_store(), run=outer.id)

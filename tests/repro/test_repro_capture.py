@@ -88,7 +88,7 @@ def test_run_stores_the_diff_in_the_ledger_and_its_hash_in_the_record(
     git(repo, "add", "train.py")
     git(repo, "commit", "-q", "-m", "v1")
     (repo / "train.py").write_text("print('v2')\n")
-    with wattwise.track("dirty", _meters=fake()) as run:
+    with wattwise.track("dirty", meters=fake()) as run:
         pass
     store = open_store()
     record = store.get_run(run.id).record
@@ -143,7 +143,7 @@ def test_secrets_in_the_environment_never_reach_the_ledger_file(
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("WATTWISE_CAPTURE_ENV", "MY_PASSWORD,HF_TOKEN,AWS_SECRET_ACCESS_KEY")
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    with wattwise.track("secretive", _meters=fake()) as run:
+    with wattwise.track("secretive", meters=fake()) as run:
         wattwise.seed_everything(1)
     # A command run too: its child sees the variables, the ledger must not.
     code = "import wattwise; wattwise.seed_everything(2); wattwise.log(acc=1.0)"

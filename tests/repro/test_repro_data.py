@@ -78,7 +78,7 @@ def test_fingerprint_refusals(obj: object, match: str) -> None:
 def test_run_use_data_appends_to_the_record(tmp_path: Path) -> None:
     data = tmp_path / "d.txt"
     data.write_text("x")
-    with wattwise.track("data", _meters=[FakeMeter({"cpu:0": 5.0})]) as run:
+    with wattwise.track("data", meters=[FakeMeter({"cpu:0": 5.0})]) as run:
         run.use_data(data)
         use_data(np.zeros(4), name="zeros")  # module-level form, same run
     record = open_store().get_run(run.id).record

@@ -46,7 +46,7 @@ def test_bad_seeds_are_refused(bad: object) -> None:
 
 
 def test_seeds_go_into_the_current_run() -> None:
-    with wattwise.track("seeded", _meters=fake()) as run:
+    with wattwise.track("seeded", meters=fake()) as run:
         wattwise.seed_everything(7)
     record = open_store().get_run(run.id).record
     assert record["seeds"]["seed"] == 7
@@ -55,7 +55,7 @@ def test_seeds_go_into_the_current_run() -> None:
 
 def test_seeds_set_before_a_run_are_recorded_by_it() -> None:
     seed_everything(11)
-    with wattwise.track("later", _meters=fake()) as run:
+    with wattwise.track("later", meters=fake()) as run:
         pass
     assert open_store().get_run(run.id).record["seeds"]["seed"] == 11
 

@@ -52,7 +52,7 @@ def test_a_damaged_ledger_never_reaches_the_job_and_is_said_once() -> None:
     LEDGER.write_bytes(os.urandom(4096))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with wattwise.track("t", interval_s=0.05, flush_s=0.05, _meters=fake()) as run:
+        with wattwise.track("t", interval_s=0.05, flush_s=0.05, meters=fake()) as run:
             busy(0.8)  # about 16 flushes, every one refused
             wattwise.log(step=1, acc=0.5)
     said = _store_warnings(caught)
@@ -66,24 +66,24 @@ def test_a_damaged_ledger_never_reaches_the_job_and_is_said_once() -> None:
 def test_strict_mode_raises_store_failures(monkeypatch: pytest.MonkeyPatch) -> None:
     LEDGER.write_bytes(os.urandom(4096))
     with pytest.raises(StoreError, match="damaged"):
-        wattwise.track("t", strict=True, _meters=fake()).start()
+        wattwise.track("t", strict=True, meters=fake()).start()
     monkeypatch.setenv("WATTWISE_STRICT", "1")
     with pytest.raises(StoreError, match="damaged"):
-        wattwise.track("t", _meters=fake()).start()
+        wattwise.track("t", meters=fake()).start()
 
 
 def test_a_broken_config_file_falls_back_to_the_defaults_with_one_warning() -> None:
     (Path(".wattwise") / "config.toml").write_text("interval_s = [not toml")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with wattwise.track("t", _meters=fake()) as run:
+        with wattwise.track("t", meters=fake()) as run:
             pass
     said = _store_warnings(caught)
     assert len(said) == 1 and "config.toml" in said[0] and "This run uses" in said[0]
     assert run.settings.interval_s == 1.0
     assert open_store().get_run(run.id).status is RunStatus.FINISHED
     with pytest.raises(ConfigError):
-        wattwise.track("t", strict=True, _meters=fake()).start()
+        wattwise.track("t", strict=True, meters=fake()).start()
 
 
 class FlakyMeter(FakeMeter):
@@ -105,7 +105,7 @@ def test_a_sampler_failing_every_interval_warns_once() -> None:
     meter = FlakyMeter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with wattwise.track("t", interval_s=0.05, flush_s=0.05, _meters=[meter]) as run:
+        with wattwise.track("t", interval_s=0.05, flush_s=0.05, meters=[meter]) as run:
             deadline = time.monotonic() + 20  # shared machines can starve the sampler
             while meter.reads <= 8 and time.monotonic() < deadline:
                 busy(0.05)
@@ -116,7 +116,7 @@ def test_a_sampler_failing_every_interval_warns_once() -> None:
 
 
 def test_the_users_own_mistakes_still_raise() -> None:
-    with wattwise.track("t", _meters=fake()) as run, pytest.raises(InvalidParameterError):
+    with wattwise.track("t", meters=fake()) as run, pytest.raises(InvalidParameterError):
         run.log(acc="high")  # type: ignore[arg-type]
     with pytest.raises(RunStateError):
         run.finish()
@@ -125,7 +125,7 @@ def test_the_users_own_mistakes_still_raise() -> None:
 def test_the_decorator_never_raises_because_of_the_store() -> None:
     LEDGER.mkdir()  # a folder where the ledger file should be
 
-    @wattwise.track("decorated", _meters=fake(), emit_warnings=False)
+    @wattwise.track("decorated", meters=fake(), emit_warnings=False)
     def work(x: int) -> int:
         return x * 2
 
@@ -138,7 +138,7 @@ sys.path.insert(0, {src!r})
 import wattwise
 from wattwise.testing import FakeMeter
 run = wattwise.track("left-open", interval_s=0.05, flush_s=0.1,
-                     _meters=[FakeMeter({{"cpu:0": 20.0}})]).start()
+                     meters=[FakeMeter({{"cpu:0": 20.0}})]).start()
 print(run.id, flush=True)
 end = time.monotonic() + 0.6
 while time.monotonic() < end:
@@ -162,7 +162,7 @@ def test_a_run_left_open_at_exit_ends_failed_keeping_its_energy(tmp_path: Path) 
 
 def test_the_state_folder_ignores_itself() -> None:
     shutil.rmtree(".wattwise")
-    with wattwise.track("t", _meters=fake()):
+    with wattwise.track("t", meters=fake()):
         pass
     assert (Path(".wattwise") / ".gitignore").read_text().splitlines()[-1] == "*"
     if shutil.which("git"):
@@ -245,12 +245,12 @@ def test_the_next_run_that_can_write_merges_what_was_spooled() -> None:
     LEDGER.write_bytes(os.urandom(4096))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StoreWarning)
-        with wattwise.track("spooled", interval_s=0.05, _meters=fake()) as first:
+        with wattwise.track("spooled", interval_s=0.05, meters=fake()) as first:
             busy(0.2)
             wattwise.log(step=1, acc=0.5)
     assert first.spooled_to is not None and first.spooled_to.exists()
     LEDGER.rename(LEDGER.with_name("ledger.db.bad"))  # the fault is removed
-    with wattwise.track("next", interval_s=0.05, _meters=fake()):
+    with wattwise.track("next", interval_s=0.05, meters=fake()):
         deadline = time.monotonic() + 20  # the sampler tidies up after its first interval
         while first.spooled_to.exists() and time.monotonic() < deadline:
             busy(0.05)
@@ -264,12 +264,12 @@ def test_the_next_run_that_can_write_merges_what_was_spooled() -> None:
 def test_a_run_whose_ledger_recovers_merges_its_own_spool() -> None:
     import sqlite3
 
-    wattwise.track("first", _meters=fake()).start().finish()  # the ledger exists
+    wattwise.track("first", meters=fake()).start().finish()  # the ledger exists
     holder = sqlite3.connect(LEDGER, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")  # held longer than the run's busy timeouts
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with wattwise.track("t", interval_s=0.05, flush_s=0.05, _meters=fake()) as run:
+        with wattwise.track("t", interval_s=0.05, flush_s=0.05, meters=fake()) as run:
             busy(0.3)
             run.log(step=1, acc=0.5)
             busy(3.0)  # a flush or two wait out their timeout, then spool

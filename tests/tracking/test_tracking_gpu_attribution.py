@@ -41,7 +41,7 @@ def test_two_runs_sharing_a_gpu_split_its_energy_by_memory() -> None:
     )  # fmt: skip
     idle = FakeGpu(uuid="GPU-1", energy_mj=lambda t: int(50_000 * t), processes=[])
     nvml = FakeNvml([shared, idle], clock=time.monotonic)
-    with wattwise.track("gpu", interval_s=0.05, _meters=[NvmlMeter(nvml=nvml)]) as run:
+    with wattwise.track("gpu", interval_s=0.05, meters=[NvmlMeter(nvml=nvml)]) as run:
         time.sleep(0.5)
     gpu = next(c for c in run.result.components if c.component == "gpu")
     # machine-wide: both boards; attributed: a quarter of the shared board, none of the idle one

@@ -31,7 +31,7 @@ def fake() -> list[FakeMeter]:
 
 
 def test_track_block_records_energy_carbon_and_metrics() -> None:
-    with wattwise.track("unit", config={"lr": 0.1}, interval_s=0.05, _meters=fake()) as run:
+    with wattwise.track("unit", config={"lr": 0.1}, interval_s=0.05, meters=fake()) as run:
         busy(0.4)
         run.log(step=1, acc=0.5)
         run.log(step=2, acc=0.75, loss=0.1)
@@ -67,7 +67,7 @@ def test_track_block_records_energy_carbon_and_metrics() -> None:
 
 
 def test_exception_marks_run_failed_and_propagates() -> None:
-    with pytest.raises(ZeroDivisionError), wattwise.track("boom", _meters=fake()) as run:
+    with pytest.raises(ZeroDivisionError), wattwise.track("boom", meters=fake()) as run:
         _ = 1 / 0
     assert run.result.status == "failed"
     stored = open_store().get_run(run.id)
@@ -76,7 +76,7 @@ def test_exception_marks_run_failed_and_propagates() -> None:
 
 
 def test_a_run_cannot_be_entered_twice() -> None:
-    run = wattwise.track("once", _meters=fake())
+    run = wattwise.track("once", meters=fake())
     with run:
         pass
     with pytest.raises(RunStateError, match="already been started"), run:
@@ -86,7 +86,7 @@ def test_a_run_cannot_be_entered_twice() -> None:
 
 
 def test_result_before_end_is_an_error() -> None:
-    with wattwise.track("early", _meters=fake()) as run:
+    with wattwise.track("early", meters=fake()) as run:
         with pytest.raises(RunStateError, match="has not ended"):
             _ = run.result
         with pytest.raises(InvalidParameterError, match="must be a number"):
@@ -94,7 +94,7 @@ def test_result_before_end_is_an_error() -> None:
 
 
 def test_decorator_starts_a_run_per_call() -> None:
-    @wattwise.track(_meters=fake())
+    @wattwise.track(meters=fake())
     def step(x: int) -> int:
         wattwise.log(x=x)
         return x * 2
@@ -107,9 +107,9 @@ def test_decorator_starts_a_run_per_call() -> None:
 
 
 def test_nested_run_is_linked_to_its_parent_and_left_out_of_totals() -> None:
-    with wattwise.track("outer", _meters=fake()) as outer:
+    with wattwise.track("outer", meters=fake()) as outer:
         busy(0.1)
-        with wattwise.track("inner", _meters=fake()) as inner:
+        with wattwise.track("inner", meters=fake()) as inner:
             busy(0.2)
     store = open_store()
     assert store.get_run(inner.id).parent_id == outer.id
@@ -129,7 +129,7 @@ def test_log_outside_any_run_says_what_to_do() -> None:
 
 def test_running_run_is_flushed_periodically() -> None:
     other = open_store()  # a second reader, as another process would be
-    with wattwise.track("flushy", interval_s=0.05, flush_s=0.2, _meters=fake()) as run:
+    with wattwise.track("flushy", interval_s=0.05, flush_s=0.2, meters=fake()) as run:
         # The main thread stays busy; the sampler must still get to flush (shared, loaded
         # CI machines can be slow, hence a generous deadline rather than a fixed wait).
         deadline = time.monotonic() + 30
@@ -143,7 +143,7 @@ def test_running_run_is_flushed_periodically() -> None:
 
 
 def _busy_tracked(seconds: float, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    with wattwise.track("twin", interval_s=0.1, _meters=fake()) as run:
+    with wattwise.track("twin", interval_s=0.1, meters=fake()) as run:
         start = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process
         busy(seconds)
     queue.put((run.result.components[0].energy_j, start, time.monotonic()))
@@ -173,7 +173,7 @@ KILLED_SCRIPT = textwrap.dedent(
     import time, wattwise
     from wattwise.testing import FakeMeter
     with wattwise.track("doomed", interval_s=0.05, flush_s=0.2,
-                        _meters=[FakeMeter({"cpu:0": 50.0})]) as run:
+                        meters=[FakeMeter({"cpu:0": 50.0})]) as run:
         print(run.id, flush=True)
         end = time.time() + 60
         while time.time() < end:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from wattwise.exceptions import StoreWarning
-from wattwise.tracking._writer import strict_from_env
+from wattwise.tracking import strict_from_env
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from wattwise.exceptions import InvalidParameterError
-from wattwise.integrations.flops import METHOD, StepCounter
+from wattwise.flops import METHOD, StepCounter
 from wattwise.tracking import Run, current_run
 
 

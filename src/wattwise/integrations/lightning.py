@@ -19,9 +19,9 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from wattwise.flops import batch_size_of
 from wattwise.integrations._guard import never_raise
 from wattwise.integrations._recorder import StepRecorder
-from wattwise.integrations.flops import batch_size_of
 from wattwise.tracking import Run
 
 

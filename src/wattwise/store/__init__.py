@@ -32,6 +32,7 @@ from wattwise.store._footprint import (
     role_of,
     store_footprint,
 )
+from wattwise.store._liveness import identity
 from wattwise.store._locate import find_project_root, ledger_path
 from wattwise.store._memory import MemoryRunStore
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, iso_utc, login_name
@@ -40,9 +41,16 @@ from wattwise.store._schema import SCHEMA_VERSION
 from wattwise.store._sqlite import STALE_AFTER_S, SQLiteRunStore
 
 if TYPE_CHECKING:
-    from wattwise.store._spool import Merged, SpoolFile, merge_spools, pending_spools
+    from wattwise.store._spool import (
+        Merged,
+        Spool,
+        SpoolFile,
+        merge_spools,
+        pending_spools,
+        read_spool,
+    )
 
-_LAZY = frozenset({"Merged", "SpoolFile", "merge_spools", "pending_spools"})
+_LAZY = frozenset({"Merged", "Spool", "SpoolFile", "merge_spools", "pending_spools", "read_spool"})
 
 
 def __getattr__(name: str) -> Any:
@@ -91,6 +99,7 @@ __all__ = [
     "RunStatus",
     "SQLiteRunStore",
     "Sample",
+    "Spool",
     "SpoolFile",
     "Totals",
     "declared_role",
@@ -98,6 +107,7 @@ __all__ = [
     "footprint_by",
     "footprint_role",
     "get_store",
+    "identity",
     "iso_utc",
     "last_metrics",
     "ledger_path",
@@ -105,6 +115,7 @@ __all__ = [
     "merge_spools",
     "open_store",
     "pending_spools",
+    "read_spool",
     "project_footprint",
     "role_of",
     "store_footprint",

@@ -6,8 +6,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import ClassVar
 
-from wattwise.meters import Availability, BaseMeter, MeterInfo, component_of
-from wattwise.meters._base import Component, Method
+from wattwise.meters import Availability, BaseMeter, Component, MeterInfo, Method, component_of
 
 
 class FakeMeter(BaseMeter):

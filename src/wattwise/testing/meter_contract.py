@@ -43,8 +43,7 @@ import math
 import pytest
 
 from wattwise.exceptions import WattwiseError
-from wattwise.meters._base import COMPONENTS, BaseMeter, component_of
-from wattwise.meters._registry import check_meter_class
+from wattwise.meters import COMPONENTS, BaseMeter, check_meter_class, component_of
 
 _METHODS = ("counter", "sampled", "model", "user")
 

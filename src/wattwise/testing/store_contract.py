@@ -56,9 +56,9 @@ from wattwise.store import (
     RunRecord,
     RunStatus,
     get_store,
+    identity,
     login_name,
 )
-from wattwise.store._liveness import identity
 
 #: What the v0.1 ledger fixture holds (``tests/store/fixtures/ledger_v0_1.db``, written by
 #: the v0.1 release's own store code: ``tests/store/fixtures/make_ledger_v0_1.py``). A
@@ -658,7 +658,7 @@ class RunStoreContract:
     def test_a_blocked_ledger_fails_in_one_line_and_spooled_writes_merge_once(
         self, store: BaseRunStore, store_url: str
     ) -> None:
-        from wattwise.store._spool import Spool, read_spool
+        from wattwise.store import Spool, read_spool
 
         store.insert_run(make_run(name="before"))  # the ledger exists
         run = make_run(name="spooled")

@@ -5,6 +5,9 @@
 * :func:`active_run`: the run this code runs under (the innermost ``track`` block, else a
   :class:`ParentRun` handle on the ``wattwise run`` command's run); :func:`log`,
   :func:`use_data` and :func:`seed_everything` record into it.
+* :class:`RunKind`: what a kind of run is for (its role in the footprint, written into the
+  record) and how it is attributed (excluded components, a note, its :class:`ProcessTree`);
+  workflows register theirs with :func:`register_run_kind`.
 """
 
 from __future__ import annotations
@@ -18,19 +21,25 @@ from wattwise.tracking._active import (
     use_data,
 )
 from wattwise.tracking._command import run_command
+from wattwise.tracking._kind import RunKind, register_run_kind, run_kind
+from wattwise.tracking._proctree import ProcessTree
 from wattwise.tracking._run import ATTRIBUTION, Run, RunResult, RunState, track
 from wattwise.tracking._writer import strict_from_env
 
 __all__ = [
     "ATTRIBUTION",
     "ParentRun",
+    "ProcessTree",
     "Run",
+    "RunKind",
     "RunResult",
     "RunState",
     "active_run",
     "current_run",
     "log",
+    "register_run_kind",
     "run_command",
+    "run_kind",
     "seed_everything",
     "strict_from_env",
     "track",

@@ -1,4 +1,7 @@
-"""GPU attribution: which part of a GPU's energy belongs to a run's process tree.
+"""Attribution: which part of the machine's energy belongs to a run's process tree.
+
+CPU: the tree's share of the busy CPU seconds (:func:`cpu_share`); DRAM: its share of the
+memory (:func:`dram_share`); GPU: below.
 
 NVML reports energy per board, not per process. Where NVML lists the compute processes on
 a device, a run gets the share of the board's energy equal to its processes' share of the
@@ -44,3 +47,16 @@ def gpu_share(
     if total <= 0:
         return len(ours) / len(processes), SHARED
     return sum(ours.values()) / total, SHARED
+
+
+def cpu_share(d_proc_s: float, d_busy_s: float) -> float:
+    """Share of the machine's CPU energy over an interval: the tree's CPU seconds over the
+    machine's busy CPU seconds (all of it when the machine was idle but the tree was not)."""
+    if d_busy_s <= 0:
+        return 1.0 if d_proc_s > 0 else 0.0
+    return min(1.0, max(0.0, d_proc_s / d_busy_s))
+
+
+def dram_share(rss_bytes: int, total_bytes: int) -> float:
+    """Share of the machine's DRAM energy: the tree's resident memory over all memory."""
+    return min(1.0, rss_bytes / total_bytes) if total_bytes else 0.0

@@ -65,6 +65,10 @@ class ProcessTree:
     is our own child and has been reaped, its total arrives through our children's
     ``getrusage``; the figure never goes down.
 
+    Public so that a :class:`~wattwise.tracking.RunKind` can attribute a different part of
+    the machine to its runs: a subclass overrides :meth:`cpu_s` and :meth:`rss_bytes` (and
+    :meth:`pids`, for GPU attribution) using :attr:`root` and :meth:`processes`.
+
     Args:
         root_pid: The tree's root process.
         is_child: True when ``root_pid`` is a child of this process (``wattwise run``).
@@ -96,7 +100,13 @@ class ProcessTree:
             todo.extend(kids)
         return out
 
-    def _processes(self) -> list[psutil.Process]:
+    @property
+    def root(self) -> psutil.Process | None:
+        """The root process, or None when it was gone before the tree was made."""
+        return self._root
+
+    def processes(self) -> list[psutil.Process]:
+        """The live processes of the tree, root first (a listing is reused for 50 ms)."""
         now = time.monotonic()
         if now - self._cached_at < _REUSE_S:
             return self._cached
@@ -125,7 +135,7 @@ class ProcessTree:
 
     def _live_cpu_s(self) -> float:
         total = 0.0
-        for proc in self._processes():
+        for proc in self.processes():
             try:
                 t = proc.cpu_times()
             except psutil.Error:
@@ -142,7 +152,7 @@ class ProcessTree:
 
     def rss_bytes(self) -> int:
         """Resident memory of the live tree, in bytes (the last value once it is gone)."""
-        procs = self._processes()
+        procs = self.processes()
         if not procs:
             return self._last_rss
         total = 0
@@ -156,7 +166,7 @@ class ProcessTree:
 
     def pids(self) -> set[int]:
         """Pids of the live tree."""
-        return {p.pid for p in self._processes()}
+        return {p.pid for p in self.processes()}
 
 
 def current_process_tree() -> ProcessTree:

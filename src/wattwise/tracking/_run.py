@@ -49,10 +49,11 @@ from wattwise.store import (
     RunStatus,
     find_project_root,
     get_store,
+    identity,
 )
-from wattwise.store._liveness import identity
 from wattwise.tracking._active import _points, active_run, current
 from wattwise.tracking._attribution import gpu_share
+from wattwise.tracking._kind import RunKind, role_for, run_kind
 from wattwise.tracking._proctree import ProcessTree, machine_busy_cpu_s, total_memory_bytes
 from wattwise.tracking._writer import (
     START_TIMEOUT_S,
@@ -139,12 +140,12 @@ class Run:
         config: Mapping[str, Any] | None = None,
         tags: Iterable[str] = (),
         region: str | None = None,
-        meters: Iterable[str] | None = None,
+        meters: Iterable[str | BaseMeter] | None = None,
         store: BaseRunStore | str | None = None,
         interval_s: float | None = None,
         flush_s: float | None = None,
         pue: float | None = None,
-        kind: str = "python",
+        kind: RunKind | str = "python",
         study_id: str | None = None,
         parent_id: str | None = None,
         command: list[str] | None = None,
@@ -153,7 +154,6 @@ class Run:
         reproduces: str | None = None,
         strict: bool | None = None,
         diff: bool | None = None,
-        _meters: list[BaseMeter] | None = None,
     ) -> None:
         self._init_kwargs: dict[str, Any] = {
             "config": config, "tags": tags, "region": region, "meters": meters,
@@ -169,7 +169,11 @@ class Run:
         self.strict = strict_from_env(strict)
         self.id = uuid.uuid4().hex
         self.name = name or (Path(command[0]).name if command else "run")
-        self.kind = kind
+        #: What kind of run this is: its role, attribution and process tree (see RunKind).
+        self.run_kind = run_kind(kind)
+        self.kind = self.run_kind.name
+        #: Where the finished run counts in the footprint (``final``, ``tuning``, ...).
+        self.role = role_for(self.run_kind, study_id, reproduces)
         self.params: dict[str, Any] = dict(config or {})
         self.tags = [str(t) for t in tags]
         self.command = command
@@ -178,14 +182,26 @@ class Run:
         self.parent_id = parent_id or (parent.id if parent else None)
         self.state = RunState.CREATED
         self._region = region
-        self._meter_names = tuple(meters) if meters is not None else None
+        if isinstance(meters, (str, BaseMeter)):
+            msg = (
+                f"The 'meters' parameter must be a list of meter ids or meter objects. Got "
+                f"{meters!r} instead; put it in a list."
+            )
+            raise InvalidParameterError(msg)
+        chosen = list(meters) if meters is not None else None
+        #: Meters given as objects (tests, replays, a meter of your own): used as they are.
+        self._given_meters = [m for m in chosen or () if isinstance(m, BaseMeter)]
+        names = [m for m in chosen or () if not isinstance(m, BaseMeter)]
+        #: Meters asked for by id: selected at start (None: the ``meters`` setting, else all).
+        self._meter_names = tuple(names) if names else None
+        #: Only the meter objects given (``meters=[]``: none, this run measures no energy).
+        self._only_given = chosen is not None and not names
         self._store_arg = store
         self._interval_s = interval_s
         self._flush_s = flush_s
         self._pue_arg = pue
         self._emit_warnings = emit_warnings
         self._on_warning = on_warning
-        self._injected_meters = _meters
         #: Id of the run this one re-runs (``wattwise reproduce``), kept in the record.
         self.reproduces = reproduces
         self._result: RunResult | None = None
@@ -231,13 +247,13 @@ class Run:
                 self._on_warning(self.location.warning)
             elif self._emit_warnings:
                 warnings.warn(self.location.warning, LocationWarning, stacklevel=3)
-        if self._injected_meters is not None:
-            self._meters = list(self._injected_meters)
+        if self._only_given:
+            self._meters = list(self._given_meters)
             self._fallbacks: list[str] = []
         else:
             try:
                 selection = meters.select_meters(self.settings.meters)
-                self._meters = list(selection.meters)
+                self._meters = [*selection.meters, *self._given_meters]
                 self._fallbacks = list(selection.fallbacks)
             except (MeterUnavailableError, InvalidParameterError, ConfigError):
                 raise  # meters asked for by name that are not here: the user's to fix
@@ -247,9 +263,9 @@ class Run:
                 self._meters, self._fallbacks = [], []
                 self._warn_once("meters", f"no meter could be set up ({type(err).__name__}: "
                                 f"{err}); this run measures no energy")  # fmt: skip
-        if self.excluded_components:
-            kept = [m for m in self._meters
-                    if not set(m.components()) & set(self.excluded_components)]  # fmt: skip
+        excluded = set(self.run_kind.excluded_components)
+        if excluded:
+            kept = [m for m in self._meters if not set(m.components()) & excluded]
             for meter in self._meters:
                 if meter not in kept:
                     meter.close()
@@ -266,7 +282,7 @@ class Run:
             strict=self.strict, warn=self._warn_once,
         )  # fmt: skip
 
-        self._tree = self._make_tree(root_pid or os.getpid(), is_child=is_child)
+        self._tree = self.run_kind.make_tree(root_pid or os.getpid(), is_child)
         self._total_mem = total_memory_bytes()
         self._t0_wall = time.time()
         self._t0 = self._last_t = time.monotonic()
@@ -301,7 +317,7 @@ class Run:
             started_at=self._t0_wall, heartbeat_at=self._t0_wall, host=socket.gethostname(),
             pid=os.getpid(), parent_id=self.parent_id, study_id=self.study_id,
             region=self.location.zone, tags=self.tags, params=self.params,
-            record=_copy(self._record),
+            record=_copy(self._record), role=self.role,
         )  # fmt: skip
         self._writer.insert(record)
         if not isinstance(self._store_arg, BaseRunStore):
@@ -325,7 +341,7 @@ class Run:
         next tick of the sampler, so readers can tell a lost tracker from a dead command.
         """
         with self._lock:
-            self._tree = ProcessTree(pid, is_child=is_child)
+            self._tree = self.run_kind.make_tree(pid, is_child)
             self._last_proc = self._tree.cpu_s()
             self._command_identity = identity(pid)
             self._record.setdefault("liveness", {})["command"] = self._command_identity
@@ -546,7 +562,7 @@ class Run:
         """Count ``model``'s FLOPs on ``example_batch`` and record them with the run.
 
         Counted by ``torch.utils.flop_counter`` (see
-        :func:`wattwise.integrations.flops.count_flops`); reports show them beside energy
+        :func:`wattwise.flops.count_flops`); reports show them beside energy
         (FLOPs per joule, samples per joule).
 
         Args:
@@ -558,7 +574,7 @@ class Run:
         Returns:
             FLOPs of one call.
         """
-        from wattwise.integrations.flops import count_flops
+        from wattwise.flops import count_flops
 
         count = count_flops(model, example_batch, include_backward=include_backward)
         self.record_flops(
@@ -614,16 +630,18 @@ class Run:
                 **dict(details or {}),
             }  # fmt: skip
 
-    # -- extension points (subclasses: the tuning driver) ------------------------
+    @property
+    def tree(self) -> ProcessTree:
+        """The process tree energy is attributed to (made by the run kind at start).
 
-    #: Components this kind of run never meters (their energy belongs to other runs).
-    excluded_components: tuple[str, ...] = ()
-    #: A sentence added to the record saying how this kind of run is attributed.
-    attribution_note: str | None = None
-
-    def _make_tree(self, root_pid: int, *, is_child: bool) -> ProcessTree:
-        """The process tree whose CPU time and memory are attributed to this run."""
-        return ProcessTree(root_pid, is_child=is_child)
+        Raises:
+            RunStateError: The run has not started.
+        """
+        tree: ProcessTree | None = getattr(self, "_tree", None)
+        if tree is None:
+            msg = f"Run {self.id[:8]!r} has not started; its process tree exists after start()."
+            raise RunStateError(msg)
+        return tree
 
     # -- internals --------------------------------------------------------------
 
@@ -667,7 +685,8 @@ class Run:
             },
             "warnings": list(self.warnings),
             "market_based_instruments_applied": False,
-            **({"attribution_note": self.attribution_note} if self.attribution_note else {}),
+            "role": self.role,
+            **({"attribution_note": note} if (note := self.run_kind.attribution_note) else {}),
         }
 
     def _refresh_bands(self) -> None:
@@ -982,7 +1001,8 @@ def track(name: str | None = None, **kwargs: Any) -> Run:
 
     Args:
         name: Run name shown in listings.
-        **kwargs: ``config`` (params dict), ``tags``, ``region``, ``meters`` (ids),
+        **kwargs: ``config`` (params dict), ``tags``, ``region``, ``meters`` (meter ids or
+            :class:`~wattwise.meters.BaseMeter` objects, e.g. ``wattwise.testing.ReplayMeter``),
             ``store`` (path or store), ``interval_s``, ``flush_s``, ``pue``.
     """
     return Run(name, **kwargs)

@@ -2,7 +2,7 @@
 
 A :class:`LedgerWriter` owns one run's writes. Each write tries the ledger; on any failure of
 the store (locked beyond the busy timeout, read-only, full, damaged, replaced, its WAL
-deleted) it goes to the run's spool instead (``wattwise.store._spool``), the store is
+deleted) it goes to the run's spool instead (``wattwise.store.Spool``), the store is
 dropped and re-opened at the next write. When the ledger takes writes again, the writer
 merges its own spool, re-inserts the run if the file changed under it, and goes on. Each
 kind of fault is reported once per run, through the ``warn`` callback.
@@ -36,7 +36,7 @@ from wattwise.exceptions import (
 from wattwise.store import BaseRunStore, ComponentEnergy, RunRecord, get_store
 
 if TYPE_CHECKING:
-    from wattwise.store._spool import Spool
+    from wattwise.store import Spool
 
 Metric = tuple[int | None, str, float, float]
 Sample = tuple[float, str, float, float]
@@ -204,7 +204,7 @@ class LedgerWriter:
     def _recover(self, fields: dict[str, Any], components: Sequence[ComponentEnergy]) -> None:
         """The ledger takes writes again: merge our spool, make sure it holds the run."""
         if self._spool is not None and self._spool.path is not None:
-            from wattwise.store._spool import read_spool
+            from wattwise.store import read_spool
 
             spooled = read_spool(self._spool.path)
             if spooled is not None and self.store.merge_spooled(spooled) is not None:
@@ -232,7 +232,7 @@ class LedgerWriter:
     _pending_warning: tuple[str, BaseException] | None = None
 
     def _to_spool(self, entry: dict[str, Any], reason: str) -> None:
-        from wattwise.store._spool import Spool
+        from wattwise.store import Spool
 
         if self._spool is None:
             run = dataclasses.asdict(self._run) if self._run is not None else None
@@ -264,7 +264,7 @@ class LedgerWriter:
         # Other runs' business: if it fails, the next writer will try again.
         with contextlib.suppress(*_STORE_FAULTS):
             if _any_spooled(self.store.path):
-                from wattwise.store._spool import merge_spools
+                from wattwise.store import merge_spools
 
                 merge_spools(self.store, skip_run=self.run_id)
             self.store.reap()
@@ -343,7 +343,7 @@ class ChildLogger:
             self._last_error = err
             self._skip_until = time.monotonic() + CHILD_BACKOFF_S
             if self._spool is None:
-                from wattwise.store._spool import Spool
+                from wattwise.store import Spool
 
                 self._spool = Spool(self.store.path, self.run_id, None)
             entry = {"op": "metrics", "metrics": points}

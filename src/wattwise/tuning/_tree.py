@@ -22,11 +22,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+from typing import Any
 
 import psutil
 
-from wattwise.tracking import Run
-from wattwise.tracking._proctree import ProcessTree
+from wattwise.tracking import ProcessTree, Run, RunKind, register_run_kind
 
 
 def _cpu_of(proc: psutil.Process, *, with_children: bool = True) -> float:
@@ -133,7 +133,7 @@ class StudyTree(ProcessTree):
     # -- ProcessTree interface -------------------------------------------------------
 
     def _raw(self) -> float:
-        root = self._root
+        root = self.root
         if root is None:
             return self._gone_s + sum(self._seen.values())
         try:
@@ -182,7 +182,7 @@ class StudyTree(ProcessTree):
             if self._inline_since is not None:
                 return 0
             workers = set(self._workers)
-        procs = self._processes()
+        procs = self.processes()
         total = 0
         for proc in procs:
             if proc.pid in workers:
@@ -194,17 +194,35 @@ class StudyTree(ProcessTree):
         return total
 
 
-class StudyRun(Run):
-    """The driver's run: metered on a :class:`StudyTree`, without GPU meters."""
+def _study_tree(root_pid: int, is_child: bool) -> StudyTree:
+    return StudyTree(root_pid)
 
-    tree: StudyTree
-    excluded_components = ("gpu",)
-    attribution_note = (
-        "driver process tree minus trial work (inline trials' CPU seconds and worker "
-        "processes while they run trials); GPU energy belongs to the trials"
+
+#: The study driver's kind: measured on a :class:`StudyTree`, without GPU meters.
+STUDY = register_run_kind(
+    RunKind(
+        "study",
+        role="study",
+        excluded_components=("gpu",),
+        attribution_note=(
+            "driver process tree minus trial work (inline trials' CPU seconds and worker "
+            "processes while they run trials); GPU energy belongs to the trials"
+        ),
+        make_tree=_study_tree,
     )
+)
 
-    def _make_tree(self, root_pid: int, *, is_child: bool) -> ProcessTree:
-        """Meter the driver on a :class:`StudyTree` (see it for what it counts)."""
-        self.tree = StudyTree(root_pid)
-        return self.tree
+
+class StudyRun(Run):
+    """The driver's run: a run of kind :data:`STUDY` (whatever ``kind`` it is given)."""
+
+    def __init__(self, name: str | None = None, **kwargs: Any) -> None:
+        kwargs["kind"] = STUDY
+        super().__init__(name, **kwargs)
+
+    @property
+    def tree(self) -> StudyTree:
+        """The driver's :class:`StudyTree` (after start)."""
+        tree = super().tree
+        assert isinstance(tree, StudyTree)
+        return tree
