@@ -39,6 +39,7 @@ demo: $(VENV)/.demo-deps
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check src tests examples benchmarks scripts/*.py
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Headless Chromium for the HTML report test (Debian packages). Where they cannot be
 # installed (no root, no apt), the browser test skips and says why.
