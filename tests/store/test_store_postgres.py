@@ -8,6 +8,8 @@ on one server, migrations of a server ledger, a server that goes away and comes 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import multiprocessing
 import os
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ from wattwise.exceptions import (
 from wattwise.store import RunRecord, RunStatus
 from wattwise.store._model import ComponentEnergy
 from wattwise.store._schema import MIGRATIONS, SCHEMA_VERSION
+from wattwise.testing.store_contract import OLD_LEDGER, RunStoreContract
 
 psycopg = pytest.importorskip(
     "psycopg", reason="psycopg 3 is not installed: PostgreSQL ledger tests SKIPPED "
@@ -125,16 +129,20 @@ def test_reading_a_new_database_creates_nothing_and_reads_empty(pg_url: str) -> 
         assert store.metrics("x") == [] and list(store.iter_metrics()) == []
         assert store.reuse_totals().hits == 0
         assert store.schema_version() == 0
-        assert store.reap() == []  # nothing to reap: not even the tables are made
         with pytest.raises(RunNotFoundError):
             store.get_run("abcd")
         store.close()
+    with PostgresRunStore(pg_url, readonly=True) as reader, pytest.raises(
+        StoreError, match="read-only"
+    ):
+        reader.reap()
     assert _tables(pg_url) == []
-    writer = PostgresRunStore(pg_url)
-    writer.insert_run(_run("r1"))
-    assert writer.schema_version() == SCHEMA_VERSION
+    # Reaping is a writer step: the owner's `wattwise --store URL doctor --repair` sets the
+    # ledger up before anyone runs (team-ledger.md).
+    with PostgresRunStore(pg_url) as owner:
+        assert owner.reap() == []
+        assert owner.schema_version() == SCHEMA_VERSION
     assert {"runs", "metrics", "schema_migrations"} <= set(_tables(pg_url))
-    writer.close()
 
 
 def test_a_select_only_role_reads_and_its_writes_are_refused_in_one_line(
@@ -224,14 +232,7 @@ def test_a_url_without_a_database_is_a_config_error() -> None:
 def test_an_older_server_ledger_reads_then_migrates_on_the_first_write(pg_url: str) -> None:
     """A ledger made by migrations 1-2 (artifact content inline) reaches the current schema."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        for migration in MIGRATIONS[:2]:
-            for statement in migration.statements("postgresql"):
-                conn.execute(statement)
-        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                     "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)")  # fmt: skip
-        for migration in MIGRATIONS[:2]:
-            conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, 0)",
-                         (migration.version, migration.name))  # fmt: skip
+        apply_range(conn, 2)
         conn.execute(
             "INSERT INTO runs (id, name, kind, status, started_at, heartbeat_at, host, pid, "
             "energy_j, tags) VALUES ('old1', 'old', 'trial', 'finished', 1, 2, 'h', 1, 5, "
@@ -321,7 +322,7 @@ def test_sixteen_writer_processes_lose_no_run_and_no_metric_row(pg_url: str) -> 
              for i in range(_WRITERS)]  # fmt: skip
     for proc in procs:
         proc.start()
-    shared.insert_run(_run("shared"))  # races the migration too
+    shared.insert_run(_run("shared", user="coordinator"))  # races the migration too
     barrier.wait()
     for proc in procs:
         proc.join(timeout=300)
@@ -338,7 +339,8 @@ def test_sixteen_writer_processes_lose_no_run_and_no_metric_row(pg_url: str) -> 
     )
     assert len(shared.samples("w00-0")) == _METRICS_EACH
     by_user = {row.group: row.runs for row in shared.aggregate("user") if row.group}
-    assert by_user == {f"user{i}": _WRITERS // 4 * _RUNS_EACH for i in range(4)}
+    assert by_user == {"coordinator": 1, **{f"user{i}": _WRITERS // 4 * _RUNS_EACH
+                                            for i in range(4)}}  # fmt: skip
     shared.close()
 
 
@@ -565,3 +567,83 @@ def test_json_columns_round_trip(pg_url: str) -> None:
     assert (got.params, got.record, got.tags) == ({"lr": 0.1}, record, ["a"])
     assert json.loads(json.dumps(got.to_dict()))["params"] == {"lr": 0.1}
     store.close()
+
+
+# -- the shared contract suite ----------------------------------------------------------------
+
+
+class TestPostgresStore(RunStoreContract):
+    """``wattwise.testing.store_contract`` on a real server."""
+
+    can_block = True
+    cluster: PostgresCluster
+
+    @pytest.fixture(autouse=True)
+    def _server(self, pg_cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+        # store.url holds no password: get_store(store.url) here and in the writer
+        # processes authenticate the way team-ledger.md says, through libpq's environment.
+        monkeypatch.setenv("PGPASSWORD", pg_cluster.password)
+        self.cluster = pg_cluster
+
+    @pytest.fixture
+    def store_url(self, pg_url: str) -> str:
+        return pg_url
+
+    def old_ledger_url(self, tmp_path: Path) -> str | None:
+        """A server ledger at schema 2 (the release before blobs and user/role) with
+        :data:`OLD_LEDGER`, built by the migration list's own first two steps."""
+        url = self.cluster.create_database()
+        start = OLD_LEDGER["start"]
+        with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+            apply_range(conn, 2)
+            for i, run in enumerate(OLD_LEDGER["runs"]):
+                at = start + 60 * i
+                conn.execute(
+                    "INSERT INTO runs (id, name, kind, status, study_id, started_at, ended_at, "
+                    "heartbeat_at, duration_s, host, pid, energy_j, co2e_g) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 30, 'v01-host', 1000, %s, %s)",
+                    (run["id"], run["name"], run["kind"], run["status"], run["study_id"], at,
+                     at + 30, at + 30, run["energy_j"], run["co2e_g"]),
+                )  # fmt: skip
+                for step, key, value, logged_at in run["metrics"]:
+                    conn.execute(
+                        "INSERT INTO metrics (run_id, step, key, value, logged_at) "
+                        "VALUES (%s, %s, %s, %s, %s)", (run["id"], step, key, value, logged_at),
+                    )  # fmt: skip
+            diff = OLD_LEDGER["diff"]
+            conn.execute(
+                "INSERT INTO artifacts VALUES (%s, 'git-diff', %s, %s, %s, %s)",
+                (OLD_LEDGER["runs"][0]["id"], hashlib.sha256(diff).hexdigest(), len(diff),
+                 diff, start),
+            )  # fmt: skip
+            conn.execute(
+                "INSERT INTO reuse (at, cache_key, function, producer_run_id, consumer_run_id, "
+                "energy_avoided_j, co2e_avoided_g, duration_avoided_s, method, basis, "
+                "cache_url) VALUES (%s, %s, 'm:f', %s, %s, %s, 1, 10, 'measured', 'FR', "
+                "'file:///c')",
+                (start + 200, "ab" * 32, OLD_LEDGER["runs"][0]["id"],
+                 OLD_LEDGER["runs"][1]["id"], OLD_LEDGER["reuse_energy_j"]),
+            )  # fmt: skip
+        return url
+
+    @contextlib.contextmanager
+    def blocked(self, store_url: str) -> Iterator[None]:
+        """Another session holds an exclusive lock on the runs table."""
+        with psycopg.connect(store_url) as holder:
+            holder.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+            try:
+                yield
+            finally:
+                holder.rollback()
+
+
+def apply_range(conn: Any, version: int) -> None:
+    """Apply the migration list's first ``version`` steps and record them, as that release
+    would have left the ledger."""
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                 "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)")  # fmt: skip
+    for migration in MIGRATIONS[:version]:
+        for statement in migration.statements("postgresql"):
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, 0)",
+                     (migration.version, migration.name))  # fmt: skip

@@ -61,7 +61,7 @@ from wattwise.store._base import (
     check_group_by,
     local_path_for,
 )
-from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus
+from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, login_name
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import SCHEMA_TABLE, SCHEMA_VERSION, apply_migrations
 
@@ -395,14 +395,20 @@ class PostgresRunStore(BaseRunStore):
     @contextlib.contextmanager
     def _write(self) -> Iterator[psycopg.Connection[Any]]:
         """One write transaction on a current schema."""
-        if self.readonly:
-            msg = f"The ledger {self._public} was opened read-only; open it for writing."
-            raise StoreError(msg)
+        self._refuse_if_readonly()
         conn = self._connection()
         self._ensure_schema(conn)
         with conn.transaction():
             yield conn
         self._writable = True
+
+    def _refuse_if_readonly(self) -> None:
+        if self.readonly:
+            msg = (
+                f"The ledger {self._public} was opened read-only and this step writes. Open "
+                "it with get_store(url) (readonly=False) to write."
+            )
+            raise StoreError(msg)
 
     def _cols(self, conn: psycopg.Connection[Any]) -> list[str]:
         have = self._run_columns(conn)
@@ -423,7 +429,10 @@ class PostgresRunStore(BaseRunStore):
     # -- writes ---------------------------------------------------------------------
 
     def insert_run(self, run: RunRecord) -> None:
-        """Add a new run (status running) with its components, if any."""
+        """Add a new run (status running) with its components; a missing ``user`` is this
+        process's login name (set on ``run`` too)."""
+        if run.user is None:
+            run.user = login_name()
 
         def op() -> None:
             from psycopg import errors
@@ -643,11 +652,13 @@ class PostgresRunStore(BaseRunStore):
     def reap(self, *, now: float | None = None) -> list[str]:
         """Persist ``crashed`` for every running run whose tracker is gone (a write)."""
         now = time.time() if now is None else now
+        self._refuse_if_readonly()
 
         def op() -> list[str]:
-            conn = self._reader()
-            if conn is None:
-                return []
+            conn = self._connection()
+            # A writer step: like SQLite's, it creates or migrates the ledger (this is how
+            # its owner sets it up: `wattwise --store URL doctor --repair`).
+            self._ensure_schema(conn)
             rows = conn.execute(
                 "SELECT * FROM runs WHERE status = %s", (RunStatus.RUNNING.value,)
             )
@@ -962,11 +973,13 @@ class PostgresRunStore(BaseRunStore):
             conn = self._reader()
             if conn is None:
                 return None
-            row = conn.execute(
+            sql = (
                 "SELECT a.sha256, b.content FROM artifacts AS a "
-                "JOIN blobs AS b ON b.sha256 = a.sha256 WHERE a.run_id = %s AND a.name = %s",
-                (run_id, name),
-            ).fetchone()
+                "JOIN blobs AS b ON b.sha256 = a.sha256 WHERE a.run_id = %s AND a.name = %s"
+            )
+            if self._schema(conn) < 3:  # content still inline (before migration 3)
+                sql = "SELECT sha256, content FROM artifacts WHERE run_id = %s AND name = %s"
+            row = conn.execute(sql, (run_id, name)).fetchone()
             return None if row is None else (row[0], bytes(row[1]))
 
         found = self._guard(op)
