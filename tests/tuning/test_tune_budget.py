@@ -172,10 +172,10 @@ def test_n_trials_alone_is_a_limit_and_the_summary_says_so() -> None:
             id="meter-instances",
         ),
         pytest.param(
-            {"n_trials": 2, "run_options": {"meters": ["gpu-nvml", FakeMeter({"gpu:0": 1.0})]}},
-            r"The 'meters' run option of wattwise.tune must be meter ids or "
-            r"wattwise.meters.BaseMeter objects, not a mix.",
-            id="meters-mixed",
+            {"n_trials": 2, "run_options": {"meters": "gpu-nvml"}},
+            r"The 'meters' run option of wattwise.tune must be a list of meter ids or "
+            r"wattwise.meters.BaseMeter objects. Got 'gpu-nvml' instead; put it in a list.",
+            id="meters-not-a-list",
         ),
         pytest.param(
             {"n_trials": 2, "run_options": {"_meters": [FakeMeter({"gpu:0": 1.0})]}},

@@ -47,9 +47,6 @@ RUN_OPTIONS = frozenset(
     {"region", "meters", "meter_instances", "interval_s", "flush_s", "pue", "emit_warnings",
      "on_warning"}
 )  # fmt: skip
-#: The keyword under which runs receive meter objects. Kept in this one place: tracking's
-#: private seam until ``Run(meters=...)`` takes meter objects itself.
-_METER_OBJECTS = "_meters"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -487,23 +484,17 @@ def _run_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
             raise InvalidParameterError(msg)
         options["meters"] = given
     meters = options.get("meters")
-    if meters is not None and not isinstance(meters, str):
-        # Meter ids go to the run as they are; meter objects (custom hardware, or a FakeMeter
-        # on a scripted clock, which makes budgets testable without sleeping) too, once the
-        # run takes them as ``meters``.
-        from wattwise.meters import BaseMeter
-
-        items = list(meters) if isinstance(meters, Iterable) else [meters]
-        objects = [m for m in items if isinstance(m, BaseMeter)]
-        if objects and len(objects) != len(items):
+    if meters is not None:
+        # Meter ids, meter objects (custom hardware, or a FakeMeter on a scripted clock,
+        # which makes budgets testable without sleeping), or both: runs take them as they
+        # are. A list, so that the driver and every trial get the same meters.
+        if isinstance(meters, (str, bytes)) or not isinstance(meters, Iterable):
             msg = (
-                "The 'meters' run option of wattwise.tune must be meter ids or "
-                f"wattwise.meters.BaseMeter objects, not a mix. Got {items!r} instead."
+                "The 'meters' run option of wattwise.tune must be a list of meter ids or "
+                f"wattwise.meters.BaseMeter objects. Got {meters!r} instead; put it in a list."
             )
             raise InvalidParameterError(msg)
-        if objects:
-            del options["meters"]
-            options[_METER_OBJECTS] = objects
+        options["meters"] = list(meters)
     return options
 
 
@@ -678,8 +669,8 @@ def tune(
         **{k: v for k, v in budget.to_dict().items() if k != "energy_j"},
     }  # fmt: skip
     driver_options = dict(options)
-    if _METER_OBJECTS in options:  # the driver's own list: the same meter objects
-        driver_options[_METER_OBJECTS] = list(options[_METER_OBJECTS])
+    if "meters" in options:  # the driver's own list: the same meter objects
+        driver_options["meters"] = list(options["meters"])
     run = StudyRun(
         name, kind="study", config=config, tags=tag_list, store=ledger, **driver_options
     )
