@@ -180,3 +180,17 @@ def test_every_store_is_a_base_run_store(tmp_path: Path) -> None:
         store = get_store(url)
         assert isinstance(store, BaseRunStore)
         store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+def test_a_run_resynced_into_a_replaced_ledger_keeps_its_user(
+    tmp_path: Path, backend: str
+) -> None:
+    url = str(tmp_path / "l.db") if backend == "sqlite" else "memory://"
+    store = get_store(url)
+    run = make_run()  # its insert never reached this ledger (it was replaced mid-run)
+    store.resync_run(run, {"energy_j": 5.0}, components=[], metrics=[(0, "loss", 1.0, 0.0)])
+    got = store.get_run(run.id)
+    assert (got.user, got.energy_j) == (login_name(), 5.0)
+    assert store.metrics(run.id) == [(0, "loss", 1.0, 0.0)]
+    store.close()

@@ -258,8 +258,10 @@ class MemoryRunStore(BaseRunStore):
         self, run: RunRecord, fields: dict[str, Any], *, components: Sequence[ComponentEnergy],
         metrics: Sequence[Metric],
     ) -> None:  # fmt: skip
-        """Make the ledger hold the run's whole state again."""
+        """Make the ledger hold the run's whole state again (a missing ``user`` is ours)."""
         db = self._writing()
+        if run.user is None:
+            run.user = login_name()
         with db.lock:
             if run.id not in db.runs:
                 db.runs[run.id] = self._stored(run)

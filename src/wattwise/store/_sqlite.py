@@ -668,8 +668,10 @@ class SQLiteRunStore(BaseRunStore):
 
         Inserts the run if missing (a ledger replaced mid-run), sets ``fields`` and, if the
         ledger holds fewer metric points than ``metrics`` (all the run logged), replaces
-        them. Used by the run's own writer only.
+        them. Used by the run's own writer only (so a missing ``user`` is this process's).
         """
+        if run.user is None:
+            run.user = login_name()
         values = [_encode(col, getattr(run, col)) for col in _RUN_COLUMNS]
         cols = sorted(set(fields) & _UPDATABLE)
 
