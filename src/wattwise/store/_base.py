@@ -86,6 +86,10 @@ class BaseRunStore(abc.ABC):
     of processes (on any number of hosts, for server backends) may write the same ledger
     at once; writes queue and none is lost. Reads see committed writes only.
 
+    **Values are copies.** A record returned by a read is the caller's: changing it changes
+    nothing in the ledger, and later writes do not change it; likewise a record passed to a
+    write is copied (Optuna's storages promise the same).
+
     **Readers never write.** Opening a store and every read method write nothing: no
     file, folder, table or migration is created by reading, and reads work on a read-only
     ledger. An older ledger reads through an upgraded view; only the first write migrates

@@ -263,6 +263,20 @@ class RunStoreContract:
         assert [(c.component, c.energy_j) for c in done.components] == [("cpu", 11.0),
                                                                         ("gpu", 20.0)]  # fmt: skip
 
+    def test_values_are_copies(self, store: BaseRunStore) -> None:
+        run = make_run(tags=["a"], params={"lr": 0.1})
+        store.insert_run(run)
+        run.tags.append("changed after the insert")
+        run.params["lr"] = 9.0
+        got = store.get_run(run.id)
+        assert (got.tags, got.params) == (["a"], {"lr": 0.1})
+        got.tags.append("changed by a reader")
+        got.record["mine"] = True
+        store.flush_run(run.id, {"energy_j": 3.0})
+        assert got.energy_j == 0.0  # a later write does not reach a record already read
+        again = store.get_run(run.id)
+        assert (again.tags, "mine" in again.record, again.energy_j) == (["a"], False, 3.0)
+
     def test_every_run_records_its_user_and_host(self, store: BaseRunStore) -> None:
         mine = make_run()
         store.insert_run(mine)
