@@ -25,6 +25,7 @@ from wattwise.carbon._location import Location
 from wattwise.carbon._pue import Pue, pue_for
 from wattwise.carbon._regions import country_names, known_region_ids, parse_region
 from wattwise.carbon._resolve import resolve_location
+from wattwise.carbon._tables import iso3_to_iso2
 
 __all__ = [
     "EMBER_ATTRIBUTION",
@@ -38,6 +39,7 @@ __all__ = [
     "country_names",
     "datasets",
     "intensity_for",
+    "iso3_to_iso2",
     "known_region_ids",
     "operational_co2e_g",
     "parse_region",

@@ -43,9 +43,9 @@ def _as_uuid(text: str | None) -> str:
 def _iso3(iso2: str | None) -> str:
     if not iso2:
         return ""
-    from wattwise.carbon import _tables
+    from wattwise.carbon import iso3_to_iso2
 
-    for iso3, code in _tables.iso3_to_iso2().items():
+    for iso3, code in iso3_to_iso2().items():
         if code == iso2:
             return iso3
     return ""
