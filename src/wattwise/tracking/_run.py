@@ -34,13 +34,12 @@ from wattwise.exceptions import (
     ConfigError,
     InvalidParameterError,
     LocationWarning,
-    MeterError,
     MeterUnavailableError,
     RunStateError,
     StoreWarning,
     WattwiseError,
 )
-from wattwise.meters import COMPONENT_ATTRIBUTION, BaseMeter, MeterInfo, component_of
+from wattwise.meters import BaseMeter, MeterInfo
 from wattwise.store import (
     SCHEMA_VERSION,
     BaseRunStore,
@@ -52,9 +51,9 @@ from wattwise.store import (
     identity,
 )
 from wattwise.tracking._active import _points, active_run, current
-from wattwise.tracking._attribution import gpu_share
 from wattwise.tracking._kind import RunKind, role_for, run_kind
-from wattwise.tracking._proctree import ProcessTree, machine_busy_cpu_s, total_memory_bytes
+from wattwise.tracking._proctree import ProcessTree
+from wattwise.tracking._sampler import ATTRIBUTION, Sampler, meter_record
 from wattwise.tracking._writer import (
     START_TIMEOUT_S,
     WRITE_TIMEOUT_S,
@@ -65,9 +64,6 @@ from wattwise.tracking._writer import (
 logger = logging.getLogger("wattwise")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: How energy of each component is attributed to a run's process tree.
-ATTRIBUTION = dict(COMPONENT_ATTRIBUTION)
 
 
 class RunState(enum.Enum):
@@ -208,7 +204,18 @@ class Run:
         self._token: contextvars.Token[Run | None] | None = None
         self._lock = threading.RLock()
         self._pending_metrics: list[tuple[int | None, str, float, float]] = []
-        self._pending_samples: list[tuple[float, str, float, float]] = []
+        #: Set by start(): the meters and their sums, the writer, the record.
+        self._sampler: Sampler | None = None
+        self._writer: LedgerWriter | None = None
+        self._record: dict[str, Any] = {}
+        self._fallbacks: list[str] = []
+        self._t0_wall = 0.0
+        self._ended_at: float | None = None
+        self._sampler_cpu_s = 0.0
+        self._cwd = Path.cwd()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._env_thread: threading.Thread | None = None
         self._last_metrics: dict[str, float] = {}
         self.warnings: list[str] = []
         self._warned: set[str] = set()
@@ -247,65 +254,44 @@ class Run:
                 self._on_warning(self.location.warning)
             elif self._emit_warnings:
                 warnings.warn(self.location.warning, LocationWarning, stacklevel=3)
+        chosen: list[BaseMeter] = []
         if self._only_given:
-            self._meters = list(self._given_meters)
-            self._fallbacks: list[str] = []
+            chosen = list(self._given_meters)
         else:
             try:
                 selection = meters.select_meters(self.settings.meters)
-                self._meters = [*selection.meters, *self._given_meters]
+                chosen = [*selection.meters, *self._given_meters]
                 self._fallbacks = list(selection.fallbacks)
             except (MeterUnavailableError, InvalidParameterError, ConfigError):
                 raise  # meters asked for by name that are not here: the user's to fix
             except Exception as err:
                 if self.strict:
                     raise
-                self._meters, self._fallbacks = [], []
+                chosen, self._fallbacks = [], []
                 self._warn_once("meters", f"no meter could be set up ({type(err).__name__}: "
                                 f"{err}); this run measures no energy")  # fmt: skip
         excluded = set(self.run_kind.excluded_components)
         if excluded:
-            kept = [m for m in self._meters if not set(m.components()) & excluded]
-            for meter in self._meters:
+            kept = [m for m in chosen if not set(m.components()) & excluded]
+            for meter in chosen:
                 if meter not in kept:
                     meter.close()
-            self._meters = kept
-        self._infos = {m.name: m.info() for m in self._meters}
-        self._meter_of: dict[str, BaseMeter] = {}
+            chosen = kept
         if isinstance(self._store_arg, BaseRunStore):
             self.store = self._store_arg
         else:  # opened lazily: a missing, locked or broken ledger costs nothing here
             self.store = get_store(self._store_arg, defer=True,
                                    busy_timeout_s=START_TIMEOUT_S)  # fmt: skip
-        self._writer = LedgerWriter(
+        self._writer = writer = LedgerWriter(
             self.id, self.store, owned=not isinstance(self._store_arg, BaseRunStore),
             strict=self.strict, warn=self._warn_once,
         )  # fmt: skip
 
-        self._tree = self.run_kind.make_tree(root_pid or os.getpid(), is_child)
-        self._total_mem = total_memory_bytes()
+        tree = self.run_kind.make_tree(root_pid or os.getpid(), is_child)
         self._t0_wall = time.time()
-        self._t0 = self._last_t = time.monotonic()
-        self._last_busy = machine_busy_cpu_s()
-        self._last_proc = self._tree.cpu_s()
-        self._last_reading: dict[str, float] = {}
-        for meter in list(self._meters):
-            try:
-                for key, joules in meter.read().items():
-                    self._last_reading[key] = joules
-                    self._meter_of[key] = meter
-            except Exception as err:
-                if self.strict:
-                    raise
-                self._meters.remove(meter)
-                self._warn_once(f"meter:{meter.name}", f"meter {meter.name} could not be read "
-                                f"and is left out of this run: {err}")  # fmt: skip
-        self._energy: dict[str, float] = {}
-        self._machine: dict[str, float] = {}
-        self._n_samples = 0
-        self._sampler_cpu_s = 0.0
+        self._sampler = Sampler(chosen, tree, strict=self.strict, warn=self._warn_once)
         self._cwd = Path.cwd()
-        self._record: dict[str, Any] = self._initial_record()
+        self._record = self._initial_record()
         if self.reproduces:
             self._record["reproduces"] = self.reproduces
         self._record["liveness"] = {"tracker": identity()}
@@ -319,18 +305,19 @@ class Run:
             region=self.location.zone, tags=self.tags, params=self.params,
             record=_copy(self._record), role=self.role,
         )  # fmt: skip
-        self._writer.insert(record)
+        writer.insert(record)
         if not isinstance(self._store_arg, BaseRunStore):
             self.store.busy_timeout_s = WRITE_TIMEOUT_S
         self.state = RunState.RUNNING
         _open_runs.add(self)
         _install_exit_hooks()
-        self._stop = threading.Event()
         self._env_thread = threading.Thread(
             target=self._capture_environment_safely, name="wattwise-env", daemon=True
         )
         self._env_thread.start()
-        self._thread = threading.Thread(target=self._sampler, name="wattwise-sampler", daemon=True)
+        self._thread = threading.Thread(
+            target=self._sample_loop, name="wattwise-sampler", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -341,8 +328,7 @@ class Run:
         next tick of the sampler, so readers can tell a lost tracker from a dead command.
         """
         with self._lock:
-            self._tree = self.run_kind.make_tree(pid, is_child)
-            self._last_proc = self._tree.cpu_s()
+            self._live_sampler().attach(self.run_kind.make_tree(pid, is_child))
             self._command_identity = identity(pid)
             self._record.setdefault("liveness", {})["command"] = self._command_identity
             self._flush_soon = True
@@ -351,13 +337,13 @@ class Run:
     def record(self) -> dict[str, Any]:
         """A copy of the run's record as it stands (command, location, meters, ...)."""
         with self._lock:
-            copied: dict[str, Any] = _copy(getattr(self, "_record", {}))
+            copied: dict[str, Any] = _copy(self._record)
         return copied
 
     @property
     def recorded_in(self) -> str:
         """Where this run's records went: ``ledger``, ``spool`` or ``nowhere`` (both failed)."""
-        writer = getattr(self, "_writer", None)
+        writer = self._writer
         if writer is None or (not writer.lost and writer.spooled_to is None):
             return "ledger"
         return "nowhere" if writer.lost else "spool"
@@ -365,7 +351,7 @@ class Run:
     @property
     def spooled_to(self) -> Path | None:
         """The spool file this run's records went to when the ledger refused them, or None."""
-        writer = getattr(self, "_writer", None)
+        writer = self._writer
         return writer.spooled_to if writer is not None else None
 
     def finish(
@@ -389,8 +375,10 @@ class Run:
         self.state = RunState.ENDED
         _open_runs.discard(self)
         self._stop.set()
-        self._thread.join()
-        self._env_thread.join()
+        for thread in (self._thread, self._env_thread):
+            if thread is not None:
+                thread.join()
+        sampler, writer = self._live_sampler(), self._live_writer()
         try:
             with self._io_lock:
                 with self._lock:
@@ -408,15 +396,11 @@ class Run:
                         self._record["error"] = error
                     ended = self._ended_at = time.time()
                     payload = self._payload(status=final, ended_at=ended, exit_code=exit_code)
-                self._writer.write(*payload, final=True)
+                writer.write(*payload, final=True)
         finally:
-            for meter in self._meters:
-                try:
-                    meter.close()
-                except Exception:  # a meter that cannot close must not fail the run
-                    logger.debug("wattwise: closing meter %s failed", meter.name)
-            self._writer.close()
-            if not hasattr(self, "_ended_at"):
+            sampler.close()
+            writer.close()
+            if self._ended_at is None:
                 self._ended_at = time.time()
             self._result = self._make_result(final, exit_code)
         return self._result
@@ -543,11 +527,11 @@ class Run:
     @property
     def meter_infos(self) -> dict[str, MeterInfo]:
         """How each meter of this run makes its figures (after start)."""
-        return dict(getattr(self, "_infos", {}))
+        return dict(self._sampler.infos) if self._sampler is not None else {}
 
     def wait_for_environment(self) -> None:
         """Block until the background capture of code, packages and hardware has ended."""
-        thread = getattr(self, "_env_thread", None)
+        thread = self._env_thread
         if thread is not None:
             thread.join()
 
@@ -637,29 +621,27 @@ class Run:
         Raises:
             RunStateError: The run has not started.
         """
-        tree: ProcessTree | None = getattr(self, "_tree", None)
-        if tree is None:
+        if self._sampler is None:
             msg = f"Run {self.id[:8]!r} has not started; its process tree exists after start()."
             raise RunStateError(msg)
-        return tree
+        return self._sampler.tree
+
+    def _live_sampler(self) -> Sampler:
+        """The sampler (the run has started: internal callers only)."""
+        assert self._sampler is not None, "the run has not started"
+        return self._sampler
+
+    def _live_writer(self) -> LedgerWriter:
+        """The ledger writer (the run has started: internal callers only)."""
+        assert self._writer is not None, "the run has not started"
+        return self._writer
 
     # -- internals --------------------------------------------------------------
 
     def _initial_record(self) -> dict[str, Any]:
         from wattwise.environment import redact_argv  # secrets never reach the record
 
-        infos = {
-            name: {
-                "method": info.method,
-                "source": info.source,
-                "assumptions": list(info.assumptions),
-                "band_fraction": info.band_fraction,
-                "band_source": info.band_source,
-                "band_meaning": info.band_meaning,
-                "details": info.details,
-            }
-            for name, info in self._infos.items()
-        }
+        infos = meter_record(self._live_sampler().infos)
         return {
             "schema_version": SCHEMA_VERSION,
             "tool": {"name": "wattwise", "version": __version__},
@@ -692,14 +674,8 @@ class Run:
     def _refresh_bands(self) -> None:
         """Take each meter's band for the load the run actually had (model meters' bands
         depend on the load range: idle and low load are wider), before the final write."""
-        for meter in self._meters:
-            try:
-                info = meter.info()
-            except Exception as err:  # keep the band from the start
-                logger.debug("wattwise: meter %s info failed: %s", meter.name, err)
-                continue
-            self._infos[meter.name] = info
-            entry = self._record.get("meters", {}).get(meter.name)
+        for name, info in self._live_sampler().refresh().items():
+            entry = self._record.get("meters", {}).get(name)
             if isinstance(entry, dict):
                 entry.update(band_fraction=info.band_fraction, band_source=info.band_source,
                              band_meaning=info.band_meaning,
@@ -737,15 +713,13 @@ class Run:
                 return
             self._warned.add(kind)
             self.warnings.append(text)
-            record = getattr(self, "_record", None)
-            if record is not None:
-                record.setdefault("warnings", []).append(text)
+            self._record.setdefault("warnings", []).append(text)
         if self._on_warning is not None:
             self._on_warning(text)
         elif self._emit_warnings:
             warnings.warn(f"wattwise: {text}", StoreWarning, stacklevel=2)
 
-    def _sampler(self) -> None:
+    def _sample_loop(self) -> None:
         start_cpu = time.thread_time()
         interval = self.settings.interval_s
         flush_every = self.settings.flush_s
@@ -754,7 +728,7 @@ class Run:
         while not self._stop.wait(interval):
             if not tidied:  # after the first interval: a short run pays nothing for it
                 tidied = True
-                self._writer.housekeeping()
+                self._live_writer().housekeeping()
             try:
                 with self._io_lock:
                     payload = None
@@ -805,97 +779,19 @@ class Run:
                 payload = self._payload()
             self._write(payload)
 
-    def _share(self, component: str, d_proc: float, d_busy: float, rss: int) -> float:
-        if component == "cpu":
-            if d_busy <= 0:
-                return 1.0 if d_proc > 0 else 0.0
-            return min(1.0, max(0.0, d_proc / d_busy))
-        if component == "dram":
-            return min(1.0, rss / self._total_mem) if self._total_mem else 0.0
-        return 1.0
-
-    def _gpu_shares(self, readings: Mapping[str, float]) -> dict[str, float]:
-        """Per GPU key, the run's share of the board's energy (see tracking._attribution)."""
-        keys = [k for k in readings if component_of(k) == "gpu"]
-        if not keys:
-            return {}
-        shares: dict[str, float] = {}
-        pids = self._tree.pids()
-        modes = self._record.setdefault("gpu_attribution", {})
-        for meter in {self._meter_of[k] for k in keys}:
-            lister = getattr(meter, "device_processes", None)
-            listed = lister() if callable(lister) else {}
-            for key in keys:
-                if self._meter_of[key] is meter:
-                    share, mode = gpu_share(listed.get(key), pids)
-                    shares[key] = share
-                    modes[key] = mode
-        return shares
-
     def _sample(self) -> None:
-        now = time.monotonic()
-        readings: dict[str, float] = {}
-        for meter in list(self._meters):
-            try:
-                for key, joules in meter.read().items():
-                    readings[key] = joules
-                    self._meter_of[key] = meter
-            except MeterError as err:
-                self._meters.remove(meter)
-                note = f"{meter.name} stopped working mid-run and was dropped: {err}"
-                self._record.setdefault("meter_errors", []).append(note)
-        proc = self._tree.cpu_s()
-        busy = machine_busy_cpu_s()
-        rss = self._tree.rss_bytes()
-        d_proc, d_busy = proc - self._last_proc, busy - self._last_busy
-        dt = now - self._last_t
-        gpu_shares = self._gpu_shares(readings)
-        step: dict[str, float] = {}
-        for key, joules in readings.items():
-            previous = self._last_reading.get(key)
-            self._last_reading[key] = joules
-            if previous is None:
-                continue
-            delta = max(0.0, joules - previous)
-            comp = component_of(key)
-            share = gpu_shares.get(key, 1.0) if comp == "gpu" else self._share(
-                comp, d_proc, d_busy, rss
-            )
-            self._machine[comp] = self._machine.get(comp, 0.0) + delta
-            step[comp] = step.get(comp, 0.0) + delta * share
-        for name, joules in step.items():
-            self._energy[name] = self._energy.get(name, 0.0) + joules
-            if dt > 0:
-                self._pending_samples.append(
-                    (round(now - self._t0, 3), name, joules / dt, self._energy[name])
-                )
-        self._last_t, self._last_proc, self._last_busy = now, proc, busy
-        self._n_samples += 1
-        self._record["sampler"]["samples"] = self._n_samples
-        self._record["cpu_time_s"] = proc
+        """Take a sample (call with ``_lock`` held) and put its facts in the record."""
+        sampler = self._live_sampler()
+        sampler.sample()
+        self._record["sampler"]["samples"] = sampler.n_samples
+        self._record["cpu_time_s"] = sampler.cpu_time_s
+        if sampler.gpu_modes:
+            self._record.setdefault("gpu_attribution", {}).update(sampler.gpu_modes)
+        if sampler.meter_errors:
+            self._record["meter_errors"] = list(sampler.meter_errors)
 
     def _components(self) -> list[ComponentEnergy]:
-        out = []
-        for comp in sorted(self._machine):
-            meter = next(
-                (self._meter_of[k] for k in self._meter_of if component_of(k) == comp), None
-            )
-            info = self._infos.get(meter.name) if meter else None
-            energy = self._energy.get(comp, 0.0)
-            frac = info.band_fraction if info else None
-            out.append(
-                ComponentEnergy(
-                    component=comp,
-                    energy_j=energy,
-                    machine_energy_j=self._machine[comp],
-                    band_j=None if frac is None else energy * frac,
-                    method=info.method if info else "unknown",
-                    meter=meter.name if meter else "unknown",
-                    source=info.source if info else "",
-                    info={"attribution": ATTRIBUTION.get(comp, "")},
-                )
-            )
-        return out
+        return self._live_sampler().components()
 
     def _totals(self) -> tuple[list[ComponentEnergy], float, float, float, float, float]:
         from wattwise.carbon import operational_co2e_g
@@ -928,7 +824,7 @@ class Run:
         }
         if status is not None:
             fields.update(status=status.value, ended_at=ended_at, exit_code=exit_code)
-        samples, self._pending_samples = self._pending_samples, []
+        samples = self._live_sampler().take_samples()
         metrics, self._pending_metrics = self._pending_metrics, []
         return fields, comps, samples, metrics
 
@@ -937,10 +833,10 @@ class Run:
         """Write a payload (with ``_io_lock`` held, ``_lock`` not): ledger, else spool."""
         fields, comps, samples, metrics = payload
         try:
-            self._writer.write(fields, comps, samples, metrics)
+            self._live_writer().write(fields, comps, samples, metrics)
         except BaseException:
             with self._lock:  # strict mode: keep them for the next flush
-                self._pending_samples[:0] = samples
+                self._live_sampler().pending[:0] = samples
                 self._pending_metrics[:0] = metrics
             raise
 
@@ -948,7 +844,7 @@ class Run:
         comps, energy, band, machine, co2e, co2e_band = self._totals()
         return RunResult(
             id=self.id, name=self.name, status=status.value, exit_code=exit_code,
-            duration_s=self._ended_at - self._t0_wall,
+            duration_s=(self._ended_at or time.time()) - self._t0_wall,
             energy_j=energy, energy_band_j=band, machine_energy_j=machine, co2e_g=co2e,
             co2e_band_g=co2e_band, region=self.location.zone,
             intensity_g_per_kwh=self.intensity.g_per_kwh, pue=self.pue.value,
