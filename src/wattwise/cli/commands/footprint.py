@@ -32,7 +32,7 @@ def main(args: argparse.Namespace) -> int:
     """Print the footprint (summed by the store: no run is loaded)."""
     from wattwise.store import open_store, store_footprint
 
-    store = open_store(args.store)
+    store = open_store(args.store, readonly=True)
     try:
         if args.by is not None:
             return _print_by(store, args.by, as_json=args.json)

@@ -46,7 +46,8 @@ def main(args: argparse.Namespace) -> int:
     """Export or import."""
     from wattwise.store import open_store
 
-    store = open_store(args.store)
+    # An export only reads: its store refuses every write.
+    store = open_store(args.store, readonly=args.action == "export")
     try:
         if args.action == "export":
             from wattwise.store._transfer import export_to_path

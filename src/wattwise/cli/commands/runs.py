@@ -48,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
     from wattwise.store import iso_utc, open_store
 
     limit = None if args.all else (args.limit or DEFAULT_LIMIT)
-    store = open_store(args.store)
+    store = open_store(args.store, readonly=True)
     try:
         runs = store.list_runs(
             status=args.status, limit=limit, offset=args.offset, newest_first=True
