@@ -29,12 +29,16 @@ $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
 
 # `make demo STORE=postgresql://user@host/db` records the demo in that ledger (any store URL;
 # the default is the embedded SQLite ledger, offline). The URL reaches every step through
-# WATTWISE_STORE; a password in it is never written to the ledger (prefer ~/.pgpass).
+# WATTWISE_STORE; wattwise hands its children the URL without the password, so a password
+# in STORE goes to them as PGPASSWORD (better: ~/.pgpass). It is never written to the ledger.
 STORE ?=
 demo: $(VENV)/.demo-deps
 	@case "$(STORE)" in postgres*) $(BIN)/python -c 'import psycopg' 2>/dev/null || \
 	  $(BIN)/pip install -q -e '.[postgres]';; esac
-	@$(if $(STORE),echo "demo ledger: WATTWISE_STORE=$$(echo '$(STORE)' | sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#')" && WATTWISE_STORE='$(STORE)' )$(BIN)/python examples/demo.py
+	@$(if $(STORE),echo "demo ledger: $$(echo '$(STORE)' | sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#')" && \
+	  export WATTWISE_STORE='$(STORE)' && \
+	  pw="$$($(BIN)/python -c 'import sys, urllib.parse as u; print(u.unquote(u.urlsplit(sys.argv[1]).password or ""))' '$(STORE)')" && \
+	  if [ -n "$$pw" ]; then export PGPASSWORD="$$pw"; fi && )$(BIN)/python examples/demo.py
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check src tests examples benchmarks scripts/*.py
