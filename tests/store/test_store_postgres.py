@@ -647,3 +647,36 @@ def apply_range(conn: Any, version: int) -> None:
             conn.execute(statement)
         conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, 0)",
                      (migration.version, migration.name))  # fmt: skip
+
+
+# -- end to end through the command line ------------------------------------------------------
+
+
+def test_the_command_line_on_a_server_ledger(
+    pg_cluster: PostgresCluster, pg_url: str, isolated_project: Path
+) -> None:
+    """The owner sets the ledger up, a run's child logs to it, the team's views read it."""
+    password = pg_cluster.password
+    env = {**os.environ, "WATTWISE_STORE": pg_url, "PGPASSWORD": password}
+
+    def wattwise(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "wattwise", *args], env=env, text=True,
+                              capture_output=True, timeout=300, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert password not in done.stdout + done.stderr
+        return done
+
+    wattwise("doctor", "--repair")
+    assert {"runs", "schema_migrations"} <= set(_tables(pg_url))
+    child = "import wattwise; wattwise.log(step=0, acc=0.5)"
+    wattwise("run", "--name", "e2e", "--tag", "demo", "--", sys.executable, "-c", child)
+    [row] = json.loads(wattwise("runs", "--json").stdout)
+    assert (row["name"], row["status"]) == ("e2e", "finished")
+    with PostgresRunStore(pg_url, readonly=True) as store:
+        run = store.get_run(row["id"])
+        assert store.metrics(run.id)[0][1:3] == ("acc", 0.5)  # the child wrote it directly
+        assert run.user and run.energy_j > 0
+    by_user = json.loads(wattwise("footprint", "--by", "user", "--json").stdout)
+    assert [(g["group"], g["total"]["runs"]) for g in by_user["groups"]] == [(run.user, 1)]
+    assert not list((isolated_project / ".wattwise").glob("spool/*.jsonl"))  # nothing spooled
+    assert password not in _dump(pg_url)
