@@ -194,3 +194,33 @@ def test_a_run_resynced_into_a_replaced_ledger_keeps_its_user(
     assert (got.user, got.energy_j) == (login_name(), 5.0)
     assert store.metrics(run.id) == [(0, "loss", 1.0, 0.0)]
     store.close()
+
+
+def test_a_schema_3_ledger_is_read_in_place_without_a_copy(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path)
+    for migration in MIGRATIONS[:3]:
+        for statement in migration.sqlite:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute(
+        "INSERT INTO runs (id, name, kind, status, started_at, heartbeat_at, host, pid, "
+        "energy_j, study_id) VALUES ('r3aaaaaa', 'old', 'trial', 'finished', 1e9, 1e9, 'h', 1, "
+        "7.0, 's')"
+    )
+    conn.commit()
+    conn.close()
+    reader = get_store(str(path), readonly=True)
+    run = reader.get_run("r3aaaaaa")
+    assert (run.user, run.role, run.energy_j) == (None, None, 7.0)
+    assert [(r.role, r.runs) for r in reader.aggregate("user")] == [("tuning", 1)]
+    files = [row[2] for row in reader._conn.execute("PRAGMA database_list")]
+    assert str(path) in files  # the file itself, not a copy in memory
+    assert reader.schema_version() == 3
+    writer = get_store(str(path))
+    writer.insert_run(make_run(name="new"))
+    writer.close()
+    assert reader.schema_version() == SCHEMA_VERSION
+    assert sorted(r.name for r in reader.list_runs()) == ["new", "old"]
+    fresh = get_store(str(path), readonly=True)
+    assert {r.name: r.user for r in fresh.list_runs()} == {"old": None, "new": login_name()}

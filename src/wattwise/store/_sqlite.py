@@ -302,6 +302,8 @@ class SQLiteRunStore(BaseRunStore):
                 if immutable or "unable to open" not in str(err):
                     raise
         assert conn is not None
+        if version == _ADDITIVE_FROM and _view_v4(conn):
+            version = SCHEMA_VERSION  # read in place through a view (nothing copied)
         if version < SCHEMA_VERSION:
             # An older (or empty) ledger: upgrade a copy in memory; only writers migrate.
             # (Judged on the copy: another process may be creating the file right now.)
@@ -1126,6 +1128,26 @@ def _memory_ledger(*, migrate: bool = True) -> sqlite3.Connection:
     if migrate:
         _migrate(conn, 0)
     return conn
+
+
+#: From this version on, the pending migrations only add nullable columns (and indexes), so
+#: a reader sees the current schema through a view instead of copying the ledger.
+_ADDITIVE_FROM = 3
+_V3_COLUMNS = [c for c in _RUN_COLUMNS if c not in ("user", "role")]
+
+
+def _view_v4(conn: sqlite3.Connection) -> bool:
+    """Show a schema-3 ledger's runs with ``user`` and ``role`` (NULL) through a temporary
+    view that shadows the table on this read-only connection; False if it cannot."""
+    columns = ", ".join(f'"{c}"' for c in _V3_COLUMNS)
+    try:
+        conn.execute(
+            f'CREATE TEMP VIEW runs AS SELECT {columns}, NULL AS "user", NULL AS role '
+            "FROM main.runs"
+        )
+    except sqlite3.Error:
+        return False
+    return True
 
 
 def _version(conn: sqlite3.Connection) -> int:
