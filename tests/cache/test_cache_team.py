@@ -204,11 +204,5 @@ def test_the_second_user_reuses_the_first_users_entry_and_books_the_saving(
         assert secret not in _ledger_text(ledger)
 
     # Who each run belongs to, as the ledger says: the saving is bob's.
-    users = (runs[alice["run_id"]].user, runs[bob["run_id"]].user)
-    if backend == "postgresql" and users == (None, None):
-        pytest.xfail(
-            "the PostgreSQL ledger does not fill in a run's user yet (the SQLite one does, in "
-            "insert_run; tracking is to set it from the run's kind): everything else passed"
-        )
-    assert users == ("alice", "bob")
+    assert (runs[alice["run_id"]].user, runs[bob["run_id"]].user) == ("alice", "bob")
     assert stat.S_IMODE((base / "bob").stat().st_mode) == 0o700
