@@ -39,14 +39,18 @@ def cache_key(text: str) -> str:
     return text.strip()
 
 
+#: The largest count a ledger query takes (SQLite and PostgreSQL integers are 64-bit).
+MAX_COUNT = 2**63 - 1
+
+
 def positive_int(text: str) -> int:
-    """An integer >= 1 (``--limit``)."""
+    """An integer from 1 to :data:`MAX_COUNT` (``--limit``)."""
     try:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
-        msg = f"got {text!r}, but it must be a whole number >= 1"
+    if not 1 <= value <= MAX_COUNT:
+        msg = f"got {text!r}, but it must be a whole number from 1 to {MAX_COUNT}"
         raise argparse.ArgumentTypeError(msg)
     return value
 

@@ -21,8 +21,8 @@ def _offset(text: str) -> int:
         value = int(text)
     except ValueError:
         value = -1
-    if value < 0:
-        msg = f"got {text!r}, but it must be a whole number >= 0"
+    if not 0 <= value <= _args.MAX_COUNT:
+        msg = f"got {text!r}, but it must be a whole number from 0 to {_args.MAX_COUNT}"
         raise argparse.ArgumentTypeError(msg)
     return value
 
