@@ -97,9 +97,9 @@ def main() -> int:
             starts_bare.append(timed(py, env))
             wrapped = [sys.executable, "-m", "wattwise", "run", "-q", "--", *py]
             starts_run.append(timed(wrapped, env))
-        from wattwise.store import SQLiteRunStore
+        from wattwise.store import get_store
 
-        store = SQLiteRunStore(root / ".wattwise" / "ledger.db")
+        store = get_store(str(root / ".wattwise" / "ledger.db"), readonly=True)
         long_runs = [r for r in store.list_runs() if r.name == "bench"]
         sampler = [
             r.record["sampler"]["cpu_s"] / r.duration_s for r in long_runs if r.duration_s > 0
