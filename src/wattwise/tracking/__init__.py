@@ -23,7 +23,8 @@ from wattwise.tracking._active import (
 from wattwise.tracking._command import run_command
 from wattwise.tracking._kind import RunKind, register_run_kind, run_kind
 from wattwise.tracking._proctree import ProcessTree
-from wattwise.tracking._run import Run, RunResult, RunState, track
+from wattwise.tracking._result import RunResult
+from wattwise.tracking._run import Run, RunState, track
 from wattwise.tracking._sampler import ATTRIBUTION
 from wattwise.tracking._writer import strict_from_env
 

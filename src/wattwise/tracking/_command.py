@@ -20,7 +20,8 @@ from typing import Any
 
 from wattwise.exceptions import CommandNotStartedError, InvalidParameterError
 from wattwise.store import RunStatus
-from wattwise.tracking._run import Run, RunResult
+from wattwise.tracking._result import RunResult
+from wattwise.tracking._run import Run
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 

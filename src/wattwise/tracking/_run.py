@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextvars
-import dataclasses
 import enum
 import functools
 import json
@@ -26,7 +25,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from wattwise import __version__
 from wattwise._config import Settings, load_settings
@@ -53,6 +52,7 @@ from wattwise.store import (
 from wattwise.tracking._active import _points, active_run, current
 from wattwise.tracking._kind import RunKind, role_for, run_kind
 from wattwise.tracking._proctree import ProcessTree
+from wattwise.tracking._result import RunResult
 from wattwise.tracking._sampler import ATTRIBUTION, Sampler, meter_record
 from wattwise.tracking._writer import (
     START_TIMEOUT_S,
@@ -61,9 +61,13 @@ from wattwise.tracking._writer import (
     strict_from_env,
 )
 
+if TYPE_CHECKING:  # carbon loads when a run starts
+    from wattwise.carbon import Intensity, Location, Pue
+
 logger = logging.getLogger("wattwise")
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class RunState(enum.Enum):
@@ -72,54 +76,6 @@ class RunState(enum.Enum):
     CREATED = "created"
     RUNNING = "running"
     ENDED = "ended"
-
-
-@dataclasses.dataclass(frozen=True)
-class RunResult:
-    """What a finished run cost. Units are in the names.
-
-    Attributes:
-        id: Run id in the ledger.
-        name: Run name.
-        status: ``finished`` | ``failed`` | ``crashed``.
-        exit_code: The command's exit code (``wattwise run``), else None.
-        duration_s: Wall time in seconds.
-        energy_j: Energy attributed to the run, all components, in joules (before PUE).
-        energy_band_j: Half-width of the uncertainty band of ``energy_j``, in joules.
-        machine_energy_j: Energy of the whole machine over the run, in joules.
-        co2e_g: Operational emissions, energy × PUE × grid intensity, in gCO2e.
-        co2e_band_g: Half-width of the band of ``co2e_g`` (energy band only), in gCO2e.
-        region: Grid zone the intensity was taken for.
-        intensity_g_per_kwh: Grid intensity used, in gCO2e per kWh.
-        pue: Power usage effectiveness applied.
-        components: Energy per component with method and source.
-    """
-
-    id: str
-    name: str
-    status: str
-    exit_code: int | None
-    duration_s: float
-    energy_j: float
-    energy_band_j: float
-    machine_energy_j: float
-    co2e_g: float
-    co2e_band_g: float
-    region: str | None
-    intensity_g_per_kwh: float
-    pue: float
-    components: tuple[ComponentEnergy, ...]
-
-    @property
-    def energy_kwh(self) -> float:
-        """``energy_j`` in kWh."""
-        return self.energy_j / 3.6e6
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON shape, with the CLI's field names."""
-        data = dataclasses.asdict(self)
-        data["components"] = [c.to_dict() for c in self.components]
-        return data
 
 
 class Run:
@@ -204,7 +160,13 @@ class Run:
         self._token: contextvars.Token[Run | None] | None = None
         self._lock = threading.RLock()
         self._pending_metrics: list[tuple[int | None, str, float, float]] = []
-        #: Set by start(): the meters and their sums, the writer, the record.
+        #: Set by start(): settings, where and what the energy costs, the ledger, the meters
+        #: and their sums, the writer, the record.
+        self._settings: Settings | None = None
+        self._location: Location | None = None
+        self._intensity: Intensity | None = None
+        self._pue: Pue | None = None
+        self._store: BaseRunStore | None = None
         self._sampler: Sampler | None = None
         self._writer: LedgerWriter | None = None
         self._record: dict[str, Any] = {}
@@ -240,14 +202,15 @@ class Run:
         from wattwise import carbon, meters
 
         root = find_project_root()
-        self.settings: Settings = self._load_settings(root)
-        self.location = carbon.resolve_location(self._region, config_region=self.settings.region)
-        self.intensity = carbon.intensity_for(
+        self._settings = self._load_settings(root)
+        self._location = carbon.resolve_location(self._region,
+                                                 config_region=self.settings.region)  # fmt: skip
+        self._intensity = carbon.intensity_for(
             self.location,
             scope=self.settings.intensity_scope,  # type: ignore[arg-type]
             override_g_per_kwh=self.settings.intensity_g_per_kwh,
         )
-        self.pue = carbon.pue_for(self.location, override=self.settings.pue)
+        self._pue = carbon.pue_for(self.location, override=self.settings.pue)
         if self.location.warning:
             self.warnings.append(self.location.warning)
             if self._on_warning is not None:
@@ -278,9 +241,9 @@ class Run:
                     meter.close()
             chosen = kept
         if isinstance(self._store_arg, BaseRunStore):
-            self.store = self._store_arg
+            self._store = self._store_arg
         else:  # opened lazily: a missing, locked or broken ledger costs nothing here
-            self.store = get_store(self._store_arg, defer=True,
+            self._store = get_store(self._store_arg, defer=True,
                                    busy_timeout_s=START_TIMEOUT_S)  # fmt: skip
         self._writer = writer = LedgerWriter(
             self.id, self.store, owned=not isinstance(self._store_arg, BaseRunStore),
@@ -320,6 +283,42 @@ class Run:
         )
         self._thread.start()
         return self
+
+    # -- what start() decided ---------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the run started with (config files, environment, arguments)."""
+        return self._started(self._settings)
+
+    @property
+    def location(self) -> Location:
+        """Where the energy was spent (grid zone, and how it was decided)."""
+        return self._started(self._location)
+
+    @property
+    def intensity(self) -> Intensity:
+        """The grid intensity applied, with its source."""
+        return self._started(self._intensity)
+
+    @property
+    def pue(self) -> Pue:
+        """The power usage effectiveness applied, with its source."""
+        return self._started(self._pue)
+
+    @property
+    def store(self) -> BaseRunStore:
+        """The ledger this run writes to."""
+        return self._started(self._store)
+
+    def _started(self, value: T | None) -> T:
+        if value is None:
+            msg = (
+                f"Run {self.id[:8]!r} has not started; its settings, location, intensity, "
+                "PUE and ledger exist after start() (or inside the 'with' block)."
+            )
+            raise RunStateError(msg)
+        return value
 
     def attach(self, pid: int, *, is_child: bool = True) -> None:
         """Attribute energy to the tree rooted at ``pid`` from now on (``wattwise run``).
