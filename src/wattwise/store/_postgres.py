@@ -73,6 +73,11 @@ if TYPE_CHECKING:
 #: Margin added to a remote run's stale window (3 of its own flush intervals + this).
 STALE_AFTER_S = 30.0
 _CONNECT_TIMEOUT_S = 10
+_NET_DEFAULTS: dict[str, Any] = {
+    "connect_timeout": _CONNECT_TIMEOUT_S, "application_name": "wattwise", "keepalives": 1,
+    "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}  # fmt: skip
 _RETRIES = 5
 _BATCH = 10_000
 #: Advisory-lock keys: (namespace, key) pairs so they never meet another application's.
@@ -245,10 +250,13 @@ class PostgresRunStore(BaseRunStore):
         import psycopg
 
         self._drop()
-        conn = psycopg.connect(
-            self._conninfo, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S,
-            application_name="wattwise",
-        )  # fmt: skip
+        given = {k.lower() for k, _ in urllib.parse.parse_qsl(
+            urllib.parse.urlsplit(self._conninfo).query)}  # fmt: skip
+        # A server that vanishes mid-write (network gone) must not hang the run's writer for
+        # ever: TCP keepalives and a send timeout end the wait (the records then spool).
+        # Settings given in the URL win.
+        options = {k: v for k, v in _NET_DEFAULTS.items() if k not in given}
+        conn = psycopg.connect(self._conninfo, autocommit=True, **options)
         try:
             if self.readonly:
                 conn.execute("SET default_transaction_read_only = on")
