@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -224,3 +225,18 @@ def test_a_schema_3_ledger_is_read_in_place_without_a_copy(tmp_path: Path) -> No
     assert sorted(r.name for r in reader.list_runs()) == ["new", "old"]
     fresh = get_store(str(path), readonly=True)
     assert {r.name: r.user for r in fresh.list_runs()} == {"old": None, "new": login_name()}
+
+
+def test_a_spooled_run_keeps_the_user_of_the_process_that_ran_it(tmp_path: Path) -> None:
+    from wattwise.store import Spool, read_spool
+
+    store = get_store(str(tmp_path / "l.db"))
+    run = make_run()
+    spool = Spool(store.path, run.id, dataclasses.asdict(run))
+    path = spool.append({"fields": {"energy_j": 1.0}}, reason="ledger locked")
+    spool.close()
+    spooled = read_spool(path)
+    assert spooled is not None
+    assert store.merge_spooled(spooled) == 1
+    assert store.get_run(run.id).user == login_name()
+    store.close()

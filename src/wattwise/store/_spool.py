@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from wattwise.exceptions import StoreError
 from wattwise.store import _liveness
+from wattwise.store._model import login_name
 
 if TYPE_CHECKING:
     from wattwise.store._base import BaseRunStore
@@ -74,6 +75,9 @@ class Spool:
     def __init__(self, ledger: Path, run_id: str, run: dict[str, Any] | None) -> None:
         self.ledger = Path(ledger)
         self.run_id = run_id
+        if run is not None and run.get("user") is None:
+            # Written by the run's own process: whoever merges it later, the run is ours.
+            run = {**run, "user": login_name()}
         self.run = run
         self.path: Path | None = None
         self.lines = 0
