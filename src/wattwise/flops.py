@@ -184,3 +184,37 @@ class StepCounter:
     def active(self) -> bool:
         """Whether counting is under way."""
         return self._active
+
+
+def flops_record(
+    flops_per_step: float, *, steps: int = 1, samples_per_step: float | None = None,
+    flops_total: float | None = None, samples_total: float | None = None,
+    source: str = "user", passes: str = "forward", method: str = METHOD,
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The ``flops`` field of a run record (see ``Run.record_flops`` for the arguments).
+
+    Totals default to per step × ``steps``.
+
+    Raises:
+        InvalidParameterError: A count is negative or not finite, or steps < 0.
+    """
+    for name, number in (("flops_per_step", flops_per_step), ("flops_total", flops_total),
+                         ("samples_per_step", samples_per_step),
+                         ("samples_total", samples_total)):  # fmt: skip
+        if number is not None and not (0 <= float(number) < float("inf")):
+            msg = f"The {name!r} parameter must be a number >= 0. Got {number!r} instead."
+            raise InvalidParameterError(msg)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        msg = f"The 'steps' parameter must be an int >= 0. Got {steps!r} instead."
+        raise InvalidParameterError(msg)
+    total = flops_total if flops_total is not None else flops_per_step * steps
+    samples = samples_total
+    if samples is None and samples_per_step is not None:
+        samples = samples_per_step * steps
+    return {
+        "flops_per_step": float(flops_per_step), "steps": steps,
+        "flops_total": float(total), "samples_per_step": samples_per_step,
+        "samples_total": samples, "passes": passes, "method": method, "source": source,
+        **dict(details or {}),
+    }  # fmt: skip

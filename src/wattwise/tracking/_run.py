@@ -592,26 +592,15 @@ class Run:
         Raises:
             InvalidParameterError: A count is negative or not finite, or steps < 0.
         """
-        for name, number in (("flops_per_step", flops_per_step), ("flops_total", flops_total),
-                             ("samples_per_step", samples_per_step),
-                             ("samples_total", samples_total)):  # fmt: skip
-            if number is not None and not (0 <= float(number) < float("inf")):
-                msg = f"The {name!r} parameter must be a number >= 0. Got {number!r} instead."
-                raise InvalidParameterError(msg)
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            msg = f"The 'steps' parameter must be an int >= 0. Got {steps!r} instead."
-            raise InvalidParameterError(msg)
-        total = flops_total if flops_total is not None else flops_per_step * steps
-        samples = samples_total
-        if samples is None and samples_per_step is not None:
-            samples = samples_per_step * steps
+        from wattwise.flops import flops_record
+
+        found = flops_record(
+            flops_per_step, steps=steps, samples_per_step=samples_per_step,
+            flops_total=flops_total, samples_total=samples_total, source=source,
+            passes=passes, method=method, details=details,
+        )  # fmt: skip
         with self._lock:
-            self._record["flops"] = {
-                "flops_per_step": float(flops_per_step), "steps": steps,
-                "flops_total": float(total), "samples_per_step": samples_per_step,
-                "samples_total": samples, "passes": passes, "method": method, "source": source,
-                **dict(details or {}),
-            }  # fmt: skip
+            self._record["flops"] = found
 
     @property
     def tree(self) -> ProcessTree:
