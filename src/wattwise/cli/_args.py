@@ -50,7 +50,7 @@ def positive_int(text: str) -> int:
     except ValueError:
         value = 0
     if not 1 <= value <= MAX_COUNT:
-        msg = f"got {text!r}, but it must be a whole number from 1 to {MAX_COUNT}"
+        msg = f"got {text!r}, but it must be a whole number >= 1 (at most {MAX_COUNT})"
         raise argparse.ArgumentTypeError(msg)
     return value
 

@@ -22,7 +22,7 @@ def _offset(text: str) -> int:
     except ValueError:
         value = -1
     if not 0 <= value <= _args.MAX_COUNT:
-        msg = f"got {text!r}, but it must be a whole number from 0 to {_args.MAX_COUNT}"
+        msg = f"got {text!r}, but it must be a whole number >= 0 (at most {_args.MAX_COUNT})"
         raise argparse.ArgumentTypeError(msg)
     return value
 
