@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wattwise.exceptions import ConfigError
+from wattwise.exceptions import ConfigError, StoreCorruptError
 
 if TYPE_CHECKING:
     from wattwise.store._model import ComponentEnergy, RunRecord
@@ -366,6 +366,24 @@ class BaseRunStore(abc.ABC):
     @abc.abstractmethod
     def schema_version(self) -> int:
         """The schema version the ledger is at (0: not created yet). Reads only."""
+
+
+def verified_artifact(content: bytes, digest: str, *, name: str, run_id: str,
+                      where: object) -> bytes:
+    """``content`` if its sha256 is ``digest``, for every backend's ``get_artifact``.
+
+    Raises:
+        StoreCorruptError: The content does not match its hash.
+    """
+    import hashlib
+
+    if hashlib.sha256(content).hexdigest() != digest:
+        msg = (
+            f"Artifact {name!r} of run {run_id[:8]!r} in {where} does not match its sha256; "
+            "the ledger is damaged. Restore it from a backup."
+        )
+        raise StoreCorruptError(msg)
+    return content
 
 
 def check_group_by(group_by: str) -> None:

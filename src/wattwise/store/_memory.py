@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wattwise.exceptions import RunNotFoundError, StoreCorruptError, StoreError
+from wattwise.exceptions import RunNotFoundError, StoreError
 from wattwise.store import _liveness
 from wattwise.store._base import (
     AggregateRow,
@@ -36,6 +36,7 @@ from wattwise.store._base import (
     declared_role,
     group_values,
     rows_from_sums,
+    verified_artifact,
 )
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, login_name
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
@@ -493,13 +494,8 @@ class MemoryRunStore(BaseRunStore):
             content = None if meta is None else self._db.blobs.get(meta["sha256"])
         if meta is None or content is None:
             return None
-        if hashlib.sha256(content).hexdigest() != meta["sha256"]:
-            msg = (
-                f"Artifact {name!r} of run {run_id[:8]!r} in {self.url} does not match its "
-                "sha256; the ledger is damaged."
-            )
-            raise StoreCorruptError(msg)
-        return content
+        return verified_artifact(content, meta["sha256"], name=name, run_id=run_id,
+                                 where=self.url)
 
     def artifacts(self, run_id: str) -> list[dict[str, Any]]:
         """A run's artifacts without content, by name."""

@@ -60,6 +60,7 @@ from wattwise.store._base import (
     Sample,
     check_group_by,
     local_path_for,
+    verified_artifact,
 )
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, login_name
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
@@ -994,13 +995,7 @@ class PostgresRunStore(BaseRunStore):
         if found is None:
             return None
         digest, content = found
-        if hashlib.sha256(content).hexdigest() != digest:
-            msg = (
-                f"Artifact {name!r} of run {run_id[:8]!r} in {self._public} does not match its "
-                "sha256; the ledger is damaged. Restore it from a backup."
-            )
-            raise StoreCorruptError(msg)
-        return content
+        return verified_artifact(content, digest, name=name, run_id=run_id, where=self._public)
 
     def artifacts(self, run_id: str) -> list[dict[str, Any]]:
         """A run's artifacts without their content, by name."""

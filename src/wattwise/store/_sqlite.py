@@ -40,6 +40,7 @@ from wattwise.store._base import (
     declared_role,
     group_values,
     rows_from_sums,
+    verified_artifact,
 )
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, login_name
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
@@ -791,13 +792,7 @@ class SQLiteRunStore(BaseRunStore):
         if found is None:
             return None
         digest, content = found
-        if hashlib.sha256(content).hexdigest() != digest:
-            msg = (
-                f"Artifact {name!r} of run {run_id[:8]!r} in {self.path} does not match its "
-                "sha256; the ledger is damaged. Restore it from a backup."
-            )
-            raise StoreCorruptError(msg)
-        return content
+        return verified_artifact(content, digest, name=name, run_id=run_id, where=self.path)
 
     def artifacts(self, run_id: str) -> list[dict[str, Any]]:
         """A run's artifacts without their content: ``name``, ``sha256``, ``size_bytes``."""
