@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         setup_energy_j,
     )
     from wattwise.tuning._records import StudyRecord, TrialRecord
+    from wattwise.tuning._tree import StudyRun
     from wattwise.tuning._trial import BudgetExhaustedError, Trial
     from wattwise.tuning._tuner import TrialSummary, TuneResult, tune
 
@@ -52,6 +53,7 @@ _LAZY = {
     "BudgetExhaustedError": "_trial",
     "Spent": "_budget",
     "StudyRecord": "_records",
+    "StudyRun": "_tree",
     "Trial": "_trial",
     "TrialRecord": "_records",
     "TrialSummary": "_tuner",
@@ -70,6 +72,7 @@ __all__ = [
     "BudgetExhaustedError",
     "Spent",
     "StudyRecord",
+    "StudyRun",
     "Trial",
     "TrialRecord",
     "TrialSummary",
