@@ -23,7 +23,9 @@ Quick start::
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from wattwise import _lazy
 
 __version__ = "0.1.0"
 
@@ -64,18 +66,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Load public names on first use, so ``import wattwise`` stays cheap."""
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module 'wattwise' has no attribute {name!r}"
-        raise AttributeError(msg)
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return list(__all__)
+# Public names load on first use, so ``import wattwise`` stays cheap.
+__getattr__, __dir__ = _lazy.lazy_attributes(__name__, _LAZY, globals())

@@ -18,8 +18,9 @@ start path loads the redaction rules only, not git, metadata and interpreter cod
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from wattwise import _lazy
 
 if TYPE_CHECKING:
     from wattwise.environment._capture import (
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     )
 
 #: Public name → (module, name there).
-_LAZY: dict[str, tuple[str, str]] = {
+_LAZY: _lazy.LazyTable = {
     "DIFF_ARTIFACT": ("wattwise.environment._capture", "DIFF_ARTIFACT"),
     "DIFF_MAX_BYTES": ("wattwise.environment._capture", "DIFF_MAX_BYTES"),
     "DIFF_STAT_ARTIFACT": ("wattwise.environment._capture", "DIFF_STAT_ARTIFACT"),
@@ -75,20 +76,7 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Load a public name from its module on first use (PEP 562)."""
-    try:
-        module, attribute = _LAZY[name]
-    except KeyError:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg) from None
-    value = getattr(importlib.import_module(module), attribute)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = _lazy.lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = [

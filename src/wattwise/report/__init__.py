@@ -18,7 +18,9 @@ Nothing here imports matplotlib, torch or mlflow at import time.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from wattwise import _lazy
 
 if TYPE_CHECKING:
     from wattwise.report._attributions import DataCredit, data_credits
@@ -68,7 +70,7 @@ if TYPE_CHECKING:
 
 # Loaded on first use: the CLI reads the exporter registry to build its parser, and
 # ``wattwise run`` must not pay for the renderers.
-_LAZY: dict[str, tuple[str, str]] = {
+_LAZY: _lazy.LazyTable = {
     "CODECARBON_COLUMNS": ("wattwise.report._codecarbon", "COLUMNS"),
     "CodecarbonCsvExporter": ("wattwise.report._exporters", "CodecarbonCsvExporter"),
     "DataCredit": ("wattwise.report._attributions", "DataCredit"),
@@ -165,17 +167,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    found = _LAZY.get(name)
-    if found is None:
-        msg = f"module 'wattwise.report' has no attribute {name!r}"
-        raise AttributeError(msg)
-    import importlib
-
-    value = getattr(importlib.import_module(found[0]), found[1])
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy.lazy_attributes(__name__, _LAZY, globals())

@@ -24,8 +24,9 @@ Names load on first use (PEP 562): importing this package costs nothing until on
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from wattwise import _lazy
 
 if TYPE_CHECKING:
     from wattwise.environment import (
@@ -70,7 +71,7 @@ if TYPE_CHECKING:
 
 #: Public name → (module, name there). The environment's names and the two recording
 #: functions keep their old home here (``from wattwise.repro import capture`` still works).
-_LAZY: dict[str, tuple[str, str]] = {
+_LAZY: _lazy.LazyTable = {
     "DIFF_ARTIFACT": ("wattwise.environment", "DIFF_ARTIFACT"),
     "DIFF_MAX_BYTES": ("wattwise.environment", "DIFF_MAX_BYTES"),
     "DIFF_STAT_ARTIFACT": ("wattwise.environment", "DIFF_STAT_ARTIFACT"),
@@ -108,20 +109,7 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Load a public name from its module on first use (PEP 562)."""
-    try:
-        module, attribute = _LAZY[name]
-    except KeyError:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg) from None
-    value = getattr(importlib.import_module(module), attribute)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = _lazy.lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = [

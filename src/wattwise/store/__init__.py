@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from wattwise import _lazy
 from wattwise.store._base import (
     GROUP_BY,
     ROLES,
@@ -50,17 +51,12 @@ if TYPE_CHECKING:
         read_spool,
     )
 
-_LAZY = frozenset({"Merged", "Spool", "SpoolFile", "merge_spools", "pending_spools", "read_spool"})
-
-
-def __getattr__(name: str) -> Any:
-    """The spool's names load on first use: a run that never spools never imports it."""
-    if name in _LAZY:
-        from wattwise.store import _spool
-
-        return getattr(_spool, name)
-    msg = f"module 'wattwise.store' has no attribute {name!r}"
-    raise AttributeError(msg)
+# The spool's names load on first use: a run that never spools never imports it.
+_LAZY: _lazy.LazyTable = dict.fromkeys(
+    ("Merged", "Spool", "SpoolFile", "merge_spools", "pending_spools", "read_spool"),
+    "wattwise.store._spool",
+)
+__getattr__, __dir__ = _lazy.lazy_attributes(__name__, _LAZY, globals())
 
 
 def open_store(

@@ -29,7 +29,9 @@ Quick start::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from wattwise import _lazy
 
 if TYPE_CHECKING:
     from wattwise.tuning._budget import Budget, Spent
@@ -47,23 +49,23 @@ if TYPE_CHECKING:
 
 # Loaded on first use: readers of study records (the report) need neither the tuner nor
 # the executors, and nothing here imports Optuna until a study runs.
-_LAZY = {
-    "AvoidedEstimate": "_pareto",
-    "Budget": "_budget",
-    "BudgetExhaustedError": "_trial",
-    "Spent": "_budget",
-    "StudyRecord": "_records",
-    "StudyRun": "_tree",
-    "Trial": "_trial",
-    "TrialRecord": "_records",
-    "TrialSummary": "_tuner",
-    "TuneResult": "_tuner",
-    "estimate_avoided": "_pareto",
-    "load_module": "_executors",
-    "load_objective": "_executors",
-    "pareto_front": "_pareto",
-    "setup_energy_j": "_pareto",
-    "tune": "_tuner",
+_LAZY: _lazy.LazyTable = {
+    "AvoidedEstimate": "._pareto",
+    "Budget": "._budget",
+    "BudgetExhaustedError": "._trial",
+    "Spent": "._budget",
+    "StudyRecord": "._records",
+    "StudyRun": "._tree",
+    "Trial": "._trial",
+    "TrialRecord": "._records",
+    "TrialSummary": "._tuner",
+    "TuneResult": "._tuner",
+    "estimate_avoided": "._pareto",
+    "load_module": "._executors",
+    "load_objective": "._executors",
+    "pareto_front": "._pareto",
+    "setup_energy_j": "._pareto",
+    "tune": "._tuner",
 }
 
 __all__ = [
@@ -86,17 +88,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module 'wattwise.tuning' has no attribute {name!r}"
-        raise AttributeError(msg)
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy.lazy_attributes(__name__, _LAZY, globals())
