@@ -70,10 +70,16 @@ class Spool:
         run_id: The run.
         run: The run as it would have been inserted (``RunRecord`` fields), or None for a
             file that only carries metrics logged into a run owned by another process.
+        prefer_local: Try the user's state folder first (the ledger's folder may be on a
+            mount that hangs: a run whose ledger stopped answering spools there).
     """
 
-    def __init__(self, ledger: Path, run_id: str, run: dict[str, Any] | None) -> None:
+    def __init__(
+        self, ledger: Path, run_id: str, run: dict[str, Any] | None, *,
+        prefer_local: bool = False,
+    ) -> None:  # fmt: skip
         self.ledger = Path(ledger)
+        self.prefer_local = prefer_local
         self.run_id = run_id
         if run is not None and run.get("user") is None:
             # Written by the run's own process: whoever merges it later, the run is ours.
@@ -122,7 +128,8 @@ class Spool:
             "reason": reason, "created_at": time.time(),
         }  # fmt: skip
         data = (json.dumps(header, sort_keys=True, default=str) + "\n").encode()
-        for folder in spool_dirs(self.ledger):
+        folders = spool_dirs(self.ledger)
+        for folder in reversed(folders) if self.prefer_local else folders:
             if folder in self._failed_dirs:
                 continue
             path = folder / f"{self.run_id}-{os.getpid()}-{str(header['file_id'])[:8]}{SUFFIX}"
