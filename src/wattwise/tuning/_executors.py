@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wattwise.exceptions import InvalidParameterError, SearchError
+from wattwise.tracking import current_run
+from wattwise.tuning._records import RayPlacement
 from wattwise.tuning._tree import StudyTree
 from wattwise.tuning._trial import execute_trial, portable_error
 
@@ -399,11 +401,32 @@ class _RayWorker:
         return os.getpid()
 
     def run(self, spec: dict[str, Any]) -> dict[str, Any]:
-        outcome = execute_trial(self._objective, spec, self._channel, self._run_options)
+        placement = ray_placement()
+
+        def placed() -> None:  # the trial's run has started: say where it runs
+            run = current_run()
+            if run is not None:
+                run.annotate(RayPlacement.KEY, placement.to_record())
+
+        outcome = execute_trial(
+            self._objective, spec, self._channel, self._run_options, on_started=placed
+        )
+        outcome[RayPlacement.KEY] = placement.to_record()
         exc = outcome.get("exception")
         if exc is not None:
             outcome["exception"] = portable_error(exc)
         return outcome
+
+
+def ray_placement() -> RayPlacement:
+    """The Ray node and job this process runs in (an empty placement outside Ray)."""
+    try:
+        import ray
+
+        context = ray.get_runtime_context()
+        return RayPlacement(node_id=context.get_node_id(), job_id=context.get_job_id())
+    except Exception:  # not in a Ray worker, or a Ray without these: nothing to record
+        return RayPlacement()
 
 
 def _register_by_value(fn: Callable[..., Any] | None) -> None:

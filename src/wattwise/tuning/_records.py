@@ -1,9 +1,10 @@
 """What a study and its trials write into the ledger, as typed records.
 
 A study's driver run carries a :class:`StudyRecord` at ``record["extra"]["study"]``; each
-trial's run a :class:`TrialRecord` at ``record["extra"]["trial"]``. The tuner writes them
-with :meth:`to_record`; the report and anyone else reads them with :meth:`from_record`,
-never by string keys.
+trial's run a :class:`TrialRecord` at ``record["extra"]["trial"]``, and a trial that ran on
+a Ray cluster a :class:`RayPlacement` at ``record["extra"]["ray"]`` (its node and job).
+The tuner writes them with :meth:`to_record`; the report and anyone else reads them with
+:meth:`from_record`, never by string keys.
 
 Reading is lenient, because ledgers outlive releases: a record written by an older
 wattwise (or by hand) may lack fields or hold a value of the wrong type; such a field
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 #: Trial states a trial record may hold (Optuna's, lower-case).
@@ -136,6 +137,87 @@ class TrialRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class RayPlacement:
+    """Where a trial ran on a Ray cluster, as its run records it (``record["extra"]["ray"]``).
+
+    Written in the process that ran the trial (a Ray actor of ``wattwise.tune(...,
+    executor="ray")``, or a Ray Tune trial wrapped by ``wattwise.ray_tune.track_trainable``),
+    from ``ray.get_runtime_context()`` there.
+
+    Attributes:
+        node_id: Ray's id of the node (hex), or None when not recorded.
+        job_id: Ray's id of the job (hex), or None.
+        trial_id: Ray Tune's trial id (Ray Tune trials only), or None.
+        trial_name: Ray Tune's trial name, or None.
+        experiment: Ray Tune's experiment name, or None.
+        other: Keys this version does not know, kept as read.
+    """
+
+    KEY: ClassVar[str] = "ray"
+
+    node_id: str | None = None
+    job_id: str | None = None
+    trial_id: str | None = None
+    trial_name: str | None = None
+    experiment: str | None = None
+    other: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> RayPlacement | None:
+        """The placement in a run's record, or None when the run did not run on Ray."""
+        data = _extra(record, cls.KEY)
+        return None if data is None else cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RayPlacement:
+        """Read the JSON written by :meth:`to_record` (unknown keys kept in ``other``)."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"other"}
+        return cls(
+            node_id=_str(data.get("node_id")) or None,
+            job_id=_str(data.get("job_id")) or None,
+            trial_id=_str(data.get("trial_id")) or None,
+            trial_name=_str(data.get("trial_name")) or None,
+            experiment=_str(data.get("experiment")) or None,
+            other={str(k): v for k, v in data.items() if k not in known},
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON stored at ``record["extra"]["ray"]`` (fields that are None left out)."""
+        data = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+            if f.name != "other" and getattr(self, f.name) is not None
+        }  # fmt: skip
+        return {**self.other, **data}
+
+
+#: The key under which trials without a recorded node are totalled.
+UNKNOWN_NODE = "unknown"
+
+
+def totals_by_node(
+    trials: Iterable[tuple[str | None, float, float]],
+) -> dict[str, dict[str, Any]]:
+    """Trials, energy and carbon per Ray node, from ``(node_id, energy_j, co2e_g)`` rows.
+
+    Returns:
+        ``{node_id: {"trials": n, "energy_j": J, "co2e_g": g}}``, nodes sorted by id; rows
+        without a node id are totalled under ``"unknown"``. Empty when no row has a node
+        id (a study that did not run on Ray), so the totals always add up to the trials'.
+    """
+    rows = list(trials)
+    if not any(node for node, _, _ in rows):
+        return {}
+    nodes: dict[str, dict[str, Any]] = {}
+    for node, energy, co2e in rows:
+        entry = nodes.setdefault(node or UNKNOWN_NODE, {"trials": 0, "energy_j": 0.0,
+                                                        "co2e_g": 0.0})  # fmt: skip
+        entry["trials"] += 1
+        entry["energy_j"] += float(energy)
+        entry["co2e_g"] += float(co2e)
+    return {node: nodes[node] for node in sorted(nodes)}
+
+
+@dataclasses.dataclass(frozen=True)
 class StudyRecord:
     """A study, as its driver run records it (``record["extra"]["study"]``).
 
@@ -169,6 +251,8 @@ class StudyRecord:
         avoided_by: Avoided energy by cause (``pruner``, ``budget``).
         avoided_method: How the avoided energy was estimated, in words.
         trial_run_ids: Run ids of every trial that started.
+        nodes: Totals per Ray node, ``{node_id: {"trials", "energy_j", "co2e_g"}}`` (see
+            :meth:`node_totals`); empty for a study that did not run on Ray.
         other: Keys this version does not know, kept as read.
     """
 
@@ -197,6 +281,7 @@ class StudyRecord:
     avoided_by: dict[str, float] = dataclasses.field(default_factory=dict)
     avoided_method: str | None = None
     trial_run_ids: list[str] = dataclasses.field(default_factory=list)
+    nodes: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     other: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     #: Older or foreign spellings of ``metric``, read in this order.
@@ -253,19 +338,60 @@ class StudyRecord:
             avoided_by=avoided_by,
             avoided_method=_str(data.get("avoided_method")),
             trial_run_ids=_str_list(data.get("trial_run_ids")),
+            nodes=_nodes(data.get("nodes")),
             other={k: v for k, v in other.items() if k not in cls._METRIC_KEYS},
         )  # fmt: skip
+
+    @staticmethod
+    def node_totals(runs: Iterable[Any]) -> dict[str, dict[str, Any]]:
+        """Trials, energy and carbon per Ray node of a study's trial runs.
+
+        Args:
+            runs: The trials' runs (``wattwise.store.RunRecord``, or anything with
+                ``record``, ``energy_j`` and ``co2e_g``); the node is read from each run's
+                :class:`RayPlacement`.
+
+        Returns:
+            ``{node_id: {"trials": n, "energy_j": J, "co2e_g": g}}`` (see
+            :func:`totals_by_node`); empty when no trial recorded a Ray node.
+        """
+        rows = []
+        for run in runs:
+            record = getattr(run, "record", None)
+            placement = RayPlacement.from_record(record) if isinstance(record, Mapping) else None
+            node = placement.node_id if placement is not None else None
+            energy = _number(getattr(run, "energy_j", None)) or 0.0
+            rows.append((node, energy, _number(getattr(run, "co2e_g", None)) or 0.0))
+        return totals_by_node(rows)
 
     def to_record(self) -> dict[str, Any]:
         """The JSON stored at ``record["extra"]["study"]``.
 
-        ``metric`` is written only when set (wattwise's tuner does not set it).
+        ``metric`` is written only when set (wattwise's tuner does not set it), ``nodes``
+        only when a trial ran on a Ray node.
         """
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data.pop("other")
         if data["metric"] is None:
             data.pop("metric")
+        if not data["nodes"]:
+            data.pop("nodes")  # written for studies that ran on Ray
         return {**self.other, **data}
+
+
+def _nodes(value: Any) -> dict[str, dict[str, Any]]:
+    """Per-node totals as read: entries that are not mappings are dropped, fields kept typed."""
+    nodes = {}
+    for node, entry in _dict(value).items():
+        if isinstance(entry, Mapping):
+            nodes[node] = {
+                "trials": _int(entry.get("trials")) or 0,
+                "energy_j": _finite(entry.get("energy_j")) or 0.0,
+                "co2e_g": _finite(entry.get("co2e_g")) or 0.0,
+                **{str(k): v for k, v in entry.items()
+                   if k not in ("trials", "energy_j", "co2e_g")},
+            }  # fmt: skip
+    return nodes
 
 
 def _finite(value: Any) -> float | None:

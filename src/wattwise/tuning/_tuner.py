@@ -920,6 +920,7 @@ def _summarize(
         avoided_by=avoided_by,
         avoided_method=method,
         trial_run_ids=[t.run_id for t in trials if t.run_id],
+        nodes=StudyRecord.node_totals(records.values()),
     )  # fmt: skip
     summary = record.to_record()
     return TuneResult(

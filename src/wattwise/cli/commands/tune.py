@@ -144,6 +144,15 @@ def summary(result: Any) -> str:
         lines.append("  Pareto front, value against energy (from the ledger):")
         table = fmt.table(["TRIAL", "STATE", "VALUE", "ENERGY", "RUN"], rows)
         lines.extend("    " + line for line in table.splitlines())
+    nodes = data.get("nodes") or {}
+    if nodes:
+        node_rows = [
+            [node[:12], str(n["trials"]), fmt.energy(n["energy_j"]), fmt.carbon(n["co2e_g"])]
+            for node, n in nodes.items()
+        ]  # fmt: skip
+        lines.append("  Trials per Ray node (from the ledger):")
+        table = fmt.table(["NODE", "TRIALS", "ENERGY", "CARBON"], node_rows)
+        lines.extend("    " + line for line in table.splitlines())
     lines.append(f"  Details: wattwise show {data['study_id'][:8]}")
     return fmt.lines(lines)
 
