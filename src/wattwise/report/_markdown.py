@@ -1,22 +1,43 @@
 """The Markdown report: for a README, a paper appendix or a pull request.
 
-User text is escaped so that a run name cannot inject HTML or break a table.
+User text is escaped so that a run name cannot inject HTML, break a table or hide
+control characters in the file (a terminal that shows it would act on them).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 from wattwise import _units as units
 from wattwise.report._model import ROLE_LABELS, Report
 
 _MD_SPECIAL = "\\`*_[]#|"
+#: Unicode categories a terminal or viewer may act on instead of showing: controls (C0,
+#: DEL, C1), format characters (bidirectional overrides, zero-width spaces, BOM), lone
+#: surrogates (undecodable file names; they cannot even be written as UTF-8), line and
+#: paragraph separators.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+#: Format characters that real text needs: the zero-width (non-)joiners of Persian, Indic
+#: scripts and emoji sequences.
+_KEPT = frozenset({"\u200c", "\u200d"})
+
+
+def _visible(char: str) -> str:
+    """A character as is, or a hidden one as ``\\xNN`` / ``\\uNNNN`` text."""
+    if char in _KEPT or unicodedata.category(char) not in _HIDDEN_CATEGORIES:
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def md(value: object) -> str:
-    """Escape text for Markdown (tables included): HTML entities and punctuation."""
+    """Escape text for Markdown (tables included): HTML entities and punctuation; line
+    breaks and tabs become spaces, other control characters visible ``\\x1b`` text."""
     text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = " ".join(text.splitlines())
+    text = " ".join(text.splitlines()).replace("\t", " ")
+    if not text.isprintable():
+        text = "".join(_visible(ch) for ch in text)
     return "".join(f"\\{ch}" if ch in _MD_SPECIAL else ch for ch in text)
 
 
