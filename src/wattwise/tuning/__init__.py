@@ -42,7 +42,7 @@ if TYPE_CHECKING:
         pareto_front,
         setup_energy_j,
     )
-    from wattwise.tuning._records import StudyRecord, TrialRecord
+    from wattwise.tuning._records import RayPlacement, StudyRecord, TrialRecord, totals_by_node
     from wattwise.tuning._tree import StudyRun
     from wattwise.tuning._trial import BudgetExhaustedError, Trial
     from wattwise.tuning._tuner import TrialSummary, TuneResult, tune
@@ -53,6 +53,7 @@ _LAZY: _lazy.LazyTable = {
     "AvoidedEstimate": "._pareto",
     "Budget": "._budget",
     "BudgetExhaustedError": "._trial",
+    "RayPlacement": "._records",
     "Spent": "._budget",
     "StudyRecord": "._records",
     "StudyRun": "._tree",
@@ -65,6 +66,7 @@ _LAZY: _lazy.LazyTable = {
     "load_objective": "._executors",
     "pareto_front": "._pareto",
     "setup_energy_j": "._pareto",
+    "totals_by_node": "._records",
     "tune": "._tuner",
 }
 
@@ -72,6 +74,7 @@ __all__ = [
     "AvoidedEstimate",
     "Budget",
     "BudgetExhaustedError",
+    "RayPlacement",
     "Spent",
     "StudyRecord",
     "StudyRun",
@@ -84,6 +87,7 @@ __all__ = [
     "load_objective",
     "pareto_front",
     "setup_energy_j",
+    "totals_by_node",
     "tune",
 ]
 
