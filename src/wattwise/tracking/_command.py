@@ -58,6 +58,14 @@ def _not_started_code(err: OSError) -> int:
     return 127 if isinstance(err, FileNotFoundError) else 126
 
 
+def _not_started_reason(program: str, err: OSError) -> str:
+    """Why ``program`` did not start, in the shells' words: ``execve`` says "Permission
+    denied" for a folder, the shells say "is a directory"."""
+    if isinstance(err, PermissionError) and os.sep in program and os.path.isdir(program):
+        return "it is a directory, not a program"
+    return err.strerror or str(err)
+
+
 def run_command(
     argv: Sequence[str], *, run: Run | None = None, **run_kwargs: Any
 ) -> tuple[int, RunResult]:
@@ -106,7 +114,7 @@ def run_command(
             proc = subprocess.Popen(list(argv), env=env, **_new_group())
         except OSError as err:
             code = _not_started_code(err)
-            reason = err.strerror or str(err)
+            reason = _not_started_reason(argv[0], err)
             run.finish(RunStatus.FAILED, exit_code=code, error=f"{argv[0]}: {reason}")
             msg = (
                 f"Cannot start {argv[0]!r}: {reason} (exit code {code}). "
