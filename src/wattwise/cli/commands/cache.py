@@ -11,6 +11,8 @@ from wattwise.cli import _args
 from wattwise.cli import _format as fmt
 
 HELP = "list, inspect, verify and trim the artifact cache (energy each entry cost and saved)"
+#: Shown for an entry whose header names no writer (written before writers were recorded).
+UNKNOWN_WRITER = "unknown"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,11 +87,12 @@ def _ls(cache: Any, args: argparse.Namespace) -> int:
         print(fmt.safe(f"The cache at {cache.location} ({kind}) is empty."))
         return 0
     rows = [
-        [e.key[:12], e.function, size(e.size_bytes), _age(e.modified_at),
-         fmt.energy(e.energy_j), str(len(hits.get(e.key, [])))]
+        [e.key[:12], e.function, e.writer or UNKNOWN_WRITER, size(e.size_bytes),
+         _age(e.modified_at), fmt.energy(e.energy_j), str(len(hits.get(e.key, [])))]
         for e in entries
     ]  # fmt: skip
-    print(fmt.table(["KEY", "FUNCTION", "SIZE", "WRITTEN", "ENERGY TO PRODUCE", "HITS"], rows))
+    headers = ["KEY", "FUNCTION", "WRITER", "SIZE", "WRITTEN", "ENERGY TO PRODUCE", "HITS"]
+    print(fmt.table(headers, rows))
     total_hits = sum(len(v) for k, v in hits.items() if any(e.key == k for e in entries))
     avoided = sum(ev.energy_avoided_j for k, v in hits.items() for ev in v
                   if any(e.key == k for e in entries))  # fmt: skip
@@ -114,8 +117,8 @@ def _info(cache: Any, args: argparse.Namespace) -> int:
     lines = [
         f"Entry {entry.key}",
         f"  function  {entry.function}  version {entry.version}",
-        f"  written   {_age(entry.modified_at)}  size {size(entry.size_bytes)}  formats "
-        f"{', '.join(entry.formats) or '-'}",
+        f"  written   {_age(entry.modified_at)} by {entry.writer or UNKNOWN_WRITER}  size "
+        f"{size(entry.size_bytes)}  formats {', '.join(entry.formats) or '-'}",
         f"  cost      {fmt.energy(float(cost.get('energy_j') or 0))} "
         f"{cost.get('method', '?')} ({meters or 'no meter'}), "
         f"{fmt.carbon(float(cost.get('co2e_g') or 0))}, "
