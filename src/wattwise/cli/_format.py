@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TextIO
 
 from wattwise._units import carbon, duration, energy, method_label
-from wattwise.store import ComponentEnergy
+from wattwise.store import BaseRunStore, ComponentEnergy
 
-__all__ = ["carbon", "component_line", "document", "duration", "energy", "lines", "method_label",
-           "safe", "table", "with_band"]  # fmt: skip
+__all__ = ["carbon", "component_line", "document", "duration", "energy", "ledger", "lines",
+           "method_label", "safe", "table", "with_band"]  # fmt: skip
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 #: Unicode categories a terminal may act on instead of showing: controls (C0, DEL, C1),
@@ -49,6 +49,14 @@ def safe(value: object) -> str:
     if text.isprintable():
         return text
     return "".join(_escape(char) for char in text)
+
+
+def ledger(store: BaseRunStore) -> str:
+    """Where a ledger is, for people: a SQLite ledger's file path, else the store's URL
+    (``postgresql://alice@db.lab/ml``, never with its password). Not the ``path`` of a
+    server ledger: that only names its spool's place in the project."""
+    url = store.url
+    return str(store.path) if url.startswith("sqlite:") else url
 
 
 def lines(items: Iterable[str]) -> str:

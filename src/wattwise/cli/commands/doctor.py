@@ -27,6 +27,7 @@ def repair(store_arg: str | None) -> dict[str, Any]:
     Raises:
         StoreError: The ledger still cannot be written (the spool is kept).
     """
+    from wattwise.cli import _format as fmt
     from wattwise.store import merge_spools, open_store, pending_spools
 
     store = open_store(store_arg)
@@ -37,7 +38,7 @@ def repair(store_arg: str | None) -> dict[str, Any]:
         store.close()
     left = pending_spools(store.path)
     return {
-        "ledger": str(store.path),
+        "ledger": fmt.ledger(store),
         "merged": [{"file": str(m.path), "run_id": m.run_id, "entries": m.entries}
                    for m in merged],
         "crashed": crashed,
@@ -62,16 +63,18 @@ def diagnose(region: str | None, store_arg: str | None) -> dict[str, Any]:
         override_g_per_kwh=settings.intensity_g_per_kwh,
     )  # fmt: skip
     pue = carbon.pue_for(location, override=settings.pue)
+    from wattwise.cli import _format as fmt
+    from wattwise.environment import redact_url
     from wattwise.store import get_store, pending_spools
 
     ledger: dict[str, Any]
     try:  # read-only: diagnosing never writes the ledger (a file path or any store URL)
         store = get_store(store_arg, readonly=True, defer=True)
     except WattwiseError as err:
-        ledger = {"path": store_arg or "", "exists": False, "ok": False, "error": str(err),
-                  "spooled": 0}  # fmt: skip
+        ledger = {"path": redact_url(store_arg or ""), "exists": False, "ok": False,
+                  "error": str(err), "spooled": 0}  # fmt: skip
     else:
-        where = str(store.path) if store.url.startswith("sqlite:") else store.url
+        where = fmt.ledger(store)
         try:
             if store.schema_version() > 0:
                 ledger = {"path": where, "exists": True, "runs": store.count_runs(), "ok": True}
@@ -103,6 +106,8 @@ def diagnose(region: str | None, store_arg: str | None) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     """Print the diagnosis (with ``--repair``: merge the spool first and say what was done)."""
+    from wattwise.cli import _format as fmt
+
     if args.repair:
         done = repair(args.store)
         if args.json:
@@ -118,7 +123,7 @@ def main(args: argparse.Namespace) -> int:
             lines.append(f"  left {f['file']}: run {f['run_id'][:8]} is still running")
         if len(lines) == 1:
             lines.append("  nothing to repair: no spooled runs, no dead runs")
-        print("\n".join(lines))
+        print(fmt.lines(lines))
         return 0
     data = diagnose(args.region, args.store)
     if args.json:

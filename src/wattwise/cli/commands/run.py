@@ -85,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"wattwise: error: {fmt.safe(err)}", file=sys.stderr)
         return err.exit_code
     if not args.quiet:
-        ledger = str(run.store.path)
+        ledger = fmt.ledger(run.store)
         if run.recorded_in == "nowhere":
             ledger = f"{ledger}; NOT recorded: neither the ledger nor the spool could be written"
         elif run.spooled_to is not None:
