@@ -27,7 +27,8 @@ Metric = tuple[int | None, str, float, float]  # (step, key, value, logged_at)
 RunMetric = tuple[str, int | None, str, float, float]  # (run_id, step, key, value, logged_at)
 
 #: What :meth:`BaseRunStore.aggregate` can group by.
-GROUP_BY = ("none", "user", "host", "tag", "month", "status", "role", "region", "kind", "study")
+GROUP_BY = ("none", "user", "host", "tag", "month", "status", "role", "region", "kind", "study",
+            "job")
 
 #: Roles a run may declare (``RunRecord.role``); readers infer one for old rows.
 ROLES = ("final", "tuning", "trial", "study", "cache-fill", "reproduce")
@@ -124,6 +125,14 @@ class BaseRunStore(abc.ABC):
     def url(self) -> str:
         """The URL that opens this ledger again (``get_store(store.url)``), for children
         and workers (``WATTWISE_STORE``). Never holds a password."""
+
+    def child_environment(self) -> dict[str, str]:
+        """Environment variables a child process or worker needs, besides
+        ``WATTWISE_STORE=url``, to open this ledger as this store did: the secret that
+        :attr:`url` leaves out (none for most backends). For a child's environment only:
+        never put them in argv, a file or a record.
+        """
+        return {}
 
     @property
     def writable(self) -> bool:
@@ -273,6 +282,7 @@ class BaseRunStore(abc.ABC):
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
+        job_id: str | None = None,
     ) -> list[RunRecord]:
         """Runs matching every filter given, as readers see them.
 
@@ -287,6 +297,7 @@ class BaseRunStore(abc.ABC):
             user: Keep only runs of this user.
             host: Keep only runs from this host.
             limit: Page size (None: all).
+            job_id: Keep only runs of this job (:attr:`RunRecord.job_id`).
             offset: Runs skipped, counted from the newest.
             newest_first: Order of the returned page.
         """
@@ -300,6 +311,7 @@ class BaseRunStore(abc.ABC):
         top_level: bool = False,
         user: str | None = None,
         host: str | None = None,
+        job_id: str | None = None,
     ) -> int:
         """How many runs :meth:`list_runs` would return with these filters and no limit."""
 
@@ -312,13 +324,16 @@ class BaseRunStore(abc.ABC):
         study_id: str | None = None,
         user: str | None = None,
         host: str | None = None,
+        job_id: str | None = None,
     ) -> list[AggregateRow]:
         """Sums per group, role and effective status, computed by the backend.
 
         Args:
             group_by: One of :data:`GROUP_BY`. ``tag`` counts a run once per tag (and
-                once under None if untagged); ``month`` is the UTC ``YYYY-MM`` of the start.
+                once under None if untagged); ``month`` is the UTC ``YYYY-MM`` of the start;
+                ``job`` the run's :attr:`RunRecord.job_id`.
             top_level: Leave out nested runs (their energy is inside their parent's).
+            study_id, user, host, job_id: Keep only runs with this value.
 
         Returns:
             Rows sorted by group (None last), role, status.
@@ -362,6 +377,11 @@ class BaseRunStore(abc.ABC):
     @abc.abstractmethod
     def reuse_totals(self) -> ReuseTotals:
         """What every cache hit recorded in this ledger avoided, summed."""
+
+    @abc.abstractmethod
+    def reuse_by_user(self) -> dict[str | None, ReuseTotals]:
+        """What cache hits avoided, summed per user who saved it (the consuming run's
+        user; None for hits outside any run or recorded before users were)."""
 
     @abc.abstractmethod
     def schema_version(self) -> int:
@@ -419,7 +439,7 @@ def group_values(run: RunRecord, group_by: str) -> list[str | None]:
     if group_by == "status":
         return [run.status.value]
     attribute = {"user": "user", "host": "host", "region": "region", "kind": "kind",
-                 "study": "study_id"}[group_by]  # fmt: skip
+                 "study": "study_id", "job": "job_id"}[group_by]  # fmt: skip
     value = getattr(run, attribute)
     return [None if value is None else str(value)]
 

@@ -38,7 +38,7 @@ from wattwise.store._base import (
     rows_from_sums,
     verified_artifact,
 )
-from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, login_name
+from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, job_id_of, login_name
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import SCHEMA_VERSION
 
@@ -64,6 +64,8 @@ class _Ledger:
     artifacts: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
     blobs: dict[str, bytes] = dataclasses.field(default_factory=dict)
     reuse: list[ReuseEvent] = dataclasses.field(default_factory=list)
+    #: The job of each run, as the SQL backends' ``job_id`` column holds it.
+    jobs: dict[str, str] = dataclasses.field(default_factory=dict)
     seq: int = 0
 
 
@@ -184,7 +186,16 @@ class MemoryRunStore(BaseRunStore):
         stored.record = _json(stored.record)
         return stored
 
+    @staticmethod
+    def _index_job(db: _Ledger, run_id: str, record: Any) -> None:
+        """Note the job a record names; one that names none leaves it (as in SQL)."""
+        job = job_id_of(record)
+        if job is not None:
+            db.jobs[run_id] = job
+
     def _set(self, db: _Ledger, run_id: str, fields: dict[str, Any]) -> None:
+        if "record" in fields:
+            self._index_job(db, run_id, fields["record"])
         run = db.runs[run_id]
         for name, value in fields.items():
             if name in ("tags", "params", "record"):
@@ -218,6 +229,7 @@ class MemoryRunStore(BaseRunStore):
                 msg = f"Run {run.id!r} is already in the ledger {self.url}; run ids are unique."
                 raise StoreError(msg)
             db.runs[run.id] = self._stored(run)
+            self._index_job(db, run.id, run.record)
 
     def flush_run(
         self,
@@ -266,6 +278,7 @@ class MemoryRunStore(BaseRunStore):
         with db.lock:
             if run.id not in db.runs:
                 db.runs[run.id] = self._stored(run)
+            self._index_job(db, run.id, run.record)
             self._set(db, run.id, {k: v for k, v in fields.items() if k in _UPDATABLE})
             self._replace_components(db, run.id, components)
             if len(db.metrics.get(run.id, [])) < len(metrics):
@@ -279,6 +292,8 @@ class MemoryRunStore(BaseRunStore):
             if run_id not in db.runs:
                 raise self._missing(run_id)
             self._annotate(db, run_id, key, value, append)
+            if not append:
+                self._index_job(db, run_id, {key: value})
 
     def put_artifact(
         self, run_id: str, name: str, content: bytes, *, created_at: float | None = None
@@ -303,9 +318,12 @@ class MemoryRunStore(BaseRunStore):
             db.blobs.pop(digest, None)
 
     def add_reuse(self, event: ReuseEvent) -> None:
-        """Record a cache hit."""
+        """Record a cache hit; a missing ``user`` is the consuming run's."""
         db = self._writing()
         with db.lock:
+            consumer = db.runs.get(event.consumer_run_id or "")
+            if event.user is None and consumer is not None:
+                event = dataclasses.replace(event, user=consumer.user)
             db.reuse.append(event)
 
     def merge_spooled(self, spooled: SpoolFile) -> int | None:
@@ -321,6 +339,7 @@ class MemoryRunStore(BaseRunStore):
                 data = {k: v for k, v in run.items() if k in _COLUMNS}
                 data["components"] = [ComponentEnergy(**c) for c in run.get("components") or []]
                 db.runs[run_id] = self._stored(RunRecord(**data))
+                self._index_job(db, run_id, data.get("record"))
             if run_id not in db.runs:
                 return None
             merged = 0
@@ -397,7 +416,7 @@ class MemoryRunStore(BaseRunStore):
 
     def _select(
         self, *, status: str | None, study_id: str | None, top_level: bool, user: str | None,
-        host: str | None,
+        host: str | None, job_id: str | None = None,
     ) -> list[RunRecord]:  # fmt: skip
         """Matching runs as readers see them, newest first."""
         with self._db.lock:
@@ -405,6 +424,7 @@ class MemoryRunStore(BaseRunStore):
                 self._read(r)
                 for r in self._db.runs.values()
                 if (study_id is None or r.study_id == study_id)
+                and (job_id is None or self._db.jobs.get(r.id) == job_id)
                 and (user is None or r.user == user)
                 and (host is None or r.host == host)
                 and not (top_level and r.parent_id is not None)
@@ -426,10 +446,11 @@ class MemoryRunStore(BaseRunStore):
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
+        job_id: str | None = None,
     ) -> list[RunRecord]:
         """Runs matching every filter, paged from the newest."""
         runs = self._select(status=status, study_id=study_id, top_level=top_level, user=user,
-                            host=host)  # fmt: skip
+                            host=host, job_id=job_id)  # fmt: skip
         start = max(0, int(offset))
         stop = None if limit is None else start + max(0, int(limit))
         page = runs[start:stop]
@@ -445,10 +466,11 @@ class MemoryRunStore(BaseRunStore):
         top_level: bool = False,
         user: str | None = None,
         host: str | None = None,
+        job_id: str | None = None,
     ) -> int:
         """How many runs :meth:`list_runs` would return."""
         return len(self._select(status=status, study_id=study_id, top_level=top_level,
-                                user=user, host=host))  # fmt: skip
+                                user=user, host=host, job_id=job_id))  # fmt: skip
 
     def aggregate(
         self,
@@ -458,14 +480,16 @@ class MemoryRunStore(BaseRunStore):
         study_id: str | None = None,
         user: str | None = None,
         host: str | None = None,
+        job_id: str | None = None,
     ) -> list[AggregateRow]:
         """Sums per group, role and status (in Python: the data is in Python)."""
         check_group_by(group_by)
         runs = self._select(status=None, study_id=study_id, top_level=top_level, user=user,
-                            host=host)  # fmt: skip
+                            host=host, job_id=job_id)  # fmt: skip
         sums: dict[tuple[str | None, str, str], list[Any]] = {}
         for run in runs:
-            for group in group_values(run, group_by):
+            groups = [self._db.jobs.get(run.id)] if group_by == "job" else None
+            for group in groups or group_values(run, group_by):
                 add_run(sums, (group, declared_role(run), run.status.value), run)
         return rows_from_sums(sums)
 
@@ -519,12 +543,23 @@ class MemoryRunStore(BaseRunStore):
         """What every cache hit avoided, summed."""
         with self._db.lock:
             events = list(self._db.reuse)
-        return ReuseTotals(
-            hits=len(events),
-            energy_j=sum(e.energy_avoided_j for e in events),
-            co2e_g=sum(e.co2e_avoided_g for e in events),
-            duration_s=sum(e.duration_avoided_s for e in events),
-        )
+        return _reuse_sum(events)
+
+    def reuse_by_user(self) -> dict[str | None, ReuseTotals]:
+        """What cache hits avoided, per user who saved it."""
+        with self._db.lock:
+            events = list(self._db.reuse)
+        users = dict.fromkeys(e.user for e in events)
+        return {u: _reuse_sum([e for e in events if e.user == u]) for u in users}
+
+
+def _reuse_sum(events: list[ReuseEvent]) -> ReuseTotals:
+    return ReuseTotals(
+        hits=len(events),
+        energy_j=sum(e.energy_avoided_j for e in events),
+        co2e_g=sum(e.co2e_avoided_g for e in events),
+        duration_s=sum(e.duration_avoided_s for e in events),
+    )
 
 
 def forget(name: str) -> None:

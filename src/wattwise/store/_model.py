@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import enum
 import os
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -75,7 +76,8 @@ class RunRecord:
     footprint (``final``, ``tuning``, ``trial``, ``cache-fill``, ...); both are None in
     rows written before they existed (readers infer the role, see ``role_of``).
     ``record`` holds the rest of the run's description (command, code version,
-    environment, hardware, location, intensity, PUE, sampler statistics), as JSON.
+    environment, hardware, location, intensity, PUE, sampler statistics, the job it belongs
+    to), as JSON. :attr:`job_id` is read from it (the ledger indexes it in a column).
     """
 
     id: str
@@ -104,6 +106,12 @@ class RunRecord:
     user: str | None = None
     role: str | None = None
 
+    @property
+    def job_id(self) -> str | None:
+        """The job this run belongs to: ``record["job"]["id"]`` when that is a string, else
+        None. Every store writes it to an indexed column (``list_runs(job_id=...)``)."""
+        return job_id_of(self.record)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by the Python API, ``--json`` and reports."""
         return {
@@ -130,6 +138,14 @@ class RunRecord:
             "params": dict(self.params),
             "components": [c.to_dict() for c in self.components],
         }
+
+
+def job_id_of(record: Mapping[str, Any] | None) -> str | None:
+    """``record["job"]["id"]`` when ``record`` has a ``job`` dict whose ``id`` is a string,
+    else None (what the ledger's ``job_id`` column holds)."""
+    job = record.get("job") if isinstance(record, Mapping) else None
+    value = job.get("id") if isinstance(job, Mapping) else None
+    return value if isinstance(value, str) else None
 
 
 def login_name() -> str:

@@ -62,7 +62,7 @@ from wattwise.store._base import (
     local_path_for,
     verified_artifact,
 )
-from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, login_name
+from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, job_id_of, login_name
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import SCHEMA_TABLE, SCHEMA_VERSION, apply_migrations
 
@@ -85,8 +85,10 @@ _BATCH = 10_000
 _LOCK_NS = 0x77617474  # "watt"
 _LOCK_SCHEMA = 1
 _JSON_COLUMNS = frozenset({"tags", "params", "record"})
-_FIXED = frozenset({"id", "started_at", "host", "pid", "user"})
+#: Columns no writer sets directly (``job_id`` follows the record: see ``_job_sets``).
+_FIXED = frozenset({"id", "started_at", "host", "pid", "user", "job_id"})
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord) if f.name != "components")
+_REUSE_NAMES = tuple(f.name for f in dataclasses.fields(ReuseEvent))
 _SECRET_QUERY = frozenset({"password", "passfile", "sslpassword"})
 
 T = TypeVar("T")
@@ -175,7 +177,7 @@ class PostgresRunStore(BaseRunStore):
         self._host = socket.gethostname()
         self._conn: psycopg.Connection[Any] | None = None
         self._version: int | None = None  # schema version once known to be current
-        self._columns: frozenset[str] | None = None
+        self._columns: dict[str, frozenset[str]] = {}
         self._writable = False
         if not defer:
             self._guard(self._connection)
@@ -189,6 +191,20 @@ class PostgresRunStore(BaseRunStore):
 
     def __repr__(self) -> str:
         return f"PostgresRunStore({self._public!r})"
+
+    def child_environment(self) -> dict[str, str]:
+        """``PGPASSWORD`` when the URL this store was opened with holds a password (which
+        :attr:`url` leaves out) and this process's environment sets none: libpq reads it in
+        the child, so a ``wattwise run`` child or a worker authenticates as this store did.
+        """
+        if os.environ.get("PGPASSWORD"):
+            return {}
+        parts = urllib.parse.urlsplit(self._conninfo)
+        password = urllib.parse.unquote(parts.password) if parts.password else ""
+        for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+            if key.lower() == "password" and value:
+                password = value  # libpq: a parameter given in the query wins
+        return {"PGPASSWORD": password} if password else {}
 
     @property
     def writable(self) -> bool:
@@ -233,7 +249,7 @@ class PostgresRunStore(BaseRunStore):
                 self._conn.close()
         self._conn = None
         self._version = None
-        self._columns = None
+        self._columns = {}
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -367,15 +383,17 @@ class PostgresRunStore(BaseRunStore):
             self._version = version
         return version
 
-    def _run_columns(self, conn: psycopg.Connection[Any]) -> frozenset[str]:
-        """The columns the ledger's ``runs`` table has (fewer on an older ledger)."""
-        if self._columns is None:
+    def _run_columns(
+        self, conn: psycopg.Connection[Any], table: str = "runs"
+    ) -> frozenset[str]:
+        """The columns the ledger's ``table`` has (fewer on an older ledger)."""
+        if table not in self._columns:
             rows = conn.execute(
-                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass('runs') "
-                "AND attnum > 0 AND NOT attisdropped"
-            ).fetchall()
-            self._columns = frozenset(r[0] for r in rows)
-        return self._columns
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                "AND attnum > 0 AND NOT attisdropped", (table,),
+            ).fetchall()  # fmt: skip
+            self._columns[table] = frozenset(r[0] for r in rows)
+        return self._columns[table]
 
     def _reader(self) -> psycopg.Connection[Any] | None:
         """The connection for a read, or None when the ledger has no tables yet (empty)."""
@@ -399,7 +417,7 @@ class PostgresRunStore(BaseRunStore):
             if not conn.closed and not conn.broken:
                 conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_NS, _LOCK_SCHEMA))
         self._version = SCHEMA_VERSION
-        self._columns = None
+        self._columns = {}
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[psycopg.Connection[Any]]:
@@ -420,8 +438,9 @@ class PostgresRunStore(BaseRunStore):
             raise StoreError(msg)
 
     def _cols(self, conn: psycopg.Connection[Any]) -> list[str]:
+        """The run columns a writer fills (``job_id`` from the record)."""
         have = self._run_columns(conn)
-        return [c for c in _RECORD_FIELDS if c in have]
+        return [c for c in (*_RECORD_FIELDS, "job_id") if c in have]
 
     def _insert_run_sql(
         self, conn: psycopg.Connection[Any], *, ignore: bool
@@ -449,7 +468,7 @@ class PostgresRunStore(BaseRunStore):
             with self._write() as conn:
                 sql, cols = self._insert_run_sql(conn, ignore=False)
                 try:
-                    conn.execute(sql, [_encode(c, getattr(run, c)) for c in cols])
+                    conn.execute(sql, _values(run, cols))
                 except errors.UniqueViolation as err:
                     msg = f"Run {run.id!r} is already in the ledger {self._public}."
                     raise StoreError(msg) from err
@@ -472,8 +491,7 @@ class PostgresRunStore(BaseRunStore):
         if unknown:
             msg = f"Cannot update run columns {sorted(unknown)}; allowed: {sorted(updatable)}."
             raise StoreError(msg)
-        cols = sorted(fields)
-        values = [_encode(col, fields[col]) for col in cols]
+        cols, values = _job_sets(sorted(fields), fields)
         sample_rows = [(run_id, *s) for s in samples]
         metric_rows = [(run_id, *m) for m in metrics]
 
@@ -500,13 +518,13 @@ class PostgresRunStore(BaseRunStore):
         def op() -> None:
             with self._write() as conn:
                 sql, cols = self._insert_run_sql(conn, ignore=True)
-                conn.execute(sql, [_encode(c, getattr(run, c)) for c in cols])
-                sets = sorted(set(fields) & (set(cols) - _FIXED))
+                conn.execute(sql, _values(run, cols))
+                sets, values = _job_sets(sorted(set(fields) & (set(cols) - _FIXED)), fields)
                 if sets:
                     conn.execute(
                         f"UPDATE runs SET {', '.join(f'{_q(c)} = %s' for c in sets)} "
                         "WHERE id = %s",
-                        [*(_encode(c, fields[c]) for c in sets), run.id],
+                        [*values, run.id],
                     )
                 _replace_components(conn, run.id, components)
                 row = conn.execute(
@@ -521,6 +539,7 @@ class PostgresRunStore(BaseRunStore):
     def annotate_run(self, run_id: str, key: str, value: Any, *, append: bool = False) -> None:
         """Attach a fact to a run's record from another process (see the base class)."""
         text = json.dumps(value, sort_keys=True, default=str)
+        job = job_id_of({key: value}) if not append else None
 
         def op() -> None:
             with self._write() as conn:
@@ -532,6 +551,8 @@ class PostgresRunStore(BaseRunStore):
                     "VALUES (%s, %s, %s, %s, %s)",
                     (run_id, key, text, int(append), time.time()),
                 )
+                if job is not None:  # the record's job, set from another process
+                    conn.execute("UPDATE runs SET job_id = %s WHERE id = %s", (job, run_id))
 
         self._guard(op)
 
@@ -573,16 +594,18 @@ class PostgresRunStore(BaseRunStore):
         return digest
 
     def add_reuse(self, event: ReuseEvent) -> None:
-        """Record a cache hit and the energy it avoided."""
-        fields = dataclasses.fields(ReuseEvent)
-        names = ", ".join(_q(f.name) for f in fields)
-        values = [getattr(event, f.name) for f in fields]
+        """Record a cache hit and the energy it avoided; a missing ``user`` is the
+        consuming run's."""
+        names = ", ".join(_q(name) for name in _REUSE_NAMES)
+        marks = ", ".join("%s" for name in _REUSE_NAMES if name != "user")
+        values = [getattr(event, name) for name in _REUSE_NAMES]  # user last
 
         def op() -> None:
             with self._write() as conn:
                 conn.execute(
-                    f"INSERT INTO reuse ({names}) VALUES ({', '.join('%s' for _ in fields)})",
-                    values,
+                    f"INSERT INTO reuse ({names}) VALUES ({marks}, "
+                    'coalesce(%s, (SELECT "user" FROM runs WHERE id = %s)))',
+                    [*values, event.consumer_run_id],
                 )
 
         self._guard(op)
@@ -606,7 +629,7 @@ class PostgresRunStore(BaseRunStore):
                 run = header.get("run")
                 if run is not None:
                     sql, cols = self._insert_run_sql(conn, ignore=True)
-                    conn.execute(sql, [_encode(c, run.get(c)) for c in cols])
+                    conn.execute(sql, _values(run, cols))
                 if conn.execute("SELECT 1 FROM runs WHERE id = %s", (run_id,)).fetchone() is None:
                     return None
                 merged = 0
@@ -632,7 +655,7 @@ class PostgresRunStore(BaseRunStore):
     ) -> None:
         """One spooled write: fields (unless the ledger is newer), components, points."""
         fields = entry.get("fields") or {}
-        cols = sorted(set(fields) & (set(self._cols(conn)) - _FIXED))
+        cols, values = _job_sets(sorted(set(fields) & (set(self._cols(conn)) - _FIXED)), fields)
         if cols:
             row = conn.execute(
                 "SELECT heartbeat_at FROM runs WHERE id = %s FOR UPDATE", (run_id,)
@@ -641,7 +664,7 @@ class PostgresRunStore(BaseRunStore):
             if row is None or not isinstance(beat, int | float) or beat >= row[0]:
                 conn.execute(
                     f"UPDATE runs SET {', '.join(f'{_q(c)} = %s' for c in cols)} WHERE id = %s",
-                    [*(_encode(c, fields[c]) for c in cols), run_id],
+                    [*values, run_id],
                 )
                 parts = [ComponentEnergy(**c) for c in entry.get("components") or []]
                 if parts:
@@ -728,7 +751,7 @@ class PostgresRunStore(BaseRunStore):
 
     def _where(
         self, conn: psycopg.Connection[Any], *, status: str | None, study_id: str | None,
-        top_level: bool, user: str | None, host: str | None,
+        top_level: bool, user: str | None, host: str | None, job_id: str | None = None,
     ) -> tuple[list[str], list[Any]]:  # fmt: skip
         where: list[str] = []
         args: list[Any] = []
@@ -751,6 +774,12 @@ class PostgresRunStore(BaseRunStore):
         if host is not None:
             where.append("host = %s")
             args.append(host)
+        if job_id is not None:
+            if "job_id" not in self._run_columns(conn):
+                where.append("FALSE")  # no run had a job before schema 5
+            else:
+                where.append("job_id = %s")
+                args.append(job_id)
         return where, args
 
     def list_runs(
@@ -764,6 +793,7 @@ class PostgresRunStore(BaseRunStore):
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
+        job_id: str | None = None,
     ) -> list[RunRecord]:
         """Runs matching every filter, paged newest first (see the base class)."""
         # Effective statuses need the liveness verdict: page in Python for those filters.
@@ -774,7 +804,8 @@ class PostgresRunStore(BaseRunStore):
             if conn is None:
                 return []
             where, args = self._where(conn, status=status, study_id=study_id,
-                                      top_level=top_level, user=user, host=host)  # fmt: skip
+                                      top_level=top_level, user=user, host=host,
+                                      job_id=job_id)  # fmt: skip
             sql = "SELECT * FROM runs"
             if where:
                 sql += " WHERE " + " AND ".join(where)
@@ -805,18 +836,20 @@ class PostgresRunStore(BaseRunStore):
         top_level: bool = False,
         user: str | None = None,
         host: str | None = None,
+        job_id: str | None = None,
     ) -> int:
         """How many runs :meth:`list_runs` would return with these filters and no limit."""
         if status is not None and status != RunStatus.FINISHED.value:
             return len(self.list_runs(status=status, study_id=study_id, top_level=top_level,
-                                      user=user, host=host))  # fmt: skip
+                                      user=user, host=host, job_id=job_id))  # fmt: skip
 
         def op() -> int:
             conn = self._reader()
             if conn is None:
                 return 0
             where, args = self._where(conn, status=status, study_id=study_id,
-                                      top_level=top_level, user=user, host=host)  # fmt: skip
+                                      top_level=top_level, user=user, host=host,
+                                      job_id=job_id)  # fmt: skip
             sql = "SELECT count(*) FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
             row = conn.execute(sql, args).fetchone()
             return int(row[0]) if row else 0
@@ -831,6 +864,7 @@ class PostgresRunStore(BaseRunStore):
         study_id: str | None = None,
         user: str | None = None,
         host: str | None = None,
+        job_id: str | None = None,
     ) -> list[AggregateRow]:
         """Sums per group, role and effective status, computed by the server."""
         check_group_by(group_by)
@@ -841,7 +875,8 @@ class PostgresRunStore(BaseRunStore):
                 return []
             have = self._run_columns(conn)
             where, args = self._where(conn, status=None, study_id=study_id,
-                                      top_level=top_level, user=user, host=host)  # fmt: skip
+                                      top_level=top_level, user=user, host=host,
+                                      job_id=job_id)  # fmt: skip
             join = ""
             group = {
                 "none": "NULL::text",
@@ -853,6 +888,7 @@ class PostgresRunStore(BaseRunStore):
                 "region": "region",
                 "kind": "kind",
                 "study": "study_id",
+                "job": "job_id" if "job_id" in have else "NULL::text",
                 "tag": "tag.value",
             }[group_by]
             if group_by == "tag":
@@ -1026,16 +1062,16 @@ class PostgresRunStore(BaseRunStore):
         if consumer_run_id is not None:
             where.append("consumer_run_id = %s")
             args.append(consumer_run_id)
-        names = [_q(f.name) for f in dataclasses.fields(ReuseEvent)]
-        sql = f"SELECT {', '.join(names)} FROM reuse"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq"
-
         def op() -> list[ReuseEvent]:
             conn = self._reader()
             if conn is None:
                 return []
+            have = self._run_columns(conn, "reuse")  # no user before schema 5
+            names = [_q(n) if n in have else "NULL" for n in _REUSE_NAMES]
+            sql = f"SELECT {', '.join(names)} FROM reuse"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            sql += " ORDER BY seq"
             return [ReuseEvent(*row) for row in conn.execute(sql, args)]
 
         return self._guard(op)
@@ -1054,6 +1090,26 @@ class PostgresRunStore(BaseRunStore):
             ).fetchone()
             assert row is not None
             return ReuseTotals(hits=row[0], energy_j=row[1], co2e_g=row[2], duration_s=row[3])
+
+        return self._guard(op)
+
+    def reuse_by_user(self) -> dict[str | None, ReuseTotals]:
+        """What cache hits avoided, per user who saved it."""
+
+        def op() -> dict[str | None, ReuseTotals]:
+            conn = self._reader()
+            if conn is None:
+                return {}
+            user = '"user"' if "user" in self._run_columns(conn, "reuse") else "NULL::text"
+            return {
+                row[0]: ReuseTotals(hits=row[1], energy_j=row[2], co2e_g=row[3],
+                                    duration_s=row[4])
+                for row in conn.execute(
+                    f"SELECT {user}, count(*), coalesce(sum(energy_avoided_j), 0), "
+                    "coalesce(sum(co2e_avoided_g), 0), coalesce(sum(duration_avoided_s), 0) "
+                    "FROM reuse GROUP BY 1"
+                )
+            }  # fmt: skip
 
         return self._guard(op)
 
@@ -1146,6 +1202,25 @@ def _combine(a: AggregateRow | None, b: AggregateRow) -> AggregateRow:
         first_started_at=min(firsts) if firsts else None,
         last_started_at=max(lasts) if lasts else None,
     )  # fmt: skip
+
+
+def _values(run: RunRecord | dict[str, Any], cols: Sequence[str]) -> list[Any]:
+    """A run's values for ``cols`` (a record, or a spooled run's dict); ``job_id`` comes
+    from the record."""
+    if isinstance(run, RunRecord):
+        return [_encode(c, getattr(run, c)) for c in cols]
+    job = job_id_of(run.get("record"))
+    return [job if c == "job_id" else _encode(c, run.get(c)) for c in cols]
+
+
+def _job_sets(cols: list[str], fields: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """Columns and encoded values to set from ``fields``; a new ``record`` that names a job
+    sets ``job_id`` too (one that names none leaves it: a job never changes)."""
+    values = [_encode(col, fields[col]) for col in cols]
+    job = job_id_of(fields.get("record")) if "record" in cols else None
+    if job is not None:
+        return [*cols, "job_id"], [*values, job]
+    return cols, values
 
 
 def _encode(col: str, value: Any) -> Any:

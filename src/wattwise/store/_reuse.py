@@ -23,6 +23,8 @@ class ReuseEvent:
             the meters, and whether from a dedicated run or the enclosing run).
         basis: Which grid intensity and PUE turned the energy into ``co2e_avoided_g``.
         cache_url: Where the entry was read.
+        user: Who saved it: the consuming run's user, filled in by the ledger when the hit
+            is recorded (None outside any run, and for hits recorded before schema 5).
     """
 
     at: float
@@ -36,6 +38,7 @@ class ReuseEvent:
     method: str
     basis: str
     cache_url: str
+    user: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON shape."""

@@ -336,6 +336,23 @@ _SQLITE_4: tuple[str, ...] = (
 )
 _PG_4: tuple[str, ...] = _SQLITE_4
 
+# 5: the job a run belongs to (``record["job"]["id"]``, issue 11), indexed for a job's view;
+# who saved each cache hit (the consuming run's user, filled in for older hits); and one
+# covering index holding every column the project totals read, so ``aggregate`` (the
+# footprint) never reads a run's row with its large ``record``. No release before this one
+# wrote a job into a record, so ``job_id`` starts empty.
+_SQLITE_5: tuple[str, ...] = (
+    "ALTER TABLE runs ADD COLUMN job_id TEXT",
+    "CREATE INDEX runs_job ON runs (job_id, started_at)",
+    'ALTER TABLE reuse ADD COLUMN "user" TEXT',
+    'UPDATE reuse SET "user" = (SELECT runs."user" FROM runs WHERE runs.id = '
+    "reuse.consumer_run_id) WHERE consumer_run_id IS NOT NULL",
+    'CREATE INDEX reuse_user ON reuse ("user")',
+    'CREATE INDEX runs_totals ON runs (parent_id, status, "user", host, region, role, kind, '
+    "study_id, started_at, duration_s, energy_j, energy_band_j, co2e_g, co2e_band_g, job_id)",
+)
+_PG_5: tuple[str, ...] = _SQLITE_5
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, per-component energy, metric series, power samples", _SQLITE_1, _PG_1),
     Migration(
@@ -353,6 +370,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         _PG_3,
     ),
     Migration(4, "runs record their user and role; indexes for a team's ledger", _SQLITE_4, _PG_4),
+    Migration(
+        5,
+        "runs record their job (indexed); cache hits record who saved them; a covering "
+        "index for project totals",
+        _SQLITE_5,
+        _PG_5,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -42,7 +42,7 @@ from wattwise.store._base import (
     rows_from_sums,
     verified_artifact,
 )
-from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, login_name
+from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, job_id_of, login_name
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import SCHEMA_TABLE, SCHEMA_VERSION, apply_migrations
 
@@ -79,9 +79,11 @@ _RUN_COLUMNS = (
     "record",
     "user",
     "role",
+    "job_id",
 )
 _JSON_COLUMNS = frozenset({"tags", "params", "record"})
-_UPDATABLE = frozenset(_RUN_COLUMNS) - {"id", "started_at", "host", "pid", "user"}
+#: Columns a writer may set; ``job_id`` follows ``record`` (see :func:`_job_sets`).
+_UPDATABLE = frozenset(_RUN_COLUMNS) - {"id", "started_at", "host", "pid", "user", "job_id"}
 _COLUMNS_SQL = ", ".join(f'"{c}"' for c in _RUN_COLUMNS)  # "user" is reserved in PostgreSQL
 _MARKS_SQL = ", ".join("?" for _ in _RUN_COLUMNS)
 #: The role of a run as readers see it: the declared one, else inferred for older rows.
@@ -98,10 +100,19 @@ _GROUP_SQL = {
     "region": "region",
     "kind": "kind",
     "study": "study_id",
+    "job": "job_id",
     "month": "strftime('%Y-%m', started_at, 'unixepoch')",
     "tag": "t.value",
 }
 _BATCH = 5000
+_REUSE_NAMES = tuple(f.name for f in dataclasses.fields(ReuseEvent))
+_REUSE_SQL = ", ".join(f'"{name}"' for name in _REUSE_NAMES)
+#: A cache hit; its ``user`` defaults to the consuming run's (the last parameter).
+_INSERT_REUSE = (
+    f"INSERT INTO reuse ({_REUSE_SQL}) VALUES ("
+    + ", ".join("?" for name in _REUSE_NAMES if name != "user")
+    + ', coalesce(?, (SELECT "user" FROM runs WHERE id = ?)))'
+)
 
 
 class _MissingLedger:
@@ -303,7 +314,7 @@ class SQLiteRunStore(BaseRunStore):
                 if immutable or "unable to open" not in str(err):
                     raise
         assert conn is not None
-        if version == _ADDITIVE_FROM and _view_v4(conn):
+        if _ADDITIVE_FROM <= version < SCHEMA_VERSION and _view_current(conn):
             version = SCHEMA_VERSION  # read in place through a view (nothing copied)
         if version < SCHEMA_VERSION:
             # An older (or empty) ledger: upgrade a copy in memory; only writers migrate.
@@ -504,7 +515,7 @@ class SQLiteRunStore(BaseRunStore):
         process's login name (set on ``run`` too)."""
         if run.user is None:
             run.user = login_name()
-        values = [_encode(col, getattr(run, col)) for col in _RUN_COLUMNS]
+        values = _row_values(run)
 
         def op() -> None:
             with self._write() as conn:
@@ -539,8 +550,7 @@ class SQLiteRunStore(BaseRunStore):
         if unknown:
             msg = f"Cannot update run columns {sorted(unknown)}; allowed: {sorted(_UPDATABLE)}."
             raise StoreError(msg)
-        cols = sorted(fields)
-        values = [_encode(col, fields[col]) for col in cols]
+        cols, values = _job_sets(sorted(fields), fields)
 
         def op() -> None:
             with self._write() as conn:
@@ -637,7 +647,7 @@ class SQLiteRunStore(BaseRunStore):
                     return 0
                 run = header.get("run")
                 if run is not None:
-                    values = [_encode(col, run.get(col)) for col in _RUN_COLUMNS]
+                    values = _row_values(run)
                     conn.execute(
                         f"INSERT OR IGNORE INTO runs ({_COLUMNS_SQL}) "
                         f"VALUES ({_MARKS_SQL})", values,
@@ -675,8 +685,8 @@ class SQLiteRunStore(BaseRunStore):
         """
         if run.user is None:
             run.user = login_name()
-        values = [_encode(col, getattr(run, col)) for col in _RUN_COLUMNS]
-        cols = sorted(set(fields) & _UPDATABLE)
+        values = _row_values(run)
+        cols, sets = _job_sets(sorted(set(fields) & _UPDATABLE), fields)
 
         def op() -> None:
             with self._write() as conn:
@@ -685,10 +695,7 @@ class SQLiteRunStore(BaseRunStore):
                     f"VALUES ({_MARKS_SQL})", values,
                 )  # fmt: skip
                 if cols:
-                    conn.execute(
-                        f"UPDATE runs SET {_sets(cols)} WHERE id = ?",
-                        [*(_encode(c, fields[c]) for c in cols), run.id],
-                    )
+                    conn.execute(f"UPDATE runs SET {_sets(cols)} WHERE id = ?", [*sets, run.id])
                 _replace_components(conn, run.id, components)
                 have = conn.execute(
                     "SELECT count(*) FROM metrics WHERE run_id = ?", (run.id,)
@@ -742,6 +749,7 @@ class SQLiteRunStore(BaseRunStore):
             RunNotFoundError: No such run.
         """
         text = json.dumps(value, sort_keys=True, default=str)
+        job = job_id_of({key: value}) if not append else None
 
         def op() -> None:
             with self._write() as conn:
@@ -753,21 +761,19 @@ class SQLiteRunStore(BaseRunStore):
                     "VALUES (?, ?, ?, ?, ?)",
                     (run_id, key, text, int(append), time.time()),
                 )
+                if job is not None:  # the record's job, set from another process
+                    conn.execute("UPDATE runs SET job_id = ? WHERE id = ?", (job, run_id))
 
         self._guard(op)
 
     def add_reuse(self, event: ReuseEvent) -> None:
-        """Record a cache hit and the energy it avoided."""
-        fields = dataclasses.fields(ReuseEvent)
-        names = ", ".join(f.name for f in fields)
-        values = [getattr(event, f.name) for f in fields]
+        """Record a cache hit and the energy it avoided; a missing ``user`` is the
+        consuming run's."""
+        values = [getattr(event, name) for name in _REUSE_NAMES]
 
         def op() -> None:
             with self._write() as conn:
-                conn.execute(
-                    f"INSERT INTO reuse ({names}) VALUES ({', '.join('?' for _ in fields)})",
-                    values,
-                )
+                conn.execute(_INSERT_REUSE, [*values, event.consumer_run_id])
 
         self._guard(op)
 
@@ -821,8 +827,7 @@ class SQLiteRunStore(BaseRunStore):
         if consumer_run_id is not None:
             where.append("consumer_run_id = ?")
             args.append(consumer_run_id)
-        names = [f.name for f in dataclasses.fields(ReuseEvent)]
-        sql = f"SELECT {', '.join(names)} FROM reuse"
+        sql = f"SELECT {_REUSE_SQL} FROM reuse"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq"
@@ -845,6 +850,23 @@ class SQLiteRunStore(BaseRunStore):
             return ReuseTotals(hits=row[0], energy_j=row[1], co2e_g=row[2], duration_s=row[3])
 
         result: ReuseTotals = self._guard(op)
+        return result
+
+    def reuse_by_user(self) -> dict[str | None, ReuseTotals]:
+        """What cache hits avoided, per user who saved it."""
+
+        def op() -> dict[str | None, ReuseTotals]:
+            return {
+                row[0]: ReuseTotals(hits=row[1], energy_j=row[2], co2e_g=row[3],
+                                    duration_s=row[4])
+                for row in self._conn.execute(
+                    'SELECT "user", count(*), coalesce(sum(energy_avoided_j), 0), '
+                    "coalesce(sum(co2e_avoided_g), 0), coalesce(sum(duration_avoided_s), 0) "
+                    'FROM reuse GROUP BY "user"'
+                )
+            }  # fmt: skip
+
+        result: dict[str | None, ReuseTotals] = self._guard(op)
         return result
 
 
@@ -885,9 +907,11 @@ class SQLiteRunStore(BaseRunStore):
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
+        job_id: str | None = None,
     ) -> list[RunRecord]:
         """Runs matching every filter, paged from the newest (see :class:`BaseRunStore`)."""
-        where, args = _filters(study_id=study_id, top_level=top_level, user=user, host=host)
+        where, args = _filters(study_id=study_id, top_level=top_level, user=user, host=host,
+                               job_id=job_id)  # fmt: skip
         judged = status in (RunStatus.RUNNING.value, RunStatus.CRASHED.value)
         if status is not None:
             # A run the ledger says is running may be shown crashed (and only those).
@@ -923,16 +947,19 @@ class SQLiteRunStore(BaseRunStore):
         top_level: bool = False,
         user: str | None = None,
         host: str | None = None,
+        job_id: str | None = None,
     ) -> int:
         """How many runs :meth:`list_runs` would return with these filters."""
+        filters: dict[str, Any] = {"study_id": study_id, "top_level": top_level, "user": user,
+                                   "host": host, "job_id": job_id}  # fmt: skip
         if status in (RunStatus.RUNNING.value, RunStatus.CRASHED.value):
-            judged = self._running(study_id=study_id, top_level=top_level, user=user, host=host)
+            judged = self._running(**filters)
             shown = sum(1 for r in judged if r.status.value == status)
             if status == RunStatus.RUNNING.value:
                 return shown
         else:
             shown = 0
-        where, args = _filters(study_id=study_id, top_level=top_level, user=user, host=host)
+        where, args = _filters(**filters)
         if status is not None:
             where.append("status = ?")
             args.append(status)
@@ -954,10 +981,13 @@ class SQLiteRunStore(BaseRunStore):
         study_id: str | None = None,
         user: str | None = None,
         host: str | None = None,
+        job_id: str | None = None,
     ) -> list[AggregateRow]:
         """Sums per group, role and status, in SQL (running runs are judged one by one)."""
         check_group_by(group_by)
-        where, args = _filters(study_id=study_id, top_level=top_level, user=user, host=host)
+        filters: dict[str, Any] = {"study_id": study_id, "top_level": top_level, "user": user,
+                                   "host": host, "job_id": job_id}  # fmt: skip
+        where, args = _filters(**filters)
         where.append("status != ?")
         args.append(RunStatus.RUNNING.value)
         source = "runs LEFT JOIN json_each(runs.tags) AS t" if group_by == "tag" else "runs"
@@ -977,7 +1007,7 @@ class SQLiteRunStore(BaseRunStore):
             (g, r, st): [n, d, e, eb, c, cb, first, last]
             for g, r, st, n, d, e, eb, c, cb, first, last in rows
         }
-        running = self._running(study_id=study_id, top_level=top_level, user=user, host=host)
+        running = self._running(**filters)
         for run in running:
             for group in group_values(run, group_by):
                 add_run(sums, (group, declared_role(run), run.status.value), run)
@@ -1057,6 +1087,7 @@ class SQLiteRunStore(BaseRunStore):
         names = [d[0] for d in self._conn.execute("SELECT * FROM runs LIMIT 0").description]
         for row in rows:
             data = dict(zip(names, row, strict=True))
+            data.pop("job_id", None)  # read from the record (RunRecord.job_id)
             for col in _JSON_COLUMNS:
                 data[col] = json.loads(data[col])
             data["status"] = RunStatus(data["status"])
@@ -1089,12 +1120,33 @@ def _sets(cols: Iterable[str]) -> str:
     return ", ".join(f'"{c}" = ?' for c in cols)
 
 
+def _row_values(run: RunRecord | dict[str, Any]) -> list[Any]:
+    """A run's values for every column of :data:`_RUN_COLUMNS` (a record, or a spooled
+    run's dict); ``job_id`` comes from the record."""
+    if isinstance(run, RunRecord):
+        return [_encode(col, getattr(run, col)) for col in _RUN_COLUMNS]
+    job = job_id_of(run.get("record"))
+    return [job if col == "job_id" else _encode(col, run.get(col)) for col in _RUN_COLUMNS]
+
+
+def _job_sets(cols: list[str], fields: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """Columns and encoded values to set from ``fields``; a new ``record`` that names a job
+    sets ``job_id`` too (one that names none leaves it: a job never changes)."""
+    values = [_encode(col, fields[col]) for col in cols]
+    job = job_id_of(fields.get("record")) if "record" in cols else None
+    if job is not None:
+        return [*cols, "job_id"], [*values, job]
+    return cols, values
+
+
 def _filters(
-    *, study_id: str | None, top_level: bool, user: str | None, host: str | None
-) -> tuple[list[str], list[Any]]:
+    *, study_id: str | None, top_level: bool, user: str | None, host: str | None,
+    job_id: str | None = None,
+) -> tuple[list[str], list[Any]]:  # fmt: skip
     where: list[str] = []
     args: list[Any] = []
-    for column, value in (("study_id", study_id), ('"user"', user), ("host", host)):
+    for column, value in (("study_id", study_id), ('"user"', user), ("host", host),
+                          ("job_id", job_id)):  # fmt: skip
         if value is not None:
             where.append(f"{column} = ?")
             args.append(value)
@@ -1126,20 +1178,23 @@ def _memory_ledger(*, migrate: bool = True) -> sqlite3.Connection:
 
 
 #: From this version on, the pending migrations only add nullable columns (and indexes), so
-#: a reader sees the current schema through a view instead of copying the ledger.
+#: a reader sees the current schema through views instead of copying the ledger.
 _ADDITIVE_FROM = 3
-_V3_COLUMNS = [c for c in _RUN_COLUMNS if c not in ("user", "role")]
+#: Every column of the tables that later migrations widened.
+_WIDENED = {"runs": _RUN_COLUMNS, "reuse": ("seq", *_REUSE_NAMES)}
 
 
-def _view_v4(conn: sqlite3.Connection) -> bool:
-    """Show a schema-3 ledger's runs with ``user`` and ``role`` (NULL) through a temporary
-    view that shadows the table on this read-only connection; False if it cannot."""
-    columns = ", ".join(f'"{c}"' for c in _V3_COLUMNS)
+def _view_current(conn: sqlite3.Connection) -> bool:
+    """Show an older ledger's runs and cache hits with the columns added since (``user``,
+    ``role``, ``job_id``; the hits' ``user``: NULL) through temporary views that shadow
+    the tables on this read-only connection; False if it cannot."""
     try:
-        conn.execute(
-            f'CREATE TEMP VIEW runs AS SELECT {columns}, NULL AS "user", NULL AS role '
-            "FROM main.runs"
-        )
+        for table, wanted in _WIDENED.items():
+            have = {row[1] for row in conn.execute(f"PRAGMA main.table_info({table})")}
+            if set(wanted) <= have:
+                continue
+            columns = ", ".join(f'"{c}"' if c in have else f'NULL AS "{c}"' for c in wanted)
+            conn.execute(f"CREATE TEMP VIEW {table} AS SELECT {columns} FROM main.{table}")
     except sqlite3.Error:
         return False
     return True
@@ -1176,15 +1231,12 @@ def _annotate(conn: sqlite3.Connection, run_id: str, key: str, value: Any) -> No
 def _apply_spooled(conn: sqlite3.Connection, run_id: str, entry: dict[str, Any]) -> None:
     """One spooled write: fields (unless the ledger is newer), components, samples, metrics."""
     fields = entry.get("fields") or {}
-    cols = sorted(set(fields) & _UPDATABLE)
+    cols, values = _job_sets(sorted(set(fields) & _UPDATABLE), fields)
     if cols:
         row = conn.execute("SELECT heartbeat_at FROM runs WHERE id = ?", (run_id,)).fetchone()
         beat = fields.get("heartbeat_at")
         if row is None or not isinstance(beat, (int, float)) or beat >= row[0]:
-            conn.execute(
-                f"UPDATE runs SET {_sets(cols)} WHERE id = ?",
-                [*(_encode(c, fields[c]) for c in cols), run_id],
-            )
+            conn.execute(f"UPDATE runs SET {_sets(cols)} WHERE id = ?", [*values, run_id])
             components = [ComponentEnergy(**c) for c in entry.get("components") or []]
             if components:
                 _replace_components(conn, run_id, components)

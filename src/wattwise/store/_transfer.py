@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from wattwise.exceptions import StoreError, WattwiseError
-from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus
+from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, job_id_of
 from wattwise.store._reuse import ReuseEvent
 
 if TYPE_CHECKING:
@@ -94,6 +94,8 @@ _RUN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "record": ((dict,), False),
     "user": ((str,), True),
     "role": ((str,), True),
+    # Derived from record["job"]["id"] (the ledger's index): accepted, and recomputed.
+    "job_id": ((str,), True),
 }
 _REUSE_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "at": ((int, float), False),
@@ -107,8 +109,12 @@ _REUSE_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "method": ((str,), False),
     "basis": ((str,), False),
     "cache_url": ((str,), False),
+    "user": ((str,), True),
 }
 _REUSE_NAMES = tuple(f.name for f in dataclasses.fields(ReuseEvent))
+#: What makes two cache hits the same hit: every field but ``user`` (which the ledger fills
+#: in from the consuming run, so an older export's hit matches its migrated copy).
+_REUSE_IDENTITY = tuple(n for n in _REUSE_NAMES if n != "user")
 
 
 class LedgerFileError(WattwiseError):
@@ -497,7 +503,7 @@ class _SQLiteRows:
         yield from self._read(lambda conn: _sqlite_bundles(conn, ids))
 
     def reuse_outside(self, known: set[str]) -> list[dict[str, Any]]:
-        names = ", ".join(_REUSE_NAMES)
+        names = ", ".join(_q(n) for n in _REUSE_NAMES)
         rows = self._read(
             lambda c: c.execute(f"SELECT {names} FROM reuse ORDER BY seq").fetchall()
         )
@@ -533,6 +539,7 @@ def _sqlite_bundles(conn: sqlite3.Connection, ids: Sequence[str]) -> list[dict[s
     out: dict[str, dict[str, Any]] = {}
     for row in cur.fetchall():
         run = dict(zip(names, row, strict=True))
+        run.pop("job_id", None)  # derived from the record: recomputed on import
         for col in _JSON_COLUMNS:
             run[col] = json.loads(run[col])
         out[run["id"]] = {
@@ -573,7 +580,7 @@ def _sqlite_bundles(conn: sqlite3.Connection, ids: Sequence[str]) -> list[dict[s
             "name": r[1], "sha256": r[2], "size_bytes": r[3], "created_at": r[4],
             "content_b64": base64.b64encode(bytes(r[5])).decode("ascii"),
         })  # fmt: skip
-    names_sql = ", ".join(_REUSE_NAMES)
+    names_sql = ", ".join(_q(n) for n in _REUSE_NAMES)
     for row in conn.execute(
         f"SELECT {names_sql} FROM reuse WHERE consumer_run_id IN ({marks}) ORDER BY seq",
         list(ids),
@@ -598,7 +605,7 @@ def _sqlite_add_bundle(
 ) -> None:  # fmt: skip
     run = bundle["run"]
     run_id = run["id"]
-    missing = sorted(k for k in run if k not in columns)
+    missing = sorted(k for k in run if k not in columns and k != "job_id")
     if missing:
         msg = (
             f"Run {run_id[:12]} has fields {missing} this ledger has no column for; upgrade "
@@ -606,6 +613,8 @@ def _sqlite_add_bundle(
         )
         raise LedgerFileError(msg)
     values = {k: (_encode_json(v) if k in _JSON_COLUMNS else v) for k, v in run.items()}
+    if "job_id" in columns:
+        values["job_id"] = job_id_of(run["record"])
     row = conn.execute("SELECT heartbeat_at FROM runs WHERE id = ?", (run_id,)).fetchone()
     replace = False
     if row is None:
@@ -684,15 +693,17 @@ def _sqlite_add_bundle(
 def _sqlite_add_reuse(
     conn: sqlite3.Connection, event: Mapping[str, Any], summary: ImportSummary
 ) -> None:
-    values = [event.get(n) for n in _REUSE_NAMES]
-    same = " AND ".join(f"{n} IS ?" for n in _REUSE_NAMES)
+    values = [event.get(n) for n in _REUSE_IDENTITY]
+    same = " AND ".join(f"{n} IS ?" for n in _REUSE_IDENTITY)
     if conn.execute(f"SELECT 1 FROM reuse WHERE {same}", values).fetchone() is not None:
         summary.reuse_present += 1
         return
     conn.execute(
-        f"INSERT INTO reuse ({', '.join(_REUSE_NAMES)}) "
-        f"VALUES ({', '.join('?' for _ in _REUSE_NAMES)})", values,
-    )  # fmt: skip
+        f"INSERT INTO reuse ({', '.join(_REUSE_IDENTITY)}, \"user\") "
+        f"VALUES ({', '.join('?' for _ in _REUSE_IDENTITY)}, "
+        'coalesce(?, (SELECT "user" FROM runs WHERE id = ?)))',
+        [*values, event.get("user"), event.get("consumer_run_id")],
+    )
     summary.reuse_added += 1
 
 
@@ -800,7 +811,7 @@ _RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(RunRecord)) - {"co
 
 
 def _reuse_key(event: Mapping[str, Any]) -> tuple[Any, ...]:
-    return tuple(event.get(n) for n in _REUSE_NAMES)
+    return tuple(event.get(n) for n in _REUSE_IDENTITY)
 
 
 # -- helpers -----------------------------------------------------------------------

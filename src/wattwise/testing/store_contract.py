@@ -382,22 +382,31 @@ class RunStoreContract:
         assert [x["name"] for x in store.artifacts(a.id)] == ["empty", "git.diff"]
 
     def test_reuse_records(self, store: BaseRunStore) -> None:
-        consumer = make_run()
+        consumer = make_run(user="ana")
         store.insert_run(consumer)
         events = [
             ReuseEvent(1.0, "k" * 64, "m:f", "p1", consumer.id, 100.0, 2.0, 10.0, "measured",
                        "FR 2024", "file:///c"),
             ReuseEvent(2.0, "j" * 64, "m:g", None, None, 50.0, 1.0, 5.0, "estimated",
                        "FR 2024", "s3://b/c"),
+            ReuseEvent(3.0, "k" * 64, "m:f", "p1", consumer.id, 100.0, 2.0, 10.0, "measured",
+                       "FR 2024", "file:///c", user="bo"),
         ]  # fmt: skip
         for event in events:
             store.add_reuse(event)
-        assert store.reuse_events() == events
-        assert store.reuse_events(cache_key="j" * 64) == events[1:]
-        assert store.reuse_events(consumer_run_id=consumer.id) == events[:1]
+        # A hit without a user is booked to the consuming run's user; one outside any run
+        # has none; a user given is kept.
+        saved = [dataclasses.replace(events[0], user="ana"), events[1], events[2]]
+        assert store.reuse_events() == saved
+        assert store.reuse_events(cache_key="j" * 64) == saved[1:2]
+        assert store.reuse_events(consumer_run_id=consumer.id) == [saved[0], saved[2]]
         totals = store.reuse_totals()
-        assert (totals.hits, totals.energy_j) == (2, 150.0)
-        assert (totals.co2e_g, totals.duration_s) == (3.0, 15.0)
+        assert (totals.hits, totals.energy_j) == (3, 250.0)
+        assert (totals.co2e_g, totals.duration_s) == (5.0, 25.0)
+        by_user = {u: (t.hits, t.energy_j, t.co2e_g, t.duration_s)
+                   for u, t in store.reuse_by_user().items()}  # fmt: skip
+        assert by_user == {"ana": (1, 100.0, 2.0, 10.0), None: (1, 50.0, 1.0, 5.0),
+                           "bo": (1, 100.0, 2.0, 10.0)}  # fmt: skip
 
     # -- listing, paging, aggregation --------------------------------------------------
 
@@ -499,6 +508,57 @@ class RunStoreContract:
         assert min(row.first_started_at or 0 for row in first) == min(r.started_at for r in runs)
         with pytest.raises(InvalidParameterError):
             store.aggregate("colour")
+
+    # -- jobs (issue 11) ---------------------------------------------------------------
+
+    def test_runs_are_found_by_their_job(self, store: BaseRunStore) -> None:
+        base = 1_700_000_000.0
+        ranks = []
+        for rank in range(3):
+            run = make_run(name=f"rank{rank}", started_at=base + rank, user="ana")
+            run.record["job"] = {"id": "job-7", "rank": rank}
+            store.insert_run(run)
+            _finish(store, run, energy_j=10.0 * (rank + 1))
+            ranks.append(run)
+        other = make_run(name="other-job", started_at=base + 5)
+        other.record["job"] = {"id": "job-8"}
+        store.insert_run(other)
+        for record in ({"job": "not a dict"}, {"job": {"id": 7}}, {}):  # no job: NULL
+            loose = make_run(name="no-job", started_at=base + 6, record=record)
+            store.insert_run(loose)
+            assert store.get_run(loose.id).job_id is None
+        assert store.get_run(ranks[0].id).job_id == "job-7"
+        assert [r.name for r in store.list_runs(job_id="job-7")] == ["rank0", "rank1", "rank2"]
+        assert [r.id for r in store.list_runs(job_id="job-7", limit=1, newest_first=True)] == [
+            ranks[2].id
+        ]
+        assert store.count_runs(job_id="job-7") == 3
+        assert store.count_runs(job_id="job-7", status="finished") == 3
+        assert store.count_runs(job_id="job-8") == 1
+        assert store.list_runs(job_id="no-such-job") == []
+        rows = store.aggregate("none", job_id="job-7")
+        assert (sum(r.runs for r in rows), sum(r.energy_j for r in rows)) == (3, 60.0)
+        by_job = {row.group: row.runs for row in store.aggregate("job")}
+        assert by_job == {"job-7": 3, "job-8": 1, None: 3}
+
+    def test_a_job_set_later_is_indexed(self, store: BaseRunStore) -> None:
+        flushed = make_run(name="flushed")
+        store.insert_run(flushed)
+        assert store.count_runs(job_id="job-9") == 0
+        store.flush_run(flushed.id, {"record": {**flushed.record, "job": {"id": "job-9"}}})
+        annotated = make_run(name="annotated")
+        store.insert_run(annotated)
+        store.annotate_run(annotated.id, "job", {"id": "job-9", "rank": 1})  # another process
+        resynced = make_run(name="resynced")
+        resynced.record["job"] = {"id": "job-9"}
+        store.resync_run(resynced, {"record": resynced.record}, components=[], metrics=[])
+        assert sorted(r.name for r in store.list_runs(job_id="job-9")) == [
+            "annotated", "flushed", "resynced"
+        ]
+        # A record rewritten without its job keeps the run in its job (a job never changes).
+        store.flush_run(flushed.id, {"record": {"command": ["x"]}})
+        assert store.count_runs(job_id="job-9") == 3
+        assert store.get_run(annotated.id).job_id == "job-9"
 
     # -- readers never write; read-only stores -----------------------------------------
 
