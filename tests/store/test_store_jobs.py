@@ -13,6 +13,7 @@ import pytest
 from wattwise.store import (
     SCHEMA_VERSION,
     ReuseEvent,
+    RunStatus,
     get_store,
     login_name,
 )
@@ -129,3 +130,44 @@ def test_an_export_without_savers_matches_hits_already_there(tmp_path: Path) -> 
     result = import_ledger(store, old_style.splitlines())
     assert (result.reuse_added, result.reuse_present) == (0, 1)
     store.close()
+
+
+def test_footprint_by_user_splits_what_reuse_saved(tmp_path: Path) -> None:
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
+    from cli_support import call
+
+    from wattwise.store import footprint_by, open_store
+
+    store = open_store()
+    runs = {}
+    for user in ("ana", "bo"):
+        run = make_run(user=user, status=RunStatus.FINISHED)
+        store.insert_run(run)
+        store.flush_run(run.id, {"energy_j": 100.0, "heartbeat_at": run.started_at})
+        runs[user] = run
+    for energy in (30.0, 12.0):
+        store.add_reuse(ReuseEvent(1.0, "k" * 64, "m:f", None, runs["ana"].id, energy, 1.0,
+                                   2.0, "measured", "FR", "file:///c"))  # fmt: skip
+    store.add_reuse(ReuseEvent(2.0, "k" * 64, "m:f", None, None, 5.0, 0.5, 1.0, "measured",
+                               "FR", "file:///c"))  # fmt: skip
+    groups = {g.group: g for g in footprint_by(store, "user")}
+    store.close()
+    assert set(groups) == {"ana", "bo", None}
+    saved = {u: (g.saved_by_reuse.hits, g.saved_by_reuse.energy_j)
+             for u, g in groups.items() if g.saved_by_reuse is not None}  # fmt: skip
+    assert saved == {"ana": (2, 42.0), "bo": (0, 0.0), None: (1, 5.0)}
+    assert groups[None].total.runs == 0  # hits outside any run: saved, no runs
+    table = call("footprint", "--by", "user")
+    assert table.code == 0, table.err
+    header, *rows = table.out.splitlines()
+    assert header.rstrip().endswith("SAVED BY REUSE")
+    ana = next(r for r in rows if r.startswith("ana "))
+    assert "42" in ana and "(2 hits)" in ana
+    data = json.loads(call("footprint", "--by", "user", "--json").out)
+    by_user = {g["group"]: g["saved_by_reuse"]["energy_j"] for g in data["groups"]}
+    assert by_user == {"ana": 42.0, "bo": 0.0, None: 5.0}
+    hosts = json.loads(call("footprint", "--by", "host", "--json").out)
+    assert all("saved_by_reuse" not in g for g in hosts["groups"])

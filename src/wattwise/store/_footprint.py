@@ -214,11 +214,14 @@ class GroupFootprint:
     Attributes:
         group: The user, host, tag or ``YYYY-MM`` month (UTC, of the start); None for runs
             without one (untagged, or recorded before users were).
+        saved_by_reuse: For ``--by user`` only: what the cache hits this user's runs made
+            avoided (beside the totals, never subtracted); None for other groupings.
     """
 
     group: str | None
     total: Totals
     by_role: dict[str, Totals]
+    saved_by_reuse: ReuseTotals | None = None
 
     @property
     def beyond_final_share(self) -> float:
@@ -228,19 +231,24 @@ class GroupFootprint:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON shape."""
-        return {
+        data = {
             "group": self.group,
             "total": self.total.to_dict(),
             "by_role": {k: v.to_dict() for k, v in sorted(self.by_role.items())},
             "beyond_final_energy_share": self.beyond_final_share,
         }
+        if self.saved_by_reuse is not None:
+            data["saved_by_reuse"] = self.saved_by_reuse.to_dict()
+        return data
 
 
 def footprint_by(store: Any, group_by: str) -> list[GroupFootprint]:
     """Top-level runs' totals per user, host, tag (a run counts once per tag) or month.
 
     Computed by the store (``aggregate``). Groups come largest energy first, months in
-    time order; runs without a value come last as group None.
+    time order; runs without a value come last as group None. By user, each group also
+    carries what its cache hits saved (``reuse_by_user``); a user who only reused has a
+    group with no runs.
 
     Raises:
         InvalidParameterError: ``group_by`` is not a grouping the store knows.
@@ -252,6 +260,13 @@ def footprint_by(store: Any, group_by: str) -> list[GroupFootprint]:
             group = groups[row.group] = GroupFootprint(row.group, Totals(), {})
         group.total.add_row(row)
         group.by_role.setdefault(footprint_role(row.role, row.status), Totals()).add_row(row)
+    if group_by == "user":
+        saved = store.reuse_by_user()
+        for user in saved:
+            if user not in groups:
+                groups[user] = GroupFootprint(user, Totals(), {})
+        for user, group in groups.items():
+            group.saved_by_reuse = saved.get(user, ReuseTotals())
     ordered = list(groups.values())
     if group_by == "month":
         ordered.sort(key=lambda g: (g.group is None, g.group or ""))

@@ -93,6 +93,8 @@ def _print_by(store: BaseRunStore, by: str, *, as_json: bool) -> int:
         print("No runs yet. Start one with: wattwise run -- python train.py")
         return 0
     none_label = {"user": "(not recorded)", "tag": "(untagged)"}.get(by, "(unknown)")
+    # By user: what each one's cache hits saved, when anyone's did.
+    saved = any(g.saved_by_reuse is not None and g.saved_by_reuse.hits for g in groups)
     rows = [
         [
             g.group if g.group is not None else none_label, str(g.total.runs),
@@ -100,14 +102,26 @@ def _print_by(store: BaseRunStore, by: str, *, as_json: bool) -> int:
             fmt.with_band(g.total.energy_j, g.total.energy_band_j),
             fmt.with_band(g.total.co2e_g, g.total.co2e_band_g, fmt.carbon),
             f"{g.beyond_final_share:.0%}",
+            *([_saved_cell(g.saved_by_reuse)] if saved else []),
         ]
         for g in groups
     ]  # fmt: skip
     headers = [by.upper(), "RUNS", "TIME", "ENERGY", "CARBON (operational)", "BEYOND FINAL"]
+    if saved:
+        headers.append("SAVED BY REUSE")
     print(fmt.table(headers, rows))
     if by == "tag":
         print("A run with several tags counts under each: the rows add up to more than the "
               "project.")  # fmt: skip
     print("BEYOND FINAL: share of the energy that went to anything but final runs (tuning, "
           "failed, crashed).")  # fmt: skip
+    if saved:
+        print("SAVED BY REUSE: energy the user's cache hits avoided (not subtracted from the "
+              "totals); (not recorded): hits outside any run.")  # fmt: skip
     return 0
+
+
+def _saved_cell(saved: ReuseTotals | None) -> str:
+    if saved is None or not saved.hits:
+        return "-"
+    return f"{fmt.energy(saved.energy_j)} ({saved.hits} hit{'s' if saved.hits != 1 else ''})"
