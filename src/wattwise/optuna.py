@@ -53,7 +53,21 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from wattwise.exceptions import InvalidParameterError
-from wattwise.tuning import Budget, Spent, StudyRecord, TrialRecord, pareto_front
+from wattwise.tuning import (
+    CO2E_ATTR,
+    CO2E_BAND_ATTR,
+    ENERGY_ATTR,
+    ENERGY_BAND_ATTR,
+    RUN_ATTR,
+    STUDY_RUN_ATTR,
+    STUDY_RUNS_ATTR,
+    Budget,
+    Spent,
+    StudyRecord,
+    TrialRecord,
+    pareto_front,
+    storage_label,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -78,21 +92,6 @@ __all__ = [
 
 logger = logging.getLogger("wattwise")
 
-#: Trial user attribute: energy of the trial's run, in joules (before PUE).
-ENERGY_ATTR = "wattwise_energy_j"
-#: Trial user attribute: half-width of the energy's uncertainty band, in joules.
-ENERGY_BAND_ATTR = "wattwise_energy_band_j"
-#: Trial user attribute: emissions of the trial's run, in gCO2e.
-CO2E_ATTR = "wattwise_co2e_g"
-#: Trial user attribute: half-width of the emissions' band, in gCO2e.
-CO2E_BAND_ATTR = "wattwise_co2e_band_g"
-#: Trial user attribute: the trial's run id in the ledger (set when the trial starts).
-RUN_ATTR = "wattwise_run_id"
-#: Trial user attribute: the study run (session) the trial belongs to.
-STUDY_RUN_ATTR = "wattwise_study_run_id"
-#: Study user attribute: every session's study run id, oldest first.
-STUDY_RUNS_ATTR = "wattwise_study_run_ids"
-
 #: Options of the runs (as for ``wattwise.track``).
 RUN_OPTIONS = frozenset(
     {"store", "tags", "region", "meters", "interval_s", "flush_s", "pue", "emit_warnings",
@@ -115,28 +114,6 @@ def _check_options(options: dict[str, Any], owner: str) -> dict[str, Any]:
         msg = f"The 'meters' option of {owner} must be a list of meter ids. Got {meters!r}."
         raise InvalidParameterError(msg)
     return options
-
-
-def storage_label(study: optuna.Study) -> str:
-    """Where a study lives, for records: the storage's URL without its password, or its type."""
-    storage = getattr(study, "_storage", None)  # Optuna has no public accessor
-    inner = getattr(storage, "_backend", storage)  # the cached wrapper around an RDB storage
-    url = getattr(inner, "url", None)
-    if isinstance(url, str):
-        return redact_url(url)
-    return type(inner).__name__ if inner is not None else "unknown"
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (never written anywhere)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, host = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        userinfo = userinfo.split(":", 1)[0] + ":***"
-    return f"{scheme}://{userinfo}{at}{host}{slash}{path}"
 
 
 class _Session:

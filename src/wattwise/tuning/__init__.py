@@ -43,6 +43,17 @@ if TYPE_CHECKING:
         setup_energy_j,
     )
     from wattwise.tuning._records import RayPlacement, StudyRecord, TrialRecord, totals_by_node
+    from wattwise.tuning._storage import (
+        CO2E_ATTR,
+        CO2E_BAND_ATTR,
+        ENERGY_ATTR,
+        ENERGY_BAND_ATTR,
+        RUN_ATTR,
+        STUDY_RUN_ATTR,
+        STUDY_RUNS_ATTR,
+        redact_url,
+        storage_label,
+    )
     from wattwise.tuning._tree import StudyRun
     from wattwise.tuning._trial import BudgetExhaustedError, Trial
     from wattwise.tuning._tuner import TrialSummary, TuneResult, tune
@@ -50,6 +61,13 @@ if TYPE_CHECKING:
 # Loaded on first use: readers of study records (the report) need neither the tuner nor
 # the executors, and nothing here imports Optuna until a study runs.
 _LAZY: _lazy.LazyTable = {
+    "CO2E_ATTR": "._storage",
+    "CO2E_BAND_ATTR": "._storage",
+    "ENERGY_ATTR": "._storage",
+    "ENERGY_BAND_ATTR": "._storage",
+    "RUN_ATTR": "._storage",
+    "STUDY_RUN_ATTR": "._storage",
+    "STUDY_RUNS_ATTR": "._storage",
     "AvoidedEstimate": "._pareto",
     "Budget": "._budget",
     "BudgetExhaustedError": "._trial",
@@ -65,12 +83,21 @@ _LAZY: _lazy.LazyTable = {
     "load_module": "._executors",
     "load_objective": "._executors",
     "pareto_front": "._pareto",
+    "redact_url": "._storage",
     "setup_energy_j": "._pareto",
+    "storage_label": "._storage",
     "totals_by_node": "._records",
     "tune": "._tuner",
 }
 
 __all__ = [
+    "CO2E_ATTR",
+    "CO2E_BAND_ATTR",
+    "ENERGY_ATTR",
+    "ENERGY_BAND_ATTR",
+    "RUN_ATTR",
+    "STUDY_RUN_ATTR",
+    "STUDY_RUNS_ATTR",
     "AvoidedEstimate",
     "Budget",
     "BudgetExhaustedError",
@@ -86,7 +113,9 @@ __all__ = [
     "load_module",
     "load_objective",
     "pareto_front",
+    "redact_url",
     "setup_energy_j",
+    "storage_label",
     "totals_by_node",
     "tune",
 ]

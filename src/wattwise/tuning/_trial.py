@@ -309,12 +309,14 @@ def execute_trial(
     except BaseException as err:  # KeyboardInterrupt, SystemExit: the study stops
         outcome["exception"] = err
     trial._ended = outcome["state"]
-    energy = co2e = duration = 0.0
+    energy = co2e = duration = energy_band = co2e_band = 0.0
     if run.state is RunState.ENDED:
         energy, co2e, duration = run.result.energy_j, run.result.co2e_g, run.result.duration_s
+        energy_band, co2e_band = run.result.energy_band_j, run.result.co2e_band_g
     last = trial.reports[-1] if trial.reports else None
     outcome.update(
-        energy_j=energy, co2e_g=co2e, duration_s=duration,
+        energy_j=energy, co2e_g=co2e, duration_s=duration, energy_band_j=energy_band,
+        co2e_band_g=co2e_band,
         reports=list(trial.reports), max_step=trial.max_step, params=trial.params,
         last_value=last[1] if last else None, cpu_start_s=cpu_start,
         cpu_end_s=subtree_cpu_s(), max_interval_j=trial.max_interval_j,

@@ -30,6 +30,19 @@ from wattwise.tuning._pareto import (
 from wattwise.tuning._progress import Progress, status_line
 from wattwise.tuning._records import StudyRecord, TrialRecord
 from wattwise.tuning._space import parse_space
+from wattwise.tuning._storage import (
+    CO2E_ATTR,
+    CO2E_BAND_ATTR,
+    ENERGY_ATTR,
+    ENERGY_BAND_ATTR,
+    RUN_ATTR,
+    STUDY_RUN_ATTR,
+    STUDY_RUNS_ATTR,
+    Resumed,
+    open_study,
+    storage_label,
+    take_over,
+)
 from wattwise.tuning._tree import StudyRun, StudyTree
 from wattwise.tuning._trial import Trial, execute_trial, portable_error
 
@@ -189,6 +202,7 @@ class _Driver:
         tags: list[str],
         inline: bool,
         progress: Progress,
+        resumed: Resumed | None = None,
     ) -> None:
         self.study = study
         self.budget = budget
@@ -205,7 +219,9 @@ class _Driver:
         self.t0 = time.monotonic()
         self.live: dict[int, _Live] = {}
         self.outcomes: dict[int, dict[str, Any]] = {}
-        self.started = 0
+        #: What earlier sessions of a resumed study left (their trials count as started).
+        self.resumed = resumed or Resumed()
+        self.started = self.resumed.trials
         self.done_energy_j = 0.0
         self.done_co2e_g = 0.0
         self.exhausted: str | None = None
@@ -227,12 +243,15 @@ class _Driver:
         return self._driver_cache[1]
 
     def spent(self, *, fresh: bool = False) -> Spent:
-        """Trials done + trials running (as of their last report) + the driver, so far."""
+        """Trials done + trials running (as of their last report) + the driver, so far, plus
+        what earlier sessions of a resumed study spent."""
         own = self._driver_cost(fresh=fresh)
+        prior = self.resumed
         return Spent(
-            energy_j=self.done_energy_j + sum(t.energy_j for t in self.live.values())
-            + own["energy_j"],
-            co2e_g=self.done_co2e_g + sum(t.co2e_g for t in self.live.values()) + own["co2e_g"],
+            energy_j=prior.energy_j + self.done_energy_j
+            + sum(t.energy_j for t in self.live.values()) + own["energy_j"],
+            co2e_g=prior.co2e_g + self.done_co2e_g + sum(t.co2e_g for t in self.live.values())
+            + own["co2e_g"],
             duration_s=time.monotonic() - self.t0,
         )  # fmt: skip
 
@@ -258,6 +277,7 @@ class _Driver:
         trial = self.study.ask(fixed_distributions=self.space) if self.space else self.study.ask()
         self.started += 1
         self.live[trial.number] = _Live(trial)
+        trial.set_user_attr(STUDY_RUN_ATTR, self.run.id)
         return {
             "number": trial.number, "study_id": self.run.id, "study_name": self.study_name,
             "params": dict(trial.params), "tags": self.tags,
@@ -275,6 +295,7 @@ class _Driver:
         op = message["op"]
         if op == "started":
             live.run_id, live.pid = message["run_id"], message["pid"]
+            live.trial.set_user_attr(RUN_ATTR, live.run_id)
             if not self.inline:
                 self.tree.worker_trial_started(message["pid"], message["cpu_s"])
             return {}
@@ -343,6 +364,7 @@ class _Driver:
                 "pruned": optuna.trial.TrialState.PRUNED,
             }.get(outcome["state"], optuna.trial.TrialState.FAIL)
             value = outcome["value"] if outcome["state"] == "complete" else None
+            self._set_energy(live.trial, outcome)
             self._tell(live.trial, value, state)
         if outcome["state"] == "complete":
             value = float(outcome["value"])
@@ -361,11 +383,12 @@ class _Driver:
             return
         if live.pid is not None:
             self.tree.worker_trial_ended(live.pid, None)
-        self._tell(live.trial, None, optuna.trial.TrialState.FAIL)
         energy, co2e, duration = live.energy_j, live.co2e_g, 0.0
         if live.run_id is not None:
             record = self._crashed_record(live.run_id, error, live)
             energy, co2e, duration = record.energy_j, record.co2e_g, record.duration_s
+        self._set_energy(live.trial, {"energy_j": energy, "co2e_g": co2e})
+        self._tell(live.trial, None, optuna.trial.TrialState.FAIL)
         self.outcomes[number] = {
             "number": number, "run_id": live.run_id, "state": "fail", "value": None,
             "stopped_by": None, "error": error, "exception": None, "energy_j": energy,
@@ -392,6 +415,14 @@ class _Driver:
         fields["params"] = {**record.params, **live.trial.params}
         self.store.flush_run(run_id, fields)
         return self.store.get_run(run_id)
+
+    def _set_energy(self, trial: optuna.trial.Trial, outcome: Mapping[str, Any]) -> None:
+        """Put the trial's figures in its user attributes (optuna-dashboard shows them)."""
+        trial.set_user_attr(ENERGY_ATTR, float(outcome.get("energy_j") or 0.0))
+        trial.set_user_attr(CO2E_ATTR, float(outcome.get("co2e_g") or 0.0))
+        if "energy_band_j" in outcome:
+            trial.set_user_attr(ENERGY_BAND_ATTR, float(outcome["energy_band_j"] or 0.0))
+            trial.set_user_attr(CO2E_BAND_ATTR, float(outcome.get("co2e_band_g") or 0.0))
 
     def _tell(self, trial: optuna.trial.Trial, value: float | None, state: Any) -> None:
         try:
@@ -522,6 +553,8 @@ def tune(
     run_options: Mapping[str, Any] | None = None,
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
+    storage: str | optuna.storages.BaseStorage | None = None,
+    resume: bool = False,
 ) -> TuneResult:
     """Search hyperparameters with Optuna, every trial metered, within physical budgets.
 
@@ -569,6 +602,12 @@ def tune(
             ``ray`` executors). ``meter_instances`` is 0.1's name for meter objects.
         cpus_per_trial: CPUs Ray reserves per trial (``ray`` only).
         gpus_per_trial: GPUs Ray reserves per trial (``ray`` only).
+        storage: Where the Optuna study lives: an RDB URL (``sqlite:///study.db``) or an
+            Optuna storage object. None: in memory, gone with the process.
+        resume: Continue the study named ``study_name`` in ``storage`` if it exists (else
+            create it): its trials count against ``n_trials`` and its earlier sessions'
+            energy and carbon against the budgets; trials a killed session left running
+            are failed. This session is a new study run, linked to the earlier ones.
 
     Returns:
         The study's result; its summary is also in the driver run's record.
@@ -641,24 +680,24 @@ def tune(
         sampler = optuna.samplers.TPESampler(seed=seed)
     if pruner is None:
         pruner = optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.create_study(
-            study_name=name, direction=direction,  # type: ignore[arg-type]
-            sampler=sampler, pruner=pruner,
-        )  # fmt: skip
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+    flag: object = resume  # checked at run time, whatever the hints
+    if not isinstance(flag, bool):
+        msg = f"The 'resume' parameter of wattwise.tune must be a bool. Got {resume!r} instead."
+        raise InvalidParameterError(msg)
+    study = open_study(
+        storage=storage, resume=resume, study_name=name, direction=direction,
+        sampler=sampler, pruner=pruner,
+    )  # fmt: skip
 
     owns_store = not isinstance(store, BaseRunStore)
     ledger = store if isinstance(store, BaseRunStore) else open_store(store)
+    resumed = take_over(study, ledger) if storage is not None else Resumed()
     trial_options = {**options, "store": ledger if executor == "inline" else ledger.url}
     pool: WorkerPool | None = None
     if executor != "inline":
         pool = make_pool(
             executor, ref, trial_options, n_workers, cpus_per_trial=cpus_per_trial,
-            gpus_per_trial=gpus_per_trial,
+            gpus_per_trial=gpus_per_trial, env=ledger.child_environment(),
         )  # fmt: skip
     config = {
         "objective": ref.label, "executor": executor,
@@ -668,6 +707,9 @@ def tune(
         "energy_fidelity": energy_fidelity, "energy_step_j": energy_step_j,
         **{k: v for k, v in budget.to_dict().items() if k != "energy_j"},
     }  # fmt: skip
+    if storage is not None:
+        config.update(storage=storage_label(study), resume=resume,
+                      session=len(resumed.previous_study_run_ids) + 1)  # fmt: skip
     driver_options = dict(options)
     if "meters" in options:  # the driver's own list: the same meter objects
         driver_options["meters"] = list(options["meters"])
@@ -675,11 +717,12 @@ def tune(
         name, kind="study", config=config, tags=tag_list, store=ledger, **driver_options
     )
     run.start()
+    study.set_user_attr(STUDY_RUNS_ATTR, [*resumed.previous_study_run_ids, run.id])
     bar = Progress(progress, f"wattwise tune {name}")
     driver = _Driver(
         study=study, budget=budget, space=space, energy_fidelity=energy_fidelity,
         energy_step_j=energy_step_j, run=run, store=ledger, study_name=name, tags=tag_list,
-        inline=pool is None, progress=bar,
+        inline=pool is None, progress=bar, resumed=resumed,
     )  # fmt: skip
     interrupted: BaseException | None = None
     try:
@@ -703,7 +746,10 @@ def tune(
     if error is not None and isinstance(error, KeyboardInterrupt):
         interrupted, error = error, None
         driver.halted = "interrupted"
-    result = _summarize(driver, direction, executor, pool, energy_step_j, interrupted, error)
+    result = _summarize(
+        driver, direction, executor, pool, energy_step_j, interrupted, error,
+        storage=None if storage is None else storage_label(study),
+    )  # fmt: skip
     run.annotate(StudyRecord.KEY, result.summary)
     failed = interrupted is not None or error is not None
     run.finish("failed" if failed else "finished", error=result.stop_reason if failed else None)
@@ -842,6 +888,8 @@ def _summarize(
     energy_step_j: float | None,
     interrupted: BaseException | None,
     error: BaseException | None,
+    *,
+    storage: str | None = None,
 ) -> TuneResult:
     records = {r.id: r for r in driver.store.list_runs(study_id=driver.run.id)}
     trials, avoided_by, method = _trial_summaries(driver, records)
@@ -878,8 +926,11 @@ def _summarize(
         counts[t.state] = counts.get(t.state, 0) + 1
     avoided_j = sum(t.avoided_energy_j for t in trials)
     avoided_g = sum(t.avoided_co2e_g for t in trials)
+    prior = driver.resumed
+    whole = Spent(energy_j=prior.energy_j + spent.energy_j, co2e_g=prior.co2e_g + spent.co2e_g,
+                  duration_s=spent.duration_s)  # fmt: skip
     over = overshoot(
-        driver.budget, spent, running_at_stop=driver.running_at_stop,
+        driver.budget, whole, running_at_stop=driver.running_at_stop,
         max_report_interval_j=driver.max_interval_j,
         max_report_interval_s=driver.max_interval_s,
     )  # fmt: skip
@@ -920,6 +971,14 @@ def _summarize(
         avoided_by=avoided_by,
         avoided_method=method,
         trial_run_ids=[t.run_id for t in trials if t.run_id],
+        other={} if storage is None else {"optuna": {
+            "study_name": driver.study_name, "storage": storage,
+            "session": len(prior.previous_study_run_ids) + 1,
+            "previous_study_run_ids": list(prior.previous_study_run_ids),
+            "trials_before": prior.trials, "orphans_failed": list(prior.orphans),
+            "energy_j_before": prior.energy_j, "co2e_g_before": prior.co2e_g,
+            "trials_in_study": prior.trials + len(trials),
+        }},
         nodes=StudyRecord.node_totals(records.values()),
     )  # fmt: skip
     summary = record.to_record()

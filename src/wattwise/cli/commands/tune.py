@@ -61,6 +61,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--study-name", type=_args.plain_text,
         help="name of the study, plain text (default: tune-NAME)",
     )  # fmt: skip
+    parser.add_argument(
+        "--storage", metavar="URL",
+        help="keep the Optuna study in this storage (sqlite:///study.db, postgresql://...) "
+        "so that --resume can continue it",
+    )  # fmt: skip
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue the study of this --study-name in --storage (created if absent): "
+        "--n-trials counts its earlier trials, budgets their energy",
+    )  # fmt: skip
     parser.add_argument("--region", help="grid region of the runs: FR, US-CAL-CISO, ...")
     parser.add_argument("--tag", action="append", default=[], help="tag every run (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no live status line")
@@ -153,6 +163,20 @@ def summary(result: Any) -> str:
         lines.append("  Trials per Ray node (from the ledger):")
         table = fmt.table(["NODE", "TRIALS", "ENERGY", "CARBON"], node_rows)
         lines.extend("    " + line for line in table.splitlines())
+    kept = data.get("optuna")
+    if isinstance(kept, dict):
+        before = kept.get("trials_before") or 0
+        orphans = kept.get("orphans_failed") or []
+        resumed = (
+            f"resumed after {before} earlier trials"
+            + (f" ({len(orphans)} left running by a killed session, now failed)" if orphans
+               else "")
+            if before else "a new study"
+        )  # fmt: skip
+        lines.append(
+            f"  Study kept in {kept.get('storage')}: session {kept.get('session')}, {resumed}; "
+            f"{kept.get('trials_in_study')} trials in the study now."
+        )
     lines.append(f"  Details: wattwise show {data['study_id'][:8]}")
     return fmt.lines(lines)
 
@@ -202,7 +226,7 @@ def main(args: argparse.Namespace) -> int:
                 energy_fidelity=args.energy_fidelity, energy_step_j=args.energy_step_j,
                 study_name=args.study_name, store=store, tags=args.tag,
                 progress=False if args.no_progress or args.json else None,
-                run_options=run_options,
+                run_options=run_options, storage=args.storage, resume=args.resume,
             )  # fmt: skip
     finally:
         store.close()
