@@ -134,6 +134,14 @@ class BaseRunStore(abc.ABC):
         """
         return {}
 
+    def child_environment(self) -> dict[str, str]:
+        """Environment variables a child process or worker needs, besides
+        ``WATTWISE_STORE=url``, to open this ledger as this store did: the secret that
+        :attr:`url` leaves out (none for most backends). For a child's environment only:
+        never put them in argv, a file or a record.
+        """
+        return {}
+
     @property
     def writable(self) -> bool:
         """True once this store holds a connection open for writing."""

@@ -206,6 +206,20 @@ class PostgresRunStore(BaseRunStore):
                 password = value  # libpq: a parameter given in the query wins
         return {"PGPASSWORD": password} if password else {}
 
+    def child_environment(self) -> dict[str, str]:
+        """``PGPASSWORD`` when the URL this store was opened with holds a password (which
+        :attr:`url` leaves out) and this process's environment sets none: libpq reads it in
+        the child, so a ``wattwise run`` child or a worker authenticates as this store did.
+        """
+        if os.environ.get("PGPASSWORD"):
+            return {}
+        parts = urllib.parse.urlsplit(self._conninfo)
+        password = urllib.parse.unquote(parts.password) if parts.password else ""
+        for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+            if key.lower() == "password" and value:
+                password = value  # libpq: a parameter given in the query wins
+        return {"PGPASSWORD": password} if password else {}
+
     @property
     def writable(self) -> bool:
         """True once this store has written (its schema is current and writable)."""

@@ -109,7 +109,12 @@ def run_command(
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
     try:
         run.start()
-        env = {**os.environ, "WATTWISE_RUN_ID": run.id, "WATTWISE_STORE": run.store.url}
+        # The child opens the ledger by its URL, which holds no password; the secret the
+        # parent's store was opened with (if any, and none is set) goes in its environment.
+        env = {
+            **os.environ, **run.store.child_environment(),
+            "WATTWISE_RUN_ID": run.id, "WATTWISE_STORE": run.store.url,
+        }  # fmt: skip
         try:
             proc = subprocess.Popen(list(argv), env=env, **_new_group())
         except OSError as err:

@@ -186,8 +186,16 @@ class _PipeChannel:
         return self._conn.recv()
 
 
-def _process_worker(conn: Connection, ref: ObjectiveRef, run_options: dict[str, Any]) -> None:
-    """Body of a worker process: run the trials the driver sends, one at a time."""
+def _process_worker(
+    conn: Connection, ref: ObjectiveRef, run_options: dict[str, Any],
+    env: Mapping[str, str] | None = None,
+) -> None:  # fmt: skip
+    """Body of a worker process: run the trials the driver sends, one at a time.
+
+    ``env`` (the ledger's secret, :meth:`BaseRunStore.child_environment`) arrives through
+    the spawn pipe and goes into this process's environment only.
+    """
+    os.environ.update(env or {})
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     try:
         objective = ref.load()
@@ -224,14 +232,20 @@ class ProcessPool:
         ref: The objective (picklable).
         run_options: Keyword arguments for each trial's run (picklable).
         n_workers: Worker processes, at most one trial each at a time.
+        env: Variables set in each worker's environment: what the ledger's URL leaves out
+            (``PGPASSWORD``), never in argv or a file.
     """
 
-    def __init__(self, ref: ObjectiveRef, run_options: dict[str, Any], n_workers: int) -> None:
+    def __init__(
+        self, ref: ObjectiveRef, run_options: dict[str, Any], n_workers: int,
+        env: Mapping[str, str] | None = None,
+    ) -> None:  # fmt: skip
         import multiprocessing
 
         self.n_workers = n_workers
         self._ref = ref
         self._run_options = run_options
+        self._env = dict(env or {})
         self._ctx = multiprocessing.get_context("spawn")
         self._procs: list[_Proc] = []
         self._tree: StudyTree | None = None
@@ -248,7 +262,7 @@ class ProcessPool:
     def _spawn(self, slot: int) -> _Proc:
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
-            target=_process_worker, args=(child, self._ref, self._run_options),
+            target=_process_worker, args=(child, self._ref, self._run_options, self._env),
             name=f"wattwise-trial-worker-{slot}", daemon=True,
         )  # fmt: skip
         process.start()
@@ -587,10 +601,17 @@ def make_pool(
     *,
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
+    env: Mapping[str, str] | None = None,
 ) -> WorkerPool:
-    """The pool for ``executor`` (``processes`` or ``ray``)."""
+    """The pool for ``executor`` (``processes`` or ``ray``).
+
+    ``env`` goes into local worker processes' environments (the ledger's password, see
+    :meth:`BaseRunStore.child_environment`). Ray workers do not get it: Ray keeps a
+    runtime environment in its own records, so they authenticate through ``~/.pgpass``
+    or ``PGPASSWORD`` on their nodes.
+    """
     if executor == "processes":
-        return ProcessPool(ref, dict(run_options), n_workers or (os.cpu_count() or 1))
+        return ProcessPool(ref, dict(run_options), n_workers or (os.cpu_count() or 1), env)
     return RayPool(
         ref, dict(run_options), n_workers, cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial,
