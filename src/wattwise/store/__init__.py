@@ -50,12 +50,32 @@ if TYPE_CHECKING:
         pending_spools,
         read_spool,
     )
+    from wattwise.store._transfer import (
+        EXPORT_FORMAT,
+        EXPORT_VERSION,
+        ExportSummary,
+        ImportSummary,
+        LedgerFileError,
+        export_ledger,
+        export_to_path,
+        import_from_path,
+        import_ledger,
+    )
 
-# The spool's names load on first use: a run that never spools never imports it.
-_LAZY: _lazy.LazyTable = dict.fromkeys(
-    ("Merged", "Spool", "SpoolFile", "merge_spools", "pending_spools", "read_spool"),
-    "wattwise.store._spool",
-)
+# The spool's names load on first use: a run that never spools never imports it; the
+# transfer's (ledger export and import) likewise.
+_LAZY: _lazy.LazyTable = {
+    **dict.fromkeys(
+        ("Merged", "Spool", "SpoolFile", "merge_spools", "pending_spools", "read_spool"),
+        "wattwise.store._spool",
+    ),
+    **dict.fromkeys(
+        ("EXPORT_FORMAT", "EXPORT_VERSION", "ExportSummary", "ImportSummary",
+         "LedgerFileError", "export_ledger", "export_to_path", "import_from_path",
+         "import_ledger"),
+        "wattwise.store._transfer",
+    ),
+}  # fmt: skip
 __getattr__, __dir__ = _lazy.lazy_attributes(__name__, _LAZY, globals())
 
 
@@ -83,8 +103,13 @@ __all__ = [
     "AggregateRow",
     "BaseRunStore",
     "ComponentEnergy",
+    "EXPORT_FORMAT",
+    "EXPORT_VERSION",
+    "ExportSummary",
     "Footprint",
     "GroupFootprint",
+    "ImportSummary",
+    "LedgerFileError",
     "MemoryRunStore",
     "Merged",
     "Metric",
@@ -99,11 +124,15 @@ __all__ = [
     "SpoolFile",
     "Totals",
     "declared_role",
+    "export_ledger",
+    "export_to_path",
     "find_project_root",
     "footprint_by",
     "footprint_role",
     "get_store",
     "identity",
+    "import_from_path",
+    "import_ledger",
     "iso_utc",
     "last_metrics",
     "ledger_path",

@@ -166,10 +166,10 @@ def last_metrics(store: Any, run_ids: Iterable[str]) -> dict[str, dict[str, floa
                 f"metrics WHERE run_id IN ({marks}) GROUP BY run_id, key) ORDER BY seq"
             )
 
-            def op(sql: str = sql, chunk: list[str] = chunk) -> list[Any]:
-                return list(store._conn.execute(sql, chunk))
+            def op(conn: Any, sql: str = sql, chunk: list[str] = chunk) -> list[Any]:
+                return list(conn.execute(sql, chunk))
 
-            for run_id, key, value in store._guard(op):
+            for run_id, key, value in store.bulk_read(op):
                 last.setdefault(run_id, {})[key] = value
         return last
     for run_id, _step, key, value, _at in store.iter_metrics(ids):

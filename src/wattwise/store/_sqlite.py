@@ -18,9 +18,9 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from wattwise.exceptions import (
     RunNotFoundError,
@@ -105,6 +105,7 @@ _GROUP_SQL = {
     "tag": "t.value",
 }
 _BATCH = 5000
+T = TypeVar("T")
 _REUSE_NAMES = tuple(f.name for f in dataclasses.fields(ReuseEvent))
 _REUSE_SQL = ", ".join(f'"{name}"' for name in _REUSE_NAMES)
 #: A cache hit; its ``user`` defaults to the consuming run's (the last parameter).
@@ -229,6 +230,38 @@ class SQLiteRunStore(BaseRunStore):
     def writable(self) -> bool:
         """True once this store holds a connection open for writing."""
         return self._writable
+
+    # -- bulk access (for this package's bulk paths) ----------------------------
+
+    def bulk_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` on this store's read connection, under its lock.
+
+        The bulk path of the ledger's own modules (``ledger export``, the report's grouped
+        queries): plain SQL over the tables of :mod:`wattwise.store._schema` (an older
+        ledger shows them through upgraded views). ``fn`` must only read. Errors are the
+        store's one-line :class:`StoreError`.
+        """
+        def op() -> T:
+            return fn(self._conn)  # opened by _guard
+
+        result: T = self._guard(op)
+        return result
+
+    def bulk_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` inside one write transaction (``BEGIN IMMEDIATE``) on a
+        current schema, under this store's lock: it lands whole or not at all.
+
+        The bulk path of ``ledger import``; ``fn`` keeps the contract's rules (ids are
+        global, ``user`` and ``job_id`` as :meth:`insert_run` fills them). Errors are the
+        store's one-line :class:`StoreError`.
+        """
+
+        def op() -> T:
+            with self._write() as conn:
+                return fn(conn)
+
+        result: T = self._guard(op)
+        return result
 
     # -- plumbing -------------------------------------------------------------
 

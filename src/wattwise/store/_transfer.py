@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 
 FORMAT = "wattwise-ledger"
 VERSION = 1
+#: The names ``wattwise.store`` exports them under.
+EXPORT_FORMAT, EXPORT_VERSION = FORMAT, VERSION
 #: Runs written per transaction on import: a writer waiting for the ledger (a tracked run
 #: flushing) waits for one batch at most, never for the whole import.
 BATCH_RUNS = 200
@@ -483,15 +485,16 @@ def _writer_for(store: Any) -> _SQLiteRows | _ApiRows:
 class _SQLiteRows:
     """Rows of an SQLite ledger read and written as stored (the lossless path).
 
-    Reads and writes go through the store's own guard and transaction, so errors are the
-    store's one-line ``StoreError`` and a write is one ``BEGIN IMMEDIATE`` transaction.
+    Reads and writes go through the store's bulk path (``bulk_read``, ``bulk_write``), so
+    errors are the store's one-line ``StoreError`` and a write is one ``BEGIN IMMEDIATE``
+    transaction.
     """
 
     def __init__(self, store: SQLiteRunStore) -> None:
         self.store = store
 
     def _read(self, fn: Callable[[Any], Any]) -> Any:
-        return self.store._guard(lambda: fn(self.store._conn))
+        return self.store.bulk_read(fn)
 
     def run_ids(self) -> list[str]:
         rows = self._read(
@@ -513,19 +516,16 @@ class _SQLiteRows:
         ]  # fmt: skip
 
     def write(self, batch: Sequence[tuple[int, dict[str, Any]]], summary: ImportSummary) -> None:
-        store = self.store
-
-        def op() -> None:
-            with store._write() as conn:
-                columns = [d[0] for d in conn.execute("SELECT * FROM runs LIMIT 0").description]
-                for _number, bundle in batch:
-                    if "reuse_only" in bundle:
-                        _sqlite_add_reuse(conn, bundle["reuse_only"], summary)
-                    else:
-                        _sqlite_add_bundle(conn, columns, bundle, summary)
+        def op(conn: sqlite3.Connection) -> None:
+            columns = [d[0] for d in conn.execute("SELECT * FROM runs LIMIT 0").description]
+            for _number, bundle in batch:
+                if "reuse_only" in bundle:
+                    _sqlite_add_reuse(conn, bundle["reuse_only"], summary)
+                else:
+                    _sqlite_add_bundle(conn, columns, bundle, summary)
 
         try:
-            store._guard(op)
+            self.store.bulk_write(op)
         except StoreError as err:
             first = batch[0][0]
             msg = f"{err} (import stopped at the batch starting on line {first})"

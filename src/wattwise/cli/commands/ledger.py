@@ -1,6 +1,6 @@
 """``wattwise ledger export | import``: move a ledger between backends, merge a colleague's.
 
-The file is versioned JSON Lines (``.gz``: compressed); see :mod:`wattwise.store._transfer`
+The file is versioned JSON Lines (``.gz``: compressed); see ``wattwise.store.export_ledger``
 for the format. Import adds only what the ledger lacks, so it can be repeated.
 """
 
@@ -50,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
     store = open_store(args.store, readonly=args.action == "export")
     try:
         if args.action == "export":
-            from wattwise.store._transfer import export_to_path
+            from wattwise.store import export_to_path
 
             summary = export_to_path(store, args.output)
             data = summary.to_dict()
@@ -61,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
                 f"{summary.reuse} cache hit(s) to {where}."
             )
         else:
-            from wattwise.store._transfer import import_from_path
+            from wattwise.store import import_from_path
 
             result = import_from_path(store, args.file)
             data = result.to_dict()
