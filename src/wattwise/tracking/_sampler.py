@@ -66,6 +66,11 @@ class Sampler:
         self.gpu_modes: dict[str, str] = {}
         #: Power samples not written yet.
         self.pending: list[PowerSample] = []
+        #: Per meter domain (``cpu:0``), a share fixed from outside, used instead of the
+        #: component's rule: a job's election (1 measured whole here, 0 measured elsewhere).
+        self.fixed_shares: dict[str, float] = {}
+        #: How each component's energy is attributed (a job's election may change it).
+        self.attribution: dict[str, str] = dict(ATTRIBUTION)
         for meter in list(self.meters):
             try:
                 for key, joules in meter.read().items():
@@ -111,7 +116,10 @@ class Sampler:
                 continue
             delta = max(0.0, joules - previous)
             comp = component_of(key)
-            if comp == "gpu":
+            fixed = self.fixed_shares.get(key)
+            if fixed is not None:
+                share = fixed
+            elif comp == "gpu":
                 share = gpu_shares.get(key, 1.0)
             elif comp == "cpu":
                 share = cpu_share(d_proc, d_busy)
@@ -132,7 +140,7 @@ class Sampler:
 
     def _gpu_shares(self, readings: Mapping[str, float]) -> dict[str, float]:
         """Per GPU key, the run's share of the board's energy."""
-        keys = [k for k in readings if component_of(k) == "gpu"]
+        keys = [k for k in readings if component_of(k) == "gpu" and k not in self.fixed_shares]
         if not keys:
             return {}
         shares: dict[str, float] = {}
@@ -164,7 +172,7 @@ class Sampler:
                     method=info.method if info else "unknown",
                     meter=meter.name if meter else "unknown",
                     source=info.source if info else "",
-                    info={"attribution": ATTRIBUTION.get(comp, "")},
+                    info={"attribution": self.attribution.get(comp, "")},
                 )
             )
         return out

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from wattwise.carbon import Intensity, Location, Pue
     from wattwise.meters import BaseMeter
     from wattwise.store import BaseRunStore
+    from wattwise.tracking._job_session import JobSession
     from wattwise.tracking._kind import RunKind
     from wattwise.tracking._result import RunResult
     from wattwise.tracking._sampler import Sampler
@@ -110,6 +111,7 @@ class RunFields:
     _env_thread: threading.Thread | None
     _flush_soon: bool
     _command_identity: dict[str, Any] | None
+    _job: JobSession | None
 
     # -- what start() decided ---------------------------------------------------
 
