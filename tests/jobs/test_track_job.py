@@ -1,0 +1,113 @@
+"""N processes of one job on one host, each in ``wattwise.track()``: one measures the
+host's CPU package, the job counts the counter once, and a killed measurer is replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from jobs_support import FakeRaplHost, started
+
+from wattwise.store import RunRecord, get_store
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="flock election on Linux")
+
+RANK = """
+import sys, time
+from pathlib import Path
+import wattwise
+stop = Path(sys.argv[1])
+with wattwise.track("rank", meters=["cpu-rapl"]) as run:
+    print(run.id, flush=True)
+    while not stop.exists():
+        time.sleep(0.02)
+"""
+
+
+def _env(tmp_path: Path, rapl: FakeRaplHost, ledger: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATTWISE_", "SLURM_"))}
+    env.update(
+        WATTWISE_JOB_ID="job-track", WATTWISE_HOST_ID="node-x", WATTWISE_RAPL_ROOT=str(rapl.root),
+        WATTWISE_STORE=str(ledger), WATTWISE_REGION="FR", WATTWISE_INTERVAL_S="0.1",
+        WATTWISE_FLUSH_S="0.1", WATTWISE_JOB_LOCK_DIR=str(tmp_path / "locks"),
+        WATTWISE_CEILING_DIRECTORIES=str(tmp_path),
+    )  # fmt: skip
+    return env
+
+
+def _runs(ledger: Path) -> dict[str, RunRecord]:
+    store = get_store(str(ledger), readonly=True)
+    try:
+        return {r.id: r for r in store.list_runs()
+                if r.record.get("job", {}).get("id") == "job-track"}  # fmt: skip
+    finally:
+        store.close()
+
+
+def _wait_for(predicate: object, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_one_measurer_counts_the_host_once_and_a_loser_takes_over(tmp_path: Path) -> None:
+    rapl = FakeRaplHost(tmp_path / "rapl", power_w=60.0).start()
+    ledger = tmp_path / "ledger.db"
+    stop = tmp_path / "stop"
+    env = _env(tmp_path, rapl, ledger)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", RANK, str(stop)], env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True, cwd=tmp_path)  # fmt: skip
+        for _ in range(3)
+    ]
+    with started(*procs):
+        ids = [p.stdout.readline().strip() for p in procs if p.stdout is not None]
+        assert all(len(i) == 32 for i in ids), [p.stderr.read() for p in procs if p.stderr]
+
+        def measurers() -> list[str]:
+            runs = _runs(ledger)
+            return [i for i, r in runs.items()
+                    if "cpu:node-x" in r.record.get("job", {}).get("measures", [])]  # fmt: skip
+
+        _wait_for(lambda: len(_runs(ledger)) == 3 and len(measurers()) == 1, 20, "3 runs")
+        first = measurers()[0]
+        runs = _runs(ledger)
+        for run_id, run in runs.items():  # everyone names the measurer
+            job = run.record["job"]
+            assert job["measured_by"] == {"cpu:node-x": first}, job
+            assert run.host == "node-x"
+        time.sleep(2.0)
+        victim = procs[ids.index(first)]
+        os.killpg(victim.pid, signal.SIGKILL)  # our own process group
+        victim.wait(timeout=10)
+        _wait_for(lambda: any(m != first for m in measurers()), 10, "a takeover")
+        time.sleep(3.0)
+        stop.write_text("")
+        for proc in procs:
+            if proc is not victim:
+                assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
+    rapl.stop()
+
+    runs = _runs(ledger)
+    assert len(runs) == 3
+    successor = [r for r in runs.values() if r.record["job"].get("takeovers")]
+    assert len(successor) == 1
+    takeover = successor[0].record["job"]["takeovers"][0]
+    assert takeover["device"] == "cpu:node-x" and takeover["from_run"] == first
+    for run in runs.values():
+        if run.id not in (first, successor[0].id):
+            cpu = [c for c in run.components if c.component == "cpu"]
+            assert all(c.energy_j == 0.0 for c in cpu), "a loser counted the package"
+    start = min(r.started_at for r in runs.values())
+    end = max((r.ended_at or r.heartbeat_at or 0.0) for r in runs.values())
+    increase = rapl.increase_j(start, end)
+    counted = sum(r.energy_j or 0.0 for r in runs.values())
+    assert counted <= increase, (counted, increase)
+    assert counted >= 0.95 * increase, (counted, increase)
