@@ -1,15 +1,27 @@
-"""``wattwise runs``: the ledger, one line per run, newest first, a page at a time."""
+"""``wattwise runs``: the ledger, one line per run, newest first, a page at a time.
+
+The runs of a job (torchrun ranks, SLURM tasks, node wrappers: one ``record["job"]["id"]``)
+fold into one line: the job id, its ranks and hosts, its energy and carbon counted once
+(:mod:`wattwise.store.jobs`), its status. ``--ranks`` lists each job's runs under it.
+Paging counts lines: a job is one.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 from wattwise.cli import _args
 from wattwise.cli import _format as fmt
 
-HELP = "list the runs in the ledger (newest first, 20 at a time; --all for every run)"
+if TYPE_CHECKING:
+    from wattwise.store import RunRecord
+    from wattwise.store.jobs import JobRank, JobSummary
+
+HELP = ("list the runs in the ledger (newest first, 20 at a time; --all for every run); a "
+        "job's runs fold into one line")
 
 #: Runs listed when neither --limit nor --all is given.
 DEFAULT_LIMIT = 20
@@ -40,55 +52,117 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--offset", type=_offset, default=0, metavar="K",
         help="skip the newest K runs first (the next page: --offset 20)",
     )  # fmt: skip
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--ranks", action="store_true",
+        help="unfold jobs: each job's runs (ranks, node wrappers) under its line",
+    )  # fmt: skip
+    parser.add_argument(
+        "--json", action="store_true",
+        help="machine-readable output: a list, newest first, of runs (as 'show RUN --json' "
+        "without record and metrics) and jobs ({\"kind\": \"job\", \"id\": JOB, ...} as "
+        "'show --job JOB --json', ranks and devices only with --ranks)",
+    )  # fmt: skip
 
 
 def main(args: argparse.Namespace) -> int:
-    """Print a page of runs, newest first, and how many more there are."""
-    from wattwise.store import iso_utc, open_store
+    """Print a page of runs and jobs, newest first, and how many more there are."""
+    from wattwise.store import open_store
+    from wattwise.store.jobs import JobSummary, runs_page
 
     limit = None if args.all else (args.limit or DEFAULT_LIMIT)
     store = open_store(args.store, readonly=True)
     try:
-        runs = store.list_runs(
-            status=args.status, limit=limit, offset=args.offset, newest_first=True
-        )
-        total = None
-        if limit is not None and (len(runs) == limit or args.offset):
-            total = store.count_runs(status=args.status)
+        page = runs_page(store, status=args.status, limit=limit, offset=args.offset)
     finally:
         store.close()
-    more = max(0, total - args.offset - len(runs)) if total is not None else 0
+    entries, total = page.entries, page.total
+    more = max(0, total - args.offset - len(entries)) if total is not None else 0
+    what = "line(s) (a job is one)" if page.has_jobs else "run(s)"
     hint = (
-        f"{more} more run(s); use --limit N, --offset {args.offset + len(runs)} or --all."
+        f"{more} more {what}; use --limit N, --offset {args.offset + len(entries)} or --all."
         if more else ""
     )  # fmt: skip
     if args.json:
-        print(json.dumps([r.to_dict() for r in runs], indent=2))
+        print(json.dumps([
+            _job_json(e, ranks=args.ranks) if isinstance(e, JobSummary) else e.to_dict()
+            for e in entries
+        ], indent=2))  # fmt: skip
         if hint:
             print(f"wattwise: {hint}", file=sys.stderr)
         return 0
-    if not runs:
+    if not entries:
         if args.offset and total:
             print(f"No runs past the newest {args.offset} ({total} in all).")
         else:
             print("No runs yet. Start one with: wattwise run -- python train.py")
         return 0
-    rows = [
-        [
-            r.id[:8],
-            fmt.safe(r.name)[:30],
-            str(r.status),
-            (iso_utc(r.started_at) or "")[:19].replace("T", " "),
-            fmt.duration(r.duration_s),
-            fmt.with_band(r.energy_j, r.energy_band_j),
-            fmt.carbon(r.co2e_g),
-            r.region or "",
-        ]
-        for r in runs
-    ]
+    rows: list[list[str]] = []
+    for entry in entries:
+        if isinstance(entry, JobSummary):
+            rows.append(_job_row(entry))
+            if args.ranks:
+                rows.extend(_rank_row(entry, rank) for rank in entry.ranks)
+        else:
+            rows.append(_run_row(entry))
     headers = ["ID", "NAME", "STATUS", "STARTED (UTC)", "TIME", "ENERGY", "CARBON", "REGION"]
     print(fmt.table(headers, rows))
     if hint:
         print(hint)
     return 0
+
+
+def _started(timestamp: float | None) -> str:
+    from wattwise.store import iso_utc
+
+    return (iso_utc(timestamp) or "")[:19].replace("T", " ")
+
+
+def _run_row(r: RunRecord) -> list[str]:
+    return [
+        r.id[:8],
+        fmt.safe(r.name)[:30],
+        str(r.status),
+        _started(r.started_at),
+        fmt.duration(r.duration_s),
+        fmt.with_band(r.energy_j, r.energy_band_j),
+        fmt.carbon(r.co2e_g),
+        r.region or "",
+    ]
+
+
+def _job_row(job: JobSummary) -> list[str]:
+    return [
+        job.job_id,
+        f"job: {job.rank_count} rank(s) on {len(job.hosts)} host(s)"
+        + (" (!)" if job.warnings else ""),
+        job.status,
+        _started(job.started_at),
+        fmt.duration(job.duration_s),
+        fmt.with_band(job.energy_j, job.energy_band_j),
+        fmt.carbon(job.co2e_g),
+        ",".join(job.regions),
+    ]
+
+
+def _rank_row(job: JobSummary, rank: JobRank) -> list[str]:
+    who = "wrapper" if rank.rank is None else f"rank {rank.rank}"
+    time_s = (rank.ended_at - rank.started_at) if rank.ended_at is not None else None
+    return [
+        "  " + rank.run_id[:8],
+        f"  {who} on {rank.host}",
+        rank.status,
+        _started(rank.started_at),
+        fmt.duration(time_s) if time_s is not None else "-",
+        fmt.energy(rank.energy_j) + ("" if rank.counted else " (in parent)"),
+        fmt.carbon(rank.co2e_g),
+        "",
+    ]
+
+
+def _job_json(job: JobSummary, *, ranks: bool) -> dict[str, Any]:
+    """A job's entry in ``runs --json``: ``show --job JOB --json``'s object with ``kind``
+    ``job`` and ``id`` (the job id) first; its ranks and devices only with ``--ranks``."""
+    data: dict[str, Any] = {"kind": "job", "id": job.job_id, **job.to_dict()}
+    if not ranks:
+        del data["ranks"], data["devices"]
+    return data

@@ -1,22 +1,40 @@
-"""``wattwise show RUN``: everything the ledger knows about one run."""
+"""``wattwise show REF``: everything the ledger knows about one run, or one job.
+
+REF names a run (its id or a unique prefix) or a job (its id, ``slurm:812.0``,
+``torchrun:…``, or a unique prefix). Which one wins when REF could be both is stated in
+:data:`REF_HELP` (and ``wattwise show --help``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wattwise.cli import _args
 from wattwise.cli import _format as fmt
 
-HELP = "show one run: energy per component, carbon, environment, metrics"
+if TYPE_CHECKING:
+    from wattwise.store.jobs import JobSummary
+
+HELP = "show one run (energy per component, carbon, environment, metrics) or one job"
+
+#: How REF is read; the order is the rule when REF could name a run and a job.
+REF_HELP = (
+    "run id or job id, or a unique prefix of one (4+ characters). Order when REF could be "
+    "both: a whole run id, then a whole job id, then a run id prefix, then a job id prefix "
+    "(a run keeps precedence over a job prefix; a note on stderr names the other match, "
+    "--job shows the job)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``wattwise show``."""
+    parser.add_argument("run", type=_args.run_ref, metavar="REF", help=REF_HELP)
     parser.add_argument(
-        "run", type=_args.run_ref, help="run id or unique prefix (4+ characters)"
-    )
+        "--job", action="store_true",
+        help="read REF as a job id or prefix only (a job's ranks, hosts, devices, totals)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -32,15 +50,72 @@ def run_details(store: Any, ref: str) -> dict[str, Any]:
     return data
 
 
-def main(args: argparse.Namespace) -> int:
-    """Print the run."""
-    from wattwise.store import open_store
+def resolve(store: Any, ref: str, *, job_only: bool = False) -> tuple[str, str, str | None]:
+    """What REF names: ``("run", run_id, note)`` or ``("job", job_id, note)``, by the order
+    in :data:`REF_HELP`; ``note`` names the other thing REF matched, if any.
 
-    store = open_store(args.store)
+    Raises:
+        RunNotFoundError: REF names neither (the run lookup's message, or the job's with
+            ``job_only``), or a prefix is ambiguous.
+    """
+    from wattwise.exceptions import RunNotFoundError
+    from wattwise.store.jobs import job_summary, resolve_job
+
+    if job_only:
+        return "job", job_summary(store, ref).job_id, None
+    run_id: str | None = None
+    run_error: RunNotFoundError | None = None
     try:
-        data = run_details(store, args.run)
+        run_id = store.get_run(ref).id
+    except RunNotFoundError as err:
+        run_error = err
+    job_id: str | None = None
+    job_error: RunNotFoundError | None = None
+    try:
+        job_id = resolve_job(store, ref)
+    except RunNotFoundError as err:  # an ambiguous job prefix: a run still wins
+        job_error = err
+    if run_id is not None and (run_id == ref or job_id != ref):
+        note = None
+        if job_id is not None:
+            note = f"{ref!r} also names job {job_id}; show it with: wattwise show --job {job_id}"
+        elif job_error is not None:
+            note = f"{ref!r} also starts several job ids; show one with: wattwise show --job JOB"
+        return "run", run_id, note
+    if job_id is not None:
+        note = None if run_id is None else (
+            f"{ref!r} also starts run {run_id}; show it with: wattwise show {run_id}"
+        )  # fmt: skip
+        return "job", job_id, note
+    error = job_error or run_error
+    assert error is not None
+    raise error
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print the run or the job."""
+    import sys
+
+    from wattwise.store import open_store
+    from wattwise.store.jobs import job_runs, summarize_job
+
+    store = open_store(args.store, readonly=True)
+    try:
+        what, ident, note = resolve(store, args.run, job_only=args.job)
+        if what == "job":
+            job = summarize_job(ident, job_runs(store, ident))
+        else:
+            data = run_details(store, ident)
     finally:
         store.close()
+    if note:
+        print(fmt.safe(f"wattwise: note: {note}"), file=sys.stderr)
+    if what == "job":
+        if args.json:
+            print(json.dumps(job.to_dict(), indent=2, default=str))
+        else:
+            print(fmt.lines(job_lines(job)))
+        return 0
     if args.json:
         print(json.dumps(data, indent=2, default=str))
         return 0
@@ -122,9 +197,127 @@ def main(args: argparse.Namespace) -> int:
     if data["metrics"]:
         last = ", ".join(f"{k}={v[-1]['value']:.4g}" for k, v in data["metrics"].items())
         lines.append(f"  metrics (last)  {last}")
+    lines.extend(_job_line(rec.get("job")))
     for warning in rec.get("warnings", []):
         lines.append(f"  warning: {warning}")
+    notes = rec.get("notes", [])
+    for note in [notes] if isinstance(notes, str) else notes:
+        lines.append(f"  note: {note}")
     if rec.get("error"):
         lines.append(f"  error: {rec['error']}")
     print(fmt.lines(lines))
     return 0
+
+
+def _job_line(job: Any) -> list[str]:
+    """The run's place in its job (``record["job"]``), if it has one."""
+    if not isinstance(job, dict) or not isinstance(job.get("id"), str):
+        return []
+    rank = job.get("rank")
+    who = "node wrapper" if rank is None else f"rank {rank}"
+    if rank is not None and job.get("local_rank") is not None:
+        who += f" (local {job['local_rank']})"
+    if job.get("world_size") is not None:
+        who += f" of {job['world_size']}"
+    out = [f"  job  {job['id']} ({job.get('source')}): {who} on {job.get('host')}; "
+           f"wattwise show --job {job['id']}"]  # fmt: skip
+    measures = job.get("measures") or []
+    if measures:
+        out.append(f"    measures {', '.join(map(str, measures))}")
+    pointed = job.get("measured_by") or {}
+    if isinstance(pointed, dict) and pointed:
+        others = ", ".join(f"{key} by run {str(run)[:8]}" for key, run in sorted(pointed.items()))
+        out.append(f"    measured elsewhere (not counted here): {others}")
+    return out
+
+
+def job_lines(job: JobSummary) -> list[str]:
+    """The job view of ``wattwise show``, line by line (user text made safe by the caller)."""
+    hosts = len(job.hosts)
+    world = f", world size {job.world_size}" if job.world_size is not None else ""
+    out = [
+        f"Job {job.job_id}  ({job.source or 'unknown source'})  [{job.status}]",
+        f"  started {iso(job.started_at)}  ended {iso(job.ended_at)}  "
+        f"({fmt.duration(job.duration_s)})",
+        f"  {job.rank_count} rank(s) on {hosts} host(s), {job.runs} run(s){world}",
+        f"  energy  {fmt.with_band(job.energy_j, job.energy_band_j)}: each device counted "
+        "once, by the run that measured it (nested runs are inside their parent)",
+        f"  carbon  {fmt.with_band(job.co2e_g, job.co2e_band_g, fmt.carbon)}"
+        + (f"  ({', '.join(job.regions)})" if job.regions else ""),
+        "",
+        "Hosts:",
+    ]
+    host_rows = [
+        [h.host, str(h.runs), _ranks_text(h.ranks),
+         fmt.with_band(h.energy_j, h.energy_band_j), fmt.carbon(h.co2e_g)]
+        for h in job.hosts
+    ]  # fmt: skip
+    out += _indent(fmt.table(["HOST", "RUNS", "RANKS", "ENERGY", "CARBON"], host_rows))
+    out += ["", "Ranks:"]
+    rank_rows = [
+        [
+            "wrapper" if r.rank is None else str(r.rank),
+            "" if r.local_rank is None else str(r.local_rank), r.host, r.run_id[:8], r.status,
+            fmt.energy(r.energy_j) + ("" if r.counted else " (in parent)"),
+            ", ".join(r.measures) or "-",
+        ]
+        for r in job.ranks
+    ]  # fmt: skip
+    out += _indent(fmt.table(
+        ["RANK", "LOCAL", "HOST", "RUN", "STATUS", "ENERGY", "MEASURES"], rank_rows))
+    if job.devices:
+        out += ["", "Devices (one measurer each):"]
+        device_rows = [
+            [d.key, d.host or "?", ", ".join(m[:8] for m in d.measured_by) or "-",
+             "see note" if d.energy_j is None else fmt.with_band(d.energy_j, d.energy_band_j),
+             d.note]
+            for d in job.devices
+        ]  # fmt: skip
+        out += _indent(fmt.table(["DEVICE", "HOST", "MEASURED BY", "ENERGY", "HOW"],
+                                 device_rows))  # fmt: skip
+    if job.slurm:
+        facts = ", ".join(f"{k} {v}" for k, v in job.slurm.items() if v not in (None, ""))
+        out += ["", f"SLURM: {facts}"]
+    if job.sacct:
+        out += ["", *_sacct_lines(job.sacct)]
+    if job.warnings:
+        out.append("")
+        out += [f"warning: {w}" for w in job.warnings]
+    return out
+
+
+def _sacct_lines(sacct: dict[str, Any]) -> list[str]:
+    """SLURM's accounting beside the ledger's figure (J3's ``sacct`` annotation)."""
+    theirs, ours = sacct.get("sacct_energy_j"), sacct.get("ledger_energy_j")
+    diff = sacct.get("difference_j")
+    head = "Reconciliation with sacct: "
+    if isinstance(theirs, (int, float)) and isinstance(ours, (int, float)):
+        head += f"SLURM {fmt.energy(theirs)}, ledger {fmt.energy(ours)}"
+        if isinstance(diff, (int, float)):
+            head += f", difference {'-' if diff < 0 else ''}{fmt.energy(abs(diff))}"
+    elif isinstance(ours, (int, float)):
+        head += f"SLURM recorded no energy (no energy plugin); ledger {fmt.energy(ours)}"
+    else:
+        head += "no figures"
+    out = [head]
+    covers = sacct.get("covers")
+    if isinstance(covers, dict):
+        out += [f"  {name} covers: {text}" for name, text in covers.items()]
+    elif covers:
+        out.append(f"  covers: {covers}")
+    return out
+
+
+def _ranks_text(ranks: tuple[int, ...]) -> str:
+    return ",".join(map(str, ranks)) if ranks else "-"
+
+
+def _indent(table: str) -> list[str]:
+    return ["  " + line for line in table.splitlines()]
+
+
+def iso(timestamp: float | None) -> str:
+    """A time as the run view prints it (ISO-8601 UTC), ``-`` for None (not ended)."""
+    from wattwise.store import iso_utc
+
+    return iso_utc(timestamp) or "-"
