@@ -354,6 +354,8 @@ def _tracked(
 ) -> Iterator[Run | None]:
     import optuna
 
+    from wattwise.exceptions import SearchError
+
     session: _Session | None = None
     run: Run | None = None
     try:
@@ -366,25 +368,26 @@ def _tracked(
             config=dict(trial.params), tags=list(options.get("tags") or ()),
             **{k: v for k, v in options.items() if k != "tags"},
         )  # fmt: skip
-        run.start()
+        run.__enter__()  # started, and the active run of the objective (wattwise.log, ...)
         session.trial_started()
-        trial.set_user_attr(RUN_ATTR, run.id)
-        trial.set_user_attr(STUDY_RUN_ATTR, study_run.id)
     except Exception as err:  # wattwise failed: the trial runs untracked
         logger.warning("wattwise: trial %s is not tracked: %s", trial.number, err)
-        if run is not None and session is not None:
-            _end(session, trial, run, "fail", None, f"{type(err).__name__}: {err}", box)
         session = run = None
     if run is None or session is None:
         yield None
         return
+    try:
+        trial.set_user_attr(RUN_ATTR, run.id)
+        trial.set_user_attr(STUDY_RUN_ATTR, study_run.id)
+    except Exception as err:  # the storage refused: the run still records the trial
+        logger.warning("wattwise: trial %s's run id not stored in Optuna: %s", trial.number, err)
     try:
         yield run
     except optuna.TrialPruned:
         _end(session, trial, run, "pruned", None, None, box)
         raise
     except BaseException as err:
-        _end(session, trial, run, "fail", None, f"{type(err).__name__}: {err}"[:500], box)
+        _end(session, trial, run, "fail", None, f"{type(err).__name__}: {err}"[:500], box, err)
         raise
     else:
         if "raw" in box:
@@ -394,7 +397,7 @@ def _tracked(
                     f"The objective returned {box['raw']!r}; Optuna fails a trial whose "
                     "value is not a finite number."
                 )[:500]
-                _end(session, trial, run, "fail", None, text, box)
+                _end(session, trial, run, "fail", None, text, box, SearchError(text))
             else:
                 box["values"] = values
                 _end(session, trial, run, "complete", value, None, box)
@@ -410,8 +413,13 @@ def _end(
     value: float | None,
     error: str | None,
     box: dict[str, Any],
+    exc: BaseException | None = None,
 ) -> None:
-    """Finish the trial's run with its state, then put its figures in the trial."""
+    """Finish the trial's run with its state, then put its figures in the trial.
+
+    A failed trial's run ends as a ``with`` block ends on ``exc`` (status ``failed``,
+    the error in the record); a complete or pruned one as a block that ran through.
+    """
     try:
         params = dict(trial.params)
         run.set_params(**params)
@@ -426,7 +434,11 @@ def _end(
             other=other,
         )  # fmt: skip
         run.annotate(TrialRecord.KEY, record.to_record())
-        result = run.finish("failed" if state == "fail" else "finished", error=error)
+        if exc is not None:
+            run.__exit__(type(exc), exc, exc.__traceback__)
+        else:
+            run.__exit__(None, None, None)
+        result = run.result
     except Exception as err:  # the ledger or a meter failed: the trial goes on as it was
         logger.warning("wattwise: trial %s's run could not be finished: %s", trial.number, err)
         session.trial_ended({

@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 import pytest
 
+import wattwise
 import wattwise.optuna as wo
 from wattwise.exceptions import InvalidParameterError
 from wattwise.store import open_store
@@ -238,3 +239,67 @@ def test_importing_wattwise_optuna_stays_light() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=60)  # fmt: skip
     assert done.stdout.strip() == "[]"
+
+
+def test_the_trial_run_is_the_active_run_and_a_non_number_fails_the_trial(
+    clock: ScriptedClock,
+) -> None:
+    @wo.track_objective(**options(clock))
+    def objective(trial: optuna.Trial) -> float | None:
+        active = wattwise.tracking.active_run()
+        assert active is not None and active.id == trial.user_attrs[wo.RUN_ATTR]
+        wattwise.log(step=0, loss=0.25)  # lands in the trial's run
+        clock.t += 1.0
+        return None if trial.number == 1 else 1.0
+
+    study = optuna.create_study()
+    study.optimize(objective, n_trials=2)
+    wo.end_study(study)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
+    store = open_store()
+    runs = [store.get_run(t.user_attrs[wo.RUN_ATTR]) for t in study.trials]
+    assert [str(r.status) for r in runs] == ["finished", "failed"]
+    assert [k for _, k, _, _ in store.metrics(runs[0].id)] == ["loss", "objective"]
+    failed = TrialRecord.from_record(runs[1].record)
+    assert failed is not None and failed.state == "fail"
+    assert failed.error is not None and failed.error.startswith("The objective returned None")
+
+
+def test_parallel_trials_in_threads(clock: ScriptedClock) -> None:
+    study = optuna.create_study()
+    study.optimize(make_objective(clock, {}), n_trials=4, n_jobs=2)
+    record = wo.end_study(study)
+    assert record is not None and record.n_trials["complete"] == 4
+    run_ids = {t.user_attrs[wo.RUN_ATTR] for t in study.trials}
+    assert len(run_ids) == 4 and set(record.trial_run_ids) == run_ids
+    assert all(t.user_attrs[wo.ENERGY_ATTR] > 0 for t in study.trials)
+
+
+SCRIPT = """
+import optuna
+import wattwise.optuna
+from wattwise.testing import FakeMeter
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+@wattwise.optuna.track_objective(meters=[FakeMeter({"gpu:0": 5.0})], emit_warnings=False)
+def objective(trial):
+    return trial.suggest_float("x", 0.0, 1.0)
+
+study = optuna.create_study(study_name="exit", storage="sqlite:///exit.db")
+study.optimize(objective, n_trials=2)
+print(study.user_attrs[wattwise.optuna.STUDY_RUNS_ATTR][0])
+"""
+
+
+def test_a_study_run_left_open_is_ended_with_its_summary_at_exit(
+    isolated_project: Path,
+) -> None:
+    (isolated_project / "search.py").write_text(SCRIPT)
+    done = subprocess.run([sys.executable, "search.py"], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    driver = open_store().get_run(done.stdout.strip())
+    assert str(driver.status) == "finished"
+    summary = StudyRecord.from_record(driver.record)
+    assert summary is not None and summary.n_trials["complete"] == 2
