@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,12 @@ from wattwise.exceptions import ConfigError, WattwiseError
 from wattwise.store import SCHEMA_VERSION
 from wattwise.tracking._measuring import MeasuringMixin
 from wattwise.tracking._sampler import ATTRIBUTION, meter_record
+from wattwise.tracking._writer import LedgerWriter
 
 logger = logging.getLogger("wattwise")
+
+#: How long the capture waits for the ledger to take an artifact (the git diff).
+ARTIFACT_WAIT_S = 3.0
 
 
 class CaptureMixin(MeasuringMixin):
@@ -99,24 +104,36 @@ class CaptureMixin(MeasuringMixin):
             diff=self.settings.diff if self._diff is None else self._diff,
             diff_max_bytes=self.settings.diff_max_bytes, command=self.command is not None,
         )  # fmt: skip
+        handoff = self._live_handoff()
         unstored = []
         for name, content in found.artifacts.items():  # before the record points at them
-            try:
-                self.store.put_artifact(self.id, name, content)
-            except (WattwiseError, OSError) as err:
+            job = handoff.call(_put_artifact(self.id, name, content), wait_s=ARTIFACT_WAIT_S)
+            if not job.done.is_set():
+                unstored.append(f"artifact {name!r} not stored: the ledger did not answer "
+                                f"within {ARTIFACT_WAIT_S:g} s")  # fmt: skip
+            elif isinstance(job.error, (WattwiseError, OSError)):
                 if self.strict:
-                    raise
-                unstored.append(f"artifact {name!r} not stored: {err}")
+                    raise job.error
+                unstored.append(f"artifact {name!r} not stored: {job.error}")
+            elif job.error is not None:
+                raise job.error
         hardware = meters.describe_hardware()
         seeds = last_seeds()
-        with self._io_lock:
-            with self._lock:
-                self._record.update(found.record)
-                self._record["hardware"] = hardware
-                if unstored:
-                    self._record.setdefault("notes", []).extend(unstored)
-                if seeds is not None and "seeds" not in self._record:
-                    self._record["seeds"] = seeds
-                    self._record["determinism_flags"] = seeds["determinism_flags"]
-                payload = self._payload()
-            self._write(payload)
+        with self._lock:
+            self._record.update(found.record)
+            self._record["hardware"] = hardware
+            if unstored:
+                self._record.setdefault("notes", []).extend(unstored)
+            if seeds is not None and "seeds" not in self._record:
+                self._record["seeds"] = seeds
+                self._record["determinism_flags"] = seeds["determinism_flags"]
+            handoff.flush(self._payload())
+
+
+def _put_artifact(run_id: str, name: str, content: bytes) -> Callable[[LedgerWriter], str]:
+    """The writer-thread call that stores one artifact of the run."""
+
+    def put(writer: LedgerWriter) -> str:
+        return writer.store.put_artifact(run_id, name, content)
+
+    return put

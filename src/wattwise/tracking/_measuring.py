@@ -124,24 +124,21 @@ class MeasuringMixin(RunFields):
         flush_every = self.settings.flush_s
         last_flush = time.monotonic()
         tidied = False
+        handoff = self._live_handoff()
         while not self._stop.wait(interval):
             if not tidied:  # after the first interval: a short run pays nothing for it
                 tidied = True
-                self._live_writer().housekeeping()
+                handoff.call(lambda writer: writer.housekeeping(), wait_s=None)
             try:
-                with self._io_lock:
-                    payload = None
-                    with self._lock:
-                        self._sample()
-                        due = time.monotonic() - last_flush >= flush_every
-                        if due or self._flush_soon:
-                            self._flush_soon = False
-                            self._sampler_cpu_s = time.thread_time() - start_cpu
-                            self._record["sampler"]["cpu_s"] = self._sampler_cpu_s
-                            payload = self._payload()
-                    if payload is not None:
+                with self._lock:
+                    self._sample()
+                    due = time.monotonic() - last_flush >= flush_every
+                    if due or self._flush_soon:
+                        self._flush_soon = False
+                        self._sampler_cpu_s = time.thread_time() - start_cpu
+                        self._record["sampler"]["cpu_s"] = self._sampler_cpu_s
                         last_flush = time.monotonic()
-                        self._write(payload)
+                        handoff.flush(self._payload())  # never waits for the ledger
             except Exception as err:
                 self._warn_once(f"sampling:{type(err).__name__}", f"sampling failed (retried "
                                 f"each interval, said once): {err}")  # fmt: skip
@@ -151,9 +148,6 @@ class MeasuringMixin(RunFields):
         """Take a sample (call with ``_lock`` held) and put its facts in the record."""
         sampler = self._live_sampler()
         sampler.sample()
-        if self._job is not None:  # after the sample: a takeover counts from the next one
-            self._flush_soon = self._job.tick() or self._flush_soon
-            self._record["job"] = self._job.record()
         self._record["sampler"]["samples"] = sampler.n_samples
         self._record["cpu_time_s"] = sampler.cpu_time_s
         if sampler.gpu_modes:
@@ -205,17 +199,6 @@ class MeasuringMixin(RunFields):
         samples = self._live_sampler().take_samples()
         metrics, self._pending_metrics = self._pending_metrics, []
         return fields, comps, samples, metrics
-
-    def _write(self, payload: Payload) -> None:
-        """Write a payload (with ``_io_lock`` held, ``_lock`` not): ledger, else spool."""
-        fields, comps, samples, metrics = payload
-        try:
-            self._live_writer().write(fields, comps, samples, metrics)
-        except BaseException:
-            with self._lock:  # strict mode: keep them for the next flush
-                self._live_sampler().pending[:0] = samples
-                self._pending_metrics[:0] = metrics
-            raise
 
     def _make_result(self, status: RunStatus, exit_code: int | None) -> RunResult:
         comps, energy, band, machine, co2e, co2e_band = self._totals()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
+import socket
 import threading
 import time
 import uuid
@@ -37,8 +38,7 @@ from wattwise.store import (
 from wattwise.tracking import _exit
 from wattwise.tracking._active import active_run, current
 from wattwise.tracking._capture import CaptureMixin
-from wattwise.tracking._job import host_id
-from wattwise.tracking._job_session import start_job
+from wattwise.tracking._handoff import FINAL_WAIT_S, WriterThread, final_wait_s
 from wattwise.tracking._kind import RunKind, role_for, run_kind
 from wattwise.tracking._measuring import choose_meters
 from wattwise.tracking._recording import RecordingMixin
@@ -154,10 +154,10 @@ class Run(RecordingMixin, CaptureMixin):
         self._last_metrics = {}
         self.warnings = []
         self._warned = set()
-        self._io_lock = threading.Lock()
+        self._handoff = None
+        self._final_wait_s = FINAL_WAIT_S
         self._flush_soon = False
         self._command_identity = None
-        self._job = None  # this run's part in its job (set by start(), docs/explanation/jobs.md)
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -200,29 +200,30 @@ class Run(RecordingMixin, CaptureMixin):
         else:  # opened lazily: a missing, locked or broken ledger costs nothing here
             self._store = get_store(self._store_arg, defer=True,
                                    busy_timeout_s=START_TIMEOUT_S)  # fmt: skip
-        self._writer = writer = LedgerWriter(
-            self.id, self.store, owned=not isinstance(self._store_arg, BaseRunStore),
-            strict=self.strict, warn=self._warn_once,
-        )  # fmt: skip
+        owned = not isinstance(self._store_arg, BaseRunStore)
+        self._writer = writer = LedgerWriter(self.id, self.store, owned=owned,
+                                             strict=self.strict, warn=self._warn_once)  # fmt: skip
+
+        def after_insert() -> None:  # on the writer thread: later writes may wait longer
+            if owned:
+                writer.store.busy_timeout_s = WRITE_TIMEOUT_S
+
+        self._handoff = WriterThread(writer, warn=self._warn_once, after_insert=after_insert)
+        self._final_wait_s = final_wait_s(self._warn_once)
 
         tree = self.run_kind.make_tree(root_pid or os.getpid(), is_child)
         self._t0_wall = time.time()
         self._sampler = Sampler(chosen, tree, strict=self.strict, warn=self._warn_once)
-        self._job, job = (None, None) if self.study_id else start_job(
-            self.id, self._sampler, command=self.command, warn=self._warn_once)  # fmt: skip
         self._cwd = Path.cwd()
         self._record = self._initial_record()
-        if job is not None:
-            self._record["job"] = job
         if self.reproduces:
             self._record["reproduces"] = self.reproduces
         self._record["liveness"] = {"tracker": identity()}
         if self._command_identity is not None:
             self._record["liveness"]["command"] = self._command_identity
 
-        writer.insert(self._run_record())
-        if not isinstance(self._store_arg, BaseRunStore):
-            self.store.busy_timeout_s = WRITE_TIMEOUT_S
+        # At most START_TIMEOUT_S: a ledger that hangs (a dead mount) never holds the job up.
+        self._handoff.insert(self._run_record(), wait_s=START_TIMEOUT_S)
         self.state = RunState.RUNNING
         _exit.register(self)
         self._env_thread = threading.Thread(
@@ -239,7 +240,7 @@ class Run(RecordingMixin, CaptureMixin):
         """The run as first inserted: status running, the initial record."""
         return RunRecord(
             id=self.id, name=self.name, kind=self.kind, status=RunStatus.RUNNING,
-            started_at=self._t0_wall, heartbeat_at=self._t0_wall, host=host_id(),
+            started_at=self._t0_wall, heartbeat_at=self._t0_wall, host=socket.gethostname(),
             pid=os.getpid(), parent_id=self.parent_id, study_id=self.study_id,
             region=self.location.zone, tags=self.tags, params=self.params,
             record=copy_json(self._record), role=self.role,
@@ -255,15 +256,21 @@ class Run(RecordingMixin, CaptureMixin):
     @property
     def recorded_in(self) -> str:
         """Where this run's records went: ``ledger``, ``spool`` or ``nowhere`` (both failed)."""
-        writer = self._writer
-        if writer is None or (not writer.lost and writer.spooled_to is None):
+        writer, handoff = self._writer, self._handoff
+        if writer is None or handoff is None:
             return "ledger"
-        return "nowhere" if writer.lost else "spool"
+        if handoff.emergency_spool is not None:
+            return "spool"
+        if writer.lost or handoff.lost:
+            return "nowhere"
+        return "ledger" if writer.spooled_to is None else "spool"
 
     @property
     def spooled_to(self) -> Path | None:
         """The spool file this run's records went to when the ledger refused them, or None."""
-        writer = self._writer
+        writer, handoff = self._writer, self._handoff
+        if handoff is not None and handoff.emergency_spool is not None:
+            return handoff.emergency_spool
         return writer.spooled_to if writer is not None else None
 
     def finish(
@@ -290,30 +297,30 @@ class Run(RecordingMixin, CaptureMixin):
         for thread in (self._thread, self._env_thread):
             if thread is not None:
                 thread.join()
-        sampler, writer = self._live_sampler(), self._live_writer()
+        sampler, handoff = self._live_sampler(), self._live_handoff()
+        handed = False
         try:
-            with self._io_lock:
-                with self._lock:
-                    try:
-                        self._sample()
-                    except Exception as err:
-                        if self.strict:
-                            raise
-                        self._warn_once(f"sampling:{type(err).__name__}",
-                                        f"sampling failed: {err}")  # fmt: skip
-                    self._refresh_bands()
-                    self._record["sampler"]["cpu_s"] = self._sampler_cpu_s
-                    self._record["summary"] = dict(self._last_metrics)
-                    if error:
-                        self._record["error"] = error
-                    ended = self._ended_at = time.time()
-                    payload = self._payload(status=final, ended_at=ended, exit_code=exit_code)
-                writer.write(*payload, final=True)
+            with self._lock:
+                try:
+                    self._sample()
+                except Exception as err:
+                    if self.strict:
+                        raise
+                    self._warn_once(f"sampling:{type(err).__name__}", f"sampling failed: {err}")
+                self._refresh_bands()
+                self._record["sampler"]["cpu_s"] = self._sampler_cpu_s
+                self._record["summary"] = dict(self._last_metrics)
+                if error:
+                    self._record["error"] = error
+                ended = self._ended_at = time.time()
+                payload = self._payload(status=final, ended_at=ended, exit_code=exit_code)
+            handed = True
+            # Bounded: past it the final state goes to a local spool and the run returns.
+            handoff.finish(payload, wait_s=self._final_wait_s)
         finally:
             sampler.close()
-            writer.close()
-            if self._job is not None:
-                self._job.close()
+            if not handed:  # strict mode raised before the final write: close all the same
+                handoff.call(lambda writer: writer.close(), wait_s=None)
             if self._ended_at is None:
                 self._ended_at = time.time()
             self._result = self._make_result(final, exit_code)

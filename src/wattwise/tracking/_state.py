@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from wattwise.carbon import Intensity, Location, Pue
     from wattwise.meters import BaseMeter
     from wattwise.store import BaseRunStore
-    from wattwise.tracking._job_session import JobSession
+    from wattwise.tracking._handoff import WriterThread
     from wattwise.tracking._kind import RunKind
     from wattwise.tracking._result import RunResult
     from wattwise.tracking._sampler import Sampler
@@ -99,7 +99,8 @@ class RunFields:
     _store: BaseRunStore | None
     _sampler: Sampler | None
     _writer: LedgerWriter | None
-    _io_lock: threading.Lock
+    _handoff: WriterThread | None
+    _final_wait_s: float
     _record: dict[str, Any]
     _fallbacks: list[str]
     _t0_wall: float
@@ -111,7 +112,6 @@ class RunFields:
     _env_thread: threading.Thread | None
     _flush_soon: bool
     _command_identity: dict[str, Any] | None
-    _job: JobSession | None
 
     # -- what start() decided ---------------------------------------------------
 
@@ -160,10 +160,10 @@ class RunFields:
         assert self._sampler is not None, "the run has not started"
         return self._sampler
 
-    def _live_writer(self) -> LedgerWriter:
-        """The ledger writer (the run has started: internal callers only)."""
-        assert self._writer is not None, "the run has not started"
-        return self._writer
+    def _live_handoff(self) -> WriterThread:
+        """The run's writer thread (the run has started: internal callers only)."""
+        assert self._handoff is not None, "the run has not started"
+        return self._handoff
 
     def _warn_once(self, kind: str, text: str, category: type[Warning] = StoreWarning) -> None:
         """Report a fault once per kind per run: on_warning, else a warning of ``category``.

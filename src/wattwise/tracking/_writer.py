@@ -235,10 +235,7 @@ class LedgerWriter:
         from wattwise.store import Spool
 
         if self._spool is None:
-            run = dataclasses.asdict(self._run) if self._run is not None else None
-            if run is not None:
-                run["status"] = str(run["status"])
-                run.pop("components", None)
+            run = spool_header(self._run) if self._run is not None else None
             self._spool = Spool(self.path, self.run_id, run)
         pending, self._pending_warning = self._pending_warning, None
         try:
@@ -277,6 +274,14 @@ class LedgerWriter:
             if self._owned:
                 with contextlib.suppress(*_STORE_FAULTS):
                     self.store.close()
+
+
+def spool_header(run: RunRecord) -> dict[str, Any]:
+    """The run as a spool header carries it (inserted by whoever merges the file)."""
+    fields = dataclasses.asdict(run)
+    fields["status"] = str(fields["status"])
+    fields.pop("components", None)
+    return fields
 
 
 def _any_spooled(ledger: Path) -> bool:
