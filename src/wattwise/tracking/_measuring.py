@@ -148,6 +148,9 @@ class MeasuringMixin(RunFields):
         """Take a sample (call with ``_lock`` held) and put its facts in the record."""
         sampler = self._live_sampler()
         sampler.sample()
+        if self._job is not None:  # after the sample: a takeover counts from the next one
+            self._flush_soon = self._job.tick() or self._flush_soon
+            self._record["job"] = self._job.record()
         self._record["sampler"]["samples"] = sampler.n_samples
         self._record["cpu_time_s"] = sampler.cpu_time_s
         if sampler.gpu_modes:

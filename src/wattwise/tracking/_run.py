@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
-import socket
 import threading
 import time
 import uuid
@@ -39,6 +38,8 @@ from wattwise.tracking import _exit
 from wattwise.tracking._active import active_run, current
 from wattwise.tracking._capture import CaptureMixin
 from wattwise.tracking._handoff import FINAL_WAIT_S, WriterThread, final_wait_s
+from wattwise.tracking._job import host_id
+from wattwise.tracking._job_session import start_job
 from wattwise.tracking._kind import RunKind, role_for, run_kind
 from wattwise.tracking._measuring import choose_meters
 from wattwise.tracking._recording import RecordingMixin
@@ -158,6 +159,7 @@ class Run(RecordingMixin, CaptureMixin):
         self._final_wait_s = FINAL_WAIT_S
         self._flush_soon = False
         self._command_identity = None
+        self._job = None  # this run's part in its job (set by start(), docs/explanation/jobs.md)
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -214,8 +216,12 @@ class Run(RecordingMixin, CaptureMixin):
         tree = self.run_kind.make_tree(root_pid or os.getpid(), is_child)
         self._t0_wall = time.time()
         self._sampler = Sampler(chosen, tree, strict=self.strict, warn=self._warn_once)
+        self._job, job = (None, None) if self.study_id else start_job(
+            self.id, self._sampler, command=self.command, warn=self._warn_once)  # fmt: skip
         self._cwd = Path.cwd()
         self._record = self._initial_record()
+        if job is not None:
+            self._record["job"] = job
         if self.reproduces:
             self._record["reproduces"] = self.reproduces
         self._record["liveness"] = {"tracker": identity()}
@@ -240,7 +246,7 @@ class Run(RecordingMixin, CaptureMixin):
         """The run as first inserted: status running, the initial record."""
         return RunRecord(
             id=self.id, name=self.name, kind=self.kind, status=RunStatus.RUNNING,
-            started_at=self._t0_wall, heartbeat_at=self._t0_wall, host=socket.gethostname(),
+            started_at=self._t0_wall, heartbeat_at=self._t0_wall, host=host_id(),
             pid=os.getpid(), parent_id=self.parent_id, study_id=self.study_id,
             region=self.location.zone, tags=self.tags, params=self.params,
             record=copy_json(self._record), role=self.role,
@@ -321,6 +327,8 @@ class Run(RecordingMixin, CaptureMixin):
             sampler.close()
             if not handed:  # strict mode raised before the final write: close all the same
                 handoff.call(lambda writer: writer.close(), wait_s=None)
+            if self._job is not None:
+                self._job.close()
             if self._ended_at is None:
                 self._ended_at = time.time()
             self._result = self._make_result(final, exit_code)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from wattwise.meters import BaseMeter
     from wattwise.store import BaseRunStore
     from wattwise.tracking._handoff import WriterThread
+    from wattwise.tracking._job_session import JobSession
     from wattwise.tracking._kind import RunKind
     from wattwise.tracking._result import RunResult
     from wattwise.tracking._sampler import Sampler
@@ -112,6 +113,7 @@ class RunFields:
     _env_thread: threading.Thread | None
     _flush_soon: bool
     _command_identity: dict[str, Any] | None
+    _job: JobSession | None
 
     # -- what start() decided ---------------------------------------------------
 
