@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The CPU build of PyTorch; an unpinned torch would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint browser postgres clean
+.PHONY: demo test lint browser postgres slurm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,7 +66,23 @@ postgres:
 	  echo "WARNING: could not install postgresql: the PostgreSQL ledger tests will skip"; \
 	else echo "WARNING: PostgreSQL's server is missing and cannot be installed here (needs root and apt): the PostgreSQL ledger tests will skip"; fi
 
-test: lint browser postgres
+# A single-node SLURM for the SLURM tests (Debian 'slurm-wlm' and 'munge'; 'slurmdbd' and
+# 'mariadb-server' for its accounting, sacct): the tests start munged, a throwaway MariaDB,
+# slurmdbd, slurmctld and slurmd of their own in a temporary folder, as root, and stop them
+# by their own process groups. Nothing is started here (Debian's packages start no service
+# without systemd; where one did, the tests do not use it). Where the packages cannot be
+# installed, those tests skip and say why.
+slurm:
+	@if command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 && \
+	  command -v munged >/dev/null 2>&1 && command -v slurmdbd >/dev/null 2>&1 && \
+	  command -v mariadbd >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    slurm-wlm munge slurmdbd mariadb-server >/dev/null) || \
+	  echo "WARNING: could not install slurm-wlm, munge, slurmdbd and mariadb-server: the SLURM tests will skip (or run without sacct)"; \
+	else echo "WARNING: SLURM is missing and cannot be installed here (needs root and apt): the SLURM tests will skip"; fi
+
+test: lint browser postgres slurm
 	AMDSMI_WHEEL="$$(ls $(CURDIR)/$(VENV)/wheels/amdsmi-*.whl 2>/dev/null | head -1)" $(BIN)/python -m pytest
 
 clean:
