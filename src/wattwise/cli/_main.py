@@ -35,6 +35,7 @@ COMMANDS = (
     "sci",
     "export",
     "ledger",
+    "job",
 )
 
 #: Verbs that start work depending on the settings: a bad config file or variable stops
