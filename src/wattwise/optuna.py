@@ -48,11 +48,12 @@ import functools
 import logging
 import math
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from wattwise.exceptions import InvalidParameterError
+from wattwise.exceptions import InvalidParameterError, WattwiseWarning
 from wattwise.tuning import (
     CO2E_ATTR,
     CO2E_BAND_ATTR,
@@ -91,6 +92,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger("wattwise")
+
+
+def _warn(text: str) -> None:
+    """A fault of wattwise's that the job goes on without: a warning, never an error."""
+    warnings.warn(f"wattwise: {text}", WattwiseWarning, stacklevel=4)
+
 
 #: Options of the runs (as for ``wattwise.track``).
 RUN_OPTIONS = frozenset(
@@ -371,7 +378,7 @@ def _tracked(
         run.__enter__()  # started, and the active run of the objective (wattwise.log, ...)
         session.trial_started()
     except Exception as err:  # wattwise failed: the trial runs untracked
-        logger.warning("wattwise: trial %s is not tracked: %s", trial.number, err)
+        _warn(f"trial {trial.number} is not tracked: {err}")
         session = run = None
     if run is None or session is None:
         yield None
@@ -380,7 +387,7 @@ def _tracked(
         trial.set_user_attr(RUN_ATTR, run.id)
         trial.set_user_attr(STUDY_RUN_ATTR, study_run.id)
     except Exception as err:  # the storage refused: the run still records the trial
-        logger.warning("wattwise: trial %s's run id not stored in Optuna: %s", trial.number, err)
+        _warn(f"trial {trial.number}'s run id not stored in Optuna: {err}")
     try:
         yield run
     except optuna.TrialPruned:
@@ -440,7 +447,7 @@ def _end(
             run.__exit__(None, None, None)
         result = run.result
     except Exception as err:  # the ledger or a meter failed: the trial goes on as it was
-        logger.warning("wattwise: trial %s's run could not be finished: %s", trial.number, err)
+        _warn(f"trial {trial.number}'s run could not be finished: {err}")
         session.trial_ended({
             "number": trial.number, "run_id": run.id, "state": state, "value": value,
             "params": dict(trial.params), "energy_j": 0.0, "co2e_g": 0.0,
@@ -456,7 +463,7 @@ def _end(
         trial.set_user_attr(CO2E_ATTR, result.co2e_g)
         trial.set_user_attr(CO2E_BAND_ATTR, result.co2e_band_g)
     except Exception as err:  # the storage refused: the figures stay in the ledger
-        logger.warning("wattwise: trial %s's energy not stored in Optuna: %s", trial.number, err)
+        _warn(f"trial {trial.number}'s energy not stored in Optuna: {err}")
 
 
 def track_objective(objective: F | None = None, /, **options: Any) -> Any:
@@ -590,11 +597,11 @@ class WattwiseCallback:
                 untracked += 1
         if untracked and not self._warned:
             self._warned = True
-            logger.warning(
-                "wattwise: %d trial(s) of study %r have no energy figure; wrap the objective "
-                "with wattwise.optuna.track_objective so that budgets count them",
-                untracked, study.study_name,
-            )  # fmt: skip
+            _warn(
+                f"{untracked} trial(s) of study {study.study_name!r} have no energy figure; "
+                "wrap the objective with wattwise.optuna.track_objective so that budgets "
+                "count them"
+            )
         if session is not None:
             own = session.own_cost()
             energy += own.get("energy_j", 0.0)

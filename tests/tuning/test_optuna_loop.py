@@ -12,7 +12,7 @@ import pytest
 
 import wattwise
 import wattwise.optuna as wo
-from wattwise.exceptions import InvalidParameterError
+from wattwise.exceptions import InvalidParameterError, WattwiseWarning
 from wattwise.store import open_store
 from wattwise.testing import FakeMeter
 from wattwise.tuning import StudyRecord, TrialRecord
@@ -303,3 +303,19 @@ def test_a_study_run_left_open_is_ended_with_its_summary_at_exit(
     assert str(driver.status) == "finished"
     summary = StudyRecord.from_record(driver.record)
     assert summary is not None and summary.n_trials["complete"] == 2
+
+
+def test_when_wattwise_cannot_track_the_trial_still_runs_with_a_warning() -> None:
+    @wo.track_objective(meters=["no-such-meter"], emit_warnings=False)
+    def objective(trial: optuna.Trial) -> float:
+        return 2.0
+
+    study = optuna.create_study()
+    with pytest.warns(WattwiseWarning, match="trial 0 is not tracked"):
+        study.optimize(objective, n_trials=1)
+    assert study.trials[0].state.name == "COMPLETE" and study.best_value == 2.0
+    assert wo.ENERGY_ATTR not in study.trials[0].user_attrs
+
+    plain = optuna.create_study()  # a callback without the wrapper: it says what is missing
+    with pytest.warns(WattwiseWarning, match="1 trial\\(s\\) of study .* no energy figure"):
+        plain.optimize(lambda trial: 1.0, n_trials=1, callbacks=[wo.WattwiseCallback()])
