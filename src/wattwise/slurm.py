@@ -397,6 +397,7 @@ def reconcile(
     sacct: str = "sacct",
     scontrol: str = "scontrol",
     env: Mapping[str, str] | None = None,
+    plugin: str | None = None,
     annotate: bool = True,
     now: float | None = None,
 ) -> Reconciliation:
@@ -410,6 +411,8 @@ def reconcile(
             runs ``sacct`` (and ``scontrol show config`` for the energy plugin).
         sacct, scontrol: The programs to run.
         env: Their environment (default: this process's).
+        plugin: With ``sacct_output``: the cluster's ``AcctGatherEnergyType`` if known
+            (None: unknown, and a 0 J step is then taken as not measured).
         annotate: Store the result as the ``sacct`` annotation of each run of each step.
         now: The check's time (default: now).
 
@@ -433,7 +436,7 @@ def reconcile(
         plugin = energy_plugin(scontrol=scontrol, env=env)
         plugin_read = plugin is not None
     else:
-        text, plugin, plugin_read = sacct_output, None, False
+        text, plugin_read = sacct_output, plugin is not None
     rows = [r for r in parse_sacct(text) if r.job == job]
     if not rows:
         msg = (
