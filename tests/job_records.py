@@ -74,7 +74,10 @@ def write_run(
             "id": job_id, "source": source, "host": plan.host, "rank": plan.rank,
             "local_rank": plan.local_rank, "world_size": world_size,
             "node_rank": plan.node_rank, "measures": list(plan.measures),
-            "measured_by": dict(plan.measured_by), "attribution": "whole device",
+            "role": "rank" if plan.rank is not None else "node",
+            # As the tracker writes it: who measures each device, this run included.
+            "measured_by": {**{key: plan.id for key in plan.measures}, **plan.measured_by},
+            "attribution": "whole device",
             **(job_extra or {}),
         }  # fmt: skip
     components = [
@@ -118,6 +121,26 @@ def ranks_job() -> list[Planned]:
     r1.measured_by = {"cpu:node-a": r0.id, "dram:node-a": r0.id}
     r2.measured_by = {"cpu:node-b": r3.id, "dram:node-b": r3.id}
     return [r0, r1, r2, r3]
+
+
+def nodes_job() -> list[Planned]:
+    """2 hosts, each a ``wattwise run -- torchrun`` wrapper whose ranks do not track
+    themselves: the wrapper's record lists them with their CPU-time share of its energy."""
+    return [
+        Planned("node-a", None, None, {"cpu": 1500.0, "dram": 200.0, "gpu": 17000.0},
+                ["cpu:node-a", "dram:node-a", "gpu:GPU-a0", "gpu:GPU-a1"], node_rank=0),
+        Planned("node-b", None, None, {"cpu": 1400.0, "dram": 180.0, "gpu": 13000.0},
+                ["cpu:node-b", "dram:node-b", "gpu:GPU-b0", "gpu:GPU-b1"], node_rank=1),
+    ]  # fmt: skip
+
+
+def node_ranks(plan: Planned, first: int, shares: tuple[float, float]) -> dict[str, Any]:
+    """``job_extra`` of a node's run: the ranks it saw below it (``record["job"]["ranks"]``)."""
+    return {"ranks": [
+        {"rank": first + local, "local_rank": local, "world_size": 4, "cpu_s": 10.0 * share,
+         "share": share, "energy_j": share * plan.energy_j, "pid": 4000 + local}
+        for local, share in enumerate(shares)
+    ]}  # fmt: skip
 
 
 def wrapped_job() -> list[Planned]:

@@ -9,13 +9,22 @@ import time
 import pytest
 from cli_support import HOSTILE, RAW, assert_one_line_error, call, insert_run
 
-from job_records import Planned, co2e_g, ranks_job, wrapped_job, write_job, write_run
+from job_records import (
+    Planned,
+    co2e_g,
+    node_ranks,
+    nodes_job,
+    ranks_job,
+    wrapped_job,
+    write_job,
+    write_run,
+)
 from wattwise.store import RunStatus, open_store
 
 JOB = "torchrun:job-a@127.0.0.1:29500"
 T0 = time.time() - 3600.0
 RANKS_J = 32_590.0  # every device of ranks_job() once
-WRAPPED_J = 33_280.0  # the two node wrappers of wrapped_job()
+WRAPPED_J = 33_280.0  # the two node runs of wrapped_job()
 
 
 def _ledger_with(plans: list[Planned], job_id: str = JOB, start: float = T0) -> list[Planned]:
@@ -50,13 +59,30 @@ def test_show_job_prints_hosts_ranks_devices_and_the_total_once() -> None:
     assert by_prefix["job_id"] == JOB
 
 
-def test_show_job_of_node_wrappers() -> None:
+def test_show_job_of_node_runs_with_nested_ranks() -> None:
     _ledger_with(wrapped_job())
     data = json.loads(call("show", "--job", JOB, "--json").out)
     assert data["energy_j"] == pytest.approx(WRAPPED_J)
     assert data["rank_count"] == 4 and data["runs"] == 6
+    assert [r["role"] for r in data["ranks"]] == ["rank"] * 4 + ["node"] * 2
     text = call("show", JOB).out
-    assert "wrapper" in text and "(in parent)" in text and "see note" in text
+    assert "  node     " in text and "300 J (in parent)" in text and "see note" in text
+
+
+def test_show_job_of_node_runs_whose_ranks_have_no_runs() -> None:
+    wa, wb = nodes_job()
+    store = open_store()
+    try:
+        write_run(store, wa, job_id=JOB, started_at=T0, job_extra=node_ranks(wa, 0, (0.5, 0.5)))
+        write_run(store, wb, job_id=JOB, started_at=T0, job_extra=node_ranks(wb, 2, (0.5, 0.5)))
+    finally:
+        store.close()
+    text = call("show", JOB).out
+    assert "4 rank(s) on 2 host(s), 2 run(s)" in text
+    assert f"9.35 kJ (share of {wa.id[:8]})" in text
+    listed = call("runs", "--ranks").out
+    assert "job: 4 rank(s) on 2 host(s)" in listed and "rank 3 on node-b" in listed
+    assert "node run on node-a" in listed
 
 
 def test_a_run_keeps_precedence_over_a_job_prefix_and_a_whole_job_id_over_a_run_prefix() -> None:
@@ -161,7 +187,9 @@ def test_user_text_in_a_job_id_is_shown_not_interpreted() -> None:
     assert json.loads(call("runs", "--json").out)[0]["id"] == job_id
 
 
-@pytest.mark.parametrize(("build", "energy_j"), [(ranks_job, RANKS_J), (wrapped_job, WRAPPED_J)])
+@pytest.mark.parametrize(
+    ("build", "energy_j"), [(ranks_job, RANKS_J), (wrapped_job, WRAPPED_J), (nodes_job, WRAPPED_J)]
+)
 def test_footprint_and_the_project_report_count_a_job_once(
     build: object, energy_j: float, tmp_path: object
 ) -> None:

@@ -10,7 +10,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from job_records import BAND, Planned, co2e_g, ranks_job, wrapped_job, write_job, write_run
+from job_records import (
+    BAND,
+    Planned,
+    co2e_g,
+    node_ranks,
+    nodes_job,
+    ranks_job,
+    wrapped_job,
+    write_job,
+    write_run,
+)
 from wattwise.exceptions import RunNotFoundError
 from wattwise.store import BaseRunStore, RunRecord, RunStatus, get_store, open_store
 from wattwise.store.jobs import (
@@ -139,18 +149,62 @@ def test_records_that_disagree_are_warned_about(store: BaseRunStore) -> None:
     assert job.energy_j == pytest.approx(190.0)  # the records' sum, with the warning
 
 
-def test_a_takeover_is_not_a_disagreement(store: BaseRunStore) -> None:
+@pytest.mark.parametrize("recorded", ["takeovers", "pointer"])
+def test_a_takeover_is_not_a_disagreement(store: BaseRunStore, recorded: str) -> None:
     first = Planned("node-a", 0, 0, {"cpu": 100.0}, ["cpu:node-a"], status=RunStatus.FAILED)
-    second = Planned("node-a", 1, 1, {"cpu": 40.0}, ["cpu:node-a"],
-                     measured_by={"cpu:node-a": first.id})  # fmt: skip
+    second = Planned("node-a", 1, 1, {"cpu": 40.0}, ["cpu:node-a"])
+    extra: dict[str, object] = {}
+    if recorded == "takeovers":  # as the tracker records it: when it took over, from whom
+        extra = {"takeovers": [{"device": "cpu:node-a", "from_run": first.id, "at": T0 + 31}]}
+    else:  # a record that still names the old measurer
+        second.measured_by = {"cpu:node-a": first.id}
     write_run(store, first, job_id="user:handover", started_at=T0, duration_s=30.0)
-    write_run(store, second, job_id="user:handover", started_at=T0 + 1, duration_s=60.0)
+    write_run(store, second, job_id="user:handover", started_at=T0 + 1, duration_s=60.0,
+              job_extra=extra)  # fmt: skip
     job = job_summary(store, "user:handover")
     assert job.warnings == ()
     device = job.devices[0]
     assert device.measured_by == (first.id, second.id)
     assert device.energy_j == pytest.approx(140.0) and job.energy_j == pytest.approx(140.0)
     assert job.status == "failed"
+
+
+def test_a_takeover_that_overlaps_the_old_measurer_is_warned_about(store: BaseRunStore) -> None:
+    first = Planned("node-a", 0, 0, {"cpu": 100.0}, ["cpu:node-a"])
+    second = Planned("node-a", 1, 1, {"cpu": 40.0}, ["cpu:node-a"])
+    took = {"takeovers": [{"device": "cpu:node-a", "from_run": first.id, "at": T0 + 10}]}
+    write_run(store, first, job_id="user:early", started_at=T0, duration_s=30.0)
+    write_run(store, second, job_id="user:early", started_at=T0 + 1, duration_s=60.0,
+              job_extra=took)  # fmt: skip
+    (warning,) = job_summary(store, "user:early").warnings
+    assert "at the same time (20 s)" in warning
+
+
+def test_ranks_seen_by_their_nodes_run_are_listed_inside_its_energy(store: BaseRunStore) -> None:
+    wa, wb = nodes_job()
+    write_run(store, wa, job_id=JOB, started_at=T0, job_extra=node_ranks(wa, 0, (0.75, 0.25)))
+    write_run(store, wb, job_id=JOB, started_at=T0, job_extra=node_ranks(wb, 2, (0.5, 0.5)))
+    job = job_summary(store, JOB)
+    assert job.energy_j == pytest.approx(33_280.0) and job.rank_count == 4 and job.runs == 2
+    shares = [r for r in job.ranks if r.role == "share"]
+    assert [(r.rank, r.host, r.run_id, r.counted) for r in shares] == [
+        (0, "node-a", wa.id, False), (1, "node-a", wa.id, False),
+        (2, "node-b", wb.id, False), (3, "node-b", wb.id, False)]  # fmt: skip
+    assert [r.energy_j for r in shares] == pytest.approx(
+        [0.75 * 18_700, 0.25 * 18_700, 0.5 * 14_580, 0.5 * 14_580])  # fmt: skip
+    assert [(h.runs, h.ranks) for h in job.hosts] == [(1, (0, 1)), (1, (2, 3))]
+    assert [r.role for r in job.ranks if r.rank is None] == ["node", "node"]
+
+
+def test_a_run_that_measured_standalone_is_warned_about(store: BaseRunStore) -> None:
+    plans = ranks_job()
+    plans[2].measured_by = {}  # node-b's CPU measurer is the standalone run below
+    write_job(store, plans[:3], "user:odd", T0, source="user")
+    lone = Planned("node-b", 3, 1, {"cpu": 500.0}, [])
+    write_run(store, lone, job_id="user:odd", started_at=T0, source="user",
+              job_extra={"standalone": True})  # fmt: skip
+    (warning,) = job_summary(store, "user:odd").warnings
+    assert f"Run(s) {lone.id[:8]} could not hold the job's election" in warning
 
 
 def test_slurm_facts_and_the_sacct_reconciliation_are_in_the_summary(

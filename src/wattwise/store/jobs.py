@@ -93,20 +93,32 @@ class JobHost:
         return data
 
 
+#: What a :class:`JobRank` entry is (its ``role``).
+RANK_ROLES = {
+    "rank": "a rank's own run (it called track(), or ran under wattwise run)",
+    "node": "a node's run (wattwise run -- torchrun ...): it measures the node for its ranks",
+    "process": "a run of the job without a rank (WATTWISE_JOB_ID)",
+    "share": "a rank without a run of its own, seen by its node's run: its share of that "
+             "run's energy by CPU time (inside the node's figure, not added to it)",
+}  # fmt: skip
+
+
 @dataclasses.dataclass(frozen=True)
 class JobRank:
-    """One run of a job: a rank, or a node's wrapper (``rank`` None).
+    """One rank or run of a job (``role``: :data:`RANK_ROLES`).
 
     Attributes:
-        run_id: The run.
-        rank: Global rank (``RANK``, ``SLURM_PROCID``), None for a wrapper around ranks.
+        run_id: The run (for a ``share`` entry: the node's run whose energy holds it).
+        rank: Global rank (``RANK``, ``SLURM_PROCID``), None for a node's run.
         local_rank: Rank on its host (``LOCAL_RANK``, ``SLURM_LOCALID``).
         node_rank: Index of its node in the job (``GROUP_RANK``), where recorded.
-        energy_j: The run's own attributed energy (for a nested run: a part of its parent's).
+        energy_j: The run's own attributed energy (for a nested run or a ``share``: a part
+            of another run's).
         measures: Device keys this run metered for the job (``cpu:HOST``, ``gpu:UUID``).
-        counted: True when its energy is a term of the job's total (not nested in a run
-            of the job).
+        counted: True when its energy is a term of the job's total (a run not nested in a
+            run of the job).
         parent_id: The run it is nested in, if any.
+        role: What the entry is: ``rank``, ``node``, ``process`` or ``share``.
     """
 
     run_id: str
@@ -123,6 +135,7 @@ class JobRank:
     measures: tuple[str, ...]
     counted: bool
     parent_id: str | None
+    role: str = "rank"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON shape (times as ISO-8601 UTC)."""
@@ -323,7 +336,7 @@ def summarize_job(job_id: str, runs: Sequence[RunRecord], *,
         host = jobs[run.id].get("host")
         return host if isinstance(host, str) and host else run.host
 
-    ranks = tuple(
+    entries = [
         JobRank(
             run_id=r.id,
             rank=_int_or_none(jobs[r.id].get("rank")),
@@ -339,22 +352,32 @@ def summarize_job(job_id: str, runs: Sequence[RunRecord], *,
             measures=_str_list(jobs[r.id].get("measures")),
             counted=r.id in counted_ids,
             parent_id=r.parent_id,
+            role=_role(jobs[r.id]),
         )
         for r in runs
-    )
-    ranks = tuple(sorted(ranks, key=lambda k: (k.rank is None, k.rank or 0, k.started_at)))
-    energy_of = {r.id: r for r in runs}
+    ]
+    entries += _shares(runs, jobs, host_of, {e.rank for e in entries if e.rank is not None})
+    ranks = tuple(sorted(entries, key=lambda k: (k.rank is None, k.rank or 0, k.started_at)))
     hosts: dict[str, dict[str, Any]] = {}
     for entry in ranks:
         h = hosts.setdefault(entry.host, {"runs": 0, "ranks": set(), "energy_j": 0.0,
                                           "energy_band_j": 0.0, "co2e_g": 0.0})  # fmt: skip
-        h["runs"] += 1
         if entry.rank is not None:
             h["ranks"].add(entry.rank)
+        if entry.role == "share":
+            continue
+        h["runs"] += 1
         if entry.counted:
-            h["energy_j"] += energy_of[entry.run_id].energy_j
-            h["energy_band_j"] += energy_of[entry.run_id].energy_band_j
-            h["co2e_g"] += energy_of[entry.run_id].co2e_g
+            h["energy_j"] += entry.energy_j
+            h["energy_band_j"] += entry.energy_band_j
+            h["co2e_g"] += entry.co2e_g
+    alone = [r.id[:8] for r in runs if jobs[r.id].get("standalone")]
+    if alone:
+        warnings.append(
+            f"Run(s) {', '.join(alone)} could not hold the job's election and measured as "
+            "standalone runs: the job may count a device more than once (see each run's "
+            "record)."
+        )
     sources = [str(jobs[r.id]["source"]) for r in runs
                if isinstance(jobs[r.id].get("source"), str)]  # fmt: skip
     world = [w for r in runs if (w := _int_or_none(jobs[r.id].get("world_size"))) is not None]
@@ -398,6 +421,43 @@ def summarize_job(job_id: str, runs: Sequence[RunRecord], *,
         sacct=_sacct(runs),
         warnings=tuple(warnings),
     )
+
+
+def _role(job: dict[str, Any]) -> str:
+    """``record["job"]["role"]`` when it is one of :data:`RANK_ROLES`, else from the rank."""
+    role = job.get("role")
+    if isinstance(role, str) and role in RANK_ROLES and role != "share":
+        return role
+    return "rank" if _int_or_none(job.get("rank")) is not None else "process"
+
+
+def _shares(runs: Sequence[RunRecord], jobs: dict[str, dict[str, Any]], host_of: Any,
+            have: set[int]) -> list[JobRank]:  # fmt: skip
+    """Ranks that a node's run saw below it (``record["job"]["ranks"]``) and that have no
+    run of their own in the job: each as its share of the node's energy."""
+    found: list[JobRank] = []
+    for run in runs:
+        listed = jobs[run.id].get("ranks")
+        for item in listed if isinstance(listed, list) else []:
+            rank = _int_or_none(item.get("rank")) if isinstance(item, dict) else None
+            if rank is None or rank in have:
+                continue
+            have.add(rank)
+            share = item.get("share")
+            share = float(share) if isinstance(share, (int, float)) and 0 <= share <= 1 else None
+            energy = item.get("energy_j")
+            energy = float(energy) if isinstance(energy, (int, float)) else (
+                share * run.energy_j if share is not None else 0.0)  # fmt: skip
+            fraction = energy / run.energy_j if run.energy_j > 0 else 0.0
+            found.append(JobRank(
+                run_id=run.id, rank=rank, local_rank=_int_or_none(item.get("local_rank")),
+                node_rank=_int_or_none(item.get("node_rank", jobs[run.id].get("node_rank"))),
+                host=host_of(run), status=str(run.status), started_at=run.started_at,
+                ended_at=run.ended_at, energy_j=energy,
+                energy_band_j=run.energy_band_j * fraction, co2e_g=run.co2e_g * fraction,
+                measures=(), counted=False, parent_id=run.id, role="share",
+            ))  # fmt: skip
+    return found
 
 
 def _first_dict(runs: Sequence[RunRecord], jobs: dict[str, dict[str, Any]],
@@ -449,11 +509,16 @@ def _devices(
     for key in sorted(set(measurers) | set(pointers)):
         comp = _component_of(key)
         who = sorted(measurers.get(key, []), key=lambda r: r.started_at)
-        # A run that pointed at another measurer and measures the device too took it over
-        # when that measurer stopped: its share of the device starts there.
+        # A run that took the device over (``takeovers``: when; or a record still naming
+        # the old measurer) measured it from then on only.
         spans = []
         for run in who:
             start, end = _interval(run)
+            took = jobs[run.id].get("takeovers")
+            for item in took if isinstance(took, list) else []:
+                at = item.get("at") if isinstance(item, dict) else None
+                if item.get("device") == key and isinstance(at, (int, float)):
+                    start = max(start, float(at))
             before = pointers.get(key, {}).get(run.id)
             if before is not None and before in by_id:
                 start = max(start, _interval(by_id[before])[1])

@@ -1,6 +1,6 @@
 """``wattwise runs``: the ledger, one line per run, newest first, a page at a time.
 
-The runs of a job (torchrun ranks, SLURM tasks, node wrappers: one ``record["job"]["id"]``)
+The runs of a job (torchrun ranks, SLURM tasks, node runs: one ``record["job"]["id"]``)
 fold into one line: the job id, its ranks and hosts, its energy and carbon counted once
 (:mod:`wattwise.store.jobs`), its status. ``--ranks`` lists each job's runs under it.
 Paging counts lines: a job is one.
@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--ranks", action="store_true",
-        help="unfold jobs: each job's runs (ranks, node wrappers) under its line",
+        help="unfold jobs: each job's ranks and runs (node runs too) under its line",
     )  # fmt: skip
     parser.add_argument(
         "--json", action="store_true",
@@ -145,7 +145,9 @@ def _job_row(job: JobSummary) -> list[str]:
 
 
 def _rank_row(job: JobSummary, rank: JobRank) -> list[str]:
-    who = "wrapper" if rank.rank is None else f"rank {rank.rank}"
+    from wattwise.cli.commands.show import rank_energy
+
+    who = f"rank {rank.rank}" if rank.rank is not None else f"{rank.role} run"
     time_s = (rank.ended_at - rank.started_at) if rank.ended_at is not None else None
     return [
         "  " + rank.run_id[:8],
@@ -153,7 +155,7 @@ def _rank_row(job: JobSummary, rank: JobRank) -> list[str]:
         rank.status,
         _started(rank.started_at),
         fmt.duration(time_s) if time_s is not None else "-",
-        fmt.energy(rank.energy_j) + ("" if rank.counted else " (in parent)"),
+        rank_energy(rank),
         fmt.carbon(rank.co2e_g),
         "",
     ]

@@ -15,7 +15,7 @@ from wattwise.cli import _args
 from wattwise.cli import _format as fmt
 
 if TYPE_CHECKING:
-    from wattwise.store.jobs import JobSummary
+    from wattwise.store.jobs import JobRank, JobSummary
 
 HELP = "show one run (energy per component, carbon, environment, metrics) or one job"
 
@@ -214,7 +214,8 @@ def _job_line(job: Any) -> list[str]:
     if not isinstance(job, dict) or not isinstance(job.get("id"), str):
         return []
     rank = job.get("rank")
-    who = "node wrapper" if rank is None else f"rank {rank}"
+    who = f"rank {rank}" if rank is not None else (
+        "node run" if job.get("role") == "node" else "process")  # fmt: skip
     if rank is not None and job.get("local_rank") is not None:
         who += f" (local {job['local_rank']})"
     if job.get("world_size") is not None:
@@ -256,9 +257,9 @@ def job_lines(job: JobSummary) -> list[str]:
     out += ["", "Ranks:"]
     rank_rows = [
         [
-            "wrapper" if r.rank is None else str(r.rank),
+            rank_label(r),
             "" if r.local_rank is None else str(r.local_rank), r.host, r.run_id[:8], r.status,
-            fmt.energy(r.energy_j) + ("" if r.counted else " (in parent)"),
+            rank_energy(r),
             ", ".join(r.measures) or "-",
         ]
         for r in job.ranks
@@ -284,6 +285,18 @@ def job_lines(job: JobSummary) -> list[str]:
         out.append("")
         out += [f"warning: {w}" for w in job.warnings]
     return out
+
+
+def rank_label(rank: JobRank) -> str:
+    """The RANK cell: the rank, else what the run is (``node``, ``process``)."""
+    return str(rank.rank) if rank.rank is not None else rank.role
+
+
+def rank_energy(rank: JobRank) -> str:
+    """The ENERGY cell of a rank: its figure, and where it is counted when not here."""
+    if rank.role == "share":
+        return f"{fmt.energy(rank.energy_j)} (share of {rank.run_id[:8]})"
+    return fmt.energy(rank.energy_j) + ("" if rank.counted else " (in parent)")
 
 
 def _sacct_lines(sacct: dict[str, Any]) -> list[str]:
