@@ -256,3 +256,49 @@ def test_a_bad_final_wait_setting_is_said_once_and_the_default_is_used(
     said = [str(w.message) for w in caught if issubclass(w.category, StoreWarning)]
     assert len(said) == 1 and "WATTWISE_FINAL_WRITE_S = 'soon'" in said[0]
     assert run.recorded_in == "ledger"
+
+
+CHILD_JOB = textwrap.dedent("""
+    import pathlib, sys, time
+    import wattwise
+    from wattwise.tracking import use_data
+    pathlib.Path(sys.argv[1]).write_text(repr(time.time()))
+    calls = []
+    for step in range(3):
+        began = time.monotonic()
+        wattwise.log(step=step, acc=0.5 + step / 10)
+        calls.append(time.monotonic() - began)
+    began = time.monotonic()
+    use_data(b"some bytes", name="tiny")
+    calls.append(time.monotonic() - began)
+    print("slowest call", max(calls), "total", sum(calls), flush=True)
+    sys.exit(5)
+""")
+
+
+def test_the_jobs_own_log_calls_never_hang_on_a_ledger_whose_open_blocks(
+    state: Path, tmp_path: Path
+) -> None:
+    job = tmp_path / "child.py"
+    job.write_text(CHILD_JOB)
+    os.mkfifo(LEDGER)
+    done, delay, total = _wattwise_run([sys.executable, str(job), str(tmp_path / "s")],
+                                       tmp_path / "s")  # fmt: skip
+    assert done.returncode == 5, done.stderr  # before: the first wattwise.log() hung for ever
+    assert "Traceback" not in done.stderr
+    slowest, spent = (float(word) for word in done.stdout.split()[2::2])
+    # The first hand-off waits its 0.5 s; once the ledger is known to hang, none waits.
+    assert slowest < 1.5 and spent < 2.0, done.stdout
+    assert total < 30, total
+    # The tracker's final state and the job's metrics: two spool files on local disk.
+    assert len(_spools(state)) == 2, done.stderr
+    LEDGER.unlink()
+    repair = subprocess.run([sys.executable, "-m", "wattwise", "doctor", "--repair"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert repair.returncode == 0, repair.stderr
+    store = SQLiteRunStore(LEDGER)
+    (run,) = store.list_runs()
+    assert run.status is RunStatus.FAILED and run.exit_code == 5 and run.energy_j > 0
+    assert [(m[0], m[1]) for m in store.metrics(run.id)] == [(0, "acc"), (1, "acc"), (2, "acc")]
+    assert not _spools(state)
+    store.close()

@@ -15,8 +15,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from wattwise.exceptions import InvalidParameterError, RunStateError, WattwiseError
-from wattwise.tracking._writer import ChildLogger, strict_from_env
+from wattwise.exceptions import InvalidParameterError, RunStateError
+from wattwise.tracking._child import ChildLogger
+from wattwise.tracking._writer import strict_from_env
 
 if TYPE_CHECKING:
     from wattwise.store import BaseRunStore
@@ -65,27 +66,24 @@ class ParentRun:
         Raises:
             InvalidParameterError: A value is not a number.
         """
-        points = _points(step, metrics)
+        self._writer().log(_points(step, metrics))
+
+    def _writer(self) -> ChildLogger:
+        """This process's writer into the parent run (one per process: it never hangs)."""
         key = (self.id, self.store_url)
         with _loggers_lock:
             child = _loggers.get(key)
             if child is None:
                 _loggers.clear()  # one parent per process: drop a stale handle
                 child = _loggers[key] = ChildLogger(self.id, self.store_url, strict=self.strict)
-        child.log(points)
+        return child
 
     def set_record(self, key: str, value: Any, *, append: bool = False) -> None:
-        """Set (or append to a list at) a top-level field of the parent's record."""
-        try:
-            store = self.open_store()
-            try:
-                store.annotate_run(self.id, key, value, append=append)
-            finally:
-                store.close()
-        except WattwiseError as err:
-            if self.strict:
-                raise
-            logger.warning("wattwise: could not record %r in run %s: %s", key, self.id[:8], err)
+        """Set (or append to a list at) a top-level field of the parent's record.
+
+        Written by this process's writer thread: a ledger that hangs never hangs the job.
+        """
+        self._writer().annotate(key, value, append=append)
 
     def use_data(self, path_or_array: Any, *, name: str | None = None) -> dict[str, Any]:
         """Fingerprint data and append it to the parent's ``record["data"]``."""

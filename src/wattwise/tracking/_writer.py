@@ -19,8 +19,6 @@ import json
 import os
 import sqlite3
 import threading
-import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,10 +28,9 @@ from wattwise.exceptions import (
     SchemaVersionError,
     StoreCorruptError,
     StoreError,
-    StoreWarning,
     WattwiseError,
 )
-from wattwise.store import BaseRunStore, ComponentEnergy, RunRecord, get_store
+from wattwise.store import BaseRunStore, ComponentEnergy, RunRecord
 
 if TYPE_CHECKING:
     from wattwise.store import Spool
@@ -306,62 +303,3 @@ def _ledger_text(path: Path, err: BaseException, spool: Path | None) -> str:
         if spool is not None else "the spool cannot be written either"
     )  # fmt: skip
     return f"{err} The run goes on; {where}."
-
-
-class ChildLogger:
-    """``wattwise.log()`` from a process started by ``wattwise run``: into that run.
-
-    Metrics go straight to the ledger named by ``WATTWISE_STORE``; when it cannot be
-    written they go to a spool file of their own, merged once this process has ended.
-    """
-
-    def __init__(self, run_id: str, store_url: str | None, *, strict: bool) -> None:
-        self.run_id = run_id
-        self.strict = strict
-        self.store = get_store(store_url, defer=True, busy_timeout_s=START_TIMEOUT_S)
-        self._spool: Spool | None = None
-        self._skip_until = 0.0  # after a failure, spool directly for a while
-        self._warned: set[str] = set()
-        self._lock = threading.Lock()
-        self._last_error: BaseException | None = None
-
-    def log(self, points: list[Metric]) -> None:
-        """Write metric points; never raises because of the store unless strict."""
-        with self._lock:
-            err: BaseException | None = self._last_error
-            tries = 0 if time.monotonic() < self._skip_until else (
-                10 if self._spool is None else 1)  # fmt: skip
-            for attempt in range(tries):
-                try:
-                    self.store.flush_run(self.run_id, {}, metrics=points)
-                    return
-                except RunNotFoundError as caught:
-                    err = caught  # the tracker may not have inserted the run yet
-                    time.sleep(0.05 * (attempt + 1))
-                except _STORE_FAULTS as caught:
-                    err = caught
-                    self.store.reset()
-                    break
-            assert err is not None
-            if self.strict:
-                raise err
-            self._last_error = err
-            self._skip_until = time.monotonic() + CHILD_BACKOFF_S
-            if self._spool is None:
-                from wattwise.store import Spool
-
-                self._spool = Spool(self.store.path, self.run_id, None)
-            entry = {"op": "metrics", "metrics": points}
-            try:
-                where: Path | None = self._spool.append(entry, reason=str(err))
-            except StoreError as spool_err:
-                where = None
-                self._warn_once("spool", f"{spool_err} These metrics are lost.")
-            kind = fault_kind(err)
-            self._warn_once(kind, _ledger_text(self.store.path, err, where))
-
-    def _warn_once(self, kind: str, text: str) -> None:
-        if kind in self._warned:
-            return
-        self._warned.add(kind)
-        warnings.warn(f"wattwise: {text}", StoreWarning, stacklevel=4)
