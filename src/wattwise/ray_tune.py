@@ -44,6 +44,7 @@ import importlib
 import inspect
 import logging
 import math
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -201,23 +202,65 @@ def run_trial(
     run = _start_run(config, placement, settings)
     if run is None:
         return trainable(config, *args, **kwargs)
-    hook = _ReportHook(run, placement)
-    failure: BaseException | None = None
-    how = "returned"
+    trial = _TrialRun(run, placement, config)
+    hook = _SessionHook(trial)
     try:
-        return trainable(config, *args, **kwargs)
+        result = trainable(config, *args, **kwargs)
     except SystemExit as err:  # Ray Tune stops a trial by raising this in its report()
-        if err.code in (None, 0):
-            how = "stopped"
-        else:
-            how, failure = "raised", err
+        hook.remove()
+        trial.end("stopped" if err.code in (None, 0) else "raised", err)
         raise
     except BaseException as err:
-        how, failure = "raised", err
-        raise
-    finally:
         hook.remove()
-        _end_run(run, placement, config, hook.reports, how, failure)
+        trial.end("raised", err)
+        raise
+    hook.remove()
+    trial.end("returned", None)
+    return result
+
+
+class _TrialRun:
+    """A trial's run, ended once: by the trial's thread, or by Ray Tune stopping the trial."""
+
+    def __init__(self, run: Run, placement: Mapping[str, Any], config: Any) -> None:
+        self.run = run
+        self.placement = dict(placement)
+        self.config = config
+        self.reports = 0
+        self._lock = threading.Lock()
+        self._ended = False
+
+    def end(self, how: str, failure: BaseException | None) -> None:
+        """Record how the trial ended and finish its run; never raises into the trial.
+
+        ``how``: ``returned``, ``stopped`` (by Ray Tune) or ``raised``.
+        """
+        from wattwise.tuning import TrialRecord
+
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+            if how == "stopped":
+                failure = None
+            state = {"returned": "complete", "stopped": "pruned"}.get(how, "fail")
+            error = None if failure is None else f"{type(failure).__name__}: {failure}"[:500]
+            try:
+                record = TrialRecord(
+                    state=state, n_reports=self.reports,
+                    last_step=self.reports - 1 if self.reports else None,
+                    stopped_by="ray_tune" if how == "stopped" else None, error=error,
+                    params=_params(self.config),
+                )  # fmt: skip
+                self.run.annotate(TrialRecord.KEY, record.to_record())
+                self.run.annotate("ray", {**self.placement, "ended": how})
+                if failure is None:
+                    self.run.__exit__(None, None, None)
+                else:
+                    self.run.__exit__(type(failure), failure, failure.__traceback__)
+            except Exception:
+                logger.warning("wattwise: could not record the end of a trial's run",
+                               exc_info=True)  # fmt: skip
 
 
 def _placement() -> dict[str, Any]:
@@ -281,54 +324,65 @@ def _start_run(
     return run
 
 
-class _ReportHook:
-    """Adds the trial's energy to each result it reports, for as long as the trial runs.
+class _SessionHook:
+    """Hooks into the trial's Ray Tune session for as long as the trial runs.
 
     Ray Tune's ``tune.report`` (and ``ray.train.report`` inside Tune) hand each result to
-    the trial's session object; this wraps that object's ``report`` for this trial only
-    (restored by :meth:`remove`). The trial's own keys are kept as they are.
+    the trial's session object: its ``report`` is wrapped to add the trial's energy (the
+    trial's own keys are kept as they are). When Tune stops a trial (a scheduler, a
+    stopper), it calls the session's ``finish`` from the actor's main thread and then ends
+    the actor, possibly before the trial's thread runs again: ``finish`` is wrapped to end
+    the trial's run first, so that its energy reaches the ledger. Both are restored by
+    :meth:`remove` (and when Tune stops the trial), on this trial's session only.
     """
 
-    def __init__(self, run: Run, placement: Mapping[str, Any]) -> None:
-        self.reports = 0
-        self._run = run
+    def __init__(self, trial: _TrialRun) -> None:
+        self._trial = trial
+        run, placement = trial.run, trial.placement
         self._extra = {NODE_KEY: placement.get("node_id"), RUN_KEY: run.id}
         if placement.get("study_id"):
             self._extra[STUDY_KEY] = placement["study_id"]
         self._session: Any = None
-        self._wrapper: Any = None
+        self._wrappers: dict[str, Any] = {}
         try:  # Ray's own module: the session that tune.report() hands results to
             session = _ray("ray.train._internal.session").get_session()
         except Exception:
             session = None
-        original = getattr(session, "report", None)
-        if session is None or not callable(original):
+        report, finish = getattr(session, "report", None), getattr(session, "finish", None)
+        if session is None or not callable(report) or not callable(finish):
             logger.warning(
                 "wattwise: Ray Tune's session is not reachable in this version of Ray; this "
                 "trial's results carry no energy (its run in the ledger has it)."
             )
             return
 
-        def report(metrics: Any, *args: Any, **kwargs: Any) -> Any:
-            return original(self._with_energy(metrics), *args, **kwargs)
+        def report_with_energy(metrics: Any, *args: Any, **kwargs: Any) -> Any:
+            return report(self._with_energy(metrics), *args, **kwargs)
+
+        def finish_run_first(*args: Any, **kwargs: Any) -> Any:
+            self.remove()
+            trial.end("stopped", None)  # nothing if the trial's thread ended it already
+            return finish(*args, **kwargs)
 
         self._session = session
-        self._wrapper = report
-        session.report = report  # this trial's session only (removed by remove())
+        self._wrappers = {"report": report_with_energy, "finish": finish_run_first}
+        for name, wrapper in self._wrappers.items():
+            setattr(session, name, wrapper)
 
     def _with_energy(self, metrics: Any) -> Any:
         if not isinstance(metrics, Mapping):
             return metrics
+        run = self._trial.run
         try:
-            snap = self._run.snapshot()
-            step = self.reports
-            self.reports += 1
+            snap = run.snapshot()
+            step = self._trial.reports
+            self._trial.reports += 1
             numbers = {
                 str(k): float(v) for k, v in metrics.items()
                 if isinstance(v, (int, float)) and not isinstance(v, bool)
                 and math.isfinite(float(v)) and "/" not in str(k)
             }  # fmt: skip
-            self._run.log(step=step, **numbers, energy_j=snap["energy_j"])
+            run.log(step=step, **numbers, energy_j=snap["energy_j"])
         except Exception:
             logger.debug("wattwise: could not read this trial's energy", exc_info=True)
             return metrics
@@ -336,39 +390,12 @@ class _ReportHook:
         return {**metrics, **{k: v for k, v in added.items() if k not in metrics}}
 
     def remove(self) -> None:
-        session = self._session
-        if session is not None and session.__dict__.get("report") is self._wrapper:
-            del session.report
-        self._session = None
-
-
-def _end_run(
-    run: Run,
-    placement: Mapping[str, Any],
-    config: Any,
-    reports: int,
-    how: str,
-    failure: BaseException | None,
-) -> None:
-    """Record how the trial ended and finish its run; never raises into the trial."""
-    from wattwise.tuning import TrialRecord
-
-    state = {"returned": "complete", "stopped": "pruned"}.get(how, "fail")
-    error = None if failure is None else f"{type(failure).__name__}: {failure}"[:500]
-    try:
-        record = TrialRecord(
-            state=state, n_reports=reports, last_step=reports - 1 if reports else None,
-            stopped_by="ray_tune" if how == "stopped" else None, error=error,
-            params=_params(config),
-        )  # fmt: skip
-        run.annotate(TrialRecord.KEY, record.to_record())
-        run.annotate("ray", {**placement, "ended": how})
-        if failure is None:
-            run.__exit__(None, None, None)
-        else:
-            run.__exit__(type(failure), failure, failure.__traceback__)
-    except Exception:
-        logger.warning("wattwise: could not record the end of this trial's run", exc_info=True)
+        session, self._session = self._session, None
+        if session is None:
+            return
+        for name, wrapper in self._wrappers.items():
+            if session.__dict__.get(name) is wrapper:
+                delattr(session, name)
 
 
 def __getattr__(name: str) -> Any:
