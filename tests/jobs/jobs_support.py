@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
+
 
 class FakeRaplHost:
     """A powercap tree with one package counter (``intel-rapl:0/energy_uj``) that a thread
@@ -89,9 +91,18 @@ def free_port() -> int:
 
 
 def kill_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
-    """SIGKILL the process group a test started (``start_new_session=True``) and reap it."""
+    """SIGKILL the process group a test started (``start_new_session=True``) and every
+    process below it (``wattwise run`` puts its command in a group of its own, and torchrun
+    its workers), by pid, then reap it."""
+    try:
+        below = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        below = []
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+    for child in below:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
 

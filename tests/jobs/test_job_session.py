@@ -39,7 +39,8 @@ def _sampler(clock: ManualClock) -> Sampler:
 
 
 def _no_warning(kind: str, text: str) -> None:
-    raise AssertionError(f"unexpected warning {kind}: {text}")
+    msg = f"unexpected warning {kind}: {text}"
+    raise AssertionError(msg)
 
 
 def _env(tmp_path: Path, **more: str) -> dict[str, str]:

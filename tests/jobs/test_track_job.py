@@ -61,10 +61,10 @@ def test_one_measurer_counts_the_host_once_and_a_loser_takes_over(tmp_path: Path
     ledger = tmp_path / "ledger.db"
     stop = tmp_path / "stop"
     env = _env(tmp_path, rapl, ledger)
+    argv = [sys.executable, "-c", RANK, str(stop)]
     procs = [
-        subprocess.Popen([sys.executable, "-c", RANK, str(stop)], env=env, text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         start_new_session=True, cwd=tmp_path)  # fmt: skip
+        subprocess.Popen(argv, env=env, text=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True, cwd=tmp_path)
         for _ in range(3)
     ]
     with started(*procs):
@@ -79,7 +79,7 @@ def test_one_measurer_counts_the_host_once_and_a_loser_takes_over(tmp_path: Path
         _wait_for(lambda: len(_runs(ledger)) == 3 and len(measurers()) == 1, 20, "3 runs")
         first = measurers()[0]
         runs = _runs(ledger)
-        for run_id, run in runs.items():  # everyone names the measurer
+        for run in runs.values():  # everyone names the measurer
             job = run.record["job"]
             assert job["measured_by"] == {"cpu:node-x": first}, job
             assert run.host == "node-x"

@@ -20,6 +20,7 @@ from typing import Any
 
 from wattwise.exceptions import CommandNotStartedError, InvalidParameterError
 from wattwise.store import RunStatus
+from wattwise.tracking._job import job_child_environ
 from wattwise.tracking._result import RunResult
 from wattwise.tracking._run import Run
 
@@ -114,6 +115,7 @@ def run_command(
         env = {
             **os.environ, **run.store.child_environment(),
             "WATTWISE_RUN_ID": run.id, "WATTWISE_STORE": run.store.url,
+            **job_child_environ(run.record),  # its ranks join its job (docs/explanation/jobs.md)
         }  # fmt: skip
         try:
             proc = subprocess.Popen(list(argv), env=env, **_new_group())

@@ -98,6 +98,17 @@ class JobIdentity:
         return {JOB_ENV: self.id, JOB_SOURCE_ENV: self.source, HOST_ENV: self.host}
 
 
+def job_child_environ(record: Mapping[str, Any]) -> dict[str, str]:
+    """What ``wattwise run`` passes to its command so that the runs below it (a rank's own
+    ``wattwise.track()``) join its job: ``WATTWISE_JOB_ID``, ``WATTWISE_JOB_SOURCE`` and
+    ``WATTWISE_HOST_ID`` from the run's ``record["job"]``; empty outside a job."""
+    job = record.get("job")
+    if not isinstance(job, Mapping) or not isinstance(job.get("id"), str):
+        return {}
+    return {JOB_ENV: job["id"], JOB_SOURCE_ENV: str(job.get("source") or "user"),
+            HOST_ENV: str(job.get("host") or host_id())}  # fmt: skip
+
+
 def host_id(environ: Mapping[str, str] | None = None) -> str:
     """``WATTWISE_HOST_ID`` when set and not blank, else this machine's host name."""
     env = os.environ if environ is None else environ
