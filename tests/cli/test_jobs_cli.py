@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from cli_support import HOSTILE, RAW, assert_one_line_error, call, insert_run
@@ -206,3 +207,30 @@ def test_footprint_and_the_project_report_count_a_job_once(
     job = json.loads(call("show", "--job", JOB, "--json").out)
     assert job["energy_j"] == pytest.approx(energy_j)
     assert {extra, *(p.id for p in plans)} >= set(job["run_ids"])
+
+
+def test_show_job_prints_slurm_facts_and_the_sacct_reconciliation(tmp_path: Path) -> None:
+    facts = {"job_id": "812", "step": "0", "partition": "gpu", "nodelist": "node-[a-b]",
+             "allocation": {"cpus": 8, "gpus": 4}}  # fmt: skip
+    store = open_store()
+    try:
+        write_job(store, ranks_job(), "slurm:812.0", T0, source="slurm",
+                  job_extra={"slurm": facts})  # fmt: skip
+    finally:
+        store.close()
+    saved = tmp_path / "sacct.txt"  # sacct -P -n -j 812 --format JobID,...,State
+    saved.write_text(
+        "812|train|node-[a-b]|00:01:02||billing=8,cpu=8,node=2|COMPLETED\n"
+        "812.0|python|node-[a-b]|00:01:01|40000|cpu=8,node=2|COMPLETED\n"
+    )
+    done = call("job", "reconcile", "812", "--sacct-file", str(saved))
+    assert done.code == 0, done.err
+    text = call("show", "slurm:812").out
+    assert "SLURM: allocation cpus=8 gpus=4, job_id 812, nodelist node-[a-b], partition gpu, " \
+        "step 0" in text
+    assert "SLURM 40.0 kJ, ledger 32.6 kJ, difference (sacct - ledger) +7.41 kJ" in text
+    assert "  sacct covers: " in text and "  ledger covers: " in text
+    data = json.loads(call("show", "slurm:812.0", "--json").out)
+    assert data["sacct"]["sacct_energy_j"] == 40_000.0
+    assert data["sacct"]["ledger_energy_j"] == pytest.approx(data["energy_j"])
+    assert data["slurm"] == facts

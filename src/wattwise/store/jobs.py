@@ -472,12 +472,12 @@ def _first_dict(runs: Sequence[RunRecord], jobs: dict[str, dict[str, Any]],
 
 
 def _sacct(runs: Sequence[RunRecord]) -> dict[str, Any] | None:
-    """The ``sacct`` reconciliation annotated on the job's runs (the newest run's wins)."""
-    for run in reversed(runs):
-        value = run.record.get("sacct")
-        if isinstance(value, dict) and value:
-            return dict(value)
-    return None
+    """The ``sacct`` reconciliation annotated on the job's runs (``wattwise job reconcile``
+    stores it on each run): the latest by its ``checked_at``."""
+    found = [dict(v) for r in runs if isinstance(v := r.record.get("sacct"), dict) and v]
+    if not found:
+        return None
+    return max(found, key=lambda v: str(v.get("checked_at") or ""))
 
 
 def _component_of(key: str) -> str:

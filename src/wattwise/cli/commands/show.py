@@ -277,7 +277,11 @@ def job_lines(job: JobSummary) -> list[str]:
         out += _indent(fmt.table(["DEVICE", "HOST", "MEASURED BY", "ENERGY", "HOW"],
                                  device_rows))  # fmt: skip
     if job.slurm:
-        facts = ", ".join(f"{k} {v}" for k, v in job.slurm.items() if v not in (None, ""))
+        facts = ", ".join(
+            f"{k} " + (" ".join(f"{a}={b}" for a, b in sorted(v.items()))
+                       if isinstance(v, dict) else str(v))
+            for k, v in sorted(job.slurm.items()) if v not in (None, "", {}, [])
+        )  # fmt: skip
         out += ["", f"SLURM: {facts}"]
     if job.sacct:
         out += ["", *_sacct_lines(job.sacct)]
@@ -300,19 +304,25 @@ def rank_energy(rank: JobRank) -> str:
 
 
 def _sacct_lines(sacct: dict[str, Any]) -> list[str]:
-    """SLURM's accounting beside the ledger's figure (J3's ``sacct`` annotation)."""
+    """SLURM's accounting beside the ledger's figure (``wattwise job reconcile``)."""
     theirs, ours = sacct.get("sacct_energy_j"), sacct.get("ledger_energy_j")
     diff = sacct.get("difference_j")
-    head = "Reconciliation with sacct: "
+    head = "Reconciliation with sacct"
+    if sacct.get("checked_at"):
+        head += f" ({sacct['checked_at']})"
+    head += ": "
     if isinstance(theirs, (int, float)) and isinstance(ours, (int, float)):
         head += f"SLURM {fmt.energy(theirs)}, ledger {fmt.energy(ours)}"
         if isinstance(diff, (int, float)):
-            head += f", difference {'-' if diff < 0 else ''}{fmt.energy(abs(diff))}"
+            head += f", difference (sacct - ledger) {'-' if diff < 0 else '+'}"
+            head += fmt.energy(abs(diff))
     elif isinstance(ours, (int, float)):
-        head += f"SLURM recorded no energy (no energy plugin); ledger {fmt.energy(ours)}"
+        head += f"SLURM did not measure this step; ledger {fmt.energy(ours)}"
     else:
         head += "no figures"
     out = [head]
+    if sacct.get("note"):
+        out.append(f"  note: {sacct['note']}")
     covers = sacct.get("covers")
     if isinstance(covers, dict):
         out += [f"  {name} covers: {text}" for name, text in covers.items()]
