@@ -19,6 +19,7 @@ measured by SLURM*, never as 0 J.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import shutil
@@ -367,6 +368,28 @@ def _ledger_jobs(store: BaseRunStore, job: str, step: str | None) -> dict[str, s
     return dict(sorted(found.items()))
 
 
+def _named_ledger_job(store: BaseRunStore, ref: str) -> tuple[str, str] | None:
+    """``(job, step)`` of the SLURM step a ledger job of another name ran as (a
+    ``WATTWISE_JOB_ID`` set inside SLURM), from its runs' SLURM facts; None if there is no
+    such job, or it did not run under SLURM."""
+    try:
+        if not store.count_runs(job_id=ref):
+            return None
+        runs = store.list_runs(job_id=ref, limit=100)
+    except WattwiseError:
+        return None
+    for run in runs:
+        job = run.record.get("job")
+        facts = job.get("slurm") if isinstance(job, dict) else None
+        slurm_id = facts.get("job_id") if isinstance(facts, dict) else None
+        if isinstance(slurm_id, str):
+            with contextlib.suppress(InvalidParameterError):
+                found, step = parse_job_ref(slurm_id)
+                if step is not None:
+                    return found, step
+    return None
+
+
 def _why_not_measured(row: SacctStep | None, plugin: str | None, plugin_read: bool) -> str | None:
     """None when SLURM's figure for ``row`` is a measurement, else why it is not."""
     if row is None:
@@ -406,7 +429,8 @@ def reconcile(
     Args:
         store: The ledger (writable when ``annotate``).
         ref: ``812`` (every step the ledger has), ``812.0`` / ``slurm:812.0`` (one step),
-            ``700_3`` (an array task).
+            ``700_3`` (an array task), or the id of a ledger job that ran as one SLURM
+            step under another name (``WATTWISE_JOB_ID``; its runs' SLURM facts say which).
         sacct_output: sacct's output for the job, already saved (``--sacct-file``); None
             runs ``sacct`` (and ``scontrol show config`` for the energy plugin).
         sacct, scontrol: The programs to run.
@@ -421,8 +445,16 @@ def reconcile(
         RunNotFoundError: The ledger has no run of that job.
         SacctError: sacct is missing or failed, or knows nothing of the job.
     """
-    job, step = parse_job_ref(ref)
-    ledger_jobs = _ledger_jobs(store, job, step)
+    try:
+        job, step = parse_job_ref(ref)
+    except InvalidParameterError:
+        named = _named_ledger_job(store, ref)
+        if named is None:
+            raise
+        job, step = named
+        ledger_jobs = {ref: f"{job}.{step}"}
+    else:
+        ledger_jobs = _ledger_jobs(store, job, step)
     if not ledger_jobs:
         shown = f"slurm:{job}.{step}" if step is not None else f"slurm:{job}.*"
         msg = (

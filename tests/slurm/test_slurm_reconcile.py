@@ -46,7 +46,12 @@ MEASURED = """\
 
 
 def _write_run(
-    store: BaseRunStore, job_id: str, energy_j: float, *, parent: str | None = None
+    store: BaseRunStore,
+    job_id: str,
+    energy_j: float,
+    *,
+    parent: str | None = None,
+    slurm: dict[str, object] | None = None,
 ) -> RunRecord:
     """A finished run of ``job_id`` with ``energy_j``, through the public store API."""
     run_id = uuid.uuid4().hex
@@ -54,7 +59,8 @@ def _write_run(
     store.insert_run(RunRecord(
         id=run_id, name="train", kind="command", status=RunStatus.RUNNING, started_at=now,
         heartbeat_at=now, host="gpu01", pid=999_999, parent_id=parent, region="FR",
-        record={"job": {"id": job_id, "source": "slurm", "host": "gpu01"}},
+        record={"job": {"id": job_id, "source": "slurm", "host": "gpu01",
+                        **({"slurm": slurm} if slurm else {})}},
     ))  # fmt: skip
     store.flush_run(
         run_id,
@@ -192,6 +198,20 @@ def test_one_step_only(store: BaseRunStore) -> None:
     assert [s.step for s in result.steps] == ["812.1"]
     assert result.steps[0].run_ids == (c.id,)
     assert result.sacct_energy_j == 600_000.0
+
+
+def test_a_ledger_job_named_by_the_user_inside_slurm(store: BaseRunStore) -> None:
+    # WATTWISE_JOB_ID=my-train under srun: the job has the user's name, its runs SLURM's facts.
+    run = _write_run(store, "my-train", 1_000_000.0, slurm={"job_id": "slurm:812.0", "step": "0"})
+    result = reconcile(store, "my-train", sacct_output=MEASURED, plugin="acct_gather_energy/rapl")
+    (step,) = result.steps
+    assert (step.ledger_job_id, step.step, step.run_ids) == ("my-train", "812.0", (run.id,))
+    assert (step.sacct_energy_j, step.difference_j) == (1_500_000.0, 500_000.0)
+    assert store.get_run(run.id).record["sacct"]["step"] == "812.0"
+    # A ledger job without SLURM facts is no SLURM job.
+    _write_run(store, "plain-job", 1.0)
+    with pytest.raises(InvalidParameterError, match="'plain-job' is not a SLURM job"):
+        reconcile(store, "plain-job", sacct_output=MEASURED)
 
 
 def test_an_empty_field_is_not_measured_by_slurm_never_zero(store: BaseRunStore) -> None:

@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rec.add_argument(
         "job", metavar="JOB",
         help="SLURM job id as sacct prints it: 812 (every step in the ledger), 812.0 (one "
-        "step), 700_3 (an array task), or the ledger's job id slurm:812.0",
+        "step), 700_3 (an array task), or the ledger's job id (slurm:812.0, or a "
+        "WATTWISE_JOB_ID the job ran under inside SLURM)",
     )  # fmt: skip
     rec.add_argument(
         "--sacct-file", metavar="FILE", default=None,
