@@ -375,6 +375,21 @@ class SlurmCluster:
         msg = f"SLURM job {job} still queued or running after {timeout:.0f} s"
         raise TimeoutError(msg)
 
+    def wait_gone(self, job: int, timeout: float) -> None:
+        """Wait until no task of ``job`` (an array's too) is queued or running.
+
+        Raises:
+            TimeoutError: Still there after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = self.client("squeue", "-h", "-j", str(job), check=False)
+            if done.returncode == 0 and not done.stdout.strip():
+                return
+            time.sleep(0.1)
+        msg = f"SLURM job {job} still queued or running after {timeout:.0f} s"
+        raise TimeoutError(msg)
+
     def sacct_rows(self, job: int, fmt: str, timeout: float = 20) -> list[str]:
         """``sacct -P -n -j JOB --format FMT`` lines, polled until the job's steps ended
         in the accounting (slurmdbd gets them from the controller a moment later)."""

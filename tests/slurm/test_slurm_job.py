@@ -249,3 +249,50 @@ def test_reconcile_without_sacct_is_one_line_exit_1(finished_job: FinishedJob) -
         f"'sacct -P -n -j {finished_job.job} --format JobID,JobName,NodeList,Elapsed,"
         "ConsumedEnergyRaw,AllocTRES,State' there and pass it with --sacct-file"
     ]
+
+
+PRINT_FACTS = """
+import json, os
+from wattwise.tracking._slurm import slurm_facts
+print(json.dumps(slurm_facts(os.environ)))
+"""
+
+ARRAY_SCRIPT = """#!/bin/bash
+#SBATCH --job-name=ww-array
+#SBATCH --array=0-1
+#SBATCH --ntasks=1
+#SBATCH --output=array-%a.out
+{python} facts.py > batch-$SLURM_ARRAY_TASK_ID.json
+srun {python} facts.py > step-$SLURM_ARRAY_TASK_ID.json
+"""
+
+
+def test_identity_of_array_tasks_and_steps_is_what_sacct_prints(
+    slurm: SlurmCluster, tmp_path: Path
+) -> None:
+    # Reconciliation finds a ledger job's step in sacct's output by this identity.
+    (tmp_path / "facts.py").write_text(PRINT_FACTS)
+    script = tmp_path / "array.sh"
+    script.write_text(ARRAY_SCRIPT.format(python=sys.executable))
+    array = slurm.sbatch(script)
+    slurm.wait_gone(array, timeout=60)
+    facts = {
+        f"{kind}-{task}": json.loads((tmp_path / f"{kind}-{task}.json").read_text())
+        for kind in ("batch", "step") for task in (0, 1)
+    }  # fmt: skip
+    for task in (0, 1):
+        batch, step = facts[f"batch-{task}"], facts[f"step-{task}"]
+        assert batch["job_id"] == f"slurm:{array}_{task}.batch"
+        assert step["job_id"] == f"slurm:{array}_{task}.0"
+        for each in (batch, step):
+            assert (each["array_job_id"], each["array_task_id"]) == (array, task)
+            assert each["job_name"] == "ww-array"
+            assert each["partition"] == PARTITION
+    # Each task is a job of its own for SLURM: the first keeps the array's id.
+    own_ids = {facts[f"step-{task}"]["slurm_job_id"] for task in (0, 1)}
+    assert len(own_ids) == 2 and array in own_ids
+    if not slurm.accounting:
+        pytest.skip("no slurmdbd/MariaDB here: the identities were not compared with sacct")
+    printed = set(slurm.sacct_rows(array, "JobID"))
+    for each in facts.values():
+        assert each["job_id"].removeprefix("slurm:") in printed, (each["job_id"], printed)
