@@ -178,15 +178,6 @@ class _Session:
                 self.run.tree.inline_trial_ended()
             self.trials.append(outcome)
 
-    def spent_here(self) -> Spent:
-        """This session's trials plus its study run so far."""
-        with self.lock:
-            own = self.run.snapshot() if self.run is not None and not self.ended else {}
-            return Spent(
-                energy_j=sum(t["energy_j"] for t in self.trials) + own.get("energy_j", 0.0),
-                co2e_g=sum(t["co2e_g"] for t in self.trials) + own.get("co2e_g", 0.0),
-            )
-
     def own_cost(self) -> dict[str, float]:
         with self.lock:
             if self.run is None or self.ended:
@@ -199,6 +190,7 @@ class _Session:
             if self.ended or self.run is None:
                 return self.record
             self.ended = True
+            atexit.unregister(self.end)
             run = self.run
             try:
                 record = self._summary(run)

@@ -319,3 +319,24 @@ def test_when_wattwise_cannot_track_the_trial_still_runs_with_a_warning() -> Non
     plain = optuna.create_study()  # a callback without the wrapper: it says what is missing
     with pytest.warns(WattwiseWarning, match="1 trial\\(s\\) of study .* no energy figure"):
         plain.optimize(lambda trial: 1.0, n_trials=1, callbacks=[wo.WattwiseCallback()])
+
+
+def test_a_journal_storage_works_too(clock: ScriptedClock, isolated_project: Path) -> None:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path = str(isolated_project / "journal.log")
+    study = optuna.create_study(study_name="j", storage=JournalStorage(JournalFileBackend(path)))
+    with wo.WattwiseCallback(budget_j=1.5 * TRIAL_J) as callback:
+        study.optimize(make_objective(clock, {1: "prune"}), n_trials=5, callbacks=[callback])
+    again = optuna.load_study(study_name="j", storage=JournalStorage(JournalFileBackend(path)))
+    assert [t.state.name for t in again.trials] == ["COMPLETE", "PRUNED"]
+    assert [t.user_attrs[wo.ENERGY_ATTR] for t in again.trials] == pytest.approx(
+        [TRIAL_J, POWER_W * STEP_S * 2]
+    )
+    assert callback.stop_reason == "energy_budget"
+    summary = StudyRecord.from_record(
+        open_store().get_run(again.user_attrs[wo.STUDY_RUNS_ATTR][0]).record
+    )
+    assert summary is not None
+    assert summary.other["optuna"]["storage"] == f"JournalFileBackend({path})"

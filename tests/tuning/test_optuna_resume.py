@@ -136,8 +136,10 @@ def test_an_interrupted_study_resumes_where_it_stopped(
     assert summary is not None and summary.other["optuna"]["trials_before"] == 2
 
     # run again: every allowed trial has run, nothing more starts
-    assert main(command(storage)[3:]) == 0
-    assert json.loads(capsys.readouterr().out)["n_trials"]["total"] == 0
+    assert main(command(storage)[3:-1]) == 0  # without --json: the human summary
+    out = capsys.readouterr().out
+    assert "stopped: every trial ran. 0 trials" in out
+    assert f"session 3, resumed after {N_TRIALS} earlier trials; {N_TRIALS} trials" in out
     assert len(optuna.load_study(study_name="s", storage=rdb).trials) == N_TRIALS
 
 
@@ -195,7 +197,10 @@ def test_storage_errors_are_one_line(search: Path, capsys: pytest.CaptureFixture
     os.environ["STEP_S"] = "0"
     try:
         assert main([*base, "--storage", "sqlite:///study.db", "--study-name", "t"]) == 0
-        capsys.readouterr()
+        assert (
+            "  Study kept in sqlite:///study.db: session 1, a new study; 1 trials in the study "
+            "now.\n" in capsys.readouterr().out
+        )
         assert main([*base, "--storage", "sqlite:///study.db", "--study-name", "t"]) == 2
         assert capsys.readouterr().err == (
             "wattwise: error: A study named 't' already exists in sqlite:///study.db. Pass "

@@ -48,13 +48,17 @@ def redact_url(url: str) -> str:
 
 
 def storage_label(study: optuna.Study) -> str:
-    """Where a study lives, for records: its storage URL without password, or the type."""
+    """Where a study lives, for records: its RDB URL without password, a journal file's
+    backend and path (``JournalFileBackend(/path/journal.log)``), or the storage's type."""
     storage = getattr(study, "_storage", None)  # Optuna has no public accessor
-    inner = getattr(storage, "_backend", storage)  # the cache around an RDB storage
+    inner = getattr(storage, "_backend", storage)  # the cache around an RDB, a journal's file
     url = getattr(inner, "url", None)
     if isinstance(url, str):
         return redact_url(url)
-    return type(inner).__name__ if inner is not None else "unknown"
+    if inner is None:
+        return "unknown"
+    path = getattr(inner, "_file_path", None)
+    return f"{type(inner).__name__}({path})" if isinstance(path, str) else type(inner).__name__
 
 
 def open_study(
