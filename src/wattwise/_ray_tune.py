@@ -14,8 +14,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from wattwise.exceptions import InvalidParameterError, RunNotFoundError, StoreError
-from wattwise.ray_tune import (
+from wattwise._ray_common import (
     CO2E_KEY,
     ENERGY_KEY,
     NODE_KEY,
@@ -24,6 +23,7 @@ from wattwise.ray_tune import (
     ledger_url,
     study_id_for,
 )
+from wattwise.exceptions import InvalidParameterError, RunNotFoundError, StoreError
 from wattwise.tuning import Budget, RayPlacement, Spent, StudyRecord, TrialRecord, totals_by_node
 
 if TYPE_CHECKING:

@@ -45,10 +45,18 @@ import inspect
 import logging
 import math
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from wattwise._ray_common import (
+    CO2E_KEY,
+    ENERGY_KEY,
+    NODE_KEY,
+    RUN_KEY,
+    STUDY_KEY,
+    ledger_url,
+    study_id_for,
+)
 from wattwise.exceptions import InvalidParameterError
 
 if TYPE_CHECKING:
@@ -71,57 +79,8 @@ __all__ = [
 
 logger = logging.getLogger("wattwise")
 
-#: Result key: the trial's energy so far, in joules (measured in the trial's worker).
-ENERGY_KEY = "wattwise/energy_j"
-#: Result key: the trial's emissions so far, in gCO2e.
-CO2E_KEY = "wattwise/co2e_g"
-#: Result key: the trial's run id in the ledger.
-RUN_KEY = "wattwise/run_id"
-#: Result key: the Ray node id the trial runs on.
-NODE_KEY = "wattwise/node_id"
-#: Result key: the study run id the trial belongs to (see :func:`study_id_for`).
-STUDY_KEY = "wattwise/study_id"
-
 #: Keyword arguments of :func:`track_trainable` passed to each trial's run.
 RUN_OPTIONS = frozenset({"region", "meters", "interval_s", "flush_s", "pue", "emit_warnings"})
-
-_NAMESPACE = uuid.UUID("8a5c3c52-8f0e-4a53-9a33-7f2d0b7e6a11")  # wattwise's Ray Tune studies
-
-
-def study_id_for(job_id: str, experiment: str) -> str:
-    """The study run id of a Ray Tune experiment: the same in the driver and every worker.
-
-    Derived from the Ray job id and the experiment's name (``uuid5``), so that trials on
-    any node name their study without a message from the driver.
-    """
-    return uuid.uuid5(_NAMESPACE, f"ray-tune:{job_id}:{experiment}").hex
-
-
-def ledger_url(store: BaseRunStore | str | None, owner: str) -> str:
-    """The URL of the ledger that trials on other processes and nodes must write to.
-
-    Resolved in the driver (Ray Tune changes a trial's working folder, so the project's
-    default ledger would not be found from there).
-
-    Raises:
-        InvalidParameterError: ``store`` is a ``memory://`` ledger, which other processes
-            cannot see.
-    """
-    from wattwise.store import BaseRunStore, open_store
-
-    ledger = store if isinstance(store, BaseRunStore) else open_store(store)
-    try:
-        url = str(ledger.url)
-    finally:
-        if not isinstance(store, BaseRunStore):
-            ledger.close()
-    if url.startswith("memory://"):
-        msg = (
-            f"The 'store' of {owner} is {url!r}, a ledger in this process's memory, but Ray "
-            "Tune trials run in other processes. Give a file path or a postgresql:// URL."
-        )
-        raise InvalidParameterError(msg)
-    return url
 
 
 def track_trainable(
