@@ -15,7 +15,7 @@ chosen by default degrade instead, and each step down is written as a sentence i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -133,12 +133,18 @@ def select_meters(
     apple: ModuleType | None = None,
     cpuinfo_path: Path | str = DEFAULT_CPUINFO,
     provider: str | None = None,
+    components: Iterable[str] | None = None,
+    exclude: Iterable[str] = (),
 ) -> MeterSelection:
     """Pick the meters to use, probed and ready to ``read()``.
 
     Args:
         names: Meter ids to use exactly (``["cpu-rapl", "gpu-nvml"]``), or None for the
             best available per component. A comma-separated string is accepted too.
+        components: With ``names`` None: choose meters for these components only, and only
+            meters that can leave every other component out (a run replaces a meter that
+            stopped working mid-run for the components it measured).
+        exclude: With ``names`` None: meter ids not to use (the meter that stopped).
         rapl_root: The powercap directory; None: ``$WATTWISE_RAPL_ROOT`` or
             ``/sys/class/powercap``.
         nvml: An NVML module to use instead of ``pynvml`` (tests).
@@ -165,7 +171,18 @@ def select_meters(
     )
     if names is not None:
         return _select_named(_normalise_names(names), context)
-    return _select_default(context)
+    if components is None:
+        return _select_default(context, frozenset(exclude))
+    wanted = set(components)
+    unknown = sorted(wanted - set(COMPONENTS))
+    if unknown:
+        msg = (
+            f"The 'components' parameter of select_meters must name components among "
+            f"{', '.join(COMPONENTS)}. Got {unknown[0]!r} instead."
+        )
+        raise InvalidParameterError(msg)
+    others = frozenset(c for c in COMPONENTS if c not in wanted)
+    return _select_default(context, frozenset(exclude), already=others)
 
 
 def _select_named(names: list[str], context: MeterContext) -> MeterSelection:
@@ -194,13 +211,18 @@ def _select_named(names: list[str], context: MeterContext) -> MeterSelection:
     return selection
 
 
-def _select_default(context: MeterContext) -> MeterSelection:
+def _select_default(
+    context: MeterContext, exclude: frozenset[str] = frozenset(),
+    already: frozenset[str] = frozenset(),
+) -> MeterSelection:  # fmt: skip
+    """The best working meter per component not ``already`` measured, none of ``exclude``."""
     selection = MeterSelection(meters=[])
     entries = sorted(
-        (e for e in meter_entries() if e.cls is not None and e.cls.runs_on()),
+        (e for e in meter_entries()
+         if e.cls is not None and e.name not in exclude and e.cls.runs_on()),
         key=lambda e: e.preference,
-    )
-    covered: set[str] = set()  # component names
+    )  # fmt: skip
+    covered: set[str] = set(already)  # component names
     tried: dict[str, tuple[BaseMeter, Availability]] = {}
     for comp in COMPONENTS:  # registered meters cover only these (check_meter_class)
         if comp in covered:

@@ -13,12 +13,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from wattwise.exceptions import ConfigError, InvalidParameterError, MeterUnavailableError
+from wattwise.exceptions import (
+    ConfigError,
+    InvalidParameterError,
+    MeterFallbackWarning,
+    MeterUnavailableError,
+)
 from wattwise.meters import BaseMeter, MeterInfo
 from wattwise.store import ComponentEnergy, RunStatus, identity
 from wattwise.tracking._kind import RunKind
 from wattwise.tracking._proctree import ProcessTree
 from wattwise.tracking._result import RunResult
+from wattwise.tracking._sampler import meter_record
 from wattwise.tracking._state import RunFields, copy_json
 
 #: What one write holds: fields, components, power samples, metric points.
@@ -66,6 +72,28 @@ def choose_meters(
 
 class MeasuringMixin(RunFields):
     """The sampling loop, totals and payloads of :class:`~wattwise.tracking.Run`."""
+
+    def _meter_replacement(self) -> Callable[[BaseMeter, set[str]], list[BaseMeter]] | None:
+        """How a meter that stops mid-run is replaced: by the next best meter that works
+        for its components, as at start, when the run's meters were chosen by default.
+        Meters the user named or gave are kept exactly: their components go unmeasured."""
+        if self._only_given or self.settings.meters is not None:
+            return None
+        excluded = set(self.run_kind.excluded_components)
+
+        def replace(stopped: BaseMeter, lost: set[str]) -> list[BaseMeter]:
+            from wattwise import meters
+
+            wanted = sorted(lost - excluded)
+            if not wanted:
+                return []
+            return meters.select_meters(components=wanted, exclude=[stopped.name]).meters
+
+        return replace
+
+    def _meter_fallback(self, kind: str, text: str) -> None:
+        """A meter stopped mid-run: one MeterFallbackWarning per meter, kept in the record."""
+        self._warn_once(kind, text, MeterFallbackWarning)
 
     @property
     def tree(self) -> ProcessTree:
@@ -157,6 +185,9 @@ class MeasuringMixin(RunFields):
             self._record.setdefault("gpu_attribution", {}).update(sampler.gpu_modes)
         if sampler.meter_errors:
             self._record["meter_errors"] = list(sampler.meter_errors)
+            described = self._record.setdefault("meters", {})
+            fresh = {n: i for n, i in sampler.infos.items() if n not in described}
+            described.update(meter_record(fresh))  # a replacement meter: how it measures
 
     def _refresh_bands(self) -> None:
         """Take each meter's band for the load the run actually had (model meters' bands

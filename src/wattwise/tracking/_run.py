@@ -215,7 +215,9 @@ class Run(RecordingMixin, CaptureMixin):
 
         tree = self.run_kind.make_tree(root_pid or os.getpid(), is_child)
         self._t0_wall = time.time()
-        self._sampler = Sampler(chosen, tree, strict=self.strict, warn=self._warn_once)
+        self._sampler = Sampler(chosen, tree, strict=self.strict, warn=self._warn_once,
+                                replace=self._meter_replacement(),
+                                on_fallback=self._meter_fallback)  # fmt: skip
         tuning = self.study_id or self.role in ("study", "trial")  # a study is their group
         self._job, job = (None, None) if tuning else start_job(
             self.id, self._sampler, command=self.command, warn=self._warn_once)  # fmt: skip

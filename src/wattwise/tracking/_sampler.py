@@ -9,6 +9,7 @@ for totals and writes them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -38,13 +39,20 @@ class Sampler:
         tree: The process tree energy is attributed to.
         strict: Let a meter that cannot be read at start raise.
         warn: ``(kind, text)``: report a fault once per kind.
+        replace: ``(stopped meter, its components)`` -> meters to measure them from now on
+            (None: no fallback, as for meters the user named or gave).
+        on_fallback: ``(kind, text)``: report a meter that stopped mid-run (default: warn).
     """
 
     def __init__(
         self, meters: list[BaseMeter], tree: ProcessTree, *, strict: bool,
         warn: Callable[[str, str], None],
+        replace: Callable[[BaseMeter, set[str]], list[BaseMeter]] | None = None,
+        on_fallback: Callable[[str, str], None] | None = None,
     ) -> None:  # fmt: skip
         self.meters = list(meters)
+        self._replace = replace
+        self._on_fallback = on_fallback or warn
         #: How each meter makes its figures (bands refreshed at the end: :meth:`refresh`).
         self.infos: dict[str, MeterInfo] = {m.name: m.info() for m in self.meters}
         self.tree = tree
@@ -60,8 +68,13 @@ class Sampler:
         self.n_samples = 0
         #: CPU seconds of the tree at the last sample.
         self.cpu_time_s = 0.0
-        #: Meters that stopped working mid-run (one sentence each).
+        #: Meters that stopped working mid-run (one sentence each, saying what followed).
         self.meter_errors: list[str] = []
+        #: Per component, each switch of meter mid-run: from, to (None: not measured from
+        #: then on), when, the energy and band fraction up to then (see :meth:`components`).
+        self.switches: dict[str, list[dict[str, Any]]] = {}
+        #: Per component, the meter that measured it last (kept when it stops).
+        self._last_meter: dict[str, BaseMeter] = {}
         #: Per GPU key, how its share was decided (see ``gpu_share``).
         self.gpu_modes: dict[str, str] = {}
         #: Power samples not written yet.
@@ -98,10 +111,7 @@ class Sampler:
                     readings[key] = joules
                     self.meter_of[key] = meter
             except MeterError as err:
-                self.meters.remove(meter)
-                self.meter_errors.append(
-                    f"{meter.name} stopped working mid-run and was dropped: {err}"
-                )
+                self._lose(meter, err, now)
         proc = self.tree.cpu_s()
         busy = machine_busy_cpu_s()
         rss = self.tree.rss_bytes()
@@ -138,6 +148,56 @@ class Sampler:
         self.n_samples += 1
         self.cpu_time_s = proc
 
+    def _lose(self, meter: BaseMeter, err: BaseException, now: float) -> None:
+        """``meter`` stopped working: drop it; measure its components with the next best
+        meter that works (``replace``), else not at all; say it once, in the record too."""
+        self.meters.remove(meter)
+        keys = [key for key, owner in self.meter_of.items() if owner is meter]
+        lost = {component_of(key) for key in keys}
+        for key in keys:  # a replacement's counters start from their own first reading
+            del self.meter_of[key]
+            self.last_reading.pop(key, None)
+        with contextlib.suppress(Exception):
+            meter.close()
+        found: list[BaseMeter] = []
+        if self._replace is not None and lost:
+            try:
+                found = self._replace(meter, set(lost))
+            except Exception as failure:  # no fallback: the components go unmeasured
+                logger.debug("wattwise: no replacement for %s: %s", meter.name, failure)
+        took: dict[str, BaseMeter] = {}
+        for new in found:
+            try:
+                baseline = new.read()
+                info = new.info()
+            except Exception:  # a replacement that cannot be read is no replacement
+                with contextlib.suppress(Exception):
+                    new.close()
+                continue
+            self.meters.append(new)
+            self.infos[new.name] = info
+            for key, joules in baseline.items():
+                self.last_reading[key] = joules
+                self.meter_of[key] = new
+                took[component_of(key)] = new
+        at_s = round(now - self.t0, 1)
+        old = self.infos.get(meter.name)
+        for comp in sorted(lost):
+            self._last_meter[comp] = took.get(comp, meter)
+            self.switches.setdefault(comp, []).append({
+                "from": meter.name, "to": took[comp].name if comp in took else None,
+                "at_s": at_s, "energy_before_j": self.energy.get(comp, 0.0),
+                "band_fraction_before": old.band_fraction if old else None, "error": str(err),
+            })  # fmt: skip
+        said = "; ".join(
+            f"{comp} is {_verb(took[comp])} with the {took[comp].name} meter from then on"
+            if comp in took else f"{comp} is not measured from then on (its energy stops at "
+            f"{self.energy.get(comp, 0.0):.3g} J)" for comp in sorted(lost)
+        ) or "it had measured nothing yet"  # fmt: skip
+        text = f"meter {meter.name} stopped working {at_s:g} s into the run ({err}); {said}."
+        self.meter_errors.append(text)
+        self._on_fallback(f"fallback:{meter.name}", text)
+
     def _gpu_shares(self, readings: Mapping[str, float]) -> dict[str, float]:
         """Per GPU key, the run's share of the board's energy."""
         keys = [k for k in readings if component_of(k) == "gpu" and k not in self.fixed_shares]
@@ -154,25 +214,39 @@ class Sampler:
         return shares
 
     def components(self) -> list[ComponentEnergy]:
-        """The run's energy per component so far, with method, meter and band."""
+        """The run's energy per component so far, with method, meter and band.
+
+        A component whose meter stopped mid-run is labelled with the meter that measures it
+        now (a counter replaced by a model is *estimated* from then on), and its band adds
+        each meter's band over the energy it measured; ``info["fallback"]`` says who
+        measured what, and from when.
+        """
         out = []
         for comp in sorted(self.machine):
             meter = next(
                 (self.meter_of[k] for k in self.meter_of if component_of(k) == comp), None
-            )
+            ) or self._last_meter.get(comp)
+            if meter is not None:
+                self._last_meter[comp] = meter
             info = self.infos.get(meter.name) if meter else None
             energy = self.energy.get(comp, 0.0)
             frac = info.band_fraction if info else None
+            band = None if frac is None else energy * frac
+            extra: dict[str, Any] = {"attribution": self.attribution.get(comp, "")}
+            switches = self.switches.get(comp)
+            if switches:
+                extra["fallback"] = [dict(switch) for switch in switches]
+                band = _band_over_switches(switches, energy, frac)
             out.append(
                 ComponentEnergy(
                     component=comp,
                     energy_j=energy,
                     machine_energy_j=self.machine[comp],
-                    band_j=None if frac is None else energy * frac,
+                    band_j=band,
                     method=info.method if info else "unknown",
                     meter=meter.name if meter else "unknown",
                     source=info.source if info else "",
-                    info={"attribution": self.attribution.get(comp, "")},
+                    info=extra,
                 )
             )
         return out
@@ -202,6 +276,33 @@ class Sampler:
                 meter.close()
             except Exception:  # a meter that cannot close must not fail the run
                 logger.debug("wattwise: closing meter %s failed", meter.name)
+
+
+def _verb(meter: BaseMeter) -> str:
+    """``estimated`` for a model meter, ``measured`` for a counter."""
+    try:
+        return "estimated" if meter.info().method == "model" else "measured"
+    except Exception:  # the sentence must not fail the sample
+        return "measured"
+
+
+def _band_over_switches(
+    switches: list[dict[str, Any]], energy: float, frac: float | None
+) -> float | None:
+    """The band of a component measured by several meters in turn: each meter's relative
+    band over the energy it measured (None only when no meter has a band)."""
+    fracs = [s["band_fraction_before"] for s in switches]
+    if frac is None and all(f is None for f in fracs):
+        return None
+    band, before = 0.0, 0.0
+    for switch, part_frac in zip(switches, fracs, strict=True):
+        upto = float(switch["energy_before_j"])
+        band += (upto - before) * (part_frac or 0.0)
+        before = upto
+    last = switches[-1]
+    if last["to"] is not None:
+        band += (energy - before) * (frac or 0.0)
+    return band
 
 
 def meter_record(infos: Mapping[str, MeterInfo]) -> dict[str, Any]:
