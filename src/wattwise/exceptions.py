@@ -116,7 +116,16 @@ class WattwiseWarning(UserWarning):
 
 
 class MeterFallbackWarning(WattwiseWarning):
-    """A better meter was not available and a model was used instead."""
+    """A meter stopped working during a run, and its components fell back.
+
+    They are measured by the next best meter that works from then on (usually a model:
+    estimated), or, for meters the user named or gave, not at all (their energy stops at
+    what was measured). Raised once per meter per run, through the run's warning path (the
+    job goes on); the same sentence is kept in the record (``meter_errors``, ``warnings``),
+    and each component says who measured what from when (``info["fallback"]``). A meter
+    missing at start is not warned about: the record's ``fallbacks`` says which meter was
+    used instead and why (``wattwise doctor`` too).
+    """
 
 
 class LocationWarning(WattwiseWarning):
