@@ -153,6 +153,10 @@ def test_runs_folds_a_job_into_one_line_and_ranks_unfolds_it() -> None:
     data = json.loads(call("runs", "--json").out)
     assert [e.get("kind") for e in data] == ["job", "python"]
     assert data[0]["id"] == JOB and data[0]["energy_j"] == pytest.approx(RANKS_J)
+    assert data[0]["name"] == "job: 4 rank(s) on 2 host(s)" and data[0]["region"] == "FR"
+    assert set(data[1]) - {"kind", "components", "exit_code", "machine_energy_j", "user",
+                           "host", "role", "parent_id", "study_id", "tags", "params"} <= set(
+        data[0])  # a job's entry has a run's figures under the same names
     assert "ranks" not in data[0] and len(data[0]["run_ids"]) == 4
     assert data[1]["id"] == before
     ranked = json.loads(call("runs", "--json", "--ranks").out)

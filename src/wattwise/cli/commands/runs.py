@@ -133,8 +133,7 @@ def _run_row(r: RunRecord) -> list[str]:
 def _job_row(job: JobSummary) -> list[str]:
     return [
         job.job_id,
-        f"job: {job.rank_count} rank(s) on {len(job.hosts)} host(s)"
-        + (" (!)" if job.warnings else ""),
+        _job_name(job) + (" (!)" if job.warnings else ""),
         job.status,
         _started(job.started_at),
         fmt.duration(job.duration_s),
@@ -142,6 +141,10 @@ def _job_row(job: JobSummary) -> list[str]:
         fmt.carbon(job.co2e_g),
         ",".join(job.regions),
     ]
+
+
+def _job_name(job: JobSummary) -> str:
+    return f"job: {job.rank_count} rank(s) on {len(job.hosts)} host(s)"
 
 
 def _rank_row(job: JobSummary, rank: JobRank) -> list[str]:
@@ -163,8 +166,13 @@ def _rank_row(job: JobSummary, rank: JobRank) -> list[str]:
 
 def _job_json(job: JobSummary, *, ranks: bool) -> dict[str, Any]:
     """A job's entry in ``runs --json``: ``show --job JOB --json``'s object with ``kind``
-    ``job`` and ``id`` (the job id) first; its ranks and devices only with ``--ranks``."""
-    data: dict[str, Any] = {"kind": "job", "id": job.job_id, **job.to_dict()}
+    ``job``, ``id`` (the job id), ``name`` (its line's text) and ``region`` (its runs' one
+    region, else None) first, so that the fields a run's entry has mean the same; its
+    ranks and devices only with ``--ranks``."""
+    data: dict[str, Any] = {
+        "kind": "job", "id": job.job_id, "name": _job_name(job),
+        "region": job.regions[0] if len(job.regions) == 1 else None, **job.to_dict(),
+    }  # fmt: skip
     if not ranks:
         del data["ranks"], data["devices"]
     return data
