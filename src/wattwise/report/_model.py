@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from wattwise import __version__
 from wattwise import _units as units
 from wattwise.exceptions import InvalidParameterError, RunNotFoundError
+from wattwise.report._attributions import _CREDITS as CREDITED_FILES
 from wattwise.report._attributions import DataCredit, data_credits
 from wattwise.report._covers import covers_lines
 from wattwise.report._sci import SciResult, compute_sci
@@ -888,7 +889,8 @@ def _project(
         by_role=by_role,
         cumulative=cumulative,
         not_final_share=1 - final / total if total > 0 else 0.0,
-        saved_by_pruning=_saved_by_pruning(runs),
+        # Only study drivers carry a study record; a project's drivers are all of them.
+        saved_by_pruning=_saved_by_pruning(drivers if scope == "project" else runs),
         saved_by_reuse=_saved_by_reuse(store, scope, runs),
         groups=_groups(runs, summaries) if scope == "project" else {},
         top_runs=sorted(counted, key=lambda s: (-s.energy_j, s.id))[:TOP_RUNS],
@@ -979,34 +981,69 @@ def _study_view(
     )  # fmt: skip
 
 
-def _distinct(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    import json
+def _frozen(value: Any) -> Any:
+    """A hashable key equal for equal JSON values (dicts by their items, lists in order)."""
+    if isinstance(value, Mapping):
+        return ("{", tuple(sorted((str(k), _frozen(v)) for k, v in value.items())))
+    if isinstance(value, (list, tuple)):
+        return ("[", tuple(_frozen(v) for v in value))
+    if isinstance(value, float) and value != value:
+        return (float, "nan")  # NaN equals itself in JSON text
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return (type(value), value)  # 1, 1.0 and True differ in JSON text
+    return (str, str(value))  # as json.dumps(default=str) would write it
 
-    seen: dict[str, dict[str, Any]] = {}
-    for item in items:
-        key = json.dumps(item, sort_keys=True, default=str)
+
+def _distinct(items: Sequence[tuple[dict[str, Any], int]]) -> list[dict[str, Any]]:
+    """Each distinct item once, first seen first, with how many runs had it (``runs``)."""
+    seen: dict[Any, dict[str, Any]] = {}
+    for item, runs in items:
+        key = _frozen(item)
         if key in seen:
-            seen[key]["runs"] += 1
+            seen[key]["runs"] += runs
         else:
-            seen[key] = {**item, "runs": 1}
+            seen[key] = {**item, "runs": runs}
     return list(seen.values())
 
 
+#: The record keys the setup reads.
+SETUP_KEYS = ("attribution", "hardware", "location", "intensity", "pue", "meters")
+
+
 def _setup(runs: Sequence[RunRecord]) -> Setup:
-    hardware, locations, intensities, pues, meters = [], [], [], [], []
+    """The setup of these runs (oldest first), read run by run."""
+    return _setup_of(
+        (run.host, {c.component for c in run.components}, run.record, 1) for run in runs
+    )
+
+
+def _project_setup(store: BaseRunStore) -> Setup:
+    """The whole ledger's setup, from the store's groups of runs that share it."""
+    return _setup_of(
+        (g.host, set(g.components), g.values, g.runs) for g in store.record_groups(SETUP_KEYS)
+    )
+
+
+def _setup_of(entries: Iterable[tuple[str, set[str], Mapping[str, Any], int]]) -> Setup:
+    """Setup from ``(host, components, record, runs)`` entries, oldest first: each distinct
+    hardware, location, intensity, PUE and meter with the number of runs that had it."""
+    hardware: list[tuple[dict[str, Any], int]] = []
+    locations: list[tuple[dict[str, Any], int]] = []
+    intensities: list[tuple[dict[str, Any], int]] = []
+    pues: list[tuple[dict[str, Any], int]] = []
+    meters: list[tuple[dict[str, Any], int]] = []
     attribution: dict[str, str] = {}
-    for run in runs:
-        rec = run.record
+    for host, components, rec, n in entries:
         for comp, text in (rec.get("attribution") or {}).items():
-            if comp in {c.component for c in run.components}:
+            if comp in components:
                 attribution.setdefault(str(comp), str(text))
         hw = rec.get("hardware")
         if isinstance(hw, Mapping) and hw:
             cpu = hw.get("cpu") if isinstance(hw.get("cpu"), Mapping) else {}
             gpus_raw = hw.get("gpus")
             gpus: list[Any] = gpus_raw if isinstance(gpus_raw, list) else []
-            hardware.append({
-                "host": run.host,
+            hardware.append(({
+                "host": host,
                 "cpu": cpu.get("model_name") if isinstance(cpu, Mapping) else None,
                 "microarchitecture": cpu.get("microarchitecture")
                 if isinstance(cpu, Mapping) else None,
@@ -1016,34 +1053,47 @@ def _setup(runs: Sequence[RunRecord]) -> Setup:
                 "ram_gb": hw.get("ram_gb"),
                 "gpus": [str(g.get("name")) for g in gpus if isinstance(g, Mapping)],
                 "accelerator": hw.get("accelerator"),
-            })  # fmt: skip
+            }, n))  # fmt: skip
         loc = rec.get("location")
         if isinstance(loc, Mapping) and loc:
-            locations.append({k: loc.get(k) for k in (
+            locations.append(({k: loc.get(k) for k in (
                 "display_name", "zone", "country_iso2", "cloud_provider", "cloud_region", "how",
-                "warning")})  # fmt: skip
+                "warning")}, n))  # fmt: skip
         inten = rec.get("intensity")
         if isinstance(inten, Mapping) and inten:
-            intensities.append({k: inten.get(k) for k in (
+            intensities.append(({k: inten.get(k) for k in (
                 "g_per_kwh", "scope", "intensity_type", "year", "dataset", "file", "zone",
-                "source", "licence", "note", "temporal_granularity")})  # fmt: skip
+                "source", "licence", "note", "temporal_granularity")}, n))  # fmt: skip
         pue = rec.get("pue")
         if isinstance(pue, Mapping) and pue:
-            pues.append({k: pue.get(k) for k in ("value", "source", "applies_to")})
+            pues.append(({k: pue.get(k) for k in ("value", "source", "applies_to")}, n))
         for name, info in (rec.get("meters") or {}).items():
             if isinstance(info, Mapping):
-                meters.append({
+                meters.append(({
                     "meter": name, "method": info.get("method"), "source": info.get("source"),
                     "band_fraction": info.get("band_fraction"),
                     "band_source": info.get("band_source"),
                     "covers": (info.get("details") or {}).get("covers"),
                     "assumptions": list(info.get("assumptions") or []),
-                })  # fmt: skip
+                }, n))  # fmt: skip
     return Setup(
         hardware=_distinct(hardware), locations=_distinct(locations),
         intensities=_distinct(intensities), pues=_distinct(pues), meters=_distinct(meters),
         attribution=attribution,
     )  # fmt: skip
+
+
+def _credits(
+    store: BaseRunStore, scope: Scope, runs: Sequence[RunRecord], sci: SciResult | None
+) -> list[DataCredit]:
+    """The data credits: files the records name, searched by the store for a project."""
+    extra = list(sci.data_files) if sci else []
+    if scope != "project":
+        return data_credits([r.record for r in runs], extra_files=extra)
+    files = [file for file, *_ in CREDITED_FILES]
+    named = store.record_mentions([*files, *(f.rsplit("/", 1)[-1] for f in files)])
+    extra += [f for f in files if f in named or f.rsplit("/", 1)[-1] in named]
+    return data_credits([], extra_files=extra)
 
 
 def _notes(runs: Sequence[RunRecord], setup: Setup) -> list[str]:
@@ -1217,14 +1267,12 @@ def build_report(
         if r.study_id in members and r.id != r.study_id:
             members[r.study_id].append(by_id[r.id])
     studies = [_study_view(d, members[d.id], records, metric) for d in shown_drivers]
-    setup = _setup(runs)
+    setup = _project_setup(store) if scope == "project" else _setup(runs)
     sci: SciResult | None = compute_sci(
         counted_runs, functional_unit=functional_unit, count=count, te_kgco2e=te_kgco2e,
         lifetime_years=lifetime_years, share=share, instance_type=instance_type,
     )  # fmt: skip
-    credits = data_credits(
-        [r.record for r in runs], extra_files=sci.data_files if sci else ()
-    )
+    credits = _credits(store, scope, runs, sci)
     if title is None:
         if scope == "project":
             title = "Project footprint"

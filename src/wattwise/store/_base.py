@@ -69,6 +69,28 @@ class AggregateRow:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class RecordGroup:
+    """Runs of one host, with the same components, whose records hold the same values
+    under some keys (:meth:`BaseRunStore.record_groups`).
+
+    Attributes:
+        host: The runs' host.
+        components: The components the runs have energy for, sorted.
+        values: Each key asked for → its value in the records (None when absent).
+        runs: How many runs.
+        first_started_at: The oldest run's start (Unix s).
+        last_started_at: The newest run's start.
+    """
+
+    host: str
+    components: tuple[str, ...]
+    values: dict[str, Any]
+    runs: int
+    first_started_at: float
+    last_started_at: float
+
+
 class BaseRunStore(abc.ABC):
     """The run ledger: runs with their energy, metrics, samples, artifacts and cache hits.
 
@@ -125,14 +147,6 @@ class BaseRunStore(abc.ABC):
     def url(self) -> str:
         """The URL that opens this ledger again (``get_store(store.url)``), for children
         and workers (``WATTWISE_STORE``). Never holds a password."""
-
-    def child_environment(self) -> dict[str, str]:
-        """Environment variables a child process or worker needs, besides
-        ``WATTWISE_STORE=url``, to open this ledger as this store did: the secret that
-        :attr:`url` leaves out (none for most backends). For a child's environment only:
-        never put them in argv, a file or a record.
-        """
-        return {}
 
     def child_environment(self) -> dict[str, str]:
         """Environment variables a child process or worker needs, besides
@@ -386,6 +400,53 @@ class BaseRunStore(abc.ABC):
     def reuse_totals(self) -> ReuseTotals:
         """What every cache hit recorded in this ledger avoided, summed."""
 
+    def record_groups(self, keys: Sequence[str]) -> list[RecordGroup]:
+        """Every run counted once, grouped by host, components and ``record[key]`` for each
+        of ``keys`` (facts annotated from other processes included), oldest group first.
+
+        Raises:
+            InvalidParameterError: A key is empty or holds a quote or backslash.
+
+        For the project report's setup (hardware, location, intensity, PUE, meters): a
+        ledger of many runs on few machines has few groups, so backends group in the
+        database instead of reading every record. This default reads every run.
+        """
+        import json
+
+        keys = check_record_keys(keys)
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        for run in self.list_runs():
+            comps = tuple(sorted({c.component for c in run.components}))
+            values = {k: run.record.get(k) for k in keys}
+            key = (run.host, comps, json.dumps(values, sort_keys=True, default=str))
+            entry = groups.get(key)
+            if entry is None:
+                groups[key] = [run.host, comps, values, 1, run.started_at, run.started_at]
+            else:
+                entry[3] += 1
+                entry[4] = min(entry[4], run.started_at)
+                entry[5] = max(entry[5], run.started_at)
+        return sorted_groups(groups.values())
+
+    def record_mentions(self, needles: Iterable[str]) -> set[str]:
+        """Which of ``needles`` occur in some run's record (facts annotated from other
+        processes included), as text in the record's JSON (``json.dumps``, keys sorted).
+
+        For the project report's data credits: which shipped data files the ledger's runs
+        name, without reading every record. Backends search the stored text; this default
+        reads every run.
+        """
+        import json
+
+        wanted = [n for n in dict.fromkeys(needles) if n]
+        found: set[str] = set()
+        for run in self.list_runs():
+            text = json.dumps(run.record, sort_keys=True, default=str)
+            found.update(n for n in wanted if n in text)
+            if len(found) == len(wanted):
+                break
+        return found
+
     @abc.abstractmethod
     def reuse_by_user(self) -> dict[str | None, ReuseTotals]:
         """What cache hits avoided, summed per user who saved it (the consuming run's
@@ -412,6 +473,28 @@ def verified_artifact(content: bytes, digest: str, *, name: str, run_id: str,
         )
         raise StoreCorruptError(msg)
     return content
+
+
+def sorted_groups(entries: Iterable[Sequence[Any]]) -> list[RecordGroup]:
+    """``[host, components, values, runs, first, last]`` entries as groups, oldest first."""
+    import json
+
+    groups = [RecordGroup(e[0], tuple(e[1]), dict(e[2]), int(e[3]), e[4], e[5])
+              for e in entries]  # fmt: skip
+    groups.sort(key=lambda g: (g.first_started_at, g.host, g.components,
+                               json.dumps(g.values, sort_keys=True, default=str)))  # fmt: skip
+    return groups
+
+
+def check_record_keys(keys: Sequence[str]) -> list[str]:
+    """``keys`` without repeats; refuses a key a JSON path cannot name plainly."""
+    for key in keys:
+        if not isinstance(key, str) or not key or '"' in key or "\\" in key:
+            from wattwise.exceptions import InvalidParameterError
+
+            msg = f"Cannot group runs by the record key {key!r}: give a plain key name."
+            raise InvalidParameterError(msg)
+    return list(dict.fromkeys(keys))
 
 
 def check_group_by(group_by: str) -> None:

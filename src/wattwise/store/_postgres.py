@@ -206,20 +206,6 @@ class PostgresRunStore(BaseRunStore):
                 password = value  # libpq: a parameter given in the query wins
         return {"PGPASSWORD": password} if password else {}
 
-    def child_environment(self) -> dict[str, str]:
-        """``PGPASSWORD`` when the URL this store was opened with holds a password (which
-        :attr:`url` leaves out) and this process's environment sets none: libpq reads it in
-        the child, so a ``wattwise run`` child or a worker authenticates as this store did.
-        """
-        if os.environ.get("PGPASSWORD"):
-            return {}
-        parts = urllib.parse.urlsplit(self._conninfo)
-        password = urllib.parse.unquote(parts.password) if parts.password else ""
-        for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
-            if key.lower() == "password" and value:
-                password = value  # libpq: a parameter given in the query wins
-        return {"PGPASSWORD": password} if password else {}
-
     @property
     def writable(self) -> bool:
         """True once this store has written (its schema is current and writable)."""
@@ -1104,6 +1090,27 @@ class PostgresRunStore(BaseRunStore):
             ).fetchone()
             assert row is not None
             return ReuseTotals(hits=row[0], energy_j=row[1], co2e_g=row[2], duration_s=row[3])
+
+        return self._guard(op)
+
+    def record_mentions(self, needles: Iterable[str]) -> set[str]:
+        """Which needles occur in some run's stored record or annotated fact (searched
+        by the server, stopping at the first hit per needle)."""
+        wanted = [n for n in dict.fromkeys(needles) if n]
+
+        def op() -> set[str]:
+            conn = self._reader()
+            if conn is None:
+                return set()
+            found = set()
+            for n in wanted:
+                row = conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM runs WHERE strpos(record, %s) > 0) OR EXISTS "
+                    "(SELECT 1 FROM annotations WHERE strpos(value, %s) > 0)", (n, n),
+                ).fetchone()  # fmt: skip
+                if row is not None and row[0]:
+                    found.add(n)
+            return found
 
         return self._guard(op)
 

@@ -9,6 +9,7 @@ concurrent writers queue on SQLite's lock (``busy_timeout``) and nothing is lost
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -33,13 +34,16 @@ from wattwise.store._base import (
     AggregateRow,
     BaseRunStore,
     Metric,
+    RecordGroup,
     RunMetric,
     Sample,
     add_run,
     check_group_by,
+    check_record_keys,
     declared_role,
     group_values,
     rows_from_sums,
+    sorted_groups,
     verified_artifact,
 )
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, job_id_of, login_name
@@ -883,6 +887,77 @@ class SQLiteRunStore(BaseRunStore):
             return ReuseTotals(hits=row[0], energy_j=row[1], co2e_g=row[2], duration_s=row[3])
 
         result: ReuseTotals = self._guard(op)
+        return result
+
+    def record_groups(self, keys: Sequence[str]) -> list[RecordGroup]:
+        """Runs grouped by host, components and record values, grouped by SQLite's JSON
+        functions; runs it cannot read that way (a record that is not strict JSON, such as
+        one holding NaN, or with facts annotated under one of ``keys``) are read whole."""
+        keys = check_record_keys(keys)
+        judged = bool({"liveness", "warnings"} & set(keys))  # shown differently by readers
+        marks = ", ".join("?" for _ in keys)
+        odd = (
+            f"NOT json_valid(record) OR id IN (SELECT run_id FROM annotations WHERE key IN "
+            f"({marks}))" + (" OR status = 'running'" if judged else "")
+        )
+        extracts = "".join(f", record -> '$.\"{k}\"'" for k in keys)
+        grouped = (
+            "SELECT host, (SELECT group_concat(component, char(31)) FROM components AS c "
+            f"WHERE c.run_id = runs.id){extracts}, count(*), min(started_at), max(started_at) "
+            f"FROM runs WHERE NOT ({odd}) GROUP BY "
+            + ", ".join(str(i + 1) for i in range(len(keys) + 2))
+        )
+
+        def op() -> tuple[list[tuple[Any, ...]], list[RunRecord]]:
+            rows = list(self._conn.execute(grouped, keys).fetchall())
+            whole = self._decode_runs(
+                self._conn.execute(f"SELECT * FROM runs WHERE {odd}", keys).fetchall()
+            )
+            return rows, whole
+
+        rows, whole = self._guard(op)
+        parsed: dict[str, Any] = {}
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+
+        def add(host: str, comps: tuple[str, ...], values: dict[str, Any], n: int,
+                first: float, last: float) -> None:  # fmt: skip
+            key = (host, comps, json.dumps(values, sort_keys=True, default=str))
+            entry = groups.get(key)
+            if entry is None:
+                groups[key] = [host, comps, values, n, first, last]
+            else:
+                entry[3] += n
+                entry[4], entry[5] = min(entry[4], first), max(entry[5], last)
+
+        for row in rows:
+            comps = tuple(sorted(set(row[1].split("\x1f")))) if row[1] else ()
+            values = {}
+            for key, text in zip(keys, row[2 : 2 + len(keys)], strict=True):
+                if text is not None and text not in parsed:
+                    parsed[text] = json.loads(text)
+                values[key] = None if text is None else copy.deepcopy(parsed[text])
+            add(row[0], comps, values, *row[2 + len(keys) :])
+        for run in whole:
+            comps = tuple(sorted({c.component for c in run.components}))
+            add(run.host, comps, {k: run.record.get(k) for k in keys}, 1, run.started_at,
+                run.started_at)  # fmt: skip
+        return sorted_groups(groups.values())
+
+    def record_mentions(self, needles: Iterable[str]) -> set[str]:
+        """Which needles occur in some run's stored record or annotated fact (one scan
+        of the text per needle, stopping at the first hit)."""
+        wanted = [n for n in dict.fromkeys(needles) if n]
+
+        def op() -> set[str]:
+            return {
+                n for n in wanted
+                if self._conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM runs WHERE instr(record, ?) > 0) OR EXISTS "
+                    "(SELECT 1 FROM annotations WHERE instr(value, ?) > 0)", (n, n),
+                ).fetchone()[0]
+            }  # fmt: skip
+
+        result: set[str] = self._guard(op)
         return result
 
     def reuse_by_user(self) -> dict[str | None, ReuseTotals]:

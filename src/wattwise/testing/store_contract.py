@@ -509,6 +509,67 @@ class RunStoreContract:
         with pytest.raises(InvalidParameterError):
             store.aggregate("colour")
 
+    # -- what the project report reads in bulk ------------------------------------------
+
+    def test_record_groups_count_every_run_once(self, store: BaseRunStore) -> None:
+        base = 1_700_000_000.0
+        hw = {"cpu": {"model_name": "EPYC", "sockets": 1}, "ram_gb": 64}
+        cpu = ComponentEnergy("cpu", 1.0, 2.0, None, "model", "cpu-model", "table")
+        gpu = ComponentEnergy("gpu", 1.0, 2.0, 0.1, "counter", "gpu-nvml", "nvml")
+        specs: list[tuple[str, list[ComponentEnergy], Any, Any, dict[str, Any]]] = [
+            # host, components, hardware, pue, extra record
+            ("h1", [cpu], hw, {"value": 1.0}, {}),
+            ("h1", [cpu], hw, {"value": 1.0}, {"command": ["a"]}),  # same group
+            ("h1", [cpu, gpu], hw, {"value": 1.0}, {}),
+            ("h2", [cpu], None, {"value": 1.5, "source": "site"}, {}),
+            ("h2", [], None, None, {"loss": float("nan")}),  # not strict JSON
+        ]
+        for i, (host, parts, hardware, pue, extra) in enumerate(specs):
+            record: dict[str, Any] = {"liveness": {"tracker": identity()}, **extra}
+            if hardware is not None:
+                record["hardware"] = hardware
+            if pue is not None:
+                record["pue"] = pue
+            run = make_run(name=f"r{i}", started_at=base + i, host=host, components=parts,
+                           record=record)  # fmt: skip
+            store.insert_run(run)
+        annotated = make_run(name="annotated", started_at=base + 9, host="h2", components=[cpu])
+        store.insert_run(annotated)
+        store.annotate_run(annotated.id, "pue", {"value": 2.0})  # merged on read
+        groups = store.record_groups(["hardware", "pue"])
+        assert sum(g.runs for g in groups) == len(specs) + 1
+        found = {(g.host, g.components, json.dumps(g.values, sort_keys=True)): g.runs
+                 for g in groups}  # fmt: skip
+        assert found == {
+            ("h1", ("cpu",), json.dumps({"hardware": hw, "pue": {"value": 1.0}},
+                                        sort_keys=True)): 2,
+            ("h1", ("cpu", "gpu"), json.dumps({"hardware": hw, "pue": {"value": 1.0}},
+                                              sort_keys=True)): 1,
+            ("h2", ("cpu",), json.dumps({"hardware": None, "pue": {"source": "site",
+                                                                   "value": 1.5}},
+                                        sort_keys=True)): 1,
+            ("h2", (), json.dumps({"hardware": None, "pue": None})): 1,
+            ("h2", ("cpu",), json.dumps({"hardware": None, "pue": {"value": 2.0}})): 1,
+        }  # fmt: skip
+        assert groups[0].first_started_at == base  # oldest group first
+        assert groups == BaseRunStore.record_groups(store, ["hardware", "pue"])  # the default
+        first = next(g for g in groups if g.host == "h1" and g.components == ("cpu",))
+        assert (first.first_started_at, first.last_started_at) == (base, base + 1)
+        first.values["pue"]["value"] = 9.0  # a copy
+        assert store.record_groups(["pue"])[0].values["pue"] == {"value": 1.0}
+        with pytest.raises(InvalidParameterError):
+            store.record_groups(['a"b'])
+
+    def test_record_mentions_search_records_and_facts(self, store: BaseRunStore) -> None:
+        run = make_run(record={"intensity": {"file": "carbon/ember_2024.csv"},
+                               "loss": float("nan")})  # fmt: skip
+        store.insert_run(run)
+        store.annotate_run(run.id, "data", {"path": "/data/train_set.parquet"}, append=True)
+        needles = ["ember_2024.csv", "carbon/ember_2024.csv", "train_set.parquet", "absent.csv"]
+        assert store.record_mentions(needles) == set(needles[:3])
+        assert BaseRunStore.record_mentions(store, needles) == set(needles[:3])
+        assert store.record_mentions([]) == set()
+
     # -- jobs (issue 11) ---------------------------------------------------------------
 
     def test_runs_are_found_by_their_job(self, store: BaseRunStore) -> None:
