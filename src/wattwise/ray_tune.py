@@ -325,8 +325,13 @@ class _SessionHook:
 
         self._session = session
         self._wrappers = {"report": report_with_energy, "finish": finish_run_first}
-        for name, wrapper in self._wrappers.items():
-            setattr(session, name, wrapper)
+        try:
+            for name, wrapper in self._wrappers.items():
+                setattr(session, name, wrapper)
+        except Exception:  # a session that takes no attributes: leave it as it is
+            self.remove()
+            logger.warning("wattwise: Ray Tune's session cannot be hooked; this trial's "
+                           "results carry no energy (its run in the ledger has it).")  # fmt: skip
 
     def _with_energy(self, metrics: Any) -> Any:
         if not isinstance(metrics, Mapping):
@@ -334,17 +339,20 @@ class _SessionHook:
         run = self._trial.run
         try:
             snap = run.snapshot()
-            step = self._trial.reports
-            self._trial.reports += 1
-            numbers = {
-                str(k): float(v) for k, v in metrics.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool)
-                and math.isfinite(float(v)) and "/" not in str(k)
-            }  # fmt: skip
-            run.log(step=step, **numbers, energy_j=snap["energy_j"])
         except Exception:
             logger.debug("wattwise: could not read this trial's energy", exc_info=True)
             return metrics
+        step = self._trial.reports
+        self._trial.reports += 1
+        try:  # the result's numbers, into the run's metrics at this report's index
+            values = {
+                str(k): float(v) for k, v in metrics.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+                and math.isfinite(float(v)) and "/" not in str(k) and k != "step"
+            }  # fmt: skip
+            run.log(step=step, **{**values, "energy_j": snap["energy_j"]})
+        except Exception:
+            logger.debug("wattwise: could not log this result into the run", exc_info=True)
         added = {ENERGY_KEY: snap["energy_j"], CO2E_KEY: snap["co2e_g"], **self._extra}
         return {**metrics, **{k: v for k, v in added.items() if k not in metrics}}
 
@@ -352,8 +360,9 @@ class _SessionHook:
         session, self._session = self._session, None
         if session is None:
             return
+        own = getattr(session, "__dict__", {})
         for name, wrapper in self._wrappers.items():
-            if session.__dict__.get(name) is wrapper:
+            if own.get(name) is wrapper:
                 delattr(session, name)
 
 

@@ -47,9 +47,12 @@ def run_options() -> dict[str, Any]:
 
 
 def epochs(config: dict[str, Any]) -> None:
-    """A tiny trainable: ``n`` epochs of 50 ms, loss = x × epoch."""
+    """A tiny trainable: ``n`` epochs of 50 ms, loss = x × epoch; x < 0 diverges at epoch 2."""
     for epoch in range(int(config["n"])):
         time.sleep(0.05)
+        if config["x"] < 0 and epoch == 2:
+            msg = f"diverged at epoch {epoch}"
+            raise ValueError(msg)
         tune.report({"loss": config["x"] * epoch, "epoch": epoch})
 
 
@@ -69,20 +72,25 @@ def test_each_trial_is_measured_in_its_worker_and_the_callback_books_the_study(
     callback = wr.WattwiseCallback()
     grid = fit(
         wr.track_trainable(epochs, **run_options()),
-        {"x": tune.grid_search([1.0, 2.0]), "n": 4}, tmp_path, callbacks=[callback],
+        {"x": tune.grid_search([1.0, -1.0]), "n": 4}, tmp_path, callbacks=[callback],
     )  # fmt: skip
-    assert not grid.errors and len(grid) == 2
+    assert len(grid) == 2 and len(grid.errors) == 1
+    # The failing trial failed as it would have without wattwise: its own exception.
+    assert "ValueError: diverged at epoch 2" in str(grid.errors[0])
     store = open_store()
     driver_job = ray.get_runtime_context().get_job_id()
+    expected = {1.0: (4, RunStatus.FINISHED, "complete"), -1.0: (2, RunStatus.FAILED, "fail")}
     for result in grid:
+        x = result.config["x"]
+        reports, status, state = expected[x]
         # The trial's own results are untouched; energy was added to each of them.
         frame = result.metrics_dataframe
-        x = result.config["x"]
-        assert list(frame["loss"]) == [x * e for e in range(4)]
+        assert list(frame["loss"]) == [x * e for e in range(reports)]
         energies = list(frame[wr.ENERGY_KEY])
+        assert len(energies) == reports
         assert all(b > a > 0 for a, b in itertools.pairwise(energies))
         run = store.get_run(result.metrics[wr.RUN_KEY])
-        assert run.kind == "trial" and run.status is RunStatus.FINISHED
+        assert run.kind == "trial" and run.status is status
         assert run.pid != os.getpid()  # measured in the Ray worker, not in the driver
         assert run.study_id == callback.study_id
         placement = RayPlacement.from_record(run.record)
@@ -90,14 +98,16 @@ def test_each_trial_is_measured_in_its_worker_and_the_callback_books_the_study(
         assert placement.node_id == ray_cluster == result.metrics[wr.NODE_KEY]
         assert placement.job_id == driver_job and placement.trial_id == result.metrics["trial_id"]
         trial = TrialRecord.from_record(run.record)
-        assert trial is not None and trial.state == "complete" and trial.n_reports == 4
+        assert trial is not None and (trial.state, trial.n_reports) == (state, reports)
+        if state == "fail":
+            assert trial.error == "ValueError: diverged at epoch 2"
         assert run.params["x"] == x
         # 20 W on the whole (fake) GPU: the run's energy is 20 W × its duration, and the
         # last report saw part of it.
         assert run.energy_j == pytest.approx(POWER_W * run.duration_s, rel=0.1)
         assert energies[-1] <= run.energy_j
         books = callback.trials[result.metrics["trial_id"]]
-        assert (books.run_id, books.node_id, books.state) == (run.id, ray_cluster, "complete")
+        assert (books.run_id, books.node_id, books.state) == (run.id, ray_cluster, state)
         assert (books.energy_j, books.co2e_g, books.source) == (run.energy_j, run.co2e_g,
                                                                "ledger")  # fmt: skip
     trials = store.list_runs(study_id=callback.study_id)
@@ -113,7 +123,8 @@ def test_each_trial_is_measured_in_its_worker_and_the_callback_books_the_study(
     assert study.energy_j == 0.0  # it measures nothing itself
     record = StudyRecord.from_record(study.record)
     assert record == callback.record and record is not None
-    assert record.executor == "ray_tune" and record.n_trials["complete"] == 2
+    assert record.executor == "ray_tune"
+    assert (record.n_trials["complete"], record.n_trials["fail"]) == (1, 1)
     assert sorted(record.trial_run_ids) == sorted(r.id for r in trials)
     assert record.nodes == StudyRecord.node_totals(trials) == by_node
     assert record.spent["trials_energy_j"] == pytest.approx(total)
