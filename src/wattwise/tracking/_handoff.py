@@ -101,6 +101,8 @@ class WriterThread:
         self._busy: _Job | None = None
         self._run: RunRecord | None = None
         self._abandoned = False
+        #: Samples and metrics of a flush that failed in strict mode, for the next one.
+        self._carry: tuple[list[Any], list[Any]] = ([], [])
         #: Where the final state went when the ledger did not answer in time.
         self.emergency_spool: Path | None = None
         #: True when the final state could go neither to the ledger nor to a spool.
@@ -229,12 +231,14 @@ class WriterThread:
             return None
         if job.kind == "flush":
             assert job.fields is not None
+            job.samples[:0], job.metrics[:0] = self._carry
+            self._carry = ([], [])
             try:
                 writer.write(job.fields, job.components, job.samples, job.metrics,
                              final=job.final)  # fmt: skip
             except BaseException:
-                if not job.final:  # strict mode: resend them with the next flush
-                    self._requeue(job)
+                if not job.final:  # strict mode: resent with the next flush, not before
+                    self._carry = (job.samples, job.metrics)
                 raise
             return None
         if job.kind == "call":
@@ -242,17 +246,6 @@ class WriterThread:
             return job.fn(writer)
         writer.close()
         return None
-
-    def _requeue(self, job: _Job) -> None:
-        with self._cond:
-            nxt = next((j for j in self._queue if j.kind == "flush"), None)
-            if nxt is None:
-                self._queue.appendleft(_Job("flush", fields=job.fields,
-                                            components=job.components, samples=job.samples,
-                                            metrics=job.metrics))  # fmt: skip
-            else:
-                nxt.samples[:0] = job.samples
-                nxt.metrics[:0] = job.metrics
 
     # -- giving up ----------------------------------------------------------------------
 
@@ -272,8 +265,8 @@ class WriterThread:
     def _spool_final(self, final: _Job, wait_s: float) -> None:
         """The final write did not finish in time: spool it on local disk, bounded too."""
         unwritten = self._abandon()
-        samples: list[Any] = []
-        metrics: list[Any] = []
+        samples: list[Any] = list(self._carry[0])
+        metrics: list[Any] = list(self._carry[1])
         for job in unwritten:  # the one in flight (if any) first, then the queued ones
             if job.kind == "flush" and job is not final:
                 samples.extend(job.samples)
