@@ -83,6 +83,10 @@ class FakeRaplHost:
         return self.most_seen_j(end) - self.least_seen_j(start)
 
 
+#: Float rounding allowed when checking "never above the counter" (sums of J differences).
+ROUNDING_J = 1e-6
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

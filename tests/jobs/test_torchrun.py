@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from jobs_support import FakeRaplHost, free_port, started
+from jobs_support import ROUNDING_J, FakeRaplHost, free_port, started
 
 from wattwise.store import RunRecord, get_store
 
@@ -35,9 +35,9 @@ dist.init_process_group("gloo")
 rank = dist.get_rank()
 def work():
     t = time.monotonic()
-    while True:  # about 3 s of CPU work and allreduce; rank 0 says when to stop
+    while True:  # about 2 s of CPU work and allreduce; rank 0 says when to stop
         y = torch.randn(128, 128) @ torch.randn(128, 128)
-        done = torch.tensor([float(rank == 0 and time.monotonic() - t > 3.0)])
+        done = torch.tensor([float(rank == 0 and time.monotonic() - t > 2.0)])
         dist.all_reduce(done)
         if done.item() > 0:
             break
@@ -74,7 +74,7 @@ def test_two_nodes_two_ranks_each_count_each_host_once(tmp_path: Path) -> None:
             if not k.startswith(("WATTWISE_", "SLURM_", "TORCHELASTIC_"))}  # fmt: skip
     base.update(
         WATTWISE_STORE=str(ledger), WATTWISE_REGION="FR", WATTWISE_METERS="cpu-rapl",
-        WATTWISE_INTERVAL_S="0.2", WATTWISE_FLUSH_S="0.4", NESTED="1",
+        WATTWISE_INTERVAL_S="0.25", WATTWISE_FLUSH_S="0.5", NESTED="1",
         WATTWISE_JOB_LOCK_DIR=str(tmp_path / "locks"), WATTWISE_CEILING_DIRECTORIES=str(tmp_path),
         OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo",
     )  # fmt: skip
@@ -92,7 +92,7 @@ def test_two_nodes_two_ranks_each_count_each_host_once(tmp_path: Path) -> None:
         with started(*procs):
             outputs = []
             for proc in procs:
-                out, _ = proc.communicate(timeout=50)
+                out, _ = proc.communicate(timeout=90)
                 outputs.append(out)
             assert [p.returncode for p in procs] == [0, 0], "\n".join(outputs)
     finally:
@@ -131,10 +131,10 @@ def test_two_nodes_two_ranks_each_count_each_host_once(tmp_path: Path) -> None:
     for node in nodes:
         assert node.ended_at is not None
         increase = hosts[node.host].increase_j(node.started_at, node.ended_at)
-        assert 0 < node.energy_j <= increase, (node.host, node.energy_j, increase)
+        assert 0 < node.energy_j <= increase + ROUNDING_J, (node.host, node.energy_j, increase)
         assert node.energy_j >= 0.95 * increase, (node.host, node.energy_j, increase)
         total_counted += node.energy_j
         total_increase += increase
     job_energy = sum(r.energy_j for r in runs if r.parent_id is None)
     assert job_energy == pytest.approx(total_counted)
-    assert 0.95 * total_increase <= job_energy <= total_increase
+    assert 0.95 * total_increase <= job_energy <= total_increase + ROUNDING_J
