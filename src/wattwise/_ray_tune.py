@@ -167,6 +167,11 @@ class WattwiseCallback(_tune.Callback):  # type: ignore[misc]
             self._ledger.close()
             self._ledger = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_ledger"] = None  # a connection does not travel (Tune pickles its config)
+        return state
+
     def get_state(self) -> dict[str, Any] | None:
         return {"trials": {k: v.to_dict() for k, v in self.trials.items()},
                 "study_id": self.study_id}  # fmt: skip

@@ -131,3 +131,21 @@ def test_the_budget_stopper_needs_a_positive_limit_and_counts_each_trial_once() 
     assert not carbon("t1", {wr.ENERGY_KEY: 1.0, wr.CO2E_KEY: 0.2})
     assert carbon("t2", {wr.ENERGY_KEY: 1.0, wr.CO2E_KEY: 0.05})
     assert carbon.exhausted == "carbon_budget"
+
+
+def test_the_callback_and_the_stopper_pickle_without_a_ledger_connection(tmp_path: Any) -> None:
+    pytest.importorskip("ray.tune")
+    import pickle
+
+    import wattwise.ray_tune as wr
+
+    callback = wr.WattwiseCallback(store=str(tmp_path / "ledger.db"))
+    callback.on_trial_result(0, [], "t1", {wr.ENERGY_KEY: 2.5, wr.CO2E_KEY: 0.1,
+                                            wr.NODE_KEY: NODE_A, wr.RUN_KEY: "r1"})  # fmt: skip
+    callback.on_trial_complete(0, [], "t1")  # reads the ledger: a connection is open now
+    copy = pickle.loads(pickle.dumps(callback))
+    assert copy.store_url == callback.store_url and copy.trials == callback.trials
+    assert copy.by_node() == {NODE_A: {"trials": 1, "energy_j": 2.5, "co2e_g": 0.1}}
+    assert copy.trials["t1"].source == "last report"  # no run r1 in the ledger to read
+    stopper = pickle.loads(pickle.dumps(wr.BudgetStopper(budget_co2e_g=3.0)))
+    assert stopper.budget.co2e_g == 3.0 and stopper.exhausted is None
