@@ -14,7 +14,10 @@ from pg_support import pg_cluster, pg_url  # noqa: F401
 def isolated_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test runs in its own empty project with a known region and a clean environment."""
     for var in list(os.environ):
-        if var.startswith("WATTWISE_"):
+        # A suite run inside a SLURM job or a torchrun worker must not make every run a job
+        # (docs/explanation/jobs.md): tests that want a job set these themselves.
+        if var.startswith("WATTWISE_") or var in ("SLURM_JOB_ID", "SLURM_JOBID",
+                                                  "TORCHELASTIC_RUN_ID"):  # fmt: skip
             monkeypatch.delenv(var)
     project = tmp_path / "project"
     (project / ".wattwise").mkdir(parents=True)
