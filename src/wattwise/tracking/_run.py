@@ -255,33 +255,6 @@ class Run(RecordingMixin, CaptureMixin):
             record=copy_json(self._record), role=self.role,
         )  # fmt: skip
 
-    @property
-    def record(self) -> dict[str, Any]:
-        """A copy of the run's record as it stands (command, location, meters, ...)."""
-        with self._lock:
-            copied: dict[str, Any] = copy_json(self._record)
-        return copied
-
-    @property
-    def recorded_in(self) -> str:
-        """Where this run's records went: ``ledger``, ``spool`` or ``nowhere`` (both failed)."""
-        writer, handoff = self._writer, self._handoff
-        if writer is None or handoff is None:
-            return "ledger"
-        if handoff.emergency_spool is not None:
-            return "spool"
-        if writer.lost or handoff.lost:
-            return "nowhere"
-        return "ledger" if writer.spooled_to is None else "spool"
-
-    @property
-    def spooled_to(self) -> Path | None:
-        """The spool file this run's records went to when the ledger refused them, or None."""
-        writer, handoff = self._writer, self._handoff
-        if handoff is not None and handoff.emergency_spool is not None:
-            return handoff.emergency_spool
-        return writer.spooled_to if writer is not None else None
-
     def finish(
         self, status: RunStatus | str | None = None, *, exit_code: int | None = None,
         error: str | None = None,
