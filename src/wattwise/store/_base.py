@@ -438,14 +438,8 @@ class BaseRunStore(abc.ABC):
         """
         import json
 
-        wanted = [n for n in dict.fromkeys(needles) if n]
-        found: set[str] = set()
-        for run in self.list_runs():
-            text = json.dumps(run.record, sort_keys=True, default=str)
-            found.update(n for n in wanted if n in text)
-            if len(found) == len(wanted):
-                break
-        return found
+        records = (json.dumps(r.record, sort_keys=True, default=str) for r in self.list_runs())
+        return mentions_in(records, needles)
 
     @abc.abstractmethod
     def reuse_by_user(self) -> dict[str | None, ReuseTotals]:
@@ -473,6 +467,28 @@ def verified_artifact(content: bytes, digest: str, *, name: str, run_id: str,
         )
         raise StoreCorruptError(msg)
     return content
+
+
+def mentions_in(texts: Iterable[str], needles: Iterable[str], *, chunk: int = 500) -> set[str]:
+    """Which ``needles`` occur in some of ``texts``, searched ``chunk`` texts at a time
+    (stops reading once every needle is found)."""
+    wanted = [n for n in dict.fromkeys(needles) if n]
+    found: set[str] = set()
+    batch: list[str] = []
+
+    def search() -> None:
+        haystack = "\n".join(batch)
+        found.update(n for n in wanted if n not in found and n in haystack)
+        batch.clear()
+
+    for text in texts:
+        batch.append(text)
+        if len(batch) >= chunk:
+            search()
+            if len(found) == len(wanted):
+                return found
+    search()
+    return found
 
 
 def sorted_groups(entries: Iterable[Sequence[Any]]) -> list[RecordGroup]:

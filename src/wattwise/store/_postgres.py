@@ -60,6 +60,7 @@ from wattwise.store._base import (
     Sample,
     check_group_by,
     local_path_for,
+    mentions_in,
     verified_artifact,
 )
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, job_id_of, login_name
@@ -1094,23 +1095,15 @@ class PostgresRunStore(BaseRunStore):
         return self._guard(op)
 
     def record_mentions(self, needles: Iterable[str]) -> set[str]:
-        """Which needles occur in some run's stored record or annotated fact (searched
-        by the server, stopping at the first hit per needle)."""
-        wanted = [n for n in dict.fromkeys(needles) if n]
+        """Which needles occur in some run's stored record or annotated fact: the stored
+        text is searched a batch at a time, once (no record is parsed)."""
 
         def op() -> set[str]:
             conn = self._reader()
             if conn is None:
                 return set()
-            found = set()
-            for n in wanted:
-                row = conn.execute(
-                    "SELECT EXISTS (SELECT 1 FROM runs WHERE strpos(record, %s) > 0) OR EXISTS "
-                    "(SELECT 1 FROM annotations WHERE strpos(value, %s) > 0)", (n, n),
-                ).fetchone()  # fmt: skip
-                if row is not None and row[0]:
-                    found.add(n)
-            return found
+            cur = conn.execute("SELECT record FROM runs UNION ALL SELECT value FROM annotations")
+            return mentions_in((row[0] for row in cur), needles)
 
         return self._guard(op)
 

@@ -42,6 +42,7 @@ from wattwise.store._base import (
     check_record_keys,
     declared_role,
     group_values,
+    mentions_in,
     rows_from_sums,
     sorted_groups,
     verified_artifact,
@@ -944,18 +945,13 @@ class SQLiteRunStore(BaseRunStore):
         return sorted_groups(groups.values())
 
     def record_mentions(self, needles: Iterable[str]) -> set[str]:
-        """Which needles occur in some run's stored record or annotated fact (one scan
-        of the text per needle, stopping at the first hit)."""
-        wanted = [n for n in dict.fromkeys(needles) if n]
+        """Which needles occur in some run's stored record or annotated fact: the stored
+        text is searched a batch at a time, once."""
 
         def op() -> set[str]:
-            return {
-                n for n in wanted
-                if self._conn.execute(
-                    "SELECT EXISTS (SELECT 1 FROM runs WHERE instr(record, ?) > 0) OR EXISTS "
-                    "(SELECT 1 FROM annotations WHERE instr(value, ?) > 0)", (n, n),
-                ).fetchone()[0]
-            }  # fmt: skip
+            texts = (row[0] for row in self._conn.execute(
+                "SELECT record FROM runs UNION ALL SELECT value FROM annotations"))  # fmt: skip
+            return mentions_in(texts, needles)
 
         result: set[str] = self._guard(op)
         return result
@@ -1193,11 +1189,17 @@ class SQLiteRunStore(BaseRunStore):
         """Rows as records; with ``judge``, running runs get their effective status."""
         runs = []
         names = [d[0] for d in self._conn.execute("SELECT * FROM runs LIMIT 0").description]
+        at = [names.index(col) for col in ("tags", "params", "record")]
+        derived = "job_id" in names  # read from the record (RunRecord.job_id)
+        loads = json.loads
         for row in rows:
             data = dict(zip(names, row, strict=True))
-            data.pop("job_id", None)  # read from the record (RunRecord.job_id)
-            for col in _JSON_COLUMNS:
-                data[col] = json.loads(data[col])
+            if derived:
+                del data["job_id"]
+            # One parse for the three JSON columns (a third of the time of three parses).
+            data["tags"], data["params"], data["record"] = loads(
+                f"[{row[at[0]]},{row[at[1]]},{row[at[2]]}]"
+            )
             data["status"] = RunStatus(data["status"])
             runs.append(RunRecord(**data))
         by_id = {r.id: r for r in runs}
@@ -1212,7 +1214,7 @@ class SQLiteRunStore(BaseRunStore):
                     ComponentEnergy(
                         component=row[1], energy_j=row[2], machine_energy_j=row[3],
                         band_j=row[4], method=row[5], meter=row[6], source=row[7],
-                        info=json.loads(row[8]),
+                        info={} if row[8] == "{}" else loads(row[8]),
                     )
                 )
             _merge_annotations(self._conn, by_id, marks)
