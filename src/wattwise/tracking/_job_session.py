@@ -123,12 +123,12 @@ class RankWatcher:
         """Look at the wrapper's live processes (the run's process tree)."""
         now_cpu: dict[int, float] = {}
         first_pid: dict[int, tuple[float, int]] = {}
+        seen, self._seen = self._seen, {}  # only live processes stay (data loaders come and go)
         for proc in processes:
             try:
                 key = (proc.pid, proc.create_time())
-                if key not in self._seen:
-                    self._seen[key] = read_rank_environ(proc.pid)
-                env = self._seen[key]
+                env = seen[key] if key in seen else read_rank_environ(proc.pid)
+                self._seen[key] = env
                 if env is None or env.get("RANK") == self._own:
                     continue
                 rank = int(env["RANK"])
