@@ -17,14 +17,21 @@ from typing import Any
 import pytest
 
 import wattwise
+import wattwise.ray_tune as wr
 from wattwise.store import RunStatus, open_store
 from wattwise.testing import FakeMeter
 from wattwise.tuning import RayPlacement, StudyRecord, TrialRecord
 
 pytestmark = pytest.mark.ray
 ray = pytest.importorskip("ray")
-tune = pytest.importorskip("ray.tune")
-wr = pytest.importorskip("wattwise.ray_tune")
+try:  # Ray Tune needs Ray's "tune" extra (pandas, pyarrow): pip install 'ray[tune]'
+    from ray import tune
+except ImportError as err:
+    tune = None
+    NO_TUNE = f"Ray Tune cannot be imported ({err}); install it with pip install 'ray[tune]'"
+else:
+    NO_TUNE = ""
+needs_tune = pytest.mark.skipif(tune is None, reason=NO_TUNE)
 
 POWER_W = 20.0
 
@@ -66,6 +73,7 @@ def fit(trainable: Any, space: dict[str, Any], tmp_path: Any, **run_config: Any)
     return tuner.fit()
 
 
+@needs_tune
 def test_each_trial_is_measured_in_its_worker_and_the_callback_books_the_study(
     ray_cluster: str, tmp_path: Any
 ) -> None:
@@ -132,6 +140,7 @@ def test_each_trial_is_measured_in_its_worker_and_the_callback_books_the_study(
 
 # Ray Tune leaves the result.json of a trial stopped this way to the garbage collector.
 @pytest.mark.filterwarnings("ignore:unclosed file:ResourceWarning")
+@needs_tune
 def test_the_budget_stopper_ends_the_experiment_once_the_trials_spent_it(
     ray_cluster: str, tmp_path: Any
 ) -> None:

@@ -113,7 +113,7 @@ def test_the_study_id_is_the_same_wherever_it_is_computed() -> None:
 
 
 def test_the_budget_stopper_needs_a_positive_limit_and_counts_each_trial_once() -> None:
-    pytest.importorskip("ray.tune")
+    pytest.importorskip("ray.tune", exc_type=ImportError)  # pip install 'ray[tune]'
     import wattwise.ray_tune as wr
 
     with pytest.raises(InvalidParameterError, match="needs a limit"):
@@ -134,7 +134,7 @@ def test_the_budget_stopper_needs_a_positive_limit_and_counts_each_trial_once() 
 
 
 def test_the_callback_and_the_stopper_pickle_without_a_ledger_connection(tmp_path: Any) -> None:
-    pytest.importorskip("ray.tune")
+    pytest.importorskip("ray.tune", exc_type=ImportError)  # pip install 'ray[tune]'
     import pickle
 
     import wattwise.ray_tune as wr
