@@ -369,8 +369,14 @@ class _SessionHook:
 def __getattr__(name: str) -> Any:
     """``WattwiseCallback``, ``BudgetStopper``, ``TrialEnergy``: loaded (with Ray) on use."""
     if name in ("WattwiseCallback", "BudgetStopper", "TrialEnergy"):
-        from wattwise import _ray_tune
-
+        try:
+            from wattwise import _ray_tune
+        except ImportError as err:
+            msg = (
+                f"wattwise.ray_tune.{name} needs Ray Tune, which cannot be imported ({err}). "
+                "Install it with: pip install 'wattwise[ray]' 'ray[tune]'."
+            )
+            raise ImportError(msg) from err
         value = getattr(_ray_tune, name)
         globals()[name] = value
         return value

@@ -149,3 +149,15 @@ def test_the_callback_and_the_stopper_pickle_without_a_ledger_connection(tmp_pat
     assert copy.trials["t1"].source == "last report"  # no run r1 in the ledger to read
     stopper = pickle.loads(pickle.dumps(wr.BudgetStopper(budget_co2e_g=3.0)))
     assert stopper.budget.co2e_g == 3.0 and stopper.exhausted is None
+
+
+def test_without_ray_tune_the_classes_say_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules['ray.tune'] = None\n"  # as if Ray Tune were not installed
+        "import wattwise.ray_tune as wr\n"
+        "try:\n    wr.WattwiseCallback\nexcept ImportError as err:\n    print(err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout  # fmt: skip
+    assert "wattwise.ray_tune.WattwiseCallback needs Ray Tune" in out
+    assert "pip install 'wattwise[ray]' 'ray[tune]'" in out
