@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import re
 import shutil
 import subprocess
@@ -211,6 +212,14 @@ def run_sacct(
             f"{job} --format {','.join(SACCT_FIELDS)}' there and pass it with --sacct-file"
         )
         raise SacctError(msg)
+    conf = (os.environ if env is None else env).get("SLURM_CONF", "").strip()
+    if conf and not os.path.isfile(conf):
+        # sacct itself would retry for a minute before saying so.
+        msg = (
+            f"SLURM_CONF={conf} is not a file: sacct cannot find the cluster's configuration; "
+            "point SLURM_CONF at the cluster's slurm.conf, or unset it"
+        )
+        raise SacctError(msg)
     argv = [program, "-P", "-n", "-j", job, "--format", ",".join(SACCT_FIELDS)]
     try:
         done = subprocess.run(
@@ -227,9 +236,11 @@ def run_sacct(
         msg = f"sacct -j {job} could not start ({err.strerror or err}): check {program}"
         raise SacctError(msg) from err
     if done.returncode != 0:
-        first = next((x.strip() for x in done.stderr.splitlines() if x.strip()), "no message")
+        # The last line is sacct's conclusion ("fatal: ...", "accounting storage is disabled").
+        said = [x.strip() for x in done.stderr.splitlines() if x.strip()]
+        last = said[-1] if said else "no message"
         msg = (
-            f"sacct -j {job} failed (exit {done.returncode}): {first[:300]}; SLURM's "
+            f"sacct -j {job} failed (exit {done.returncode}): {last[:300]}; SLURM's "
             "accounting (AccountingStorageType, slurmdbd) must be configured and reachable"
         )
         raise SacctError(msg)

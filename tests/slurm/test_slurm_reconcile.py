@@ -26,6 +26,7 @@ from wattwise.slurm import (
     parse_job_ref,
     parse_sacct,
     reconcile,
+    run_sacct,
 )
 from wattwise.store import BaseRunStore, RunRecord, RunStatus, get_store
 
@@ -342,3 +343,10 @@ def test_cli_errors_are_one_line(tmp_path: Path, args: list[str], code: int, sta
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(start), lines[0]
+
+
+def test_a_slurm_conf_that_is_not_a_file_is_said_at_once() -> None:
+    # sacct itself would retry for a minute. The program (here Python, which would fail
+    # otherwise on sacct's options) is never started.
+    with pytest.raises(SacctError, match=r"SLURM_CONF=/nonexistent/slurm.conf is not a file"):
+        run_sacct("812", sacct=sys.executable, env={"SLURM_CONF": "/nonexistent/slurm.conf"})
