@@ -8,11 +8,13 @@ read the ledger the workers write; they measure nothing themselves.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from wattwise._ray_common import (
     CO2E_KEY,
@@ -33,6 +35,25 @@ logger = logging.getLogger("wattwise")
 
 # Imported by name so that type checkers of wattwise do not walk all of Ray Tune.
 _tune: Any = importlib.import_module("ray.tune")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _never_raises(hook: F) -> F:
+    """A Ray Tune hook of wattwise's: a failure of its own is logged, never raised into Tune
+    (the experiment goes on; its books may then be incomplete, and the log says why)."""
+
+    @functools.wraps(hook)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return hook(*args, **kwargs)
+        except Exception:
+            logger.warning("wattwise: %s failed; the experiment goes on", hook.__name__,
+                           exc_info=True)  # fmt: skip
+            return None
+
+    return guarded  # type: ignore[return-value]
 
 
 def _number(value: Any) -> float | None:
@@ -125,6 +146,7 @@ class WattwiseCallback(_tune.Callback):  # type: ignore[misc]
     ) -> None:
         self._t0 = time.monotonic()
 
+    @_never_raises
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._trial(trial)
         if self._experiment is None:
@@ -134,6 +156,7 @@ class WattwiseCallback(_tune.Callback):  # type: ignore[misc]
             if job is not None:
                 self.study_id = study_id_for(job, self._experiment)
 
+    @_never_raises
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
@@ -151,14 +174,17 @@ class WattwiseCallback(_tune.Callback):  # type: ignore[misc]
         if isinstance(study, str) and study != self.study_id:
             self.study_id = study  # the workers' word for it (the same, unless Ray changed)
 
+    @_never_raises
     def on_trial_complete(
         self, iteration: int, trials: list[Any], trial: Any, **info: Any
     ) -> None:
         self._ended(self._trial(trial), "complete")
 
+    @_never_raises
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._ended(self._trial(trial), "fail")
 
+    @_never_raises
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         self._reconcile()
         self.record = self._study_record()
@@ -345,6 +371,7 @@ class BudgetStopper(_tune.Stopper):  # type: ignore[misc]
         self._trials: dict[str, tuple[float, float]] = {}
         self._warned = False
 
+    @_never_raises
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         energy, co2e = _number(result.get(ENERGY_KEY)), _number(result.get(CO2E_KEY))
         if energy is None:

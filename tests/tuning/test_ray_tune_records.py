@@ -161,3 +161,26 @@ def test_without_ray_tune_the_classes_say_what_to_install() -> None:
                          check=True, timeout=60).stdout  # fmt: skip
     assert "wattwise.ray_tune.WattwiseCallback needs Ray Tune" in out
     assert "pip install 'wattwise[ray]' 'ray[tune]'" in out
+
+
+class Hostile(dict):  # type: ignore[type-arg]
+    """A result that fails when read, as a broken Ray or a bug of ours could."""
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        msg = "unreadable result"
+        raise RuntimeError(msg)
+
+
+def test_a_failure_inside_the_callback_or_the_stopper_never_reaches_ray_tune(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("ray.tune", exc_type=ImportError)  # pip install 'ray[tune]'
+    import wattwise.ray_tune as wr
+
+    callback = wr.WattwiseCallback(store=str(tmp_path / "ledger.db"))
+    stopper = wr.BudgetStopper(budget_kwh=1.0)
+    with caplog.at_level("WARNING", logger="wattwise"):
+        callback.on_trial_result(0, [], "t1", Hostile())
+        assert not stopper("t1", Hostile())  # the experiment goes on
+    assert "on_trial_result failed" in caplog.text and "__call__ failed" in caplog.text
+    assert "unreadable result" in caplog.text
