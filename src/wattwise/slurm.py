@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from wattwise.exceptions import InvalidParameterError, RunNotFoundError, WattwiseError
+from wattwise.store.jobs import summarize_job
 
 if TYPE_CHECKING:
     from wattwise.store import BaseRunStore, RunRecord
@@ -358,12 +359,12 @@ def _iso(when: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
-def ledger_energy_j(runs: Sequence[RunRecord]) -> float:
-    """A job's energy in the ledger: the sum over its runs that are not nested in another
-    run of the job (a nested run's energy is inside its parent's; the election made each
-    device metered by one run)."""
-    members = {r.id for r in runs}
-    return sum(r.energy_j for r in runs if r.parent_id is None or r.parent_id not in members)
+def ledger_energy_j(job_id: str, runs: Sequence[RunRecord]) -> float:
+    """A job's energy in the ledger, as ``wattwise show JOB`` gives it
+    (:func:`wattwise.store.jobs.summarize_job`): the sum over its runs that are not nested
+    in another run of the job (a nested run's energy is inside its parent's; the election
+    made each device metered by one run). 0 for no runs."""
+    return summarize_job(job_id, runs).energy_j if runs else 0.0
 
 
 def _ledger_jobs(store: BaseRunStore, job: str, step: str | None) -> dict[str, str]:
@@ -491,7 +492,7 @@ def reconcile(
     steps: list[StepReconciliation] = []
     for ledger_job, sacct_step in ledger_jobs.items():
         runs = store.list_runs(job_id=ledger_job)
-        ours = ledger_energy_j(runs)
+        ours = ledger_energy_j(ledger_job, runs)
         row = by_step.get(sacct_step)
         note = _why_not_measured(row, plugin, plugin_read)
         theirs = row.energy_j if row is not None and note is None else None
