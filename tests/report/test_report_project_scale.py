@@ -149,3 +149,55 @@ def test_last_metrics_is_the_last_point_of_each_key(tmp_path: Path, url: str) ->
     store.flush_run(rid, {}, metrics=[(0, "a", 1.0, T0), (1, "b", 5.0, T0), (2, "a", 3.0, T0)])
     store.flush_run(rid, {}, metrics=[(3, "a", 2.0, T0)])
     assert last_metrics(store, [rid, "missing"]) == {rid: {"a": 2.0, "b": 5.0}}
+
+
+def _setup_run(store: SQLiteRunStore, i: int, host: str, record: dict[str, object],
+               parts: list[str]) -> str:  # fmt: skip
+    rid = uuid.uuid4().hex
+    comps = [ComponentEnergy(c, 1.0, 1.0, None, "model", f"{c}-model", "test") for c in parts]
+    store.insert_run(RunRecord(
+        id=rid, name=f"s{i}", kind="python", status=RunStatus.FINISHED, started_at=T0 + i,
+        heartbeat_at=T0 + i, host=host, pid=1, record=record, components=comps,
+    ))  # fmt: skip
+    return rid
+
+
+@pytest.mark.parametrize("url", ["sqlite", "memory://setup-groups"])
+def test_the_project_setup_and_credits_from_the_store_match_the_runs(
+    tmp_path: Path, url: str
+) -> None:
+    """The project view reads the setup and the data credits through the store's groups
+    and text search; they are the ones read run by run."""
+    store = get_store(str(tmp_path / "l.db") if url == "sqlite" else url)
+    hw = {"cpu": {"model_name": "EPYC 7B13", "sockets": 2, "threads": 64}, "ram_gb": 256,
+          "gpus": [{"name": "A100"}]}  # fmt: skip
+    meters = {"cpu-model": {"method": "model", "source": "calibration/specpower_bands.csv",
+                            "details": {"covers": "wall power share"},
+                            "assumptions": ["TDP 280 W"]}}  # fmt: skip
+    loc = {"display_name": "France", "zone": "FR", "how": "env"}
+    inten = {"g_per_kwh": 31.0, "scope": "lifecycle",
+             "file": "grid/electricitymaps_yearly_2024.csv"}  # fmt: skip
+    records: list[tuple[str, dict[str, object], list[str]]] = [
+        ("h1", {"hardware": hw, "meters": meters, "location": loc, "intensity": inten,
+                "pue": {"value": 1.0, "source": "own"},
+                "attribution": {"cpu": "cpu time share", "gpu": "not used here"}}, ["cpu"]),
+        ("h1", {"hardware": hw, "meters": meters, "location": loc, "intensity": inten,
+                "pue": {"value": 1.0, "source": "own"}}, ["cpu"]),
+        ("h2", {"hardware": {**hw, "ram_gb": 512}, "location": {**loc, "warning": "guessed"},
+                "intensity": {**inten, "g_per_kwh": 56.0}, "pue": {"value": 1.2, "source": "x"},
+                "attribution": {"gpu": "whole device"}, "loss": float("nan")}, ["cpu", "gpu"]),
+        ("h3", {}, []),
+        ("h1", {"hardware": hw, "location": loc, "intensity": inten, "summary": {"acc": 1}},
+         ["cpu"]),
+    ]  # fmt: skip
+    ids = [_setup_run(store, i, host, rec, parts)
+           for i, (host, rec, parts) in enumerate(records)]  # fmt: skip
+    store.annotate_run(ids[3], "location", {"display_name": "Sweden", "zone": "SE"})
+    runs = store.list_runs()
+    assert model._project_setup(store) == model._setup(runs)
+    from_store = model._credits(store, "project", runs, None)
+    one_by_one = model.data_credits([r.record for r in runs])
+    assert from_store == one_by_one
+    assert {c.file for c in from_store if c.used} >= {"grid/electricitymaps_yearly_2024.csv",
+                                                      "calibration/specpower_bands.csv"}
+    store.close()

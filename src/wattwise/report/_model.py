@@ -21,7 +21,13 @@ from wattwise.report._attributions import _CREDITS as CREDITED_FILES
 from wattwise.report._attributions import DataCredit, data_credits
 from wattwise.report._covers import covers_lines
 from wattwise.report._sci import SciResult, compute_sci
-from wattwise.store import BaseRunStore, RunRecord, last_metrics, role_of
+from wattwise.store import (
+    BaseRunStore,
+    RunRecord,
+    declared_role,
+    footprint_role,
+    last_metrics,
+)
 from wattwise.tuning import StudyRecord, TrialRecord, pareto_front
 
 Scope = Literal["run", "study", "project"]
@@ -538,8 +544,10 @@ def _summary(run: RunRecord, counted: bool, last_metrics: Mapping[str, float]) -
     intensity = (rec.get("intensity") or {}).get("g_per_kwh")
     metrics = dict(rec.get("summary") or {})
     metrics.update(last_metrics)
+    status = run.status.value
     return RunSummary(
-        id=run.id, name=run.name, kind=run.kind, status=str(run.status), role=role_of(run),
+        id=run.id, name=run.name, kind=run.kind, status=status,
+        role=footprint_role(declared_role(run), status),
         counted=counted, started_at=run.started_at, ended_at=run.ended_at,
         duration_s=run.duration_s, energy_j=run.energy_j, energy_band_j=run.energy_band_j,
         machine_energy_j=run.machine_energy_j, co2e_g=run.co2e_g, co2e_band_g=run.co2e_band_g,
@@ -809,23 +817,27 @@ def _cumulative(
     counted: Sequence[RunSummary], summarised: bool
 ) -> tuple[list[tuple[float, str, float]], str | None]:
     """Cumulative carbon per role, per run or (summarised) per time bucket."""
-    ordered = sorted(counted, key=lambda s: s.end_time)
+    ordered = sorted(((s.end_time, s) for s in counted), key=lambda pair: pair[0])
     bucket: str | None = None
     label = None
     if summarised and ordered:
-        span = ordered[-1].end_time - ordered[0].end_time
+        span = ordered[-1][0] - ordered[0][0]
         bucket = "month" if span > 62 * 86400 else "day"
         label = _month if bucket == "month" else _day
     running: dict[str, float] = {}
     points: list[tuple[float, str, float]] = []
     last: dict[str, tuple[str, int]] = {}  # role -> (bucket, index of its point)
-    for s in ordered:
+    labels: dict[int, str] = {}  # end // 1 day -> its bucket, computed once per day
+    for end, s in ordered:
         running[s.role] = running.get(s.role, 0.0) + s.co2e_g
-        point = (s.end_time, s.role, running[s.role])
+        point = (end, s.role, running[s.role])
         if label is None:
             points.append(point)
             continue
-        key = label(s.end_time)
+        day = int(end // 86400)
+        key = labels.get(day)
+        if key is None:
+            key = labels[day] = label(end)
         seen = last.get(s.role)
         if seen is not None and seen[0] == key:
             points[seen[1]] = point  # the bucket's point moves to its last run's end
