@@ -12,6 +12,7 @@ from wattwise.tracking._job import (
     detect_job,
     device_key,
     host_id,
+    job_child_environ,
     rank_gpus,
     torchrun_args,
     visible_gpus,
@@ -173,3 +174,12 @@ def test_device_keys() -> None:
     assert device_key("gpu:1", "node-a", UUIDS) == "gpu:GPU-bbbb-1"
     assert device_key("gpu:3", "node-a", UUIDS) == "gpu:node-a/3"
     assert device_key("npu:0", "node-a", UUIDS) == "npu:node-a/0"
+
+
+def test_what_a_wrapper_passes_to_its_command() -> None:
+    record = {"job": {"id": "slurm:9.0", "source": "slurm", "host": "n1"}}
+    assert job_child_environ(record) == {"WATTWISE_JOB_ID": "slurm:9.0",
+                                         "WATTWISE_JOB_SOURCE": "slurm",
+                                         "WATTWISE_HOST_ID": "n1"}  # fmt: skip
+    assert job_child_environ({}) == {}
+    assert job_child_environ({"job": {"id": None}}) == {}
