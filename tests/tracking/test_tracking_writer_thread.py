@@ -100,7 +100,12 @@ def test_strict_mode_resends_a_refused_flush_with_the_next_one_not_in_a_loop() -
     store.close()
 
 
+def _writer_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "wattwise-writer" and t.is_alive()}
+
+
 def test_a_run_on_a_healthy_ledger_is_in_it_when_start_and_finish_return() -> None:
+    before = _writer_threads()
     run = wattwise.track("t", meters=[FakeMeter({"cpu:0": 20.0})]).start()
     reader = SQLiteRunStore(LEDGER)
     assert reader.get_run(run.id).status is RunStatus.RUNNING  # the insert was waited for
@@ -108,9 +113,22 @@ def test_a_run_on_a_healthy_ledger_is_in_it_when_start_and_finish_return() -> No
     run.finish()
     assert reader.get_run(run.id).status is RunStatus.FINISHED
     assert [m[2] for m in reader.metrics(run.id)] == [0.5]
-    assert not [t for t in threading.enumerate() if t.name == "wattwise-writer"
-                and t.is_alive() and t is not threading.current_thread()]  # fmt: skip
+    deadline = time.monotonic() + 5
+    while _writer_threads() - before and time.monotonic() < deadline:
+        time.sleep(0.01)  # its last step: closing the store, then the thread ends
+    assert not _writer_threads() - before
     reader.close()
+
+
+def test_a_run_that_cannot_start_leaves_no_writer_thread_behind() -> None:
+    LEDGER.write_bytes(b"not a ledger" * 400)  # damaged: strict start() raises
+    before = _writer_threads()
+    with pytest.raises(StoreError, match="damaged"):
+        wattwise.track("t", strict=True, meters=[FakeMeter({"cpu:0": 1.0})]).start()
+    deadline = time.monotonic() + 5
+    while _writer_threads() - before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _writer_threads() - before
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])

@@ -230,8 +230,12 @@ class ChildLogger:
                 spool.close()
 
         helper = threading.Thread(target=write, name="wattwise-spool", daemon=True)
-        helper.start()
-        helper.join(SPOOL_WAIT_S)
+        try:
+            helper.start()
+        except RuntimeError:  # no new thread this late in the interpreter's shutdown
+            write()
+        else:
+            helper.join(SPOOL_WAIT_S)
         path = box.get("path")
         if isinstance(path, Path):
             self._warn_once("hung", (

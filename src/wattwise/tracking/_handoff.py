@@ -126,6 +126,7 @@ class WriterThread:
                 self._abandon()
                 raise StoreError(self._late_text("The first write", wait_s))
             if job.error is not None:
+                self._put(_Job("close"))  # the run does not start: nothing more to write
                 raise job.error
         return done
 
@@ -295,8 +296,12 @@ class WriterThread:
                 spool.close()
 
         helper = threading.Thread(target=write, name="wattwise-spool", daemon=True)
-        helper.start()
-        helper.join(SPOOL_WAIT_S)
+        try:
+            helper.start()
+        except RuntimeError:  # no new thread this late in the interpreter's shutdown
+            write()
+        else:
+            helper.join(SPOOL_WAIT_S)
         path = box.get("path")
         if isinstance(path, Path):
             self.emergency_spool = path

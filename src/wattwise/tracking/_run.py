@@ -205,12 +205,6 @@ class Run(RecordingMixin, CaptureMixin):
         owned = not isinstance(self._store_arg, BaseRunStore)
         self._writer = writer = LedgerWriter(self.id, self.store, owned=owned,
                                              strict=self.strict, warn=self._warn_once)  # fmt: skip
-
-        def after_insert() -> None:  # on the writer thread: later writes may wait longer
-            if owned:
-                writer.store.busy_timeout_s = WRITE_TIMEOUT_S
-
-        self._handoff = WriterThread(writer, warn=self._warn_once, after_insert=after_insert)
         self._final_wait_s = final_wait_s(self._warn_once)
 
         tree = self.run_kind.make_tree(root_pid or os.getpid(), is_child)
@@ -231,6 +225,12 @@ class Run(RecordingMixin, CaptureMixin):
         if self._command_identity is not None:
             self._record["liveness"]["command"] = self._command_identity
 
+
+        def after_insert() -> None:  # on the writer thread: later writes may wait longer
+            if owned:
+                writer.store.busy_timeout_s = WRITE_TIMEOUT_S
+
+        self._handoff = WriterThread(writer, warn=self._warn_once, after_insert=after_insert)
         # At most START_TIMEOUT_S: a ledger that hangs (a dead mount) never holds the job up.
         self._handoff.insert(self._run_record(), wait_s=START_TIMEOUT_S)
         self.state = RunState.RUNNING
