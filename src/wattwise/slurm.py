@@ -402,6 +402,29 @@ def _named_ledger_job(store: BaseRunStore, ref: str) -> tuple[str, str] | None:
     return None
 
 
+#: sacct states of a step that has not ended (``squeue(1)`` JOB STATE CODES).
+_NOT_ENDED = ("PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "COMPLETING",
+              "CONFIGURING", "STAGE_OUT", "SIGNALING")  # fmt: skip
+
+
+def _check_ended(
+    ledger_job: str, step: str, runs: Sequence[RunRecord], row: SacctStep | None
+) -> None:
+    """Refuse a comparison while the step runs: both figures would still grow."""
+    running = [r for r in runs if str(r.status) == "running"]
+    state = row.state.split()[0] if row is not None and row.state else ""
+    if running or state in _NOT_ENDED:
+        why = (
+            f"sacct says {state}" if state in _NOT_ENDED
+            else f"{len(running)} of its run(s) are still running in the ledger"
+        )  # fmt: skip
+        msg = (
+            f"SLURM step {step} ({ledger_job}) has not ended ({why}): both figures would still "
+            "grow; reconcile after the job ends"
+        )
+        raise SacctError(msg)
+
+
 def _why_not_measured(row: SacctStep | None, plugin: str | None, plugin_read: bool) -> str | None:
     """None when SLURM's figure for ``row`` is a measurement, else why it is not."""
     if row is None:
@@ -492,8 +515,9 @@ def reconcile(
     steps: list[StepReconciliation] = []
     for ledger_job, sacct_step in ledger_jobs.items():
         runs = store.list_runs(job_id=ledger_job)
-        ours = ledger_energy_j(ledger_job, runs)
         row = by_step.get(sacct_step)
+        _check_ended(ledger_job, sacct_step, runs, row)
+        ours = ledger_energy_j(ledger_job, runs)
         note = _why_not_measured(row, plugin, plugin_read)
         theirs = row.energy_j if row is not None and note is None else None
         steps.append(

@@ -53,6 +53,7 @@ def _write_run(
     *,
     parent: str | None = None,
     slurm: dict[str, object] | None = None,
+    running: bool = False,
 ) -> RunRecord:
     """A finished run of ``job_id`` with ``energy_j``, through the public store API."""
     run_id = uuid.uuid4().hex
@@ -63,6 +64,9 @@ def _write_run(
         record={"job": {"id": job_id, "source": "slurm", "host": "gpu01",
                         **({"slurm": slurm} if slurm else {})}},
     ))  # fmt: skip
+    if running:  # a live tracker's state: heartbeats, no end
+        store.flush_run(run_id, {"heartbeat_at": time.time(), "energy_j": energy_j})
+        return store.get_run(run_id)
     store.flush_run(
         run_id,
         {"status": RunStatus.FINISHED, "ended_at": now + 10, "duration_s": 10.0,
@@ -350,3 +354,21 @@ def test_a_slurm_conf_that_is_not_a_file_is_said_at_once() -> None:
     # otherwise on sacct's options) is never started.
     with pytest.raises(SacctError, match=r"SLURM_CONF=/nonexistent/slurm.conf is not a file"):
         run_sacct("812", sacct=sys.executable, env={"SLURM_CONF": "/nonexistent/slurm.conf"})
+
+
+def test_a_step_that_has_not_ended_is_not_reconciled(store: BaseRunStore) -> None:
+    run = _write_run(store, "slurm:812.0", 10.0)
+    running = MEASURED.replace(
+        "812.0|python|gpu[01-02]|00:40:00|1500000|cpu=16,gres/gpu=8,mem=64G,node=2|COMPLETED",
+        "812.0|python|gpu01|00:01:00||cpu=1|RUNNING",
+    )
+    with pytest.raises(SacctError, match=r"SLURM step 812.0 \(slurm:812.0\) has not ended "
+                       r"\(sacct says RUNNING\)"):  # fmt: skip
+        reconcile(store, "812", sacct_output=running)
+    assert "sacct" not in store.get_run(run.id).record
+
+
+def test_a_rank_still_running_in_the_ledger_is_not_reconciled(store: BaseRunStore) -> None:
+    _write_run(store, "slurm:812.1", 10.0, running=True)
+    with pytest.raises(SacctError, match=r"1 of its run\(s\) are still running in the ledger"):
+        reconcile(store, "812.1", sacct_output=MEASURED)
