@@ -94,9 +94,10 @@ def test_a_ledger_whose_open_blocks_holds_neither_the_start_nor_the_exit(
     assert done.returncode == 3, done.stderr  # the command's own code
     assert "Traceback" not in done.stderr
     # wattwise waits at most 0.5 s for the first insert, then starts the command.
-    assert 0 <= delay < base_delay + 1.5, (delay, base_delay)
+    # (The bound leaves room for the noise of a shared machine: before, it was for ever.)
+    assert 0 <= delay < base_delay + 2.0, (delay, base_delay)
     # ... and at most WATTWISE_FINAL_WRITE_S (plus the spool, at most 2 s) at the end.
-    assert total < delay + 0.3 + FINAL_WAIT_S + 2.0 + 5.0, total
+    assert total < delay + 0.3 + FINAL_WAIT_S + 2.0 + 10.0, total
     said = [line for line in done.stderr.splitlines() if line.startswith("wattwise: warning:")]
     assert len(said) == 1 and "did not finish within 1 s" in said[0], said
     (spooled,) = _spools(state)
@@ -285,6 +286,7 @@ def test_the_jobs_own_log_calls_never_hang_on_a_ledger_whose_open_blocks(
     done, delay, total = _wattwise_run([sys.executable, str(job), str(tmp_path / "s")],
                                        tmp_path / "s")  # fmt: skip
     assert done.returncode == 5, done.stderr  # before: the first wattwise.log() hung for ever
+    assert delay >= 0  # the job ran (it wrote its start time)
     assert "Traceback" not in done.stderr
     slowest, spent = (float(word) for word in done.stdout.split()[2::2])
     # The first hand-off waits its 0.5 s; once the ledger is known to hang, none waits.
