@@ -35,7 +35,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
@@ -152,11 +152,11 @@ class SlurmCluster:
                 texts.append(path.read_text(errors="replace")[-chars:])
         return "\n".join(texts)
 
-    def _wait_for(self, what: str, name: str, ready: object, timeout: float) -> None:
+    def _wait_for(self, what: str, name: str, ready: Callable[[], bool], timeout: float) -> None:
         """Poll ``ready()`` until true; fail with the daemon's log if it died or timed out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if ready():  # type: ignore[operator]
+            if ready():
                 return
             proc = self._procs.get(name)
             if proc is not None and proc.poll() is not None:

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wattwise.cli import main
-from wattwise.store import RunRecord, RunStatus, get_store
+from wattwise.store import BaseRunStore, RunRecord, RunStatus, get_store
 
 SACCT = """\
 812|train|gpu[01-02]|01:02:03||billing=16,cpu=16,node=2|COMPLETED
@@ -61,14 +61,16 @@ def _argv(draw: st.DrawFn) -> list[str]:
     return argv
 
 
-def _insert(store: object, job_id: str, energy_j: float, slurm: dict[str, str] | None) -> None:
+def _insert(
+    store: BaseRunStore, job_id: str, energy_j: float, slurm: dict[str, str] | None
+) -> None:
     run_id, now = uuid.uuid4().hex, time.time()
     job = {"id": job_id, "source": "slurm", **({"slurm": slurm} if slurm else {})}
-    store.insert_run(RunRecord(  # type: ignore[attr-defined]
+    store.insert_run(RunRecord(
         id=run_id, name="train\x1b[2J", kind="command", status=RunStatus.RUNNING,
         started_at=now, heartbeat_at=now, host="gpu01", pid=999_999, record={"job": job},
     ))  # fmt: skip
-    store.flush_run(run_id, {"status": RunStatus.FINISHED, "ended_at": now + 1,  # type: ignore[attr-defined]
+    store.flush_run(run_id, {"status": RunStatus.FINISHED, "ended_at": now + 1,
                              "energy_j": energy_j})  # fmt: skip
 
 
