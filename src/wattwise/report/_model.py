@@ -772,32 +772,27 @@ def _groups(
     by_user, by_host, by_tag, by_month = (sums[g] for g in GROUPINGS)
     months: dict[int, str] = {}  # started_at // 1 day -> "YYYY-MM", computed once per day
 
-    def add(table: dict[str | None, list[float]], value: str | None, s: RunSummary,
-            final: float) -> None:  # fmt: skip
-        t = table.get(value)
-        if t is None:
-            table[value] = [1, s.energy_j, s.co2e_g, s.duration_s, final]
-            return
-        t[0] += 1
-        t[1] += s.energy_j
-        t[2] += s.co2e_g
-        t[3] += s.duration_s
-        t[4] += final
-
     for run, s in zip(runs, summaries, strict=True):
         if not s.counted:
             continue
         final = s.co2e_g if s.role == "final" and s.status == "finished" else 0.0
-        user = run.user
-        add(by_user, user if user else None, s, final)
-        add(by_host, run.host or None, s, final)
-        for tag in dict.fromkeys(run.tags) if run.tags else (None,):
-            add(by_tag, tag, s, final)
         day = int(run.started_at // 86400)
         month = months.get(day)
         if month is None:
             month = months[day] = _month(run.started_at)
-        add(by_month, month, s, final)
+        tags: Sequence[str | None] = tuple(dict.fromkeys(run.tags)) if run.tags else (None,)
+        pairs = [(by_user, run.user or None), (by_host, run.host or None), (by_month, month)]
+        pairs += [(by_tag, tag) for tag in tags]
+        for table, value in pairs:
+            t = table.get(value)
+            if t is None:
+                table[value] = [1, s.energy_j, s.co2e_g, s.duration_s, final]
+            else:
+                t[0] += 1
+                t[1] += s.energy_j
+                t[2] += s.co2e_g
+                t[3] += s.duration_s
+                t[4] += final
     out: dict[str, list[GroupTotal]] = {}
     for grouping, groups in sums.items():
         rows = [

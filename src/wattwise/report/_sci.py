@@ -373,6 +373,18 @@ def _host_embodied(
     return share_obj, file
 
 
+def _section_key(section: Any) -> Any:
+    """A hashable key for a record section of plain values, None when it has none."""
+    if not isinstance(section, Mapping):
+        return None
+    try:
+        key = tuple((k, type(v), v) for k, v in section.items())
+        hash(key)
+    except TypeError:  # a nested value: read it as it is
+        return None
+    return key
+
+
 def _label_intensity(run: RunRecord) -> str:
     i = run.record.get("intensity") or {}
     if not i:
@@ -433,7 +445,34 @@ def compute_sci(
         )
         raise RunNotFoundError(msg)
     it_j = sum(r.energy_j for r in runs)
-    e_kwh = sum(r.energy_j * float((r.record.get("pue") or {}).get("value", 1.0)) for r in runs)
+    # One pass over the runs; the PUE and intensity sections repeat, so each distinct one
+    # is read once.
+    pue_of: dict[Any, tuple[float, str]] = {}
+    label_of: dict[Any, str] = {}
+    pue_values: list[float] = []
+    pue_set: set[float] = set()
+    source_set: set[str] = set()
+    intensities_set: set[str] = set()
+    for r in runs:
+        pue_section = r.record.get("pue") or {}
+        key = _section_key(pue_section)
+        value_source = pue_of.get(key) if key is not None else None
+        if value_source is None:
+            value_source = (float(pue_section.get("value", 1.0)),
+                            str(pue_section.get("source", "unknown")))  # fmt: skip
+            if key is not None:
+                pue_of[key] = value_source
+        pue_values.append(value_source[0])
+        pue_set.add(value_source[0])
+        source_set.add(value_source[1])
+        ikey = _section_key(r.record.get("intensity") or {})
+        label = label_of.get(ikey) if ikey is not None else None
+        if label is None:
+            label = _label_intensity(r)
+            if ikey is not None:
+                label_of[ikey] = label
+        intensities_set.add(label)
+    e_kwh = sum(r.energy_j * p for r, p in zip(runs, pue_values, strict=True))
     e_kwh /= JOULES_PER_KWH
     o_g = sum(r.co2e_g for r in runs)
     intensity = o_g / e_kwh if e_kwh > 0 else 0.0
@@ -452,12 +491,11 @@ def compute_sci(
             files.append(file)
     m_g = sum(s.m_g for s in shares)
     sci = (o_g + m_g) / count_v
-    pues = sorted({float((r.record.get("pue") or {}).get("value", 1.0)) for r in runs})
-    pue_sources = sorted({str((r.record.get("pue") or {}).get("source", "unknown"))
-                          for r in runs})  # fmt: skip
+    pues = sorted(pue_set)
+    pue_sources = sorted(source_set)
     methods = sorted({f"{c.component} {c.method} ({c.meter})" for r in runs
                       for c in r.components})  # fmt: skip
-    intensities = sorted({_label_intensity(r) for r in runs})
+    intensities = sorted(intensities_set)
     m_source = "; ".join(
         f"{s.host}: TE {s.te_kgco2e:.6g} kg × TiR {s.time_reserved_h:.4g} h / EL "
         f"{s.expected_lifespan_h:.6g} h × RR/ToR {s.share:g} = {s.m_g:.4g} g "
