@@ -127,6 +127,19 @@ class BaseRunStore(abc.ABC):
     :mod:`wattwise.store._schema` and records applied versions; a ledger newer than this
     wattwise is refused with :class:`~wattwise.exceptions.SchemaVersionError`.
 
+    **Jobs and savers.** A run's job is ``record["job"]["id"]`` (:attr:`RunRecord.job_id`);
+    every write that carries a record, and an annotation under ``job``, keeps it in an
+    indexed column (a record naming no job leaves it), for ``list_runs``, ``count_runs`` and
+    ``aggregate`` with ``job_id=``. A cache hit without a ``user`` is booked to its
+    consuming run's user (:meth:`reuse_by_user`).
+
+    **Reading a large ledger.** Listings page in the backend (``limit``, ``offset``), sums
+    are computed by it (:meth:`aggregate`, :meth:`reuse_totals`, :meth:`reuse_by_user`), and
+    what a project view needs from every record comes grouped or searched, not record by
+    record: :meth:`record_groups` (runs per host, components and record values) and
+    :meth:`record_mentions` (which strings some record holds). Their base implementations
+    read every run and define what they return; backends override them with queries.
+
     **Errors.** Every failure is a :class:`~wattwise.exceptions.StoreError` (or a
     subclass) with a one-line message; backend exceptions never escape.
     """
