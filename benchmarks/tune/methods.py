@@ -1,0 +1,220 @@
+"""The search methods compared, each measured by wattwise, with equal trial counts and seeds.
+
+Every Optuna-based method runs through ``wattwise.tune`` (inline executor), so each trial is
+a wattwise run metered the same way; only the sampler, the pruner and the fidelity differ.
+Ray Tune runs its own loop (``ray.tune.Tuner`` with ``ASHAScheduler``) on a real local Ray
+(``ray.init(num_cpus=2, include_dashboard=False)``); each trial is a ``wattwise.track`` run
+inside its Ray worker, which reports its energy so far with every result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.tune.workloads import MAX_STEPS, Workload
+
+
+@dataclasses.dataclass
+class TrialRow:
+    """One trial as the benchmark scores it."""
+
+    number: int
+    state: str  # complete | pruned | fail
+    value: float | None  # final value (complete) or last reported (pruned)
+    energy_j: float
+    params: dict[str, Any]
+    order: float  # when it ended (for energy-to-target: cumulative energy in this order)
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """One search: its trials, its cost and what it found."""
+
+    method: str
+    workload: str
+    seed: int
+    trials: list[TrialRow]
+    total_energy_j: float
+    best_value: float | None
+    best_params: dict[str, Any]
+    wall_s: float
+    note: str = ""
+    final_energy_j: float | None = None
+    energy_to_target_j: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return dataclasses.asdict(self)
+
+
+#: Methods, in the order of the table. ``wattwise-defaults`` is ``wattwise.tune`` with no
+#: sampler, pruner or fidelity given: whatever wattwise ships.
+METHODS = ("random", "tpe", "tpe-hyperband", "ray-asha", "wattwise-defaults")
+LABELS = {
+    "random": "random search, full training",
+    "tpe": "Optuna TPE, no pruning",
+    "tpe-hyperband": "Optuna TPE + HyperbandPruner",
+    "ray-asha": "Ray Tune ASHAScheduler",
+    "wattwise-defaults": "wattwise defaults",
+    "random-sh-energy": "random + successive halving, energy fidelity",
+}
+
+
+def _objective(workload: Workload, seed: int) -> Any:
+    import optuna
+
+    def objective(trial: Any) -> float:
+        params = workload.suggest(trial)
+        if hasattr(trial, "set_max_step"):
+            trial.set_max_step(MAX_STEPS - 1)
+
+        def report(value: float, step: int) -> None:
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        return workload.train(params, seed, report)
+
+    return objective
+
+
+def run_optuna(method: str, workload: Workload, seed: int, n_trials: int, store: str) -> SearchResult:
+    """One search through ``wattwise.tune``."""
+    import optuna
+
+    import wattwise
+
+    samplers, pruners = optuna.samplers, optuna.pruners
+    kwargs: dict[str, Any] = {}
+    if method == "random":
+        kwargs = {"sampler": samplers.RandomSampler(seed=seed), "pruner": pruners.NopPruner()}
+    elif method == "tpe":
+        kwargs = {"sampler": samplers.TPESampler(seed=seed), "pruner": pruners.NopPruner()}
+    elif method == "tpe-hyperband":  # what Optuna users run today: its defaults
+        kwargs = {"sampler": samplers.TPESampler(seed=seed), "pruner": pruners.HyperbandPruner()}
+    elif method == "random-sh-energy":
+        kwargs = {
+            "sampler": samplers.RandomSampler(seed=seed),
+            "pruner": pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
+            "energy_fidelity": True,
+        }
+    elif method == "wattwise-defaults":
+        kwargs = {"seed": seed}
+    else:
+        msg = f"Unknown method {method!r}; use one of {', '.join(LABELS)}."
+        raise ValueError(msg)
+    t0 = time.perf_counter()
+    result = wattwise.tune(
+        _objective(workload, seed), n_trials=n_trials, direction=workload.direction,
+        study_name=f"{workload.name}-{method}-{seed}", store=store, progress=False,
+        run_options={"emit_warnings": False}, **kwargs,
+    )  # fmt: skip
+    wall = time.perf_counter() - t0
+    rows = [
+        TrialRow(t.number, t.state, t.value, t.energy_j, dict(t.params), float(t.number))
+        for t in result.trials
+    ]
+    rec = result.record
+    note = f"{rec.sampler} + {rec.pruner}" + (
+        ", energy fidelity" if (rec.energy_fidelity or {}).get("enabled") else ""
+    )
+    return SearchResult(
+        method, workload.name, seed, rows, result.spent.energy_j, result.best_value,
+        result.best_params, wall, note,
+    )  # fmt: skip
+
+
+def _ray_trainable(workload_name: str, seed: int, store: str) -> Any:
+    def trainable(config: dict[str, Any]) -> None:
+        from ray import tune
+
+        import wattwise
+        from benchmarks.tune.workloads import WORKLOADS
+
+        workload = WORKLOADS[workload_name]
+        with wattwise.track(f"ray-{workload_name}", store=store, kind="trial",
+                            emit_warnings=False) as run:  # fmt: skip
+
+            def report(value: float, step: int) -> None:
+                tune.report({"value": value, "energy_j": run.snapshot()["energy_j"],
+                             "t_end": time.time()})  # fmt: skip
+
+            workload.train(config, seed, report)
+
+    return trainable
+
+
+def start_ray() -> None:
+    """A real local Ray, two CPUs, no dashboard; workers can import ``benchmarks``."""
+    import ray
+
+    root = str(Path(__file__).resolve().parents[2])
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH", "")) if p
+    )
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+
+
+def run_ray(workload: Workload, seed: int, n_trials: int, store: str, tmp: str) -> SearchResult:
+    """Ray Tune with ASHA (grace 1 step, reduction 3, max ``MAX_STEPS``), random configs."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    scheduler = ASHAScheduler(max_t=MAX_STEPS, grace_period=1, reduction_factor=3)
+    tuner = tune.Tuner(
+        tune.with_resources(_ray_trainable(workload.name, seed, store), {"cpu": 1}),
+        param_space=workload.ray_space(),
+        tune_config=tune.TuneConfig(
+            metric="value", mode="max" if workload.direction == "maximize" else "min",
+            num_samples=n_trials, scheduler=scheduler,
+            search_alg=BasicVariantGenerator(random_state=seed),
+        ),
+        run_config=tune.RunConfig(
+            storage_path=tmp, name=f"{workload.name}-{seed}", verbose=0,
+        ),
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    grid = tuner.fit()
+    wall = time.perf_counter() - t0
+    rows = []
+    for i, res in enumerate(grid):
+        df = res.metrics_dataframe
+        if df is None or len(df) == 0:
+            rows.append(TrialRow(i, "fail", None, 0.0, dict(res.config or {}), float("inf")))
+            continue
+        last = df.iloc[-1]
+        steps = len(df)
+        rows.append(
+            TrialRow(
+                i, "complete" if steps >= MAX_STEPS else "pruned", float(last["value"]),
+                float(last["energy_j"]), dict(res.config or {}), float(last["t_end"]),
+            )
+        )  # fmt: skip
+    rows.sort(key=lambda r: r.order)
+    complete = [r for r in rows if r.state == "complete" and r.value is not None]
+    best = None
+    for r in complete:
+        if best is None or workload.better(float(r.value or 0.0), float(best.value or 0.0)):
+            best = r
+    return SearchResult(
+        "ray-asha", workload.name, seed, rows, sum(r.energy_j for r in rows),
+        None if best is None else best.value, {} if best is None else dict(best.params), wall,
+        "ASHAScheduler(grace 1, rf 3) + random search; trial energy as last reported "
+        "(Ray's own processes not counted)",
+    )  # fmt: skip
+
+
+def final_training(workload: Workload, params: dict[str, Any], seed: int, store: str) -> float:
+    """Energy of one full training of ``params``, measured by wattwise, in joules."""
+    import wattwise
+
+    with wattwise.track(f"final-{workload.name}", store=store, emit_warnings=False) as run:
+        workload.train(params, seed, None)
+    return float(run.result.energy_j)
