@@ -298,9 +298,11 @@ def targets(
         med = quantiles(norm)[0] if norm else math.nan
         out["best_vs_random"] = {"median_in_allowed_units": med, "met": med <= 1.0,
                                  "per_pair": [g for g, _ in gaps]}  # fmt: skip
-        print(f"  best value behind random search's (points, or % for losses): "
-              f"{fmt_q([g for g, _ in gaps], '+.2f')}; in units of the allowed gap (0.5 pt "
-              f"/ 2 %): median {med:.2f} (need <= 1: {'met' if med <= 1 else 'NOT met'})")
+        print(
+            f"  best value behind random search's (points, or % for losses): "
+            f"{fmt_q([g for g, _ in gaps], '+.2f')}; in units of the allowed gap (0.5 pt "
+            f"/ 2 %): median {med:.2f} (need <= 1: {'met' if med <= 1 else 'NOT met'})"
+        )
     return out
 
 

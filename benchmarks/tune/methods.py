@@ -82,7 +82,9 @@ def _objective(workload: Workload, seed: int) -> Any:
     return objective
 
 
-def run_optuna(method: str, workload: Workload, seed: int, n_trials: int, store: str) -> SearchResult:
+def run_optuna(
+    method: str, workload: Workload, seed: int, n_trials: int, store: str
+) -> SearchResult:
     """One search through ``wattwise.tune``."""
     import optuna
 
@@ -130,10 +132,10 @@ def run_optuna(method: str, workload: Workload, seed: int, n_trials: int, store:
 
 def _ray_trainable(workload_name: str, seed: int, store: str) -> Any:
     def trainable(config: dict[str, Any]) -> None:
+        from benchmarks.tune.workloads import WORKLOADS
         from ray import tune
 
         import wattwise
-        from benchmarks.tune.workloads import WORKLOADS
 
         workload = WORKLOADS[workload_name]
         with wattwise.track(f"ray-{workload_name}", store=store, kind="trial",

@@ -76,8 +76,8 @@ class Workload:
                     else tune.randint(int(p.low), int(p.high) + 1)
                 )
             else:
-                space[p.name] = tune.loguniform(p.low, p.high) if p.log else tune.uniform(
-                    p.low, p.high
+                space[p.name] = (
+                    tune.loguniform(p.low, p.high) if p.log else tune.uniform(p.low, p.high)
                 )
         return space
 
@@ -316,7 +316,8 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "gbm-tabular", "maximize", "accuracy",
             (Param("lr", "float", 1e-3, 1.0, log=True), Param("leaves", "int", 2, 64, log=True),
-             Param("min_leaf", "int", 2, 200, log=True), Param("l2", "float", 1e-4, 10.0, log=True)),
+             Param("min_leaf", "int", 2, 200, log=True),
+             Param("l2", "float", 1e-4, 10.0, log=True)),
             train_gbm, "scikit-learn make_classification: 3,000 x 20, 3 classes (generated)",
         ),
     )
