@@ -1,13 +1,14 @@
 # Two commands do all set-up on a fresh machine with Python 3.11 and pip:
 #   make demo   - trains a small model under `wattwise run` and prints its footprint
-#   make test   - lint, type-check and the whole test suite
+#   make test   - lint, type-check, the documentation site and the whole test suite
+#   make docs   - serve the documentation site on http://127.0.0.1:8000
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # The CPU build of PyTorch; an unpinned torch would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint browser postgres slurm clean
+.PHONY: demo test lint docs docs-build browser postgres slurm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +26,11 @@ $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
 	# that the fake amdsmi follows the real package's names and signatures.
 	$(BIN)/pip download -q --no-deps amdsmi==7.0.2 -d $(VENV)/wheels || \
 	  echo "WARNING: could not download amdsmi: the fake-amdsmi signature check will skip"
-	touch $@ $(VENV)/.demo-deps
+	touch $@ $(VENV)/.demo-deps $(VENV)/.docs-deps
+
+$(VENV)/.docs-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[docs]'
+	touch $@
 
 # `make demo STORE=postgresql://user@host/db` records the demo in that ledger (any store URL;
 # the default is the embedded SQLite ledger, offline). The URL reaches every step through
@@ -44,6 +49,17 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff check src tests examples benchmarks scripts/*.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# The documentation site (mkdocs.yml): MkDocs, Material, the API reference from the
+# docstrings. Offline: no plugin fetches anything, no web fonts. --strict turns a broken link,
+# a page missing from the nav or an unresolved reference into a failure (never add --quiet:
+# it hides the warnings that --strict counts).
+export NO_MKDOCS_2_WARNING := 1
+docs-build: $(VENV)/.docs-deps
+	$(BIN)/mkdocs build --strict
+
+docs: $(VENV)/.docs-deps
+	$(BIN)/mkdocs serve
 
 # Headless Chromium for the HTML report test (Debian packages). Where they cannot be
 # installed (no root, no apt), the browser test skips and says why.
@@ -82,7 +98,7 @@ slurm:
 	  echo "WARNING: could not install slurm-wlm, munge, slurmdbd and mariadb-server: the SLURM tests will skip (or run without sacct)"; \
 	else echo "WARNING: SLURM is missing and cannot be installed here (needs root and apt): the SLURM tests will skip"; fi
 
-test: lint browser postgres slurm
+test: lint docs-build browser postgres slurm
 	AMDSMI_WHEEL="$$(ls $(CURDIR)/$(VENV)/wheels/amdsmi-*.whl 2>/dev/null | head -1)" $(BIN)/python -m pytest
 
 clean:
