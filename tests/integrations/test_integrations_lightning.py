@@ -18,6 +18,8 @@ pytestmark = [
     # Lightning 2.6 on torch 2.13 warns about its own use of torch's pytree
     pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning"),
     pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),
+    # on a machine with SLURM's tools (the slurm tests') Lightning asks for srun
+    pytest.mark.filterwarnings("ignore:.*The `srun` command is available.*"),
 ]
 
 
@@ -27,6 +29,7 @@ class Tiny(pl.LightningModule):  # type: ignore[misc]
         self.save_hyperparameters({"lr": 0.1})
         self.layer = torch.nn.Linear(8, 2)
         self.fail_at = fail_at
+        self.losses: dict[int, list[float]] = {}  # per epoch, as computed
 
     def training_step(self, batch: Any, batch_idx: int) -> Any:
         if batch_idx == self.fail_at:
@@ -34,7 +37,10 @@ class Tiny(pl.LightningModule):  # type: ignore[misc]
             raise RuntimeError(msg)
         x, y = batch
         loss = torch.nn.functional.mse_loss(self.layer(x), y)
+        self.losses.setdefault(self.current_epoch, []).append(loss.detach().item())
         self.log("train_mse", loss)
+        self.log("train_loss", loss, on_step=True, on_epoch=True)
+        self.log("wattwise/energy_j", 123.0)  # a user's name in our namespace
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -52,9 +58,9 @@ def _loader(n: int = 64) -> Any:
     return DataLoader(TensorDataset(torch.randn(n, 8), torch.randn(n, 2)), batch_size=16)
 
 
-def _trainer(callback: Any) -> Any:
+def _trainer(callback: Any, epochs: int = 1) -> Any:
     return pl.Trainer(
-        max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],
         log_every_n_steps=1, num_sanity_val_steps=0,
     )  # fmt: skip
@@ -72,7 +78,44 @@ def test_callback_records_flops_samples_and_metrics_into_the_current_run() -> No
     assert flops["flops_total"] == 4096 and flops["samples_total"] == 64
     assert flops["source"] == "lightning" and flops["passes"] == "forward+backward"
     keys = {key for _s, key, _v, _t in open_store().metrics(run.id)}
-    assert {"train_loss", "train_mse", "val_mse", "epoch"} <= keys
+    assert {"train_loss_step", "train_mse", "val_mse", "wattwise/epoch"} <= keys
+
+
+def test_each_metric_once_per_step_fresh_values_and_energy_per_step_and_epoch() -> None:
+    from wattwise.integrations.lightning import WattwiseCallback
+
+    meter = FakeMeter({"cpu:0": 20.0}, method="model", band_fraction=0.4)
+    module = Tiny()
+    with wattwise.track("fit2", meters=[meter], interval_s=0.05) as run:
+        # 2 epochs of 4 batches; the callback logs every 2nd step
+        _trainer(WattwiseCallback(log_every_n_steps=2), epochs=2).fit(
+            module, _loader(), _loader(32))
+    points = open_store().metrics(run.id)
+    pairs = [(step, key) for step, key, _v, _t in points]
+    assert len(pairs) == len(set(pairs))  # no metric twice at one step
+    series: dict[str, dict[int, float]] = {}
+    for step, key, value, _t in points:
+        series.setdefault(key, {})[step] = value
+    # the epoch means at the epoch's last step, each its own epoch's (none repeated later)
+    assert sorted(series["train_loss_epoch"]) == [4, 8]
+    for epoch, step in ((0, 4), (1, 8)):
+        mean = sum(module.losses[epoch]) / 4
+        assert series["train_loss_epoch"][step] == pytest.approx(mean, rel=1e-5)
+    assert series["train_loss_epoch"][4] != series["train_loss_epoch"][8]
+    assert sorted(series["val_mse"]) == [4, 8]
+    assert sorted(series["train_loss_step"]) == [2, 4, 6, 8]
+    # the user's "wattwise/energy_j" is theirs, renamed; ours are the energy so far
+    assert set(series["wattwise_energy_j"].values()) == {123.0}
+    energy = series["wattwise/energy_j"]
+    assert sorted(energy) == [2, 4, 6, 8]
+    assert [energy[s] for s in (2, 4, 6, 8)] == sorted(energy.values()) and energy[2] > 0
+    assert all(v > 0 for v in series["wattwise/step_energy_j"].values())
+    assert sorted(series["wattwise/epoch_energy_j"]) == [4, 8]
+    assert series["wattwise/epoch"] == {4: 0.0, 8: 1.0}
+    epochs_j = sum(series["wattwise/epoch_energy_j"].values())
+    assert 0 < epochs_j <= run.result.energy_j
+    assert series["wattwise/epoch_energy_j"][4] + energy[2] > energy[4] * 0.5  # same scale
+    assert set(series["wattwise/co2e_g"]) == {2, 4, 6, 8}
 
 
 def test_callback_starts_and_finishes_a_run_when_there_is_none() -> None:
