@@ -1,8 +1,18 @@
 """CodeCarbon's ``emissions.csv``: one row per run, CodeCarbon's columns and units.
 
 Units follow CodeCarbon, not wattwise: ``emissions`` in **kg** CO2e, ``emissions_rate`` in
-kg/s, energies in kWh, powers in W, ``ram_total_size`` in GB, ``duration`` in s. The
-columns are CodeCarbon 3's ``EmissionsData`` fields, in order.
+kg/s, energies in kWh, powers in W, ``ram_total_size`` and ``ram_used_gb`` in GB (GiB,
+2**30 bytes, as CodeCarbon's ``psutil`` figures), ``duration`` in s. The columns are
+CodeCarbon 3's ``EmissionsData`` fields, in order (``mlco2/codecarbon``
+``codecarbon/output_methods/emissions_data.py``).
+
+Meanings follow CodeCarbon too: its energies include the data centre's PUE (CodeCarbon
+multiplies each reading by ``pue`` before summing), its powers do not. What wattwise does
+not know stays empty, never 0: ``gpu_utilization_percent`` when the run used GPUs (the
+sampler does not read GPU utilisation), ``ram_*`` utilisation when memory was not measured
+by the DRAM model under its own attribution rule (see :func:`codecarbon_row`),
+``water_consumed`` and ``wue`` (no water-usage figure is shipped or configured),
+``longitude`` and ``latitude`` (wattwise never geolocates) and ``codecarbon_version``.
 """
 
 from __future__ import annotations
@@ -59,13 +69,43 @@ def _country_name(iso2: str | None) -> str:
     return country_names().get(iso2, "")
 
 
-def codecarbon_row(run: RunRecord, *, project_name: str) -> dict[str, Any]:
-    """One run as a CodeCarbon ``emissions.csv`` row (CodeCarbon units).
+def _ram_use(run: RunRecord, ram_gb: object) -> tuple[Any, Any]:
+    """``ram_utilization_percent`` and ``ram_used_gb`` of the run's process tree, or empty.
 
-    ``energy_consumed`` is the sum of the components (IT energy, kWh) and ``emissions``
-    the run's operational carbon (kg), which includes the ``pue`` column's factor.
-    Unknown figures are left empty; ``water_consumed`` and ``wue`` are 0, as CodeCarbon
-    writes them when water is not tracked.
+    The DRAM model's machine-wide power is constant and the run's DRAM energy is that
+    power times the tree's resident memory / physical memory, interval by interval, so
+    run energy / machine energy is the time-weighted mean of that fraction. It holds only
+    for the DRAM model under that rule: a RAPL DRAM counter's power varies (the ratio is
+    then power-weighted), a job's election charges whole devices, a meter that stopped
+    mid-run mixes two rules; those runs leave both columns empty.
+    """
+    from wattwise.meters import COMPONENT_ATTRIBUTION
+
+    dram = [c for c in run.components if c.component == "dram"]
+    if len(dram) != 1:
+        return "", ""
+    comp = dram[0]
+    info = comp.info or {}
+    if (comp.meter != "dram-model" or info.get("fallback")
+            or info.get("attribution", COMPONENT_ATTRIBUTION["dram"])
+            != COMPONENT_ATTRIBUTION["dram"] or comp.machine_energy_j <= 0):  # fmt: skip
+        return "", ""
+    share = min(1.0, comp.energy_j / comp.machine_energy_j)
+    used = round(share * ram_gb, 3) if isinstance(ram_gb, (int, float)) else ""
+    return round(100.0 * share, 2), used
+
+
+def codecarbon_row(run: RunRecord, *, project_name: str) -> dict[str, Any]:
+    """One run as a CodeCarbon ``emissions.csv`` row (CodeCarbon units and meanings).
+
+    ``*_energy`` and ``energy_consumed`` are the run's IT energy times the ``pue`` column
+    (kWh), as CodeCarbon's, so ``emissions`` (kg, the run's operational carbon) is
+    ``energy_consumed`` × the grid intensity; ``*_power`` is mean IT power (W).
+    ``cpu_utilization_percent`` is the process tree's CPU time over the run's duration
+    and the machine's threads (``tracking_mode`` is ``process``: wattwise attributes to
+    the run's processes); ``gpu_utilization_percent`` is 0 when the machine has no GPU;
+    ``ram_utilization_percent`` and ``ram_used_gb`` are the tree's mean resident memory
+    (:func:`_ram_use`). Unknown figures are left empty (module docstring).
 
     Args:
         run: A run from the ledger.
@@ -85,6 +125,9 @@ def codecarbon_row(run: RunRecord, *, project_name: str) -> dict[str, Any]:
     for comp in run.components:
         energy[_COMPONENT_COLUMN.get(comp.component, "cpu")] += comp.energy_j
     kg = run.co2e_g / 1000.0
+    pue = float((rec.get("pue") or {}).get("value", 1.0))
+    ram_util, ram_used = _ram_use(run, hw.get("ram_gb"))
+    has_gpus = isinstance(hw.get("gpus"), list)
     threads = cpu.get("threads")
     cpu_time = rec.get("cpu_time_s")
     util = (
@@ -108,11 +151,11 @@ def codecarbon_row(run: RunRecord, *, project_name: str) -> dict[str, Any]:
         "cpu_power": energy["cpu"] / duration if duration > 0 else 0.0,
         "gpu_power": energy["gpu"] / duration if duration > 0 else 0.0,
         "ram_power": energy["ram"] / duration if duration > 0 else 0.0,
-        "cpu_energy": energy["cpu"] / _KWH,
-        "gpu_energy": energy["gpu"] / _KWH,
-        "ram_energy": energy["ram"] / _KWH,
-        "energy_consumed": sum(energy.values()) / _KWH,
-        "water_consumed": 0.0,
+        "cpu_energy": energy["cpu"] * pue / _KWH,
+        "gpu_energy": energy["gpu"] * pue / _KWH,
+        "ram_energy": energy["ram"] * pue / _KWH,
+        "energy_consumed": sum(energy.values()) * pue / _KWH,
+        "water_consumed": "",
         "country_name": _country_name(loc.get("country_iso2")),
         "country_iso_code": _iso3(loc.get("country_iso2")),
         "region": (loc.get("subdivision") or (loc.get("zone") if loc.get("zone") !=
@@ -124,19 +167,19 @@ def codecarbon_row(run: RunRecord, *, project_name: str) -> dict[str, Any]:
         "codecarbon_version": "",
         "cpu_count": threads if isinstance(threads, int) else "",
         "cpu_model": cpu.get("model_name") or "",
-        "gpu_count": len(gpus),
+        "gpu_count": len(gpus) if has_gpus else "",
         "gpu_model": ", ".join(f"{n} x {name}" for name, n in gpu_names.items()),
         "longitude": "",
         "latitude": "",
         "ram_total_size": hw.get("ram_gb") if hw.get("ram_gb") is not None else "",
         "tracking_mode": "process",
         "cpu_utilization_percent": util,
-        "gpu_utilization_percent": "",
-        "ram_utilization_percent": "",
-        "ram_used_gb": "",
+        "gpu_utilization_percent": 0.0 if has_gpus and not gpus else "",
+        "ram_utilization_percent": ram_util,
+        "ram_used_gb": ram_used,
         "on_cloud": "Y" if loc.get("cloud_provider") else "N",
-        "pue": float((rec.get("pue") or {}).get("value", 1.0)),
-        "wue": 0.0,
+        "pue": pue,
+        "wue": "",
     }  # fmt: skip
     return row
 

@@ -243,12 +243,12 @@ class HfCardExporter(TextExporter):
         into = options.get("into")
         if not into:
             return super().write(source, stream, **options)
-        from wattwise.report._hf_card import update_model_card
+        from wattwise.report._hf_card import fixed_point, update_model_card
 
         card = self._card(source, options)
         path = update_model_card(into, card)
-        emissions = card.co2_eq_emissions["emissions"]
-        return [f"Updated {path.resolve()}: co2_eq_emissions = {emissions:g} g"]
+        emissions = fixed_point(float(card.co2_eq_emissions["emissions"])).removesuffix(".0")
+        return [f"Updated {path.resolve()}: co2_eq_emissions = {emissions} g"]
 
 
 class CodecarbonCsvExporter(TextExporter):

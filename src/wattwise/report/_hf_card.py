@@ -10,8 +10,11 @@ both, with the operational and embodied figures side by side.
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import json
+import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,8 @@ class HfCard:
         for key, value in self.co2_eq_emissions.items():
             if isinstance(value, str):
                 shown = json.dumps(value, ensure_ascii=False)
+            elif isinstance(value, float):
+                shown = fixed_point(value)
             else:
                 shown = repr(value)
             lines.append(f"  {key}: {shown}")
@@ -62,8 +67,28 @@ class HfCard:
         return f"---\n{self.yaml()}---\n\n{self.section}"
 
 
+#: Significant digits of ``emissions`` (grams): wattwise's bands are percent-level, so six
+#: digits keep every figure a band could tell apart.
+EMISSIONS_DIGITS = 6
+
+
 def _significant(value: float) -> float:
-    return float(f"{value:.6g}")
+    return float(f"{value:.{EMISSIONS_DIGITS}g}")
+
+
+def fixed_point(value: float) -> str:
+    """``value`` in fixed-point notation, never exponent notation (``0.00000451359``).
+
+    The Hub's emissions filter reads ``4.51359e-06`` as 4.51 g, so the card's YAML and
+    its table write ``emissions`` this way: :data:`EMISSIONS_DIGITS` significant digits,
+    no trailing zeros after the point, at least one digit after it (a YAML float).
+    """
+    if not math.isfinite(value):
+        return repr(value)
+    text = format(decimal.Decimal(f"{value:.{EMISSIONS_DIGITS}g}"), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text if "." in text else f"{text}.0"
 
 
 def _hardware_used(report: Report) -> str:
@@ -130,8 +155,9 @@ def hf_card(
     operational = h.co2e_g
     embodied = report.sci.embodied_g if report.sci is not None else 0.0
     emissions = operational + embodied if include_embodied else operational
-    block = {
-        "emissions": _significant(emissions),
+    shown = _significant(emissions)
+    block: dict[str, Any] = {
+        "emissions": shown,
         "source": _source(report),
         "training_type": training_type,
         "geographical_location": _location(report),
@@ -161,7 +187,8 @@ def hf_card(
         ("Hours used", f"{h.duration_s / 3600:.4g}"),
         ("Cloud provider", ", ".join(c.split(" ")[0] for c in clouds) or "none (own hardware)"),
         ("Compute region", ", ".join(clouds) or block["geographical_location"]),
-        ("Carbon emitted (`co2_eq_emissions.emissions`)", f"{block['emissions']:g} gCO2e"),
+        ("Carbon emitted (`co2_eq_emissions.emissions`)",
+         f"{fixed_point(shown)} gCO2e"),
         ("Operational emissions O = E × PUE × I", units.carbon(operational)),
         ("Embodied emissions M (SCI, hardware manufacturing)", units.carbon(embodied)),
         ("Embodied carbon included in `emissions`", "yes" if include_embodied else "no"),
@@ -226,7 +253,7 @@ def update_model_card(path: str | os.PathLike[str], card: HfCard) -> Path:
     merged = dict(data or {})
     merged["co2_eq_emissions"] = card.co2_eq_emissions
     metadata_save(target, merged)
-    text = target.read_text(encoding="utf-8")
+    text = _fixed_point_emissions(target.read_text(encoding="utf-8"), card)
     if START in text and END in text:
         head, rest = text.split(START, 1)
         tail = rest.split(END, 1)[1].lstrip("\n")
@@ -235,3 +262,25 @@ def update_model_card(path: str | os.PathLike[str], card: HfCard) -> Path:
         text = text.rstrip("\n") + "\n\n" + card.section
     target.write_text(text, encoding="utf-8")
     return target
+
+
+_EMISSIONS_LINE = re.compile(r"^(\s+emissions:[ \t]*)([-+.0-9eE]+)[ \t]*$", re.MULTILINE)
+
+
+def _fixed_point_emissions(text: str, card: HfCard) -> str:
+    """The card text with ``co2_eq_emissions.emissions`` in fixed-point notation.
+
+    ``metadata_save`` writes floats with PyYAML, which writes small ones in exponent
+    notation; this rewrites that one line of the front matter (the first ``emissions:``
+    line inside the ``co2_eq_emissions`` block).
+    """
+    value = card.co2_eq_emissions.get("emissions")
+    if not isinstance(value, float):
+        return text
+    start = text.find("co2_eq_emissions:")
+    end = text.find("\n---", start)
+    if start < 0 or end < 0:
+        return text
+    block = _EMISSIONS_LINE.sub(lambda m: m.group(1) + fixed_point(value), text[start:end],
+                                count=1)  # fmt: skip
+    return text[:start] + block + text[end:]
