@@ -22,6 +22,7 @@ from wattwise.tracking._active import (
 )
 from wattwise.tracking._command import run_command
 from wattwise.tracking._kind import RunKind, register_run_kind, run_kind
+from wattwise.tracking._predict import EnergyPrediction, predict_energy
 from wattwise.tracking._proctree import ProcessTree
 from wattwise.tracking._result import RunResult
 from wattwise.tracking._run import Run, RunState, track
@@ -30,6 +31,7 @@ from wattwise.tracking._writer import strict_from_env
 
 __all__ = [
     "ATTRIBUTION",
+    "EnergyPrediction",
     "ParentRun",
     "ProcessTree",
     "Run",
@@ -39,6 +41,7 @@ __all__ = [
     "active_run",
     "current_run",
     "log",
+    "predict_energy",
     "register_run_kind",
     "run_command",
     "run_kind",

@@ -12,6 +12,8 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
+from wattwise.tracking import predict_energy
+
 T = TypeVar("T")
 
 
@@ -69,12 +71,17 @@ class AvoidedEstimate:
         per_step_j: Energy per report step used, in joules.
         remaining_steps: Steps the trial would still have run.
         method: How the figures were obtained, one sentence (or why there is none).
+        low_j: Lower end of its interval (``wattwise.tracking.predict_energy``'s, 90 %),
+            or None when the trial reported fewer than three times (no dispersion to go on).
+        high_j: Upper end of its interval, or None.
     """
 
     energy_j: float
     per_step_j: float
     remaining_steps: float
     method: str
+    low_j: float | None = None
+    high_j: float | None = None
 
 
 def planned_last_step(complete_last_steps: Sequence[int]) -> float | None:
@@ -150,9 +157,17 @@ def estimate_avoided(
         )
     remaining = max(0.0, planned_step - last_step)
     plan = "declared max step" if declared else "median last step of complete trials"
+    low = high = None
+    interval = ""
+    prediction = predict_energy(reports, end_step=planned_step)
+    if prediction is not None:
+        low, high = prediction.remaining_low_j, prediction.remaining_high_j
+        interval = f"; interval {prediction.level:.0%} from the dispersion between its reports"
     return AvoidedEstimate(
         energy_j=per_step * remaining,
         per_step_j=per_step,
         remaining_steps=remaining,
-        method=f"estimated: {how} × steps left to the {plan}",
+        method=f"estimated: {how} × steps left to the {plan}{interval}",
+        low_j=low,
+        high_j=high,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wattwise.cli import _args
+from wattwise.cli import _args, _live
 from wattwise.cli import _format as fmt
 
 HELP = "run a command, measure its energy and carbon, record it in the ledger"
@@ -27,7 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-diff", dest="no_diff", action="store_true",
         help="do not store the uncommitted git diff with the run (config: diff = false)",
     )  # fmt: skip
-    parser.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true",
+        help="no summary and no live status line on stderr (live line alone: WATTWISE_LIVE=0)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--total-steps", dest="total_steps", type=_args.positive_int, default=None,
+        help="steps the command will log (e.g. epochs): the live line predicts its total "
+        "energy (env: WATTWISE_TOTAL_STEPS)",
+    )  # fmt: skip
     parser.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
 
 
@@ -72,6 +80,11 @@ def main(args: argparse.Namespace) -> int:
     if not cmd:
         msg = "wattwise run: no command given; usage: wattwise run [OPTIONS] -- COMMAND [ARGS...]"
         raise UsageError(msg)
+    try:
+        total_steps = args.total_steps or _live.total_steps_from_env()
+    except ValueError as err:
+        msg = f"wattwise run: {err}"
+        raise UsageError(msg) from None
     meters = args.meters.split(",") if args.meters else None
     run = Run(
         args.name, command=cmd, kind="command", region=args.region, tags=args.tag,
@@ -79,11 +92,15 @@ def main(args: argparse.Namespace) -> int:
         diff=False if args.no_diff else None,
         on_warning=lambda text: print(f"wattwise: warning: {fmt.safe(text)}", file=sys.stderr),
     )  # fmt: skip
+    live = _live.start_for(run, quiet=args.quiet, total_steps=total_steps)
     try:
         code, result = run_command(cmd, run=run)
     except CommandNotStartedError as err:
         print(f"wattwise: error: {fmt.safe(err)}", file=sys.stderr)
         return err.exit_code
+    finally:
+        if live is not None:
+            live.stop()
     if not args.quiet:
         ledger = fmt.ledger(run.store)
         if run.recorded_in == "nowhere":
