@@ -46,7 +46,8 @@ def test_a_real_run_fills_utilisation_and_memory_from_the_dram_model() -> None:
     # emissions = energy_consumed x intensity, as in CodeCarbon
     intensity = rec.record["intensity"]["g_per_kwh"]
     assert float(row["emissions"]) * 1000 == pytest.approx(
-        float(row["energy_consumed"]) * intensity, rel=1e-9)
+        float(row["energy_consumed"]) * intensity, rel=1e-9
+    )
     assert row["gpu_count"] == str(len(rec.record["hardware"]["gpus"]))
 
 

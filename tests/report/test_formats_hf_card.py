@@ -39,7 +39,8 @@ def test_a_tiny_footprint_is_written_fixed_point_in_yaml_and_table() -> None:
     assert "  emissions: 0.00000861111\n" in yaml
     assert not re.search(r"emissions: [-+.0-9]*e", yaml)
     assert "| Carbon emitted (`co2_eq_emissions.emissions`) | 0.00000861111 gCO2e |" in (
-        card.section)
+        card.section
+    )
     # what the Hub's own parser makes of it: the same number, in grams
     hub = pytest.importorskip("huggingface_hub")
     parsed = hub.ModelCard(card.to_markdown()).data.co2_eq_emissions

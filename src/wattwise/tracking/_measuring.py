@@ -22,6 +22,7 @@ from wattwise.exceptions import (
 from wattwise.meters import BaseMeter, MeterInfo
 from wattwise.store import ComponentEnergy, RunStatus, identity
 from wattwise.tracking._kind import RunKind
+from wattwise.tracking._observe import live_sample, notify
 from wattwise.tracking._proctree import ProcessTree
 from wattwise.tracking._result import RunResult
 from wattwise.tracking._sampler import meter_record
@@ -160,6 +161,7 @@ class MeasuringMixin(RunFields):
             try:
                 with self._lock:
                     self._sample()
+                    live = live_sample(self)  # for the run observers (_observe); None: none
                     due = time.monotonic() - last_flush >= flush_every
                     if due or self._flush_soon:
                         self._flush_soon = False
@@ -167,6 +169,7 @@ class MeasuringMixin(RunFields):
                         self._record["sampler"]["cpu_s"] = self._sampler_cpu_s
                         last_flush = time.monotonic()
                         handoff.flush(self._payload())  # never waits for the ledger
+                notify(live, self._warn_once)  # outside the lock; observers return at once
             except Exception as err:
                 self._warn_once(f"sampling:{type(err).__name__}", f"sampling failed (retried "
                                 f"each interval, said once): {err}")  # fmt: skip
@@ -235,6 +238,7 @@ class MeasuringMixin(RunFields):
         return fields, comps, samples, metrics
 
     def _make_result(self, status: RunStatus, exit_code: int | None) -> RunResult:
+        notify(live_sample(self, status.value), self._warn_once)  # the observers' last word
         comps, energy, band, machine, co2e, co2e_band = self._totals()
         return RunResult(
             id=self.id, name=self.name, status=status.value, exit_code=exit_code,
