@@ -56,7 +56,13 @@ if TYPE_CHECKING:
     )
     from wattwise.tuning._tree import StudyRun
     from wattwise.tuning._trial import BudgetExhaustedError, Trial
-    from wattwise.tuning._tuner import TrialSummary, TuneResult, tune
+    from wattwise.tuning._tuner import (
+        TrialSummary,
+        TuneResult,
+        default_pruner,
+        default_sampler,
+        tune,
+    )
 
 # Loaded on first use: readers of study records (the report) need neither the tuner nor
 # the executors, and nothing here imports Optuna until a study runs.
@@ -79,6 +85,8 @@ _LAZY: _lazy.LazyTable = {
     "TrialRecord": "._records",
     "TrialSummary": "._tuner",
     "TuneResult": "._tuner",
+    "default_pruner": "._tuner",
+    "default_sampler": "._tuner",
     "estimate_avoided": "._pareto",
     "load_module": "._executors",
     "load_objective": "._executors",
@@ -109,6 +117,8 @@ __all__ = [
     "TrialRecord",
     "TrialSummary",
     "TuneResult",
+    "default_pruner",
+    "default_sampler",
     "estimate_avoided",
     "load_module",
     "load_objective",

@@ -62,6 +62,39 @@ RUN_OPTIONS = frozenset(
 )  # fmt: skip
 
 
+#: Random trials TPE runs before it models the results (Optuna's default is 10): with a few
+#: dozen trials, TPE then has time to use what it learnt. Chosen on ``benchmarks/tune``.
+DEFAULT_STARTUP_TRIALS = 5
+#: Successive halving keeps 1 trial in ``DEFAULT_REDUCTION_FACTOR`` at each rung.
+DEFAULT_REDUCTION_FACTOR = 3
+
+
+def default_sampler(seed: int | None = None) -> BaseSampler:
+    """The sampler ``tune()`` uses when none is given: TPE after 5 random trials.
+
+    Chosen on ``benchmarks/tune`` (``docs/explanation/tuning-benchmark.md``).
+    """
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=DEFAULT_STARTUP_TRIALS)
+
+
+def default_pruner() -> BasePruner:
+    """The pruner ``tune()`` uses when none is given: asynchronous successive halving.
+
+    One bracket (every trial competes at every rung), ``min_resource=1``,
+    ``reduction_factor=3``. ``tune()`` pairs it with energy as the fidelity axis, where one
+    step is the energy between the first two reports of the first trial (about one epoch
+    of it): the minimum resource is derived from that trial's measured energy. Chosen on
+    ``benchmarks/tune`` (``docs/explanation/tuning-benchmark.md``).
+    """
+    import optuna
+
+    return optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=1, reduction_factor=DEFAULT_REDUCTION_FACTOR
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class TrialSummary:
     """One trial as the ledger has it. Units in the names.
@@ -542,7 +575,7 @@ def tune(
     executor: str = "inline",
     n_workers: int | None = None,
     direction: str = "minimize",
-    energy_fidelity: bool = False,
+    energy_fidelity: bool | None = None,
     energy_step_j: float | None = None,
     seed: int | None = None,
     study_name: str | None = None,
@@ -570,9 +603,11 @@ def tune(
         space_or_sampler: A search space (dict of Optuna distributions or short forms,
             see :mod:`wattwise.tuning._space`) sampled by the driver before each trial, or an
             Optuna sampler. None: the objective suggests its own parameters.
-        sampler: An Optuna sampler (default ``TPESampler(seed=seed)``).
-        pruner: An Optuna pruner (default ``HyperbandPruner(min_resource=1,
-            reduction_factor=3)``). ``optuna.pruners.NopPruner()`` turns pruning off.
+        sampler: An Optuna sampler (default :func:`default_sampler`: ``TPESampler(seed=seed,
+            n_startup_trials=5)``).
+        pruner: An Optuna pruner (default :func:`default_pruner`:
+            ``SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)``, with energy as
+            the fidelity). ``optuna.pruners.NopPruner()`` turns pruning off.
         n_trials: Most trials to start.
         budget_kwh: Energy budget of the whole study (trials and driver), in kWh.
         budget_co2e_g: Carbon budget, in gCO2e.
@@ -583,7 +618,8 @@ def tune(
             / ``cpus_per_trial``; ``inline``: 1).
         direction: ``minimize`` or ``maximize`` the objective.
         energy_fidelity: Give the pruner cumulative energy as the step instead of the
-            report's step, so trials are compared at equal energy spent.
+            report's step, so trials are compared at equal energy spent. None (default):
+            on with the default pruner, off with a pruner you give.
         energy_step_j: Joules per pruner step with energy fidelity (default: the energy
             between the first two reports of the first trial that reports twice).
         seed: Seed of the default sampler.
@@ -676,10 +712,19 @@ def tune(
     name = study_name or f"tune-{ref.label}"
     tag_list = [str(t) for t in tags]
 
+    fidelity: object = energy_fidelity  # checked at run time, whatever the hints
+    if fidelity is not None and not isinstance(fidelity, bool):
+        msg = (
+            "The 'energy_fidelity' parameter of wattwise.tune must be a bool or None. Got "
+            f"{energy_fidelity!r} instead."
+        )
+        raise InvalidParameterError(msg)
     if sampler is None:
-        sampler = optuna.samplers.TPESampler(seed=seed)
+        sampler = default_sampler(seed)
     if pruner is None:
-        pruner = optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+        pruner = default_pruner()
+        energy_fidelity = True if energy_fidelity is None else energy_fidelity
+    energy_fidelity = bool(energy_fidelity)
     flag: object = resume  # checked at run time, whatever the hints
     if not isinstance(flag, bool):
         msg = f"The 'resume' parameter of wattwise.tune must be a bool. Got {resume!r} instead."

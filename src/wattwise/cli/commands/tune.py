@@ -13,7 +13,7 @@ from wattwise.cli import _format as fmt
 
 HELP = "search hyperparameters (Optuna) within an energy, carbon or time budget"
 
-_PRUNERS = ("hyperband", "halving", "median", "none")
+_PRUNERS = ("halving", "hyperband", "median", "none")
 _STOPPED = {
     "n_trials": "every trial ran",
     "energy_budget": "energy budget spent",
@@ -47,14 +47,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="optimise the objective down or up (default: minimize)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, help="seed of the sampler")
-    parser.add_argument("--sampler", choices=_SAMPLERS, default="tpe", help="default: tpe")
     parser.add_argument(
-        "--pruner", choices=_PRUNERS, default="hyperband",
-        help="successive-halving family pruner, median, or none (default: hyperband)",
+        "--sampler", choices=_SAMPLERS,
+        help="default: tpe (TPE after 5 random trials)",
     )  # fmt: skip
     parser.add_argument(
-        "--energy-fidelity", action="store_true",
-        help="pruner steps are the trial's cumulative energy instead of its report steps",
+        "--pruner", choices=_PRUNERS,
+        help="successive halving, hyperband, median, or none (default: halving, with energy "
+        "as the fidelity)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--energy-fidelity", action=argparse.BooleanOptionalAction, default=None,
+        help="pruner steps are the trial's cumulative energy instead of its report steps "
+        "(default: on with the default pruner, off with --pruner)",
     )  # fmt: skip
     parser.add_argument("--energy-step-j", type=float, help="joules per pruner step")
     parser.add_argument(
@@ -80,14 +85,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _sampler_and_pruner(args: argparse.Namespace) -> tuple[Any, Any]:
     import optuna
 
-    sampler: Any
+    sampler: Any = None  # tpe: tune()'s default sampler
     if args.sampler == "random":
         sampler = optuna.samplers.RandomSampler(seed=args.seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=args.seed)
-    pruner: Any = None  # hyperband: tune()'s default
+    pruner: Any = None  # tune()'s default: successive halving, energy as fidelity
     if args.pruner == "halving":
         pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    elif args.pruner == "hyperband":
+        pruner = optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
     elif args.pruner == "median":
         pruner = optuna.pruners.MedianPruner(n_startup_trials=5)
     elif args.pruner == "none":
@@ -219,7 +224,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         with out:
             result = _tune(
-                f"{path}:{name}", space, sampler=sampler, pruner=pruner,
+                f"{path}:{name}", space, sampler=sampler, pruner=pruner, seed=args.seed,
                 n_trials=args.n_trials, budget_kwh=args.budget_kwh,
                 budget_co2e_g=args.budget_co2e_g, timeout_s=args.timeout_s,
                 executor=args.executor, n_workers=args.n_workers, direction=args.direction,

@@ -1,0 +1,143 @@
+"""The search defaults chosen on benchmarks/tune: TPE after 5 random trials, asynchronous
+successive halving with energy as the fidelity; the fidelity follows the pruner."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+import wattwise
+from wattwise.cli import main
+from wattwise.exceptions import InvalidParameterError
+from wattwise.store import open_store
+from wattwise.testing import FakeMeter
+from wattwise.tuning import default_pruner, default_sampler
+
+POWER_W = 100.0
+
+
+def fake_options() -> dict[str, Any]:
+    return {"meters": [FakeMeter({"gpu:0": POWER_W})], "interval_s": 0.05,
+            "emit_warnings": False}  # fmt: skip
+
+
+def constant(trial: Any) -> float:
+    """Trial 0 scores 0.9 at every report, every later trial 0.1 (maximise); 3 J a step."""
+    trial.suggest_float("x", 0.0, 1.0)
+    value = 0.9 if trial.number == 0 else 0.1
+    for step in range(6):
+        time.sleep(0.03)
+        trial.report(value, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return value
+
+
+def test_the_defaults_are_tpe_and_successive_halving_on_energy() -> None:
+    result = wattwise.tune(constant, n_trials=3, direction="maximize", seed=0,
+                           run_options=fake_options())  # fmt: skip
+    record = result.record
+    assert (record.sampler, record.pruner) == ("TPESampler", "SuccessiveHalvingPruner")
+    fidelity = record.energy_fidelity
+    assert fidelity["enabled"] is True and fidelity["step_j"] > 0
+    assert str(fidelity["step_j_source"]).startswith("auto")
+    # the pruner saw joules: the steps Optuna holds are the energy in units of step_j
+    energies = [v for _, k, v, _ in open_store().metrics(result.trials[0].run_id)
+                if k == "energy_j"]  # fmt: skip
+    seen = sorted(result.study.trials[0].intermediate_values)
+    assert seen == sorted({int(e / fidelity["step_j"]) for e in energies[1:]})
+
+
+def test_the_default_pruner_stops_a_worse_trial_at_its_first_rung() -> None:
+    result = wattwise.tune(constant, n_trials=3, direction="maximize", seed=0,
+                           run_options=fake_options())  # fmt: skip
+    states = [t.state for t in result.trials]
+    assert states == ["complete", "pruned", "pruned"]
+    # stopped at the first rung (one energy step), long before the 6 reports of trial 0
+    assert all(t.last_step is not None and t.last_step < 5 for t in result.trials[1:])
+    assert result.best is not None and result.best.number == 0
+    assert sum(t.energy_j for t in result.trials[1:]) < result.trials[0].energy_j * 2
+
+
+def test_a_pruner_given_leaves_the_fidelity_off() -> None:
+    result = wattwise.tune(constant, pruner=optuna.pruners.NopPruner(), n_trials=2,
+                           direction="maximize", run_options=fake_options())  # fmt: skip
+    assert result.record.energy_fidelity["enabled"] is False
+    assert sorted(result.study.trials[0].intermediate_values) == list(range(6))
+
+
+def test_the_default_pruner_on_report_steps_when_asked() -> None:
+    result = wattwise.tune(constant, n_trials=2, energy_fidelity=False, direction="maximize",
+                           run_options=fake_options())  # fmt: skip
+    assert result.record.pruner == "SuccessiveHalvingPruner"
+    assert result.record.energy_fidelity["enabled"] is False
+    assert sorted(result.study.trials[0].intermediate_values) == list(range(6))
+    # at equal steps, trial 1 (0.1) loses to trial 0 (0.9) at the first rung, step 1
+    assert result.trials[1].state == "pruned" and result.trials[1].last_step == 1
+
+
+def test_energy_fidelity_must_be_a_bool_or_none() -> None:
+    with pytest.raises(InvalidParameterError, match=r"'energy_fidelity'.*bool or None.*'yes'"):
+        wattwise.tune(constant, n_trials=1, energy_fidelity="yes",  # type: ignore[arg-type]
+                      run_options=fake_options())  # fmt: skip
+
+
+def test_default_sampler_starts_with_five_random_trials() -> None:
+    def draw(sampler: optuna.samplers.BaseSampler, n: int) -> list[float]:
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(lambda t: (t.suggest_float("x", 0.0, 1.0) - 0.5) ** 2, n_trials=n)
+        return [t.params["x"] for t in study.trials]
+
+    ours = draw(default_sampler(seed=3), 8)
+    random = draw(optuna.samplers.RandomSampler(seed=3), 8)
+    tpe10 = draw(optuna.samplers.TPESampler(seed=3), 8)
+    # the first five are TPE's random start-up draws, shared with TPE's default of ten...
+    assert ours[:5] == tpe10[:5]
+    # ...after which ours models the results while Optuna's default still draws at random
+    assert ours[5:] != tpe10[5:]
+    assert ours == draw(default_sampler(seed=3), 8)  # seeded: the same trials again
+    assert ours != random
+    assert isinstance(default_pruner(), optuna.pruners.SuccessiveHalvingPruner)
+
+
+OBJECTIVE = '''
+import optuna, time
+
+def objective(trial):
+    x = trial.suggest_float("x", -2.0, 2.0)
+    for step in range(4):
+        time.sleep(0.01)
+        trial.report((x - 1) ** 2 + 1 / (step + 1), step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return (x - 1) ** 2
+'''
+
+
+@pytest.mark.parametrize(
+    ("options", "pruner", "fidelity"),
+    [
+        ([], "SuccessiveHalvingPruner", True),
+        (["--pruner", "hyperband"], "HyperbandPruner", False),
+        (["--pruner", "halving", "--energy-fidelity"], "SuccessiveHalvingPruner", True),
+        (["--no-energy-fidelity"], "SuccessiveHalvingPruner", False),
+    ],
+)
+def test_cli_uses_the_same_defaults(
+    isolated_project: Path, capsys: pytest.CaptureFixture[str], options: list[str],
+    pruner: str, fidelity: bool,
+) -> None:  # fmt: skip
+    path = isolated_project / "search.py"
+    path.write_text(OBJECTIVE)
+    args = ["tune", str(path), "--n-trials", "2", "--seed", "0", "--json", *options]
+    assert main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["sampler"], data["pruner"]) == ("TPESampler", pruner)
+    assert data["energy_fidelity"]["enabled"] is fidelity
+    driver = open_store().get_run(data["study_id"])
+    assert driver.params["seed"] == 0  # --seed reaches the default sampler
