@@ -112,7 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ray", action="store_true", help="skip Ray Tune ASHA")
     parser.add_argument("--json", metavar="FILE", help="write every figure to FILE")
     parser.add_argument("--store", help="ledger file (default: a temporary one)")
+    parser.add_argument(
+        "--from", dest="from_json", metavar="FILE",
+        help="print the tables of the runs in FILE (an earlier --json, complete or not)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.from_json:
+        return from_json(args.from_json, args.json)
     seeds = args.seeds or (2 if args.quick else 5)
     n_trials = args.n_trials or (12 if args.quick else 24)
     names = args.workloads.split(",") if args.workloads else list(WORKLOADS)
@@ -171,6 +177,15 @@ def main(argv: list[str] | None = None) -> int:
                 if res.best_params:
                     res.final_energy_j = m.final_training(workload, res.best_params, seed, store)
             results.extend(batch)
+            if args.json:  # after every workload and seed: an interrupted run keeps its figures
+                partial = {
+                    "partial": True,
+                    "meters": meters_used(store),
+                    "wall_s": time.perf_counter() - started,
+                    "runs": [r.to_dict() for r in results],
+                }
+                with open(args.json, "w", encoding="utf-8") as fh:
+                    json.dump(partial, fh, indent=1, default=str)
     wall = time.perf_counter() - started
     report = summarize(results, names, methods, seeds, n_trials, store, wall)
     if skipped_ray:
@@ -182,15 +197,41 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def from_json(path: str, out: str | None) -> int:
+    """The tables of an earlier run's ``--json`` (complete, or partial after an interruption)."""
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    results = []
+    for r in data["runs"]:
+        r = dict(r)
+        r["trials"] = [m.TrialRow(**t) for t in r["trials"]]
+        for key in ("energy_to_target_j", "final_energy_j"):
+            if isinstance(r.get(key), str):  # inf written by default=str
+                r[key] = float(r[key])
+        results.append(m.SearchResult(**r))
+    names = list(dict.fromkeys(r.workload for r in results))
+    methods = list(dict.fromkeys(r.method for r in results))
+    seeds = max(r.seed for r in results) + 1
+    n_trials = max(len(r.trials) for r in results)
+    report = summarize(
+        results, names, methods, seeds, n_trials, None, data.get("wall_s", 0.0),
+        from_meters=data.get("meters"),
+    )  # fmt: skip
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=1, default=str)
+    return 0
+
+
 def summarize(
     results: list[m.SearchResult], names: list[str], methods: list[str], seeds: int,
-    n_trials: int, store: str, wall: float,
+    n_trials: int, store: str | None, wall: float, from_meters: list[str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Print the tables; return every figure as JSON."""
     import platform
 
     by = {(r.workload, r.seed, r.method): r for r in results}
-    meters = meters_used(store)
+    meters = meters_used(store) if store else list(from_meters or [])
     print()
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "

@@ -52,6 +52,7 @@ class Workload:
     space: tuple[Param, ...]
     train: Callable[[dict[str, Any], int, Report | None], float]
     data: str
+    load: Callable[[], Any]
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         """The parameters, from an Optuna (or wattwise) trial."""
@@ -299,19 +300,20 @@ WORKLOADS: dict[str, Workload] = {
             "mlp-digits", "maximize", "accuracy",
             (Param("lr", "float", 1e-5, 1.0, log=True), Param("width", "int", 8, 256, log=True),
              Param("wd", "float", 1e-6, 1e-1, log=True)),
-            train_mlp, "scikit-learn digits, 9 shifts + pixel noise (11k train, 1k val)",
+            train_mlp, "scikit-learn digits, 9 shifts + pixel noise (11k train, 1k val)", _digits,
         ),
         Workload(
             "cnn-digits", "maximize", "accuracy",
             (Param("lr", "float", 1e-5, 1.0, log=True), Param("channels", "int", 2, 8, log=True),
              Param("dropout", "float", 0.0, 0.6), Param("wd", "float", 1e-6, 1e-1, log=True)),
-            train_cnn, "the same digits, 8x8 images",
+            train_cnn, "the same digits, 8x8 images", _digits,
         ),
         Workload(
             "charlm-stdlib", "minimize", "val loss (nats/char)",
             (Param("lr", "float", 1e-5, 1.0, log=True), Param("embed", "int", 2, 32, log=True),
              Param("hidden", "int", 8, 256, log=True), Param("wd", "float", 1e-7, 1e-1, log=True)),
             train_charlm, f"{len(STDLIB_FILES)} files of the Python standard library's source",
+            _stdlib_text,
         ),
         Workload(
             "gbm-tabular", "maximize", "accuracy",
@@ -319,6 +321,7 @@ WORKLOADS: dict[str, Workload] = {
              Param("min_leaf", "int", 2, 200, log=True),
              Param("l2", "float", 1e-4, 10.0, log=True)),
             train_gbm, "scikit-learn make_classification: 3,000 x 20, 3 classes (generated)",
+            _tabular,
         ),
     )
 }  # fmt: skip
