@@ -64,6 +64,15 @@ def test_trainer_callback_records_flops_samples_and_logs(tmp_path: Path) -> None
     losses = [(step, v) for step, key, v, _t in metrics if key == "loss"]
     assert [s for s, _ in losses] == [1, 2, 3] and all(v > 0 for _, v in losses)
     assert {"learning_rate", "train_loss"} <= {key for _s, key, _v, _t in metrics}
+    # the energy at each logged step, once per step; per step since the last log
+    pairs = [(step, key) for step, key, _v, _t in metrics]
+    assert len(pairs) == len(set(pairs))
+    energy = {step: v for step, key, v, _t in metrics if key == "wattwise/energy_j"}
+    assert sorted(energy) == [1, 2, 3] and 0 < energy[1] < energy[2] < energy[3]
+    assert energy[3] <= run.result.energy_j
+    per_step = {step: v for step, key, v, _t in metrics if key == "wattwise/step_energy_j"}
+    assert sorted(per_step) == [1, 2, 3] and all(v > 0 for v in per_step.values())
+    assert {"wattwise/co2e_g", "wattwise/power_w"} <= {key for _s, key, _v, _t in metrics}
 
 
 def test_trainer_callback_starts_its_own_run(tmp_path: Path) -> None:
@@ -74,6 +83,66 @@ def test_trainer_callback_starts_its_own_run(tmp_path: Path) -> None:
     assert run.name == "hf-own" and run.status is RunStatus.FINISHED
     assert run.params["per_device_train_batch_size"] == 4 and run.tags == ["transformers"]
     assert run.record["flops"]["steps"] == 2
+
+
+class Diverges(RandomTokens):
+    """Fine for 12 steps' worth of examples (batch 4), then the data pipeline blows up."""
+
+    def __init__(self) -> None:
+        self.served = 0
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        self.served += 1
+        if self.served > 48:
+            msg = "loss is nan at step 13"
+            raise FloatingPointError(msg)
+        return super().__getitem__(i)
+
+
+def test_train_that_raises_ends_the_callback_run_failed_at_once(tmp_path: Path) -> None:
+    from wattwise.integrations.transformers import WattwiseCallback
+
+    trainer = _trainer(tmp_path, WattwiseCallback(name="hf-nan"), max_steps=50)
+    trainer.train_dataset = Diverges()
+    with pytest.raises(FloatingPointError, match="loss is nan at step 13"):  # unchanged
+        trainer.train()
+    # the process lives on (a notebook): the run has ended already, failed, with its energy
+    (run,) = open_store().list_runs()
+    assert run.name == "hf-nan" and run.status is RunStatus.FAILED
+    assert run.energy_j > 0 and run.ended_at is not None
+    assert run.record["error"] == "FloatingPointError: loss is nan at step 13"
+    assert run.record["flops"]["steps"] == 12
+    assert wattwise.tracking.current_run() is None
+
+
+def test_create_model_card_writes_co2_eq_emissions(tmp_path: Path, monkeypatch: Any) -> None:
+    import yaml
+
+    from wattwise.integrations.transformers import WattwiseCallback
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    meter = FakeMeter({"cpu:0": 20.0}, method="model", band_fraction=0.4)
+    with wattwise.track("card", meters=[meter], interval_s=0.05, region="FR") as run:
+        trainer = _trainer(tmp_path, WattwiseCallback(), max_steps=2)
+        trainer.train()
+    trainer.create_model_card(model_name="tiny-bert", language="en")
+    text = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+    meta = yaml.safe_load(text.split("---")[1])
+    block = meta["co2_eq_emissions"]
+    assert block["emissions"] == pytest.approx(run.result.co2e_g, rel=1e-5)
+    assert block["training_type"] == "fine-tuning"
+    assert block["geographical_location"] == run.location.display_name
+    assert "cpu model (fake)" in block["source"] and run.intensity.dataset in block["source"]
+    assert meta["language"] == ["en"] and "tiny-bert" in text  # the Trainer's card is kept
+    assert "e-0" not in text.split("---")[1]  # fixed-point, as the Hub reads it
+
+
+def test_fixed_point_emissions() -> None:
+    from wattwise.integrations._card import fixed
+
+    assert fixed(4.51359e-06) == "0.00000451359" and fixed(412.3) == "412.3"
+    assert fixed(0.0) == "0.0" and fixed(1234567.0) == "1234567.0"
+    assert float(fixed(1.23456789e-9)) == pytest.approx(1.23457e-9)
 
 
 RAISING_TRAINER = '''

@@ -14,7 +14,7 @@ from typing import Any
 
 from wattwise.exceptions import InvalidParameterError
 from wattwise.flops import METHOD, StepCounter
-from wattwise.tracking import Run, current_run
+from wattwise.tracking import Run, RunState, current_run
 
 #: The metrics the callbacks log beside the user's, at the steps and epochs they log.
 ENERGY_METRICS = {
@@ -195,12 +195,13 @@ class StepRecorder:
         self._measured_steps = 0
         self._measured_samples = 0.0
         self.clock = EnergyClock()
+        self._last_logged: dict[str, tuple[int | None, float]] = {}
 
     # -- lifecycle ----------------------------------------------------------------
 
     def begin(self, params: Mapping[str, Any] | None = None) -> Run:
         """Resolve the run at training start (start one if there is none)."""
-        if self.run is not None:
+        if self.run is not None and self.run.state is RunState.RUNNING:
             return self.run
         run = self._given or current_run()
         if run is None:
@@ -282,8 +283,12 @@ class StepRecorder:
         for key, value in (ours or {}).items():
             if math.isfinite(value):
                 numbers[key] = value
+        # a framework that logs a value again at the same step (the Trainer's "epoch" in
+        # its final summary) records it once
+        numbers = {k: v for k, v in numbers.items() if self._last_logged.get(k) != (step, v)}
         if numbers:
             self.run.log(step, **numbers)
+            self._last_logged.update({k: (step, v) for k, v in numbers.items()})
 
     def energy_at_step(self, step: int) -> dict[str, float]:
         """Our energy metrics for a log at ``step`` (empty if logged there already)."""
