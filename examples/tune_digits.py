@@ -1,9 +1,11 @@
 """Energy-aware hyperparameter search on the digits data, with a budget: the demo's tuning step.
 
 A small PyTorch MLP on scikit-learn's shipped digits (offline). The search space covers the
-learning rate, the width, the weight decay and the number of epochs (up to 40). Optuna's
-TPE samples and its Hyperband pruner stops poor trials early, with *energy* as the fidelity
-axis: trials are compared at equal joules spent, not at equal epochs. The study stops when
+learning rate, the width, the weight decay and the number of epochs (up to 40). The search
+uses wattwise's defaults, chosen on ``benchmarks/tune`` (docs/explanation/tuning-benchmark.md):
+Optuna's TPE samples (after 5 random trials) and asynchronous successive halving stops poor
+trials early, with *energy* as the fidelity axis: trials are compared at equal joules spent,
+not at equal epochs. The study stops when
 every trial ran or the energy budget is spent, whichever comes first. It prints the best
 model, the accuracy-versus-energy Pareto front and the project footprint, all from the
 ledger.
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = wattwise.tune(
         objective, n_trials=args.n_trials, budget_kwh=args.budget_kwh, seed=args.seed,
-        direction="maximize", energy_fidelity=True, study_name="digits-mlp-search",
+        direction="maximize", study_name="digits-mlp-search",
         tags=["demo"], progress=False if args.no_progress else None,
         run_options={"emit_warnings": False},
     )  # fmt: skip
