@@ -13,7 +13,8 @@ maximised. Searches with the same trial count and the same seed:
 2. Optuna TPE without pruning;
 3. wattwise tune with pruning: the same random configurations as (1), stopped early by
    Optuna's successive halving (min 1 step, reduction factor 3) with energy as fidelity;
-4. for reference, wattwise tune with its defaults: TPE + Hyperband, epochs as fidelity.
+4. for reference, wattwise tune with its defaults (``wattwise.tuning.default_sampler`` and
+   ``default_pruner``, energy as fidelity; see benchmarks/tune for the benchmark that chose them).
 
 All run through ``wattwise.tune`` with the inline executor, so every trial is metered the
 same way (a run in a private ledger; ``NopPruner`` for the first two). For each: best
@@ -62,7 +63,7 @@ def objective(trial: Any) -> float:
 
 
 def search(
-    label: str, sampler: Any, pruner: Any, *, n_trials: int, store: str, fidelity: bool
+    label: str, sampler: Any, pruner: Any, *, n_trials: int, store: str, fidelity: bool | None
 ) -> dict[str, Any]:
     """One search through wattwise.tune; returns its figures."""
     t0 = time.perf_counter()
@@ -111,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         search("wattwise-sh-energy", samplers.RandomSampler(seed=seed),
                optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
                n_trials=n, store=store, fidelity=True),
-        search("wattwise-defaults", samplers.TPESampler(seed=seed), None, n_trials=n,
-               store=store, fidelity=False),
+        search("wattwise-defaults", wattwise.tuning.default_sampler(seed), None, n_trials=n,
+               store=store, fidelity=None),
     ]  # fmt: skip
     best_any = max(r["result"].best_value for r in runs)
     threshold = best_any - THRESHOLD_POINTS / 100
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Pruning avoided (wattwise's estimate): {ww['result'].avoided_energy_j:.1f} J.")
     d = default["result"]
     print(
-        f"Reference, wattwise defaults (TPE + Hyperband, epochs as fidelity): "
+        f"Reference, wattwise defaults (TPE, successive halving on energy): "
         f"{rnd['result'].spent.energy_j / d.spent.energy_j:.2f}x less energy than random "
         f"search, best accuracy {(d.best_value - rnd['result'].best_value) * 100:+.2f} points "
         f"against it, search / final model {d.spent.energy_j / default['final_j']:.2f}."
