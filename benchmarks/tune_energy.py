@@ -44,6 +44,7 @@ import tune_digits  # noqa: E402
 
 import wattwise  # noqa: E402
 from wattwise.store import open_store  # noqa: E402
+from wattwise.tuning import default_sampler  # noqa: E402
 
 AUGMENT = 1
 EPOCHS = 27  # 3**3: rungs of successive halving at 1, 3, 9 and 27 steps
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         search("wattwise-sh-energy", samplers.RandomSampler(seed=seed),
                optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
                n_trials=n, store=store, fidelity=True),
-        search("wattwise-defaults", wattwise.tuning.default_sampler(seed), None, n_trials=n,
+        search("wattwise-defaults", default_sampler(seed), None, n_trials=n,
                store=store, fidelity=None),
     ]  # fmt: skip
     best_any = max(r["result"].best_value for r in runs)
