@@ -55,7 +55,9 @@ def _clean_env(project: Path) -> dict[str, str]:
     )
     # /tmp may hold a .wattwise/ of its own: the project folder is where the walk stops
     env["WATTWISE_CEILING_DIRECTORIES"] = str(project)
-    env["HOME"] = str(project.parent / "home")
+    # a spool (a ledger that refused a write) stays in this test's folder; pip keeps the
+    # user's configuration and cache, as a user's pip does
+    env["XDG_STATE_HOME"] = str(project / ".state")
     return env
 
 
@@ -74,7 +76,6 @@ def test_quick_start_in_a_project_outside_the_clone(tmp_path: Path) -> None:
     assert commands[0] == "cd my-project"
     project = tmp_path / "my-project"
     project.mkdir()
-    (tmp_path / "home").mkdir()
     (project / "train.py").write_text(TRAIN, encoding="utf-8")
 
     script = [
