@@ -7,9 +7,11 @@ report of a running trial; the first limit reached becomes the study's stop reas
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from wattwise._config import check_positive
+from wattwise._units import energy as _energy
 from wattwise.exceptions import InvalidParameterError
 
 J_PER_KWH = 3.6e6
@@ -147,6 +149,63 @@ class Budget:
         }
 
 
+#: The words a trial stopped (or not started) by a prediction is recorded with.
+WOULD_OVERSHOOT = "this trial would overshoot"
+
+
+def trial_would_overshoot(budget: Budget, spent: Spent, prediction: Any) -> str | None:
+    """Why a running trial must stop now, or None: even the low end of its predicted
+    remaining energy is more than the energy budget has left.
+
+    Args:
+        budget: The study's limits (only the energy budget is used).
+        spent: What the study has spent, this trial's energy so far included.
+        prediction: The trial's :class:`wattwise.tracking.EnergyPrediction`, or None.
+
+    Returns:
+        The reason, starting with :data:`WOULD_OVERSHOOT`, or None.
+    """
+    if budget.energy_j is None or prediction is None:
+        return None
+    left = budget.energy_j - spent.energy_j
+    if prediction.remaining_low_j <= left:
+        return None
+    return (
+        f"{WOULD_OVERSHOOT} the energy budget: it would need about "
+        f"{_energy(prediction.remaining_j)} more (interval {prediction.level:.0%}: "
+        f"{_energy(prediction.remaining_low_j)} to {_energy(prediction.remaining_high_j)}) to "
+        f"reach step {prediction.end_step:g}, and {_energy(max(0.0, left))} is left"
+    )
+
+
+def start_would_overshoot(
+    budget: Budget, spent: Spent, full_trial_j: Sequence[float]
+) -> str | None:
+    """Why no new trial may start, or None: the least a trial run to its end has cost in
+    this study is more than the energy left.
+
+    Args:
+        budget: The study's limits (only the energy budget is used).
+        spent: What the study has spent so far.
+        full_trial_j: What trials run to their end cost, in J: each complete trial's
+            energy, and the low end of the predicted total of each trial stopped because it
+            would overshoot. Pruned and failed trials are not counted: what they cost says
+            nothing of a trial's end, and a trial stopped early would pass for a cheap one.
+    """
+    costs = [e for e in full_trial_j if e > 0]
+    if budget.energy_j is None or not costs:
+        return None
+    left = budget.energy_j - spent.energy_j
+    cheapest = min(costs)
+    if cheapest <= left:
+        return None
+    return (
+        f"{WOULD_OVERSHOOT} the energy budget: not started (a trial run to its end costs at "
+        f"least {_energy(cheapest)} here, the least of {len(costs)} complete or predicted, "
+        f"and {_energy(max(0.0, left))} is left)"
+    )
+
+
 def overshoot(
     budget: Budget,
     spent: Spent,
@@ -154,6 +213,8 @@ def overshoot(
     running_at_stop: int,
     max_report_interval_j: float,
     max_report_interval_s: float,
+    would_overshoot: Sequence[dict[str, Any]] = (),
+    not_started: str | None = None,
 ) -> dict[str, Any]:
     """How far past each limit the study went, and the bound that applies.
 
@@ -168,10 +229,14 @@ def overshoot(
         max_report_interval_j: Largest energy a trial spent between two reports (or
             between its start and first report, or its last report and its end), in J.
         max_report_interval_s: The same in wall seconds.
+        would_overshoot: Trials stopped because their prediction said they would overshoot
+            (``number``, ``reason``, the prediction's figures).
+        not_started: Why the study started no further trial on a prediction, or None.
 
     Returns:
         ``energy_j``, ``co2e_g``, ``duration_s`` past each set limit (0 when not reached,
-        None when no such limit), and the bound: ``bound_energy_j``, ``bound_duration_s``.
+        None when no such limit), the bound: ``bound_energy_j``, ``bound_duration_s``, and
+        ``would_overshoot`` (stopped trials), ``not_started`` (a reason or None).
     """
 
     def past(limit: float | None, value: float) -> float | None:
@@ -186,4 +251,6 @@ def overshoot(
         "max_report_interval_s": max_report_interval_s,
         "bound_energy_j": running_at_stop * max_report_interval_j,
         "bound_duration_s": max_report_interval_s if running_at_stop else 0.0,
+        "would_overshoot": [dict(item) for item in would_overshoot],
+        "not_started": not_started,
     }

@@ -6,6 +6,7 @@ Shown on stderr with ``rich`` when stderr is a terminal (or when asked), quiet o
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from wattwise._units import carbon as _carbon
@@ -20,8 +21,13 @@ def status_line(
     best: tuple[int, float] | None,
     spent: Spent,
     budget: Budget,
+    predictions: Mapping[int, Any] | None = None,
 ) -> str:
-    """One line: ``trials 12/40 (5 complete, 6 pruned, 1 failed, 2 running) · best ...``."""
+    """One line: ``trials 12/40 (5 complete, 6 pruned, 1 failed, 2 running) · best ...``.
+
+    ``predictions`` maps running trials to their :class:`wattwise.tracking.EnergyPrediction`
+    (None: none yet); each is shown as ``#7 ~1.2 kJ [1.0 kJ, 1.5 kJ]`` (at most three).
+    """
     total = sum(counts.values())
     cap = f"/{budget.n_trials}" if budget.n_trials is not None else ""
     parts = [
@@ -38,6 +44,15 @@ def status_line(
     time = f"{spent.duration_s:.0f} s"
     if budget.timeout_s is not None:
         time += f" / {budget.timeout_s:.0f} s"
+    shown = [(n, p) for n, p in sorted((predictions or {}).items()) if p is not None][:3]
+    if shown:
+        parts.append(
+            "predicted "
+            + ", ".join(
+                f"#{n} ~{_energy(p.total_j)} [{_energy(p.low_j)}, {_energy(p.high_j)}]"
+                for n, p in shown
+            )
+        )
     return " · ".join([*parts, energy, carbon, time])
 
 

@@ -156,11 +156,15 @@ class Trial:
         self.reports.append((step, number, snap["energy_j"], snap["co2e_g"]))
         reply = self._channel.call(
             {"op": "report", "number": self.number, "value": number, "step": step,
-             "energy_j": snap["energy_j"], "co2e_g": snap["co2e_g"]}
+             "energy_j": snap["energy_j"], "co2e_g": snap["co2e_g"], "max_step": self.max_step}
         )  # fmt: skip
         if "error" in reply:
             raise reply["error"]
         self._prune = bool(reply["prune"])
+        if reply.get("overshoot") and not reply.get("stop"):
+            self._stop = "energy_budget"
+            msg = f"Trial {self.number} stopped: {reply['overshoot']}."
+            raise BudgetExhaustedError(msg)
         if reply.get("stop"):
             self._stop = str(reply["stop"])
             msg = (

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from wattwise.exceptions import InvalidParameterError, SearchError, TrialStateError
 from wattwise.store import BaseRunStore, RunRecord, RunStatus, open_store
-from wattwise.tuning._budget import Budget, Spent, overshoot
+from wattwise.tuning._budget import (
+    Budget,
+    Spent,
+    overshoot,
+    start_would_overshoot,
+    trial_would_overshoot,
+)
 from wattwise.tuning._executors import Died, Done, ObjectiveRef, Request, WorkerPool, make_pool
 from wattwise.tuning._pareto import (
     estimate_avoided,
@@ -206,6 +212,10 @@ class _Live:
     fidelity_step: int | None = None
     first_report_j: float | None = None
     prune: bool = False
+    #: ``(step, energy so far)`` at each report, and the step it declared it ends at.
+    reports: list[tuple[int, float]] = dataclasses.field(default_factory=list)
+    max_step: int | None = None
+    prediction: Any = None
 
 
 class _Direct:
@@ -266,6 +276,9 @@ class _Driver:
         self.max_interval_s = 0.0
         self._driver_cache: tuple[float, dict[str, float]] | None = None
         self._last_progress = 0.0
+        #: Trials stopped on a prediction, and why no further trial started (if so).
+        self.would_overshoot: list[dict[str, Any]] = []
+        self.not_started: str | None = None
 
     # -- spending and budgets ------------------------------------------------------------
 
@@ -306,6 +319,8 @@ class _Driver:
         if self.budget.n_trials is not None and self.started >= self.budget.n_trials:
             return None
         if self.check_budget() is not None:
+            return None
+        if self._start_would_overshoot():
             return None
         trial = self.study.ask(fixed_distributions=self.space) if self.space else self.study.ask()
         self.started += 1
@@ -352,8 +367,46 @@ class _Driver:
             live.trial.report(float(message["value"]), step)
             live.prune = bool(live.trial.should_prune())
         stop = self.check_budget()
+        over = None if stop is not None else self._trial_would_overshoot(live, message)
         self._show()
-        return {"prune": live.prune, "stop": stop, "fidelity_step": step}
+        return {"prune": live.prune, "stop": stop, "fidelity_step": step, "overshoot": over}
+
+    def _trial_would_overshoot(self, live: _Live, message: dict[str, Any]) -> str | None:
+        """Predict the trial's total energy; the reason to stop it if it would overshoot.
+
+        The trial ends at the step it declared (``set_max_step``), else at the median last
+        step of the complete trials; without either, or with fewer than three reports, there
+        is no prediction and the trial runs on (the budget still stops it once spent).
+        """
+        from wattwise.tracking import predict_energy
+
+        live.reports.append((int(message["step"]), live.energy_j))
+        if message.get("max_step") is not None:
+            live.max_step = int(message["max_step"])
+        end = live.max_step
+        if end is None:
+            ends = [o["reports"][-1][0] for o in self.outcomes.values()
+                    if o["state"] == "complete" and o.get("reports")]  # fmt: skip
+            end = int(sorted(ends)[len(ends) // 2]) if ends else None
+        live.prediction = None if end is None else predict_energy(live.reports, end_step=end)
+        reason = trial_would_overshoot(self.budget, self.spent(), live.prediction)
+        if reason is not None:
+            p = live.prediction
+            self.would_overshoot.append({
+                "number": live.trial.number, "reason": reason, "predicted_j": p.total_j,
+                "low_j": p.low_j, "high_j": p.high_j, "energy_so_far_j": p.energy_so_far_j,
+                "end_step": p.end_step, "method": p.method,
+            })  # fmt: skip
+        return reason
+
+    def _start_would_overshoot(self) -> bool:
+        """Whether the next trial would overshoot the energy budget (then none starts)."""
+        if self.not_started is None:
+            costs = [float(o.get("energy_j") or 0.0) for o in self.outcomes.values()
+                     if o["state"] == "complete"]  # fmt: skip
+            costs += [float(w["low_j"]) for w in self.would_overshoot]
+            self.not_started = start_would_overshoot(self.budget, self.spent(), costs)
+        return self.not_started is not None
 
     def _fidelity_step(self, live: _Live, step: int, energy_j: float) -> int | None:
         """The pruner's step: the report's step, or the energy spent in ``unit_j`` units.
@@ -486,6 +539,7 @@ class _Driver:
             status_line(
                 counts=counts, running=len(self.live), best=self.best, spent=self.spent(),
                 budget=self.budget,
+                predictions={n: live.prediction for n, live in self.live.items()},
             )
         )  # fmt: skip
 
@@ -951,6 +1005,8 @@ def _summarize(
         stop = "error"
     elif driver.exhausted is not None:
         stop = driver.exhausted
+    elif driver.not_started is not None:
+        stop = "energy_budget"
     elif driver.halted is not None:
         stop = driver.halted
     else:
@@ -978,6 +1034,7 @@ def _summarize(
         driver.budget, whole, running_at_stop=driver.running_at_stop,
         max_report_interval_j=driver.max_interval_j,
         max_report_interval_s=driver.max_interval_s,
+        would_overshoot=driver.would_overshoot, not_started=driver.not_started,
     )  # fmt: skip
     record = StudyRecord(
         study_id=driver.run.id,
