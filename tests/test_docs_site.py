@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 NO_DOCS_EXTRA = "the docs extra is not installed: pip install -e '.[docs]'"
 
-#: The public modules the API reference covers (issue 14's list, and the errors).
+#: The public modules the API reference covers (issue 14's list, the errors, the callbacks).
 PUBLIC_MODULES = (
     "wattwise",
     "wattwise.tracking",
@@ -34,6 +34,7 @@ PUBLIC_MODULES = (
     "wattwise.cache",
     "wattwise.report",
     "wattwise.testing",
+    "wattwise.integrations",
     "wattwise.optuna",
     "wattwise.ray_tune",
     "wattwise.slurm",
