@@ -150,9 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         f"each; ledger {store}" + (f"; {skipped_ray}" if skipped_ray else ""), flush=True
     )  # fmt: skip
     results: list[m.SearchResult] = []
-    for name in names:
-        workload = WORKLOADS[name]
-        for seed in range(seeds):
+    for seed in range(seeds):  # seeds outside: an interrupted run has every workload
+        for name in names:
+            workload = WORKLOADS[name]
             batch: list[m.SearchResult] = []
             for method in methods:
                 if method == "ray-asha":
