@@ -212,3 +212,19 @@ def test_literal_markers_and_comment_docstrings(tmp_path: Path) -> None:
     assert pkg["MIN_PREFIX"].docstring.value == "Shortest prefix accepted,\nin characters."
     assert pkg["UNDOCUMENTED"].docstring is None
     assert pkg["SAID"].docstring.value == "Documented the ordinary way."
+
+
+def test_the_sections_the_site_takes_from_the_readme_exist() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    included = [
+        (page, name)
+        for page in sorted(DOCS.rglob("*.md"))
+        for name in re.findall(r'^--8<-- "README\.md:([\w-]+)"$', page.read_text("utf-8"), re.M)
+    ]
+    assert included, "get-started.md shows README.md's quick start"
+    for page, name in included:
+        start = readme.find(f"<!-- --8<-- [start:{name}] -->")
+        end = readme.find(f"<!-- --8<-- [end:{name}] -->")
+        assert 0 <= start < end, f"{page.name} includes README.md section {name!r}: no markers"
+        # the site checks every link; README.md's are relative to the clone's root
+        assert "](docs/" not in readme[start:end], f"README.md section {name!r} links docs/"
