@@ -118,8 +118,8 @@ def test_a_sampler_failing_every_interval_warns_once() -> None:
 def test_the_users_own_mistakes_still_raise() -> None:
     with wattwise.track("t", meters=fake()) as run, pytest.raises(InvalidParameterError):
         run.log(acc="high")  # type: ignore[arg-type]
-    with pytest.raises(RunStateError):
-        run.finish()
+    with pytest.raises(RunStateError, match="Start it first"):
+        wattwise.track("never started", meters=fake()).finish()
 
 
 def test_the_decorator_never_raises_because_of_the_store() -> None:

@@ -9,6 +9,8 @@
 * :func:`seed_generators` seeds ``random``, NumPy and PyTorch and remembers what it set
   (:func:`last_seeds`); :func:`wattwise.seed_everything` also records it in the active run.
 * :func:`fingerprint` hashes the data a run reads (``run.use_data`` records it).
+* :func:`notebook`: the notebook a Jupyter kernel runs (a run started in one records it
+  as its command; the kernel's own command line cannot be re-run).
 
 This package sits below the runs: it imports nothing from ``tracking``, ``store`` or the
 workflows (``wattwise.repro`` re-runs recorded commands and sits above the runs). Its
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     )
     from wattwise.environment._fingerprint import fingerprint
     from wattwise.environment._interpreter import resolve as resolve_interpreter
+    from wattwise.environment._notebook import UNKNOWN_NOTEBOOK, notebook
     from wattwise.environment._redact import REDACTED, redact_argv, redact_text, redact_url
     from wattwise.environment._seeds import (
         determinism_flags,
@@ -65,6 +68,8 @@ _LAZY: _lazy.LazyTable = {
     "is_secret_name": ("wattwise.environment._envvars", "is_secret_name"),
     "fingerprint": ("wattwise.environment._fingerprint", "fingerprint"),
     "resolve_interpreter": ("wattwise.environment._interpreter", "resolve"),
+    "UNKNOWN_NOTEBOOK": ("wattwise.environment._notebook", "UNKNOWN_NOTEBOOK"),
+    "notebook": ("wattwise.environment._notebook", "notebook"),
     "REDACTED": ("wattwise.environment._redact", "REDACTED"),
     "redact_argv": ("wattwise.environment._redact", "redact_argv"),
     "redact_text": ("wattwise.environment._redact", "redact_text"),
@@ -86,6 +91,7 @@ __all__ = [
     "DIFF_STAT_ARTIFACT",
     "REDACTED",
     "RESTORED_ON_REPRODUCE",
+    "UNKNOWN_NOTEBOOK",
     "Capture",
     "allowed_variables",
     "canonical_name",
@@ -96,6 +102,7 @@ __all__ = [
     "is_secret_name",
     "job_environment",
     "last_seeds",
+    "notebook",
     "packages",
     "redact_argv",
     "redact_text",

@@ -288,9 +288,10 @@ def git_info(
 
 
 def script_info(argv: Sequence[str], cwd: Path) -> dict[str, Any] | None:
-    """The entry-point script of ``argv`` (first ``.py`` argument that is a file) and its hash."""
+    """The entry-point script of ``argv`` (first ``.py`` argument that is a file) and its hash;
+    for a run in a notebook, the notebook (``.ipynb``) as last saved."""
     for arg in argv[:3]:
-        if not arg.endswith(".py"):
+        if not arg.endswith((".py", ".ipynb")):
             continue
         path = Path(arg) if Path(arg).is_absolute() else cwd / arg
         try:

@@ -1,4 +1,10 @@
-"""The active run: the innermost ``track`` block, else the ``wattwise run`` parent's run.
+"""The active run: the innermost ``track`` block (or run started by ``start()``), else the
+``wattwise run`` parent's run.
+
+A run made current by ``with`` is current in that context only (threads and asyncio tasks
+each have their own). A run started by ``run.start()`` (a notebook, a script without a
+block) is also current process-wide, in every thread and later notebook cell, until
+``run.stop()``/``finish()``: a callback or ``wattwise.log()`` anywhere then finds it.
 
 Everything that records into "the run this code runs under" (``wattwise.log``,
 ``use_data``, ``seed_everything``, the cache's hit booking, a nested run's parent id) asks
@@ -17,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from wattwise.exceptions import InvalidParameterError, RunStateError
 from wattwise.tracking._child import ChildLogger
+from wattwise.tracking._state import RunState
 from wattwise.tracking._writer import strict_from_env
 
 if TYPE_CHECKING:
@@ -30,6 +37,28 @@ current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("wattwise_r
 
 _loggers: dict[tuple[str, str | None], ChildLogger] = {}
 _loggers_lock = threading.Lock()
+
+#: Runs started by ``run.start()`` and not yet finished, oldest first (process-wide).
+_started: list[Run] = []
+_started_lock = threading.Lock()
+
+
+def push_started(run: Run) -> None:
+    """``run.start()``: make ``run`` current process-wide (the newest started wins)."""
+    with _started_lock:
+        if run not in _started:
+            _started.append(run)
+
+
+def drop_started(run: Run) -> None:
+    """``run.finish()``: ``run`` is no longer current anywhere."""
+    with _started_lock:
+        if run in _started:
+            _started.remove(run)
+
+
+def _running(run: Run | None) -> Run | None:
+    return run if run is not None and run.state is RunState.RUNNING else None
 
 
 class ParentRun:
@@ -95,19 +124,29 @@ class ParentRun:
 
 
 def current_run() -> Run | None:
-    """The run active in this context (innermost ``track`` block), or None."""
-    return current.get()
+    """The run active here: the innermost ``track`` block of this context, else the newest
+    run started by ``run.start()`` that is still running, else None."""
+    run = _running(current.get())
+    if run is not None:
+        return run
+    with _started_lock:
+        started = list(_started)
+    for candidate in reversed(started):
+        if _running(candidate) is not None:
+            return candidate
+    return None
 
 
 def active_run() -> Run | ParentRun | None:
-    """The run this code runs under: the innermost ``track`` block's :class:`Run`, else a
+    """The run this code runs under: the innermost ``track`` block's :class:`Run` (else the
+    newest run started by ``run.start()``, see :func:`current_run`), else a
     :class:`ParentRun` handle on the ``wattwise run`` command's run (``WATTWISE_RUN_ID``),
     else None.
 
     Both kinds have ``id``, ``log(step, **metrics)``, ``set_record(key, value,
     append=False)`` and ``use_data(...)``.
     """
-    run = current.get()
+    run = current_run()
     if run is not None:
         return run
     run_id = os.environ.get("WATTWISE_RUN_ID")

@@ -56,19 +56,27 @@ class CaptureMixin(MeasuringMixin):
             self._warn_once("config", f"{err} This run uses {what}.")
             return settings
 
-    def _initial_record(self) -> dict[str, Any]:
-        from wattwise.environment import redact_argv  # secrets never reach the record
+    def _command_record(self) -> dict[str, Any]:
+        """What ran: the command (``wattwise run``) or this process's command line; in a
+        Jupyter kernel, the notebook (its path, or ``notebook (unknown path)`` and why)."""
+        from wattwise.environment import notebook, redact_argv  # secrets never reach it
 
+        argv = self.command if self.command is not None else list(sys.argv)
+        found = notebook() if self.command is None else None
+        record: dict[str, Any] = {"argv": redact_argv(argv), "cwd": str(Path.cwd()),
+                                  "is_command": self.command is not None}  # fmt: skip
+        if found is not None:
+            found["kernel_argv"] = redact_argv(found["kernel_argv"])
+            record["argv"] = [found["path"] or found["name"]]
+            record["notebook"] = found
+        return record
+
+    def _initial_record(self) -> dict[str, Any]:
         infos = meter_record(self._live_sampler().infos)
         return {
             "schema_version": SCHEMA_VERSION,
             "tool": {"name": "wattwise", "version": __version__},
-            "command": {
-                "argv": redact_argv(self.command if self.command is not None
-                                    else list(sys.argv)),
-                "cwd": str(Path.cwd()),
-                "is_command": self.command is not None,
-            },
+            "command": self._command_record(),
             "location": self.location.to_dict(),
             "intensity": self.intensity.to_dict(),
             "pue": {"value": self.pue.value, "source": self.pue.source,

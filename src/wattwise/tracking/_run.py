@@ -13,6 +13,7 @@ environment capture in ``_capture``, the runs left open at exit in ``_exit``.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import os
@@ -35,15 +36,16 @@ from wattwise.store import (
     identity,
 )
 from wattwise.tracking import _exit
-from wattwise.tracking._active import active_run, current
+from wattwise.tracking._active import active_run, current, drop_started, push_started
 from wattwise.tracking._capture import CaptureMixin
 from wattwise.tracking._handoff import FINAL_WAIT_S, WriterThread, final_wait_s
 from wattwise.tracking._job import host_id
 from wattwise.tracking._job_session import start_job
 from wattwise.tracking._kind import RunKind, role_for, run_kind
 from wattwise.tracking._measuring import choose_meters
+from wattwise.tracking._naming import command_name
 from wattwise.tracking._recording import RecordingMixin
-from wattwise.tracking._result import RunResult
+from wattwise.tracking._result import RunResult, run_html
 from wattwise.tracking._sampler import Sampler
 from wattwise.tracking._state import RunState, copy_json
 from wattwise.tracking._writer import (
@@ -62,7 +64,8 @@ class Run(RecordingMixin, CaptureMixin):
     """One tracked piece of work. Use :func:`wattwise.track` to make one.
 
     A run can be used once: as a context manager (``with track(...) as run``), by
-    ``start()``/``finish()``, or as a decorator, which starts a fresh run per call.
+    ``start()``/``stop()`` (a notebook: the run is current until stopped), or as a
+    decorator, which starts a fresh run per call.
     """
 
     def __init__(
@@ -100,7 +103,8 @@ class Run(RecordingMixin, CaptureMixin):
         #: by default they are reported once per kind and the run goes on.
         self.strict = strict_from_env(strict)
         self.id = uuid.uuid4().hex
-        self.name = name or (Path(command[0]).name if command else "run")
+        #: The script or module a command runs (``train.py``, ``pkg.train``), else ``run``.
+        self.name = name or (command_name(command) if command else "run")
         #: What kind of run this is: its role, attribution and process tree (see RunKind).
         self.run_kind = run_kind(kind)
         self.kind = self.run_kind.name
@@ -138,6 +142,8 @@ class Run(RecordingMixin, CaptureMixin):
         self.reproduces = reproduces
         self._result = None
         self._token: contextvars.Token[Run | None] | None = None
+        #: One finish at a time (the user's, an exit hook's): the second returns the result.
+        self._finish_lock = threading.RLock()
         self._lock = threading.RLock()
         self._pending_metrics = []
         #: Set by start(): settings, where and what the energy costs, the ledger, the meters
@@ -164,11 +170,29 @@ class Run(RecordingMixin, CaptureMixin):
     # -- lifecycle --------------------------------------------------------------
 
     def start(self, *, root_pid: int | None = None, is_child: bool = False) -> Run:
-        """Start measuring. ``root_pid`` is the process tree to attribute energy to.
+        """Start measuring and make this the current run until :meth:`stop`.
+
+        Current means that ``wattwise.log()``, ``use_data()``, the callbacks and a run
+        made inside it (its child) find this run: in this context first (as in a ``with``
+        block), and in every other thread and later notebook cell where no ``with`` block
+        is open. Tuning's study and trial runs and command runs (``wattwise run``, whose
+        work is another process) are not made current: their workflows link their runs.
+
+        Args:
+            root_pid: The process tree to attribute energy to (default: this process).
+            is_child: ``root_pid`` is a child this process started (``wattwise run``).
 
         Raises:
             RunStateError: The run was already started.
         """
+        self._begin(root_pid=root_pid, is_child=is_child)
+        if self.kind != "command" and self.role not in ("study", "trial", "tuning"):
+            self._token = current.set(self)
+            push_started(self)
+        return self
+
+    def _begin(self, *, root_pid: int | None = None, is_child: bool = False) -> None:
+        """Start measuring (``start()`` and ``with`` then say where the run is current)."""
         if self.state is not RunState.CREATED:
             msg = (
                 f"Run {self.id[:8]!r} has already been started and cannot be re-entered. "
@@ -243,7 +267,6 @@ class Run(RecordingMixin, CaptureMixin):
             target=self._sample_loop, name="wattwise-sampler", daemon=True
         )
         self._thread.start()
-        return self
 
     def _run_record(self) -> RunRecord:
         """The run as first inserted: status running, the initial record."""
@@ -261,17 +284,52 @@ class Run(RecordingMixin, CaptureMixin):
     ) -> RunResult:  # fmt: skip
         """Stop measuring, write the final record and return the result.
 
+        Idempotent: once the run has ended, another call (``stop()`` in a later cell, the
+        exit hook) changes nothing and returns the same result. The run is no longer
+        current anywhere.
+
         Args:
             status: ``finished`` (default) or ``failed``.
             exit_code: The command's exit code, for command runs.
             error: A one-line description of the failure, kept in the record.
+
+        Raises:
+            RunStateError: The run was never started.
         """
-        if self.state is not RunState.RUNNING:
-            msg = (
-                f"Run {self.id[:8]!r} is not running (state: {self.state.value}); "
-                "nothing to finish."
-            )
-            raise RunStateError(msg)
+        with self._finish_lock:
+            if self.state is RunState.ENDED and self._result is not None:
+                return self._result
+            if self.state is not RunState.RUNNING:
+                msg = (
+                    f"Run {self.id[:8]!r} is not running (state: {self.state.value}); "
+                    "nothing to finish. Start it first: run.start() or 'with run:'."
+                    if self.state is RunState.CREATED else
+                    f"Run {self.id[:8]!r} is being finished already; its result is "
+                    "run.result once that is done."
+                )  # fmt: skip
+                raise RunStateError(msg)
+            self._release_current()
+            return self._finish(status, exit_code=exit_code, error=error)
+
+    def stop(
+        self, status: RunStatus | str | None = None, *, exit_code: int | None = None,
+        error: str | None = None,
+    ) -> RunResult:  # fmt: skip
+        """Same as :meth:`finish` (the pair of :meth:`start`); idempotent."""
+        return self.finish(status, exit_code=exit_code, error=error)
+
+    def _release_current(self) -> None:
+        """This run is no longer current: process-wide, and in the context ``start()`` ran in
+        (elsewhere a context still naming it skips it: it is not running)."""
+        drop_started(self)
+        token, self._token = self._token, None
+        if token is not None:
+            with contextlib.suppress(ValueError, RuntimeError):  # another context or cell
+                current.reset(token)
+
+    def _finish(
+        self, status: RunStatus | str | None, *, exit_code: int | None, error: str | None
+    ) -> RunResult:
         final = RunStatus(status) if status is not None else RunStatus.FINISHED
         self.state = RunState.ENDED
         _exit.unregister(self)
@@ -311,8 +369,8 @@ class Run(RecordingMixin, CaptureMixin):
         return self._result
 
     def __enter__(self) -> Run:
-        self.start()
-        self._token = current.set(self)
+        self._begin()
+        self._token = current.set(self)  # current in this context only, until the block ends
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -337,6 +395,21 @@ class Run(RecordingMixin, CaptureMixin):
                 return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"<wattwise.Run {self.id[:8]} {self.name!r} {self.state.value}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: what the run has cost so far, or its result."""
+        if self._result is not None:
+            return self._result._repr_html_()
+        if self.state is RunState.RUNNING:
+            try:
+                so_far = self.snapshot()
+            except Exception:  # a display never raises: show the run without figures
+                so_far = None
+            return run_html(self.id, self.name, "running", so_far, self.location.zone)
+        return run_html(self.id, self.name, self.state.value, None, None)
 
     @property
     def result(self) -> RunResult:
