@@ -13,7 +13,7 @@ from wattwise.cli import _format as fmt
 from wattwise.cli.commands.report import add_selection_arguments, selection
 from wattwise.exceptions import WattwiseError
 
-HELP = "export to a Hugging Face model card, CodeCarbon's emissions.csv or MLflow"
+HELP = "export to a Hugging Face model card, CodeCarbon's emissions.csv, BoAmps or MLflow"
 
 #: The formats and the ``-o`` extensions come from the exporter registry
 #: (:mod:`wattwise.report._exporters`), shared with ``wattwise report``.
@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     card.add_argument("--include-embodied", action="store_true",
                       help="emissions = operational + embodied (SCI O + M); default operational")
     card.add_argument("--into", metavar="README", help="merge into this model card file")
+    boamps = parser.add_argument_group("boamps")
+    boamps.add_argument("--boamps-context", metavar="FILE",
+                        help="JSON with what only you know (task, publisher...), merged in")
     cc = parser.add_argument_group("codecarbon-csv")
     cc.add_argument("--project-name", help="project_name column (default: the project folder)")
     ml = parser.add_argument_group("mlflow")
@@ -98,6 +101,8 @@ def _options(args: argparse.Namespace, chosen: str) -> dict[str, Any]:
                 "into": args.into}  # fmt: skip
     if chosen == "codecarbon-csv":
         return {"project_name": args.project_name}
+    if chosen == "boamps":
+        return {"context": args.boamps_context}
     if chosen == "mlflow":
         return {"tracking_uri": args.mlflow_uri, "experiment_name": args.experiment}
     return {}
@@ -122,6 +127,8 @@ def main(args: argparse.Namespace) -> int:
             _write(buffer.getvalue(), args.output)
     finally:
         store.close()
-    for line in lines:
-        print(fmt.safe(line))
+    to_stdout = bool(exporter.extensions) and not options.get("into") and args.output in (
+        None, "-")  # fmt: skip
+    for line in lines:  # notes never mix into a document written to standard output
+        print(fmt.safe(line), file=sys.stderr if to_stdout else sys.stdout)
     return 0
