@@ -18,7 +18,7 @@ from wattwise.exceptions import InvalidParameterError
 from wattwise.store import open_store
 
 
-def test_the_six_formats_are_registered_with_what_they_take() -> None:
+def test_the_seven_formats_are_registered_with_what_they_take() -> None:
     table = {x.name: (x.command, x.takes, x.extensions) for x in rp.exporters()}
     assert table == {
         "html": ("report", "report", (".html", ".htm")),
@@ -27,14 +27,15 @@ def test_the_six_formats_are_registered_with_what_they_take() -> None:
         "hf-card": ("export", "report", (".md", ".markdown")),
         "codecarbon-csv": ("export", "runs", (".csv",)),
         "mlflow": ("export", "ledger", ()),
+        "boamps": ("export", "runs", (".json",)),
     }
     assert all(isinstance(x, rp.Exporter) for x in rp.exporters())
     # the -o mappings of issue 8, now read from the registry
     assert rp.extension_map("report") == {".html": "html", ".htm": "html", ".md": "md",
                                           ".markdown": "md", ".json": "json"}  # fmt: skip
     assert rp.extension_map("export") == {".md": "hf-card", ".markdown": "hf-card",
-                                          ".csv": "codecarbon-csv"}  # fmt: skip
-    assert rp.format_names("export") == ("hf-card", "codecarbon-csv", "mlflow")
+                                          ".csv": "codecarbon-csv", ".json": "boamps"}  # fmt: skip
+    assert rp.format_names("export") == ("hf-card", "codecarbon-csv", "mlflow", "boamps")
 
 
 def test_text_exporters_write_what_the_renderers_render() -> None:

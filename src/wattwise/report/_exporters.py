@@ -24,7 +24,7 @@ What a format takes (``takes``):
 - ``report``: a :class:`~wattwise.report.Report` built from the selection (one run, a
   study or the project): html, md, json, hf-card;
 - ``runs``: the selected top-level runs (nested runs are counted in their parents):
-  codecarbon-csv;
+  codecarbon-csv, boamps;
 - ``ledger``: the runs and the store they come from (for their metric series): mlflow.
 
 The registry is cheap to import (the CLI reads it to build its parser): a format's
@@ -34,6 +34,7 @@ code is imported when it writes, not before.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TextIO, runtime_checkable
 
@@ -270,6 +271,47 @@ class CodecarbonCsvExporter(TextExporter):
         return render_codecarbon_csv(source.runs, project_name=str(name))
 
 
+class BoampsExporter(TextExporter):
+    """Boavizta's BoAmps JSON: one report, a measure per run (energy in kWh).
+
+    Options: ``context`` (a JSON file, or a mapping, with what only the user knows:
+    ``task``, ``header.publisher``...; see :mod:`wattwise.report._boamps`).
+    """
+
+    name = "boamps"
+    extensions = (".json",)
+    takes = "runs"
+    command = "export"
+    help = "Boavizta's BoAmps JSON report (kWh; task from --boamps-context)"
+
+    def _report(self, source: ExportSource, options: Mapping[str, Any]) -> dict[str, Any]:
+        from wattwise.report._boamps import boamps_report, load_context
+
+        given = options.get("context")
+        context = load_context(given) if isinstance(given, (str, os.PathLike)) else given
+        return boamps_report(source.runs, context=context)
+
+    def render(self, source: ExportSource, **options: Any) -> str:
+        import json
+
+        report = options.get("prebuilt") or self._report(source, options)
+        return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+
+    def write(self, source: ExportSource, stream: TextIO | None, **options: Any) -> list[str]:
+        """Write the report; say what it lacks to be valid (a draft), if anything."""
+        from wattwise.report._boamps import missing_fields
+
+        report = self._report(source, options)
+        super().write(source, stream, prebuilt=report)
+        missing = missing_fields(report)
+        if not missing:
+            return []
+        return [
+            f"BoAmps draft: it lacks {', '.join(missing)}, which only you know; put them in a "
+            "JSON file and pass it with --boamps-context FILE (docs/explanation/reporting.md)."
+        ]
+
+
 class MlflowExporter:
     """Each run into an MLflow tracking store: figures as ``wattwise.*`` metrics, sources as
     tags; writes no file.
@@ -389,5 +431,5 @@ def _register_builtins(items: Sequence[Exporter]) -> None:
 
 _register_builtins([
     HtmlExporter(), MarkdownExporter(), JsonExporter(),
-    HfCardExporter(), CodecarbonCsvExporter(), MlflowExporter(),
+    HfCardExporter(), CodecarbonCsvExporter(), MlflowExporter(), BoampsExporter(),
 ])  # fmt: skip
