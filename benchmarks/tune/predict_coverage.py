@@ -26,6 +26,7 @@ Prints the figures and exits 0; it asserts nothing (a benchmark, not a test).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
@@ -42,7 +43,7 @@ import torch  # noqa: E402
 import tune_digits  # noqa: E402
 
 import wattwise  # noqa: E402
-from wattwise.tracking import predict_energy  # noqa: E402
+from wattwise.tracking import predict_energy, relative_error  # noqa: E402
 from wattwise.tuning import estimate_avoided  # noqa: E402
 
 AUGMENT = 1
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="8 configurations, 12 epochs")
     parser.add_argument("--store", help="ledger file (default: a temporary one)")
+    parser.add_argument("--dump", help="write each configuration's reports and total (JSON)")
     args = parser.parse_args(argv)
     if args.quick:
         args.configs, args.epochs = 8, 12
@@ -104,32 +106,43 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  #{i}: width {params['width']}, lr {params['lr']:.2g}: {total:.1f} J "
               f"(first epoch {rec.reports[0][1]:.1f} J)", flush=True)  # fmt: skip
 
+    if args.dump:
+        with open(args.dump, "w", encoding="utf-8") as f:
+            json.dump([{"params": p, "reports": r, "total_j": t} for p, r, t in trained], f)
     print()
     print("Prediction of the total after k reports (interval "
           f"{predict_energy([(0, 0), (1, 1), (2, 2)], end_step=3).level:.0%}):")  # type: ignore[union-attr]  # fmt: skip
-    made = held = 0
-    for k in PREDICT_AFTER:
-        if k >= args.epochs:
-            continue
-        hits, widths, errors = [], [], []
-        for _params, reports, total in trained:
-            p = predict_energy(reports[:k], end_step=end)
-            if p is None:
+    for calibrated in (False, True):
+        print("  calibrated on the other configurations (leave one out, as a study's complete "
+              "trials calibrate a running one):" if calibrated else
+              "  from each run's own reports only (as wattwise run predicts):")  # fmt: skip
+        made = held = 0
+        for k in PREDICT_AFTER:
+            if k >= args.epochs:
                 continue
-            hits.append(p.contains(total))
-            widths.append((p.high_j - p.low_j) / 2 / total)
-            errors.append((p.total_j - total) / total)
-        made += len(hits)
-        held += sum(hits)
-        if hits:
-            print(f"  k={k:>2}: {sum(hits)}/{len(hits)} intervals hold the total "
-                  f"({sum(hits) / len(hits):.0%}); median half-width ±"
-                  f"{statistics.median(widths):.0%}; median point error "
-                  f"{statistics.median(errors):+.1%}")  # fmt: skip
-    if made:
-        share = held / made
-        print(f"  all: {held}/{made} = {share:.0%} (target >= 80 %: "
-              f"{'met' if share >= 0.8 else 'NOT met'})")  # fmt: skip
+            hits, widths, errors = [], [], []
+            for i, (_params, reports, total) in enumerate(trained):
+                others = [
+                    relative_error(r, k, t, end) for j, (_, r, t) in enumerate(trained) if j != i
+                ] if calibrated else []  # fmt: skip
+                p = predict_energy(reports[:k], end_step=end,
+                                   calibration=[e for e in others if e is not None])  # fmt: skip
+                if p is None:
+                    continue
+                hits.append(p.contains(total))
+                widths.append((p.high_j - p.low_j) / 2 / total)
+                errors.append((p.total_j - total) / total)
+            made += len(hits)
+            held += sum(hits)
+            if hits:
+                print(f"    k={k:>2}: {sum(hits)}/{len(hits)} intervals hold the total "
+                      f"({sum(hits) / len(hits):.0%}); median half-width ±"
+                      f"{statistics.median(widths):.0%}; median point error "
+                      f"{statistics.median(errors):+.1%}")  # fmt: skip
+        if made:
+            share = held / made
+            print(f"    all: {held}/{made} = {share:.0%} (target >= 80 %: "
+                  f"{'met' if share >= 0.8 else 'NOT met'})")  # fmt: skip
 
     print()
     print("Energy avoided by stopping at a rung, estimated vs measured (trained to the end):")

@@ -11,7 +11,12 @@ import random
 
 import pytest
 
-from wattwise.tracking import EnergyPrediction, predict_energy
+from wattwise.tracking import (
+    EnergyPrediction,
+    conformal_quantile,
+    predict_energy,
+    relative_error,
+)
 from wattwise.tracking._predict import LEVEL, MIN_REPORTS, t_quantile
 from wattwise.tuning import estimate_avoided
 
@@ -116,3 +121,39 @@ def test_avoided_estimate_carries_the_interval_from_three_reports() -> None:
     assert "interval 90%" in e.method
     two = estimate_avoided(reports[:2], energy_j=reports[1][1], planned_step=9.0, declared=True)
     assert two.energy_j > 0 and two.low_j is None and two.high_j is None
+
+
+def _shifting_run(rng: random.Random, epochs: int = 20) -> list[tuple[int, float]]:
+    """Steady steps that change cost once, after step 5 (another job arrives or leaves)."""
+    cost, shift = rng.lognormvariate(0.0, 0.5), rng.uniform(-0.3, 0.3)
+    rates = [cost * (1 + (shift if s > 5 else 0.0)) * rng.gauss(1.0, 0.01) for s in range(epochs)]
+    return _cumulative(rates, setup=cost)
+
+
+def test_calibration_on_earlier_runs_restores_the_coverage() -> None:
+    """A run's own steps cannot see a change to come; earlier runs' errors can."""
+    rng = random.Random(3)
+    history = [_shifting_run(rng) for _ in range(20)]
+    errors = [relative_error(r, 3, r[-1][1], 19) for r in history]
+    assert all(e is not None for e in errors)
+    raw = calibrated = 0
+    for _ in range(300):
+        run = _shifting_run(rng)
+        total = run[-1][1]
+        own = predict_energy(run[:3], end_step=19)
+        cal = predict_energy(run[:3], end_step=19, calibration=[e for e in errors if e])
+        assert own is not None and cal is not None
+        assert cal.total_j == own.total_j and cal.high_j >= own.high_j
+        raw += own.contains(total)
+        calibrated += cal.contains(total)
+    assert raw / 300 < 0.5  # its own steps alone: far too sure
+    assert calibrated / 300 >= 0.8, calibrated / 300
+    assert "conformal quantile of 20 earlier runs" in cal.method
+
+
+def test_conformal_quantile() -> None:
+    assert conformal_quantile([]) is None
+    assert conformal_quantile([0.3]) == 0.3  # too few for the rank: the largest
+    errors = [i / 100 for i in range(1, 20)]  # 19 errors: rank ceil(20 * 0.9) = 18
+    assert conformal_quantile(errors) == pytest.approx(0.18)
+    assert conformal_quantile([float("nan"), 0.1]) == 0.1

@@ -22,7 +22,12 @@ from wattwise.tracking._active import (
 )
 from wattwise.tracking._command import run_command
 from wattwise.tracking._kind import RunKind, register_run_kind, run_kind
-from wattwise.tracking._predict import EnergyPrediction, predict_energy
+from wattwise.tracking._predict import (
+    EnergyPrediction,
+    conformal_quantile,
+    predict_energy,
+    relative_error,
+)
 from wattwise.tracking._proctree import ProcessTree
 from wattwise.tracking._result import RunResult
 from wattwise.tracking._run import Run, RunState, track
@@ -39,10 +44,12 @@ __all__ = [
     "RunResult",
     "RunState",
     "active_run",
+    "conformal_quantile",
     "current_run",
     "log",
     "predict_energy",
     "register_run_kind",
+    "relative_error",
     "run_command",
     "run_kind",
     "seed_everything",

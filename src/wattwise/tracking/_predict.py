@@ -15,8 +15,15 @@ adds two parts:
   steps grow or shrink in cost (warming caches, longer sequences).
 
 At least three reports (two rates) are needed; with fewer there is no dispersion to go on,
-and no prediction. ``benchmarks/tune/predict_coverage.py`` measures how often the interval
-holds the actual total.
+and no prediction.
+
+Calibration (when earlier runs of the same kind are known, e.g. a study's complete trials):
+a run's own dispersion misses what changes over its life on a shared machine (load, clock
+speeds), so the interval is widened to at least ``q × total``, where ``q`` is the split
+conformal quantile (level 90 %) of the earlier runs' relative errors
+``|actual / predicted − 1|``, each predicted from as many reports as this one
+(:func:`relative_error`, :func:`conformal_quantile`). ``benchmarks/tune/predict_coverage.py``
+measures how often the interval holds the actual total, with and without calibration.
 """
 
 from __future__ import annotations
@@ -108,8 +115,33 @@ class EnergyPrediction:
         return dataclasses.asdict(self)
 
 
+def conformal_quantile(errors: Sequence[float], level: float = LEVEL) -> float | None:
+    """Split conformal quantile of earlier relative errors: the ``ceil((n + 1) × level)``-th
+    smallest of ``n`` errors (their largest when ``n`` is too small for that rank), or
+    None without errors."""
+    values = sorted(e for e in errors if math.isfinite(e))
+    if not values:
+        return None
+    rank = math.ceil((len(values) + 1) * level)
+    return values[min(rank, len(values)) - 1]
+
+
+def relative_error(
+    reports: Sequence[tuple[float, float]], n_reports: int, actual_j: float, end_step: float
+) -> float | None:
+    """How far a finished run's total was from the prediction made from its first
+    ``n_reports`` reports: ``|actual / predicted − 1|``, or None when none could be made."""
+    p = predict_energy(reports[:n_reports], end_step=end_step)
+    if p is None or p.total_j <= 0:
+        return None
+    return abs(actual_j / p.total_j - 1.0)
+
+
 def predict_energy(
-    reports: Sequence[tuple[float, float]], *, end_step: float
+    reports: Sequence[tuple[float, float]],
+    *,
+    end_step: float,
+    calibration: Sequence[float] = (),
 ) -> EnergyPrediction | None:
     """Predict the total energy of a run that ends at step ``end_step``.
 
@@ -119,6 +151,8 @@ def predict_energy(
             skipped).
         end_step: The run's last step (e.g. ``total_steps − 1``, or a trial's declared max
             step).
+        calibration: Relative errors of earlier runs' predictions made from as many reports
+            (:func:`relative_error`); the interval is widened to their conformal quantile.
 
     Returns:
         The prediction, or None when fewer than :data:`MIN_REPORTS` usable reports exist,
@@ -147,8 +181,16 @@ def predict_energy(
     drift = left * abs(statistics.fmean(later) - mean)
     total = last_e + mean * left
     half = sampling + drift
+    method = METHOD
+    q = conformal_quantile(calibration)
+    if q is not None:
+        half = max(half, q * total)
+        method = (
+            f"{METHOD}; widened to the conformal quantile of {len(calibration)} earlier runs' "
+            f"relative errors ({q:.1%})"
+        )
     return EnergyPrediction(
         total_j=total, low_j=max(last_e, total - half), high_j=total + half,
         energy_so_far_j=last_e, per_step_j=mean, last_step=last_s, end_step=float(end_step),
-        n_reports=len(points),
+        n_reports=len(points), method=method,
     )  # fmt: skip

@@ -376,9 +376,10 @@ class _Driver:
 
         The trial ends at the step it declared (``set_max_step``), else at the median last
         step of the complete trials; without either, or with fewer than three reports, there
-        is no prediction and the trial runs on (the budget still stops it once spent).
+        is no prediction and the trial runs on (the budget still stops it once spent). The
+        interval is calibrated on the complete trials (conformal quantile of their errors).
         """
-        from wattwise.tracking import predict_energy
+        from wattwise.tracking import predict_energy, relative_error
 
         live.reports.append((int(message["step"]), live.energy_j))
         if message.get("max_step") is not None:
@@ -388,7 +389,16 @@ class _Driver:
             ends = [o["reports"][-1][0] for o in self.outcomes.values()
                     if o["state"] == "complete" and o.get("reports")]  # fmt: skip
             end = int(sorted(ends)[len(ends) // 2]) if ends else None
-        live.prediction = None if end is None else predict_energy(live.reports, end_step=end)
+        # calibration: how far each complete trial's total was from the prediction made from
+        # as many of its reports (conformal; see wattwise.tracking._predict)
+        errors = [
+            relative_error([(r[0], r[2]) for r in o["reports"]], len(live.reports),
+                           float(o.get("energy_j") or 0.0), o["reports"][-1][0])
+            for o in self.outcomes.values() if o["state"] == "complete" and o.get("reports")
+        ]  # fmt: skip
+        live.prediction = None if end is None else predict_energy(
+            live.reports, end_step=end, calibration=[e for e in errors if e is not None]
+        )  # fmt: skip
         reason = trial_would_overshoot(self.budget, self.spent(), live.prediction)
         if reason is not None:
             p = live.prediction
