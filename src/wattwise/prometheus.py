@@ -14,19 +14,18 @@ It needs ``prometheus_client`` (``pip install 'wattwise[prometheus]'``), importe
 enabled. Metrics, labelled ``run`` (the run id), ``job`` (the SLURM or torchrun job id, else
 empty) and ``host``, and ``component`` (``cpu``, ``gpu``, ``dram``...) where it applies:
 
-==============================================  =======  ===================================
-``wattwise_energy_joules_total``                counter  energy attributed to the run (IT)
-``wattwise_energy_band_joules``                 gauge    its uncertainty band (±)
-``wattwise_power_watts``                        gauge    mean power over the last sample
-``wattwise_co2e_grams_total``                   counter  operational carbon (PUE × grid)
-``wattwise_run_duration_seconds``               gauge    time since the run started
-``wattwise_run_running``                        gauge    1 while it runs, 0 once ended
-``wattwise_grid_intensity_gco2e_per_kwh``       gauge    the grid intensity applied
-``wattwise_pue_ratio``                          gauge    the PUE applied
-``wattwise_run_info``                           gauge    1, labels ``name``, ``kind``,
-                                                         ``region``, ``status``
-``wattwise_component_info``                     gauge    1, labels ``method``, ``meter``
-==============================================  =======  ===================================
+| metric | type | what |
+|---|---|---|
+| `wattwise_energy_joules_total` | counter | energy attributed to the run (IT energy) |
+| `wattwise_energy_band_joules` | gauge | its uncertainty band (±) |
+| `wattwise_power_watts` | gauge | mean power over the last sampling interval |
+| `wattwise_co2e_grams_total` | counter | operational carbon (energy × PUE × grid intensity) |
+| `wattwise_component_info` | gauge | 1, labels `method` and `meter` |
+| `wattwise_run_duration_seconds` | gauge | time since the run started |
+| `wattwise_run_running` | gauge | 1 while it runs, 0 once it has ended |
+| `wattwise_grid_intensity_gco2e_per_kwh` | gauge | the grid intensity applied |
+| `wattwise_pue_ratio` | gauge | the PUE applied |
+| `wattwise_run_info` | gauge | 1, labels `name`, `kind`, `region`, `status` |
 
 A run's series appear at its first sample and are updated at each (``interval_s``). Once it
 ends, its final values (``wattwise_run_running 0``) stay for one more scrape (or one more
