@@ -36,6 +36,7 @@ PUBLIC_MODULES = (
     "wattwise.testing",
     "wattwise.integrations",
     "wattwise.optuna",
+    "wattwise.prometheus",
     "wattwise.ray_tune",
     "wattwise.slurm",
     "wattwise.exceptions",
