@@ -23,7 +23,7 @@ Quick start::
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wattwise import _lazy
 
@@ -68,3 +68,17 @@ __all__ = [
 
 # Public names load on first use, so ``import wattwise`` stays cheap.
 __getattr__, __dir__ = _lazy.lazy_attributes(__name__, _LAZY, globals())
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext wattwise``: the ``%wattwise`` and ``%%wattwise`` magics (wattwise.notebook)."""
+    from wattwise import notebook
+
+    notebook.load_ipython_extension(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext wattwise``: stops a run that ``%wattwise start`` started."""
+    from wattwise import notebook
+
+    notebook.unload_ipython_extension(ipython)
