@@ -413,6 +413,22 @@ class BaseRunStore(abc.ABC):
     def reuse_totals(self) -> ReuseTotals:
         """What every cache hit recorded in this ledger avoided, summed."""
 
+    def last_metrics(self, run_ids: Iterable[str]) -> dict[str, dict[str, float]]:
+        """The last logged value of each metric of each run: ``{run_id: {key: value}}``
+        (runs without metrics left out), keys in the order of their last points.
+
+        This default streams every point of the runs (:meth:`iter_metrics`); backends read
+        only each key's last point.
+        """
+        last: dict[str, dict[str, tuple[int, float]]] = {}
+        points = self.iter_metrics(list(dict.fromkeys(run_ids)))
+        for order, (run_id, _step, key, value, _at) in enumerate(points):
+            last.setdefault(run_id, {})[key] = (order, value)
+        return {
+            run_id: {k: v for k, (_, v) in sorted(points.items(), key=lambda kv: kv[1][0])}
+            for run_id, points in last.items()
+        }
+
     def record_groups(self, keys: Sequence[str]) -> list[RecordGroup]:
         """Every run counted once, grouped by host, components and ``record[key]`` for each
         of ``keys`` (facts annotated from other processes included), oldest group first.

@@ -148,33 +148,10 @@ def project_footprint(
 
 
 def last_metrics(store: Any, run_ids: Iterable[str]) -> dict[str, dict[str, float]]:
-    """The last logged value of each metric of each run: ``{run_id: {key: value}}``.
-
-    On SQLite one indexed query per 500 runs reads only each key's last point; other
-    backends stream every point through ``iter_metrics`` and keep the last.
-    """
-    ids = list(dict.fromkeys(run_ids))
-    last: dict[str, dict[str, float]] = {}
-    from wattwise.store._sqlite import SQLiteRunStore
-
-    if isinstance(store, SQLiteRunStore):
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            sql = (
-                "SELECT run_id, key, value FROM metrics WHERE seq IN (SELECT max(seq) FROM "
-                f"metrics WHERE run_id IN ({marks}) GROUP BY run_id, key) ORDER BY seq"
-            )
-
-            def op(conn: Any, sql: str = sql, chunk: list[str] = chunk) -> list[Any]:
-                return list(conn.execute(sql, chunk))
-
-            for run_id, key, value in store.bulk_read(op):
-                last.setdefault(run_id, {})[key] = value
-        return last
-    for run_id, _step, key, value, _at in store.iter_metrics(ids):
-        last.setdefault(run_id, {})[key] = value
-    return last
+    """The last logged value of each metric of each run: ``{run_id: {key: value}}``
+    (``BaseRunStore.last_metrics``: each backend reads only each key's last point)."""
+    result: dict[str, dict[str, float]] = store.last_metrics(run_ids)
+    return result
 
 
 def store_footprint(store: Any) -> Footprint:

@@ -895,6 +895,25 @@ class SQLiteRunStore(BaseRunStore):
         result: ReuseTotals = self._guard(op)
         return result
 
+    def last_metrics(self, run_ids: Iterable[str]) -> dict[str, dict[str, float]]:
+        """Each metric's last value per run: one indexed query per 500 runs reads only
+        each key's last point."""
+        ids = list(dict.fromkeys(run_ids))
+        last: dict[str, dict[str, float]] = {}
+
+        def op(chunk: list[str]) -> list[tuple[Any, ...]]:
+            marks = ", ".join("?" for _ in chunk)
+            return list(self._conn.execute(
+                "SELECT run_id, key, value FROM metrics WHERE seq IN (SELECT max(seq) FROM "
+                f"metrics WHERE run_id IN ({marks}) GROUP BY run_id, key) ORDER BY seq", chunk,
+            ))  # fmt: skip
+
+        for start in range(0, len(ids), 500):
+            rows: list[tuple[Any, ...]] = self._guard(op, ids[start : start + 500])
+            for run_id, key, value in rows:
+                last.setdefault(run_id, {})[key] = value
+        return last
+
     def record_groups(self, keys: Sequence[str]) -> list[RecordGroup]:
         """Runs grouped by host, components and record values, grouped by SQLite's JSON
         functions; runs it cannot read that way (a record that is not strict JSON, such as

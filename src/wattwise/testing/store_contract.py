@@ -560,6 +560,19 @@ class RunStoreContract:
         with pytest.raises(InvalidParameterError):
             store.record_groups(['a"b'])
 
+    def test_last_metrics_keep_each_keys_last_point(self, store: BaseRunStore) -> None:
+        a, b, quiet = make_run(), make_run(), make_run()
+        for run in (a, b, quiet):
+            store.insert_run(run)
+        store.flush_run(a.id, {}, metrics=[(0, "loss", 2.0, 1.0), (None, "acc", 0.5, 1.5)])
+        store.flush_run(b.id, {}, metrics=[(0, "loss", 9.0, 0.0)])
+        store.flush_run(a.id, {}, metrics=[(1, "loss", 1.0, 2.0)])
+        last = store.last_metrics([a.id, b.id, quiet.id, a.id])
+        assert last == {a.id: {"acc": 0.5, "loss": 1.0}, b.id: {"loss": 9.0}}
+        assert list(last[a.id]) == ["acc", "loss"]  # in the order of their last points
+        assert last == BaseRunStore.last_metrics(store, [a.id, b.id, quiet.id])
+        assert store.last_metrics([]) == {}
+
     def test_record_mentions_search_records_and_facts(self, store: BaseRunStore) -> None:
         run = make_run(record={"intensity": {"file": "carbon/ember_2024.csv"},
                                "loss": float("nan")})  # fmt: skip
