@@ -48,6 +48,18 @@ HOSTS = [f"gpu-node-{i:02d}" for i in range(12)]
 TARGETS = {"footprint": 0.5, "report --project (html)": 5.0, "report --project (md)": 5.0}
 
 
+def _shown(url: str) -> str:
+    """The ledger's URL as printed: a password in it is never shown."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if "://" not in url or parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = parts.username or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 def _run_columns() -> set[str]:
     """The run columns this wattwise's ledger has (``user``/``role`` once they exist)."""
     from wattwise.store import RunRecord
@@ -210,11 +222,11 @@ def main() -> int:
         store = args.ledger or args.store or str(folder / "ledger.db")
         os.environ.pop("WATTWISE_STORE", None)
         if args.ledger:
-            print(f"Timing the existing ledger {store} (built before; --runs is not checked)",
-                  flush=True)  # fmt: skip
+            print(f"Timing the existing ledger {_shown(store)} (built before; --runs is not "
+                  "checked)", flush=True)  # fmt: skip
         else:
             print(f"Building a ledger of {runs:,} runs, {runs * args.metrics_per_run:,} metric "
-                  f"rows in {store} ...", flush=True)  # fmt: skip
+                  f"rows in {_shown(store)} ...", flush=True)  # fmt: skip
             results["build"] = build(store, runs, args.metrics_per_run, folder)
             print(f"  generated in {results['build']['generate_s']:.1f} s "
                   f"({results['build']['export_mb']:.0f} MB), imported in "
