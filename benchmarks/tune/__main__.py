@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", help=f"comma list of {', '.join(WORKLOADS)}")
     parser.add_argument("--methods", help=f"comma list of {', '.join(m.LABELS)}")
     parser.add_argument("--no-ray", action="store_true", help="skip Ray Tune ASHA")
+    parser.add_argument(
+        "--ray-seeds", type=int,
+        help="run Ray Tune ASHA on the first N seeds only (quick: 1; full: every seed)",
+    )  # fmt: skip
     parser.add_argument("--json", metavar="FILE", help="write every figure to FILE")
     parser.add_argument("--store", help="ledger file (default: a temporary one)")
     parser.add_argument(
@@ -132,6 +136,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Unknown method {method!r}; use {', '.join(m.LABELS)}.", file=sys.stderr)
             return 2
     skipped_ray = ""
+    ray_seeds = args.ray_seeds if args.ray_seeds is not None else (1 if args.quick else seeds)
+    if "ray-asha" in methods and ray_seeds < seeds:
+        skipped_ray = (
+            f"Ray Tune ASHA on the first {ray_seeds} seed(s) only: on this machine each Ray "
+            "trial also starts or reuses a worker process, several times slower than a trial "
+            "in process"
+        )
     if "ray-asha" in methods and args.no_ray:
         methods.remove("ray-asha")
         skipped_ray = "Ray Tune ASHA skipped (--no-ray)."
@@ -155,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             workload = WORKLOADS[name]
             batch: list[m.SearchResult] = []
             for method in methods:
+                if method == "ray-asha" and seed >= ray_seeds:
+                    continue
                 if method == "ray-asha":
                     res = m.run_ray(workload, seed, n_trials, store, tmp)
                 else:

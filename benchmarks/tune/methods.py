@@ -179,7 +179,7 @@ def run_ray(workload: Workload, seed: int, n_trials: int, store: str, tmp: str) 
         tune_config=tune.TuneConfig(
             metric="value", mode="max" if workload.direction == "maximize" else "min",
             num_samples=n_trials, scheduler=scheduler,
-            search_alg=BasicVariantGenerator(random_state=seed),
+            search_alg=BasicVariantGenerator(random_state=seed), reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             storage_path=tmp, name=f"{workload.name}-{seed}", verbose=0,
