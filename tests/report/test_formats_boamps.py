@@ -11,8 +11,8 @@ from report_support import HARDWARE, insert_run, tracked_run
 
 from wattwise.cli import main
 from wattwise.exceptions import InvalidParameterError
-from wattwise.report import select_runs
-from wattwise.report._boamps import boamps_report, missing_fields
+from wattwise.report import boamps_report, select_runs
+from wattwise.report._boamps import missing_fields
 from wattwise.store import open_store
 
 SCHEMAS = Path(__file__).parent / "boamps_schema"
@@ -144,6 +144,11 @@ def test_without_a_task_the_report_is_a_draft_that_says_what_it_lacks() -> None:
                             context={"task": {"taskStage": "training", "algorithms": [{}],
                                               "dataset": [{"dataUsage": "input"}]}})  # fmt: skip
     assert missing_fields(partial) == ["task.taskFamily", "task.dataset[0].dataType"]
+    # no hardware recorded: BoAmps needs at least one component, which wattwise cannot name
+    bare = insert_run(store, "bare", hardware={})
+    lacking = boamps_report([store.get_run(bare)], context={"task": TASK})
+    assert missing_fields(lacking) == ["infrastructure.components (no hardware was recorded)"]
+    assert lacking["header"]["reportStatus"] == "draft"
 
 
 def test_the_context_cannot_replace_measures_or_add_foreign_keys(tmp_path: Path) -> None:

@@ -243,18 +243,23 @@ def missing_fields(report: Mapping[str, Any]) -> list[str]:
     missing = []
     task = report.get("task")
     if not isinstance(task, Mapping):
-        return ["task (taskStage, taskFamily, algorithms, dataset)"]
-    for key in ("taskStage", "taskFamily"):
-        if not task.get(key):
-            missing.append(f"task.{key}")
-    for key in ("algorithms", "dataset"):
-        value = task.get(key)
-        if not isinstance(value, list) or not value:
-            missing.append(f"task.{key} (a list of at least one object)")
+        missing.append("task (taskStage, taskFamily, algorithms, dataset)")
+        task = {}
+    else:
+        for key in ("taskStage", "taskFamily"):
+            if not task.get(key):
+                missing.append(f"task.{key}")
+        for key in ("algorithms", "dataset"):
+            value = task.get(key)
+            if not isinstance(value, list) or not value:
+                missing.append(f"task.{key} (a list of at least one object)")
     for i, item in enumerate(task.get("dataset") or []):
         for key in ("dataUsage", "dataType"):
             if not isinstance(item, Mapping) or not item.get(key):
                 missing.append(f"task.dataset[{i}].{key}")
+    components = (report.get("infrastructure") or {}).get("components")
+    if not isinstance(components, list) or not components:
+        missing.append("infrastructure.components (no hardware was recorded)")
     publisher = (report.get("header") or {}).get("publisher")
     if isinstance(publisher, Mapping) and not publisher.get("confidentialityLevel"):
         missing.append("header.publisher.confidentialityLevel")
