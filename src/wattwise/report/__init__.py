@@ -10,7 +10,8 @@ format it::
 
 ``compute_sci()`` gives the GSF SCI ``(E × I + M) / R`` with every term's source;
 ``hf_card()`` the Hugging Face ``co2_eq_emissions`` block; ``render_codecarbon_csv()``
-CodeCarbon's ``emissions.csv`` (kg!); ``log_to_mlflow()`` writes into an MLflow store.
+CodeCarbon's ``emissions.csv`` (kg!); ``render_boamps()`` a BoAmps JSON report (kWh);
+``log_to_mlflow()`` writes into an MLflow store.
 Every output format is an :class:`Exporter` in one registry (``get_exporter("hf-card")``,
 ``register_exporter(...)``) that ``wattwise report`` and ``wattwise export`` share.
 Nothing here imports matplotlib, torch or mlflow at import time.
@@ -24,9 +25,11 @@ from wattwise import _lazy
 
 if TYPE_CHECKING:
     from wattwise.report._attributions import DataCredit, data_credits
+    from wattwise.report._boamps import boamps_report, render_boamps
     from wattwise.report._codecarbon import COLUMNS as CODECARBON_COLUMNS
     from wattwise.report._codecarbon import codecarbon_row, render_codecarbon_csv
     from wattwise.report._exporters import (
+        BoampsExporter,
         CodecarbonCsvExporter,
         Exporter,
         ExportSource,
@@ -71,6 +74,7 @@ if TYPE_CHECKING:
 # Loaded on first use: the CLI reads the exporter registry to build its parser, and
 # ``wattwise run`` must not pay for the renderers.
 _LAZY: _lazy.LazyTable = {
+    "BoampsExporter": ("wattwise.report._exporters", "BoampsExporter"),
     "CODECARBON_COLUMNS": ("wattwise.report._codecarbon", "COLUMNS"),
     "CodecarbonCsvExporter": ("wattwise.report._exporters", "CodecarbonCsvExporter"),
     "DataCredit": ("wattwise.report._attributions", "DataCredit"),
@@ -95,6 +99,7 @@ _LAZY: _lazy.LazyTable = {
     "TRAINING_TYPES": ("wattwise.report._hf_card", "TRAINING_TYPES"),
     "TextExporter": ("wattwise.report._exporters", "TextExporter"),
     "Timeline": ("wattwise.report._model", "Timeline"),
+    "boamps_report": ("wattwise.report._boamps", "boamps_report"),
     "build_report": ("wattwise.report._model", "build_report"),
     "cloud_instance_embodied_kg": ("wattwise.report._sci", "cloud_instance_embodied_kg"),
     "codecarbon_row": ("wattwise.report._codecarbon", "codecarbon_row"),
@@ -108,6 +113,7 @@ _LAZY: _lazy.LazyTable = {
     "hf_card": ("wattwise.report._hf_card", "hf_card"),
     "log_to_mlflow": ("wattwise.report._mlflow", "log_to_mlflow"),
     "register_exporter": ("wattwise.report._exporters", "register_exporter"),
+    "render_boamps": ("wattwise.report._boamps", "render_boamps"),
     "render_codecarbon_csv": ("wattwise.report._codecarbon", "render_codecarbon_csv"),
     "render_html": ("wattwise.report._html", "render_html"),
     "render_json": ("wattwise.report._exporters", "render_json"),
@@ -119,6 +125,7 @@ _LAZY: _lazy.LazyTable = {
 }
 
 __all__ = [
+    "BoampsExporter",
     "CODECARBON_COLUMNS",
     "CodecarbonCsvExporter",
     "DataCredit",
@@ -143,6 +150,7 @@ __all__ = [
     "StudyView",
     "TRAINING_TYPES",
     "Timeline",
+    "boamps_report",
     "build_report",
     "cloud_instance_embodied_kg",
     "codecarbon_row",
@@ -156,6 +164,7 @@ __all__ = [
     "hf_card",
     "log_to_mlflow",
     "register_exporter",
+    "render_boamps",
     "render_codecarbon_csv",
     "render_html",
     "render_json",
