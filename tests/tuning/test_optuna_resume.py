@@ -174,12 +174,13 @@ def test_the_energy_budget_counts_earlier_sessions(isolated_project: Path) -> No
     first = session(n_trials=2)
     assert first.spent.energy_j == pytest.approx(2 * trial_j)
     second = session(n_trials=10, budget_kwh=3.5 * trial_j / 3.6e6)
-    # trial 3 runs whole; trial 4 is stopped by the budget half-way (at 3.5 trials' energy)
+    # trial 3 runs whole; trial 4 would overshoot (a full trial costs 40 J, 20 J are left
+    # of 3.5 trials' energy once the earlier session's two count): not started
     assert second.stop_reason == "energy_budget"
-    assert [t.state for t in second.trials] == ["complete", "pruned"]
-    assert second.trials[1].stopped_by == "budget"
+    assert [t.state for t in second.trials] == ["complete"]
+    assert "would overshoot the energy budget: not started" in second.overshoot["not_started"]
     assert second.summary["optuna"]["energy_j_before"] == pytest.approx(2 * trial_j)
-    assert len(optuna.load_study(study_name="b", storage=storage).trials) == 4
+    assert len(optuna.load_study(study_name="b", storage=storage).trials) == 3
 
 
 def test_storage_errors_are_one_line(search: Path, capsys: pytest.CaptureFixture[str]) -> None:
