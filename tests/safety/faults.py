@@ -289,6 +289,9 @@ def run_job(fault: Fault, mode: str, base: Path) -> Outcome:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
     env.update(FAST)
     env["XDG_STATE_HOME"] = str(project.parent / "state")
+    # A stray .wattwise/ above the scratch folder (/tmp/.wattwise) must not become the
+    # project of the "missing" fault, whose own .wattwise/ is gone.
+    env["WATTWISE_CEILING_DIRECTORIES"] = str(project.parent)
     env["FAULT_ACTION"] = fault.action
     env["PYTHONUNBUFFERED"] = "0"
     job = project / "job.py"
