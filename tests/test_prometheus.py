@@ -228,3 +228,24 @@ def test_an_observer_that_raises_is_dropped_and_said_once() -> None:
     finally:
         remove()
     assert len(calls) == 1 and run.result.status == "finished"
+
+
+def test_wattwise_run_leaves_the_final_values_in_the_textfile(tmp_path: Path) -> None:
+    """A real `wattwise run` in its own process: the file holds the run's end at exit."""
+    target = tmp_path / "wattwise.prom"
+    project = Path.cwd()  # the test's own project (conftest), under tmp_path
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "WATTWISE_REGION": "FR",
+           "HOME": str(tmp_path), "WATTWISE_CEILING_DIRECTORIES": str(tmp_path),
+           "WATTWISE_PROMETHEUS_TEXTFILE": str(target)}  # fmt: skip
+    work = "import time\nt = time.time()\nwhile time.time() - t < 1.0:\n    pass\n"
+    cmd = [sys.executable, "-m", "wattwise", "run", "--", sys.executable, "-c", work]
+    done = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    final = parse(target.read_text(encoding="utf-8"))
+    assert [s.value for s in final["wattwise_run_running"]] == [0.0]
+    (info,) = final["wattwise_run_info"]
+    assert info.labels["status"] == "finished" and info.labels["kind"] == "command"
+    assert sum(s.value for s in final["wattwise_energy_joules_total"]) > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project", "wattwise.prom"]
+    assert "wattwise: run" in done.stderr + done.stdout  # the command's summary, as ever

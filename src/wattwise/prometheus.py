@@ -46,6 +46,7 @@ by ``wattwise run`` (``WATTWISE_RUN_ID`` set) the environment settings are left 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import os
@@ -292,6 +293,9 @@ class PrometheusExporter:
             self._writer = threading.Thread(target=self._write_loop,
                                             name="wattwise-prometheus", daemon=True)  # fmt: skip
             self._writer.start()
+            # At exit the last values (a run's end) reach the file: a daemon thread would be
+            # cut mid-write. Bounded by FINAL_WRITE_WAIT_S.
+            atexit.register(self.close)
 
     def __call__(self, sample: _Sample) -> None:
         """Take a run's sample (the observer call: returns at once)."""
@@ -356,6 +360,8 @@ class PrometheusExporter:
             self._wake.set()
             self._writer.join(FINAL_WRITE_WAIT_S)
             self._writer = None
+            with contextlib.suppress(Exception):
+                atexit.unregister(self.close)
 
 
 _lock = threading.Lock()
