@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import wattwise
+from wattwise.exceptions import StoreWarning
+from wattwise.store import open_store
+from wattwise.testing import FakeMeter
+
+mlflow = pytest.importorskip(
+    "mlflow", reason="MLflow is not installed (pip install 'wattwise[interop]')"
+)
+pytest.importorskip("sqlalchemy", reason="MLflow's sqlite store needs sqlalchemy and alembic")
+
+pytestmark = [
+    # MLflow's own chatter about its store and pydantic, not ours
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One real MLflow sqlite store for these tests (made once: its migrations are slow)."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    MlflowClient(uri).search_experiments()
+    return uri
+
+
+@pytest.fixture
+def tracking_uri(mlflow_db: str, request: pytest.FixtureRequest,
+                 monkeypatch: pytest.MonkeyPatch) -> str:  # fmt: skip
+    """The store, an experiment of the test's own, snapshots at every step."""
+    import wattwise.integrations.mlflow as live
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_db)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", request.node.name)
+    monkeypatch.delenv("WATTWISE_MLFLOW", raising=False)
+    monkeypatch.setattr(live, "MIN_SNAPSHOT_S", 0.0)
+    mlflow.set_tracking_uri(mlflow_db)
+    mlflow.set_experiment(request.node.name)
+    return mlflow_db
+
+
+def _meter() -> FakeMeter:
+    return FakeMeter({"cpu:0": 20.0}, method="model", band_fraction=0.4)
+
+
+def _busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def _history(client: Any, run_id: str, key: str) -> dict[int, float]:
+    return {m.step: m.value for m in client.get_metric_history(run_id, key)}
+
+
+def test_energy_goes_live_into_the_active_mlflow_run(tracking_uri: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from wattwise.integrations.mlflow import wait_for_writes
+
+    with mlflow.start_run(run_name="users-run") as active:
+        mlflow.log_param("lr", 0.1)
+        with wattwise.track("fit", meters=[_meter()], interval_s=0.05) as run:
+            for step in (1, 2, 3):
+                _busy(0.1)
+                run.log(step=step, val_acc=0.5 + step / 10)
+            run.log(step=3, **{"wattwise/epoch_energy_j": 1.5})  # as a callback logs
+        wait_for_writes(60)
+        client = MlflowClient(tracking_uri)
+        ml = client.get_run(active.info.run_id)
+        assert ml.info.status == "RUNNING"  # the user's run: wattwise does not end it
+    client = MlflowClient(tracking_uri)
+    (only,) = client.search_runs([active.info.experiment_id])  # one run, not two
+    assert only.info.run_id == active.info.run_id and only.info.status == "FINISHED"
+    energy = _history(client, only.info.run_id, "wattwise/energy_j")
+    assert sorted(energy) == [1, 2, 3] and 0 < energy[1] < energy[2] < energy[3]
+    assert energy[3] <= run.result.energy_j
+    assert set(_history(client, only.info.run_id, "wattwise/co2e_g")) == {1, 2, 3}
+    assert _history(client, only.info.run_id, "wattwise/epoch_energy_j") == {3: 1.5}
+    assert "val_acc" not in only.data.metrics  # the user's metrics are the user's to log
+    assert only.data.metrics["wattwise/total_energy_j"] == pytest.approx(run.result.energy_j)
+    assert only.data.metrics["wattwise/total_co2e_g"] == pytest.approx(run.result.co2e_g)
+    assert only.data.metrics["wattwise/total_energy_j/cpu"] == pytest.approx(
+        run.result.energy_j)
+    tags = only.data.tags
+    assert tags["wattwise.run_id"] == run.id and tags["wattwise.status"] == "finished"
+    assert tags["wattwise.method"] == "cpu: model (fake)"
+    assert run.intensity.dataset in tags["wattwise.intensity_source"]
+    assert only.data.params == {"lr": "0.1"}
+
+
+def test_study_trials_are_nested_runs(tracking_uri: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from wattwise.integrations.mlflow import wait_for_writes
+    from wattwise.tuning import tune
+
+    def objective(trial: Any) -> float:
+        x = float(trial.suggest_float("x", -1.0, 1.0))
+        _busy(0.05)
+        return x * x
+
+    with mlflow.start_run(run_name="search") as active:
+        result = tune(objective, n_trials=3, seed=0, progress=False,
+                      run_options={"meters": [_meter()], "interval_s": 0.05})  # fmt: skip
+        wait_for_writes(60)
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([active.info.experiment_id])
+    nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == active.info.run_id]
+    trial_ids = {t.run_id for t in result.trials}
+    assert len(nested) == 3 and {r.data.tags["wattwise.run_id"] for r in nested} == trial_ids
+    ledger = open_store()
+    for r in nested:
+        assert r.info.status == "FINISHED" and r.data.tags["wattwise.kind"] == "trial"
+        recorded = ledger.get_run(r.data.tags["wattwise.run_id"])
+        assert r.data.metrics["wattwise/total_energy_j"] == pytest.approx(recorded.energy_j)
+    study = client.get_run(active.info.run_id)
+    assert study.data.tags["wattwise.kind"] == "study"
+
+
+def test_wattwise_mlflow_makes_its_own_run(tracking_uri: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from mlflow.tracking import MlflowClient
+
+    from wattwise.integrations.mlflow import wait_for_writes
+
+    monkeypatch.setenv("WATTWISE_MLFLOW", "1")
+    with wattwise.track("own", meters=[_meter()], interval_s=0.05) as run:
+        run.log(step=1, loss=0.7)
+        _busy(0.1)
+        run.log(step=2, loss=0.5)
+    wait_for_writes(60)
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("test_wattwise_mlflow_makes_its_own_run")
+    (ml,) = client.search_runs([experiment.experiment_id])
+    assert ml.info.run_name == "own" and ml.info.status == "FINISHED"
+    assert _history(client, ml.info.run_id, "loss") == {1: 0.7, 2: 0.5}  # ours: all of it
+    assert sorted(_history(client, ml.info.run_id, "wattwise/energy_j")) == [1, 2]
+    assert ml.data.metrics["wattwise/total_energy_j"] == pytest.approx(run.result.energy_j)
+
+
+def test_an_mlflow_failure_is_one_warning(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from wattwise.integrations.mlflow import wait_for_writes
+
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'file' / 'mlflow.db'}")
+    monkeypatch.setenv("WATTWISE_MLFLOW", "1")
+    def job() -> wattwise.Run:
+        with wattwise.track("job", meters=[_meter()], interval_s=0.05) as run:
+            time.sleep(0.5)  # the writer thread meets the broken store
+            wait_for_writes(60)
+            for step in range(5):
+                run.log(step=step, loss=1.0)
+        return run
+
+    with pytest.warns(StoreWarning, match="logging to MLflow at .* failed") as said:
+        run = job()
+    assert len([w for w in said if "MLflow" in str(w.message)]) == 1
+    assert run.result.status == "finished" and run.result.energy_j > 0
+    assert open_store().get_run(run.id).status.value == "finished"
+
+
+def test_mlflow_is_never_imported_for_users_who_do_not_use_it(tmp_path: Path) -> None:
+    code = (
+        "import sys, wattwise\n"
+        "from wattwise.testing import FakeMeter\n"
+        "with wattwise.track('x', meters=[FakeMeter({'cpu:0': 1.0})]) as run:\n"
+        "    run.log(step=1, a=1.0)\n"
+        "assert 'mlflow' not in sys.modules, 'mlflow was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
