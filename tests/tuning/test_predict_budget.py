@@ -135,3 +135,12 @@ def test_the_progress_line_shows_the_predictions() -> None:
     )  # fmt: skip
     assert "predicted #1 ~103 J [" in line
     assert "#2" not in line
+
+
+def test_the_tune_summary_says_why() -> None:
+    """``wattwise tune`` prints the reason a trial was stopped and why no other started."""
+    from wattwise.cli.commands.tune import summary
+
+    text = summary(study(52.0, declare=True))
+    assert f"  Trial #0 stopped: {WOULD_OVERSHOOT} the energy budget: it would need" in text
+    assert f"  No further trial: {WOULD_OVERSHOOT} the energy budget: not started" in text

@@ -137,6 +137,10 @@ def summary(result: Any) -> str:
             f"{over['running_trials_at_stop']} running trials, ≤ "
             f"{fmt.energy(over['bound_energy_j'])})."
         )
+    for item in over.get("would_overshoot") or []:
+        lines.append(f"  Trial #{item['number']} stopped: {fmt.safe(item['reason'])}.")
+    if over.get("not_started"):
+        lines.append(f"  No further trial: {fmt.safe(over['not_started'])}.")
     best = data["best"]
     if best is not None:
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
