@@ -8,6 +8,8 @@
 * :class:`RunKind`: what a kind of run is for (its role in the footprint, written into the
   record) and how it is attributed (excluded components, a note, its :class:`ProcessTree`);
   workflows register theirs with :func:`register_run_kind`.
+* :func:`add_run_observer`: code told of every sample a run takes (a :class:`LiveSample`)
+  and of its end; ``wattwise.prometheus`` is one.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ from wattwise.tracking._active import (
 )
 from wattwise.tracking._command import run_command
 from wattwise.tracking._kind import RunKind, register_run_kind, run_kind
+from wattwise.tracking._observe import (
+    LiveComponent,
+    LiveSample,
+    RunObserver,
+    add_run_observer,
+    remove_run_observer,
+)
 from wattwise.tracking._predict import (
     EnergyPrediction,
     conformal_quantile,
@@ -37,19 +46,24 @@ from wattwise.tracking._writer import strict_from_env
 __all__ = [
     "ATTRIBUTION",
     "EnergyPrediction",
+    "LiveComponent",
+    "LiveSample",
     "ParentRun",
     "ProcessTree",
     "Run",
     "RunKind",
+    "RunObserver",
     "RunResult",
     "RunState",
     "active_run",
+    "add_run_observer",
     "conformal_quantile",
     "current_run",
     "log",
     "predict_energy",
     "register_run_kind",
     "relative_error",
+    "remove_run_observer",
     "run_command",
     "run_kind",
     "seed_everything",
