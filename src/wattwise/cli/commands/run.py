@@ -1,9 +1,21 @@
-"""``wattwise run -- CMD``: run a command and record its energy and carbon."""
+"""``wattwise run -- CMD``: run a command and record its energy and carbon.
+
+The command's standard output and error pass through untouched; wattwise writes only to
+stderr, after the command's own output: the summary, or with ``--json`` the same summary
+as one JSON object on one line (stdout stays the command's, so ``> out.txt`` keeps only
+what it printed). ``--json-file FILE`` writes that object to FILE instead (or as well).
+The run is named after the script or module it runs (``train.py``, ``pkg.train``);
+``--name`` wins.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from pathlib import Path
+from typing import Any
 
 from wattwise.cli import _args, _live
 from wattwise.cli import _format as fmt
@@ -13,7 +25,9 @@ HELP = "run a command, measure its energy and carbon, record it in the ledger"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``wattwise run``."""
-    parser.add_argument("--name", help="run name (default: the program's name)")
+    parser.add_argument(
+        "--name", help="run name (default: the script or module run: train.py, pkg.train)"
+    )
     parser.add_argument("--region", help="grid region: FR, US-CAL-CISO, gcp:europe-west1 ...")
     parser.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
     parser.add_argument(
@@ -35,6 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--total-steps", dest="total_steps", type=_args.positive_int, default=None,
         help="steps the command will log (e.g. epochs): the live line predicts its total "
         "energy (env: WATTWISE_TOTAL_STEPS)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--json", action="store_true",
+        help="the summary as one JSON object on stderr, in place of the text (stdout stays "
+        "the command's)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--json-file", dest="json_file", metavar="FILE",
+        help="also write the summary as a JSON object to FILE (replaced if it exists)",
     )  # fmt: skip
     parser.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
 
@@ -63,6 +86,69 @@ def summary(result: object, record: dict[str, object], store_path: str) -> str:
     return "\n".join(lines)
 
 
+def summary_json(run: Any, ledger: str) -> dict[str, Any]:
+    """The run summary as JSON: ``RunResult.to_dict()``'s fields (``show RUN --json``'s
+    names), the command, where the figures come from, and where the run was recorded."""
+    from wattwise.tracking import Run
+
+    assert isinstance(run, Run)
+    record = run.record
+    return {
+        **run.result.to_dict(),
+        "command": record.get("command", {}).get("argv"),
+        "intensity": record.get("intensity"),
+        "pue_source": record.get("pue", {}).get("source"),
+        "warnings": list(run.warnings),
+        "ledger": ledger,
+        "recorded_in": run.recorded_in,
+        "spooled_to": str(run.spooled_to) if run.spooled_to is not None else None,
+    }
+
+
+def _json_target(value: str | None) -> Path | None:
+    """``--json-file``'s path, checked before the command runs (a typo costs no run)."""
+    from wattwise.cli._main import UsageError
+
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if path.is_dir():
+        msg = f"wattwise run: --json-file {value!r} is a folder; give a file name in it"
+        raise UsageError(msg)
+    if not path.parent.is_dir():
+        msg = (f"wattwise run: --json-file {value!r}: folder {str(path.parent)!r} does not "
+               "exist; create it or write the file elsewhere")  # fmt: skip
+        raise UsageError(msg)
+    return path
+
+
+def _report(run: Any, args: argparse.Namespace, json_path: Path | None) -> None:
+    """The summary on stderr (text or ``--json``) and in ``--json-file``. Never raises:
+    the exit code is the command's whatever happens here."""
+    ledger = fmt.ledger(run.store)
+    if args.json or json_path is not None:
+        data = summary_json(run, ledger)
+        text = json.dumps(data, default=str)
+        if json_path is not None:
+            try:
+                partial = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
+                partial.write_text(text + "\n", encoding="utf-8")
+                partial.replace(json_path)
+            except OSError as err:
+                print(fmt.safe(f"wattwise: warning: the JSON summary was not written to "
+                               f"{json_path}: {err}"), file=sys.stderr)  # fmt: skip
+        if args.json:
+            print(text, file=sys.stderr)
+            return
+    if args.quiet:
+        return
+    if run.recorded_in == "nowhere":
+        ledger = f"{ledger}; NOT recorded: neither the ledger nor the spool could be written"
+    elif run.spooled_to is not None:
+        ledger = f"{ledger}; this run is spooled in {run.spooled_to} until merged"
+    print(summary(run.result, run.record, ledger), file=sys.stderr)
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the command; return its exit code, whatever the state of the ledger.
 
@@ -85,6 +171,7 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as err:
         msg = f"wattwise run: {err}"
         raise UsageError(msg) from None
+    json_path = _json_target(args.json_file)
     meters = args.meters.split(",") if args.meters else None
     run = Run(
         args.name, command=cmd, kind="command", region=args.region, tags=args.tag,
@@ -94,18 +181,14 @@ def main(args: argparse.Namespace) -> int:
     )  # fmt: skip
     live = _live.start_for(run, quiet=args.quiet, total_steps=total_steps)
     try:
-        code, result = run_command(cmd, run=run)
+        code, _ = run_command(cmd, run=run)
     except CommandNotStartedError as err:
         print(f"wattwise: error: {fmt.safe(err)}", file=sys.stderr)
+        if args.json or json_path is not None:  # the run is recorded failed: say so there too
+            _report(run, argparse.Namespace(**{**vars(args), "quiet": True}), json_path)
         return err.exit_code
     finally:
         if live is not None:
             live.stop()
-    if not args.quiet:
-        ledger = fmt.ledger(run.store)
-        if run.recorded_in == "nowhere":
-            ledger = f"{ledger}; NOT recorded: neither the ledger nor the spool could be written"
-        elif run.spooled_to is not None:
-            ledger = f"{ledger}; this run is spooled in {run.spooled_to} until merged"
-        print(summary(result, run.record, ledger), file=sys.stderr)
+    _report(run, args, json_path)
     return code
