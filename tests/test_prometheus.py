@@ -19,6 +19,7 @@ import pytest
 import wattwise
 from wattwise.exceptions import WattwiseWarning
 from wattwise.testing import FakeMeter
+from wattwise.tracking import add_run_observer
 
 parser = pytest.importorskip("prometheus_client.parser")
 prometheus = pytest.importorskip("wattwise.prometheus")
@@ -192,8 +193,6 @@ def test_nothing_is_imported_unless_enabled(tmp_path: Path) -> None:
 
 
 def test_an_observer_hears_each_sample_and_the_end() -> None:
-    from wattwise.tracking._observe import add_run_observer
-
     heard: list[Any] = []
     remove = add_run_observer(heard.append)
     try:
@@ -209,8 +208,6 @@ def test_an_observer_hears_each_sample_and_the_end() -> None:
 
 
 def test_an_observer_that_raises_is_dropped_and_said_once() -> None:
-    from wattwise.tracking._observe import add_run_observer
-
     calls = []
 
     def broken(sample: Any) -> None:
