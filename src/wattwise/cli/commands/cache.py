@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(
         dest="action", metavar="ACTION", required=True, parser_class=type(parser)
     )
-    sub.add_parser("ls", parents=[common], help="list entries: function, size, energy, hits")
+    sub.add_parser("ls", parents=[common], help="list entries, newest first: size, energy, hits")
     info = sub.add_parser("info", parents=[common], help="one entry: cost, key parts, hits")
     info.add_argument(
         "key", type=_args.cache_key, help="entry key or unique prefix (4+ characters)"
@@ -75,7 +75,7 @@ def _hits(store_ref: str | None) -> dict[str, list[Any]]:
 
 
 def _ls(cache: Any, args: argparse.Namespace) -> int:
-    entries = cache.entries()
+    entries = cache.entries()[::-1]  # newest first, as every list the CLI prints
     hits = _hits(args.store)
     if args.json:
         listed = [{**e.to_dict(), "hits": len(hits.get(e.key, []))} for e in entries]

@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``wattwise footprint``."""
     parser.add_argument(
         "--by", choices=GROUPINGS, metavar="{user,host,tag,month}",
-        help="one line per person, machine, tag (a run counts once per tag) or UTC month",
+        help="one line per person, machine, tag (a run counts once per tag) or UTC month "
+        "(newest first)",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -86,6 +87,9 @@ def _print_by(store: BaseRunStore, by: str, *, as_json: bool) -> int:
     from wattwise.store import footprint_by
 
     groups = footprint_by(store, by)
+    if by == "month":  # newest first, as every list the CLI prints (like git log)
+        groups = [*(g for g in reversed(groups) if g.group is not None),
+                  *(g for g in groups if g.group is None)]  # fmt: skip
     if as_json:
         print(json.dumps({"by": by, "groups": [g.to_dict() for g in groups]}, indent=2))
         return 0
