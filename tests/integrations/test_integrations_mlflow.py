@@ -98,6 +98,13 @@ def test_energy_goes_live_into_the_active_mlflow_run(tracking_uri: str) -> None:
     assert tags["wattwise.method"] == "cpu: model (fake)"
     assert run.intensity.dataset in tags["wattwise.intensity_source"]
     assert only.data.params == {"lr": "0.1"}
+    # exporting the ledger afterwards adds to that same MLflow run
+    from wattwise.report import log_to_mlflow
+
+    (done,) = log_to_mlflow(open_store(), [open_store().get_run(run.id)],
+                            tracking_uri=tracking_uri)  # fmt: skip
+    assert done.mlflow_run_id == active.info.run_id and not done.created
+    assert len(client.search_runs([active.info.experiment_id])) == 1
 
 
 def test_study_trials_are_nested_runs(tracking_uri: str) -> None:

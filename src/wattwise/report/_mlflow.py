@@ -1,9 +1,10 @@
 """Log runs' energy, carbon, tags, params and metrics into an MLflow tracking store.
 
-Each wattwise run becomes one MLflow run (found again by its ``wattwise.run_id`` tag, so
-exporting twice updates instead of duplicating). Our figures are metrics under the
-``wattwise.`` namespace (``wattwise.energy_kwh``, ``wattwise.co2e_g``, ...), our sources
-are tags, the run's own params and metric series are copied as they are.
+Each wattwise run becomes one MLflow run (found again by its ``wattwise.run_id`` tag, in
+any experiment, so exporting twice, or exporting a run logged live by
+:mod:`wattwise.integrations.mlflow`, updates instead of duplicating). Our figures are
+metrics under the ``wattwise.`` namespace (``wattwise.energy_kwh``, ``wattwise.co2e_g``,
+...), our sources are tags, the run's own params and metric series are copied as they are.
 """
 
 from __future__ import annotations
@@ -187,9 +188,12 @@ def log_to_mlflow(
             client = MlflowClient(tracking_uri=tracking_uri)
             found = client.get_experiment_by_name(experiment_name)
             exp_id = found.experiment_id if found else client.create_experiment(experiment_name)
+            # a run logged live (wattwise.integrations.mlflow) may be in any experiment
+            everywhere = [e.experiment_id for e in client.search_experiments()] or [exp_id]
             for run in runs:
                 existing = client.search_runs(
-                    [exp_id], filter_string=f"tags.`wattwise.run_id` = '{run.id}'", max_results=1
+                    everywhere, filter_string=f"tags.`wattwise.run_id` = '{run.id}'",
+                    max_results=1,
                 )
                 tags = _tags(run)
                 start_ms = int(run.started_at * 1000)
