@@ -172,3 +172,59 @@ def test_wanted_only_on_a_terminal() -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+class _BrokenRun:
+    """A run whose snapshot fails (a meter gone wrong): the line must stop, nothing else."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def snapshot(self) -> dict[str, float]:
+        self.calls += 1
+        msg = "meter exploded"
+        raise RuntimeError(msg)
+
+
+def test_a_failure_to_draw_turns_the_line_off_quietly() -> None:
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 10, 80, 0, 0))
+    try:
+        run = _BrokenRun()
+        line = _live.LiveLine(run, slave, refresh_s=0.01).start()
+        deadline = time.monotonic() + 10
+        while not line.failed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert line.failed and run.calls == 1  # tried once, then gave up
+        line.stop()
+        shown = b""
+        while select.select([master], [], [], 0.2)[0]:
+            shown += os.read(master, 65536)
+        assert shown.startswith(b"\r\n\x1b7\x1b[1;9r")  # the row was reserved ...
+        release = b"\x1b7\x1b[1;10r\x1b[10;1H\x1b[2K\x1b8"
+        assert shown.endswith(release) and shown.count(release) == 1  # ... given back once
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_no_line_on_a_terminal_of_two_rows() -> None:
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 2, 80, 0, 0))
+    try:
+        line = _live.LiveLine(_BrokenRun(), slave).start()
+        assert line.failed
+        line.stop()
+        ready, _, _ = select.select([master], [], [], 0.1)
+        assert not ready  # nothing written
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_status_text() -> None:
+    text = _live.status_text(elapsed_s=83.0, energy_j=1234.0, band_j=150.0, power_w=14.2)
+    assert text == "wattwise 1:23 · 1.23 kJ ± 150 J · 14.2 W"
+    text = _live.status_text(elapsed_s=3725.0, energy_j=1.0, band_j=0.1, power_w=None,
+                             step=1, total_steps=10)  # fmt: skip
+    assert text == "wattwise 1:02:05 · 1.00 J ± 0.100 J · - W · step 2/10 · total: after 3 steps"

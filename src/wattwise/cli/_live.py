@@ -139,6 +139,7 @@ class LiveLine:
         self.reports: list[tuple[int, float]] = []
         self.prediction: Any = None
         self.failed = False
+        self._released = False
 
     def _write(self, text: str) -> None:
         os.write(self.fd, text.encode("utf-8", "replace"))
@@ -169,6 +170,7 @@ class LiveLine:
                     pass
                 except Exception:  # never harm the job: stop drawing, leave the command alone
                     self.failed = True
+                    self._release()
                     return
                 if self._stop.wait(self._refresh()):
                     return
@@ -224,8 +226,15 @@ class LiveLine:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-            with contextlib.suppress(OSError):
-                self._write(f"\x1b7\x1b[1;{self._rows}r\x1b[{self._rows};1H\x1b[2K\x1b8")
+            self._release()
+
+    def _release(self) -> None:
+        """Give the last row back (once): the whole screen scrolls again, the row cleared."""
+        if self._released:
+            return
+        self._released = True
+        with contextlib.suppress(OSError):
+            self._write(f"\x1b7\x1b[1;{self._rows}r\x1b[{self._rows};1H\x1b[2K\x1b8")
 
 
 class LedgerSteps:
