@@ -14,7 +14,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from wattwise.store import RunStatus
-from wattwise.tracking import _observers
+from wattwise.tracking import _followers
 from wattwise.tracking._state import RunState
 
 if TYPE_CHECKING:
@@ -30,13 +30,13 @@ def register(run: Run) -> None:
     """A run has started: finish it at exit if it is still open then; tell its followers."""
     _open_runs.add(run)
     _install_exit_hooks()
-    _observers.run_started(run)
+    _followers.run_started(run)
 
 
 def unregister(run: Run) -> None:
     """A run has ended (or is ending): nothing to do for it at exit; tell its followers."""
     _open_runs.discard(run)
-    _observers.run_ended(run)
+    _followers.run_ended(run)
 
 
 def _install_exit_hooks() -> None:

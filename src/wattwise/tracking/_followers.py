@@ -1,5 +1,9 @@
 """Who else follows a run as it goes: integrations told when a run starts, logs and ends.
 
+Beside :mod:`wattwise.tracking._observe` (observers of every sample, for live power and
+energy: Prometheus), followers hear a run's own events, each for one run: its start (with
+its parent and study, to nest), every ``log`` (its steps) and its end (its result).
+
 An integration follows runs only where what it serves is in use, and is loaded only then:
 MLflow's (:mod:`wattwise.integrations.mlflow`) when this process has imported ``mlflow``
 already, or with ``WATTWISE_MLFLOW=1``. Integrations sit above the runs, so they are named
