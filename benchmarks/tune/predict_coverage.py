@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="8 configurations, 12 epochs")
     parser.add_argument("--store", help="ledger file (default: a temporary one)")
     parser.add_argument("--dump", help="write each configuration's reports and total (JSON)")
+    parser.add_argument("--from-dump", help="analyse a --dump file instead of training")
     args = parser.parse_args(argv)
     if args.quick:
         args.configs, args.epochs = 8, 12
@@ -93,10 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     tune_digits.load_data(AUGMENT, 0)
     rng = random.Random(args.seed)
     end = args.epochs - 1
-    print(f"Training {args.configs} configurations x {args.epochs} epochs; ledger {store}",
-          flush=True)  # fmt: skip
-    trained = []
-    for i in range(args.configs):
+    if not args.from_dump:
+        print(f"Training {args.configs} configurations x {args.epochs} epochs; ledger {store}",
+              flush=True)  # fmt: skip
+    trained: list[tuple[dict[str, Any], list[tuple[int, float]], float]] = []
+    if args.from_dump:  # analyse trainings measured before
+        with open(args.from_dump, encoding="utf-8") as f:
+            trained = [(d["params"], [(int(s), float(e)) for s, e in d["reports"]],
+                        float(d["total_j"])) for d in json.load(f)]  # fmt: skip
+        end = len(trained[0][1]) - 1
+        args.epochs = end + 1
+    for i in range(0 if args.from_dump else args.configs):
         params = sample(rng, args.epochs)
         with wattwise.track(f"pred-{i}", store=store, emit_warnings=False) as run:
             rec = Recorder(run)
@@ -105,10 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         trained.append((params, rec.reports, total))
         print(f"  #{i}: width {params['width']}, lr {params['lr']:.2g}: {total:.1f} J "
               f"(first epoch {rec.reports[0][1]:.1f} J)", flush=True)  # fmt: skip
-
-    if args.dump:
-        with open(args.dump, "w", encoding="utf-8") as f:
-            json.dump([{"params": p, "reports": r, "total_j": t} for p, r, t in trained], f)
+        if args.dump:  # after each training: a long run stopped early keeps what it measured
+            with open(args.dump, "w", encoding="utf-8") as f:
+                json.dump([{"params": p, "reports": r, "total_j": t} for p, r, t in trained], f)
     print()
     print("Prediction of the total after k reports (interval "
           f"{predict_energy([(0, 0), (1, 1), (2, 2)], end_step=3).level:.0%}):")  # type: ignore[union-attr]  # fmt: skip
