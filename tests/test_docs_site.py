@@ -32,6 +32,7 @@ PUBLIC_MODULES = (
     "wattwise.carbon",
     "wattwise.tuning",
     "wattwise.cache",
+    "wattwise.notebook",
     "wattwise.report",
     "wattwise.testing",
     "wattwise.integrations",

@@ -37,6 +37,8 @@ from wattwise.tracking import Run
         (["bash", "scripts/train.sh"], "train.sh"),
         (["bash", "-lc", "python train.py"], "bash -c"),
         (["./train.py", "--lr", "1"], "train.py"),
+        (["jupyter", "nbconvert", "--to", "notebook", "--execute", "nb/a.ipynb"], "a.ipynb"),
+        (["papermill", "in.ipynb", "out.ipynb", "-p", "lr", "0.1"], "in.ipynb"),
         (["make", "train"], "make"),
     ],
 )

@@ -5,9 +5,9 @@ connection file that is gone when the kernel is, so it says nothing about the wo
 notebook is named instead, from what the front end tells the kernel, in this order:
 
 * ``__vsc_ipynb_file__`` in the user's namespace (VS Code: the notebook's full path);
-* ``__session__`` in the user's namespace (ipykernel ≥ 6.23 sets it from the next one);
-* ``JPY_SESSION_NAME`` in the environment (Jupyter Server ≥ 2.1: the notebook's path,
-  absolute or relative to the server's root folder).
+* ``__session__`` in the user's namespace (ipykernel sets it from the next one);
+* ``JPY_SESSION_NAME`` in the environment (set by Jupyter Server for the kernels it
+  starts: the notebook's path, absolute or relative to the server's root folder).
 
 A relative path is looked for from the kernel's working folder upwards (a kernel starts in
 the notebook's folder; the server's root is one of its parents). When none of them is

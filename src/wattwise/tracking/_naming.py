@@ -1,10 +1,11 @@
 """A command run's default name: the script or module it runs, not its interpreter.
 
 ``wattwise run -- python train.py`` is named ``train.py``, ``python -m pkg.train``
-``pkg.train``, ``torchrun --nproc-per-node 2 train.py`` ``train.py``; ``--name`` always
-wins. The command line is read, never run: a launcher's options whose values are separate
-words cannot all be told from its script, so the first ``.py`` argument is taken as the
-script, and a command whose shape is not known here is named after its program.
+``pkg.train``, ``torchrun --nproc-per-node 2 train.py`` ``train.py``, ``jupyter nbconvert
+--execute a.ipynb`` ``a.ipynb``; ``--name`` always wins. The command line is read, never
+run: a launcher's options whose values are separate words cannot all be told from its
+script, so the first ``.py`` argument is taken as the script, and a command whose shape is
+not known here is named after its program.
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ def _name(words: list[str], depth: int) -> str | None:
         return _launched(rest, depth)
     if program == "accelerate" and rest[:1] == ["launch"]:
         return _launched(rest[1:], depth)
+    if program in ("jupyter", "papermill"):  # jupyter nbconvert --execute x.ipynb
+        notebooks = [w for w in rest if w.endswith(".ipynb") and not w.startswith("-")]
+        return _program(notebooks[0]) if notebooks else None
     if program in _RUNNERS and rest[:1] == ["run"]:
         return _launched(rest[1:], depth, first_word=True)
     if program in ("env", "nohup", "time", "nice", "stdbuf", "exec"):
