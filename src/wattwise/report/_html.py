@@ -7,12 +7,19 @@ escaped as well).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
 from wattwise import _units as units
 from wattwise.report import _svg as svg
+from wattwise.report._curves import (
+    RunCurves,
+    is_user_metric,
+    is_validation_metric,
+    validation_metric,
+)
 from wattwise.report._model import (
     NOT_OBJECTIVE_PREFIXES,
     ROLE_LABELS,
@@ -111,6 +118,12 @@ svg.chart .soft{fill-opacity:.13}svg.chart .solid{fill-opacity:.82}
 .s-crashed{stroke:var(--crashed)}.f-crashed{fill:var(--crashed)}.s-running{stroke:var(--running)}
 .f-running{fill:var(--running)}
 .s-front{stroke:var(--front);stroke-dasharray:5 4}
+.s-r0{stroke:#0f766e}.s-r1{stroke:#2563eb}.s-r2{stroke:#d97706}.s-r3{stroke:#8b5cf6}
+.s-r4{stroke:#e11d48}.s-r5{stroke:#65a30d}.s-r6{stroke:#0891b2}.s-r7{stroke:#a16207}
+.f-r0,.bg-r0{fill:#0f766e;background:#0f766e}.f-r1,.bg-r1{fill:#2563eb;background:#2563eb}
+.f-r2,.bg-r2{fill:#d97706;background:#d97706}.f-r3,.bg-r3{fill:#8b5cf6;background:#8b5cf6}
+.f-r4,.bg-r4{fill:#e11d48;background:#e11d48}.f-r5,.bg-r5{fill:#65a30d;background:#65a30d}
+.f-r6,.bg-r6{fill:#0891b2;background:#0891b2}.f-r7,.bg-r7{fill:#a16207;background:#a16207}
 svg.chart .pt{fill:var(--pt);stroke:var(--card);stroke-width:1.5}
 svg.chart .pt.front{fill:var(--front)}
 svg.chart .pt.hollow{fill:var(--card);stroke:var(--pt);stroke-width:2}
@@ -136,7 +149,7 @@ border-radius:10px}
 table{border-collapse:collapse;width:100%;font-size:13.5px}
 th,td{padding:8px 10px;text-align:left;border-bottom:1px solid var(--line);vertical-align:top}
 th{background:var(--soft);font-weight:600;color:var(--muted);font-size:12px;
-text-transform:uppercase;letter-spacing:.04em;white-space:nowrap}
+text-transform:uppercase;letter-spacing:.04em}
 tr:last-child td{border-bottom:0}
 td.n,th.n{text-align:right;white-space:nowrap}
 td .id{color:var(--muted);font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
@@ -151,6 +164,8 @@ background:var(--soft);padding:1px 5px;border-radius:5px;overflow-wrap:anywhere}
 a{color:var(--accent)}
 footer{color:var(--muted);font-size:13px;padding:10px 0 40px}
 details{margin-top:12px}summary{cursor:pointer;color:var(--muted);font-size:14px;margin-bottom:8px}
+details.fold>summary{color:var(--accent);font-weight:600}
+.charts.three{grid-template-columns:repeat(auto-fit,minmax(300px,1fr))}
 nav.toc{display:flex;flex-wrap:wrap;gap:8px;margin:16px 0 0}
 nav.toc a{font-size:13px;text-decoration:none;background:var(--card);border:1px solid var(--line);
 border-radius:999px;padding:3px 12px;color:var(--ink)}
@@ -166,6 +181,17 @@ svg.chart text,svg.chart text.label{font-size:19px}
 .narrow-only{display:block}.wide-only{display:none}
 dl.kv{grid-template-columns:1fr}
 dl.kv dt{margin-top:6px}
+.table-wrap{border:0;border-radius:0;overflow:visible}
+.table-wrap table,.table-wrap tbody,.table-wrap tr,.table-wrap td{display:block;width:100%}
+.table-wrap thead{display:none}
+.table-wrap tr{border:1px solid var(--line);border-radius:10px;margin:0 0 10px;padding:4px 0}
+.table-wrap td,.table-wrap td.n{text-align:right;white-space:normal;border:0;
+padding:4px 12px;overflow-wrap:anywhere;min-width:0}
+.table-wrap td::after{content:"";display:block;clear:both}
+.table-wrap td[data-label]::before{content:attr(data-label);float:left;max-width:45%;
+margin-right:12px;text-align:left;color:var(--muted);font-size:12px;font-weight:600;
+text-transform:uppercase;letter-spacing:.04em}
+.table-wrap td:empty{display:none}
 }
 @media print{header.top{background:none;color:var(--ink)}main{margin-top:0}
 .card,section.panel{box-shadow:none}}
@@ -480,13 +506,19 @@ def _project_groups(report: Report) -> str:
             )
         note = " (a run counts once per tag)" if grouping == "tag" else ""
         tables.append(
-            f'<h3>{e(_GROUP_TITLES.get(grouping, grouping))}{e(note)}</h3><div class="table-wrap">'
+            f"<div><h3>{e(_GROUP_TITLES.get(grouping, grouping))}{e(note)}</h3>"
+            '<div class="table-wrap">'
             f'<table class="groups" id="by-{e(grouping)}"><thead><tr><th>{e(grouping.title())}'
             '</th><th class="n">Runs</th><th class="n">Energy</th><th class="n">Carbon</th>'
             '<th class="n">Share</th><th class="n">Beyond final</th></tr></thead>'
-            f"<tbody>{rows}</tbody></table></div>"
+            f"<tbody>{rows}</tbody></table></div></div>"
         )
-    return "".join(tables)
+    if not tables:
+        return ""
+    return (
+        '<details class="fold"><summary>Carbon by person, machine, tag and month</summary>'
+        f'{"".join(tables)}</details>'
+    )
 
 
 def _project_top(report: Report) -> str:
@@ -628,6 +660,146 @@ def _studies(report: Report) -> str:
     )
 
 
+def _labelled(html: str) -> str:
+    """Each table cell gets its column's heading as ``data-label``: on a phone the table is
+    shown as one card per row, each value beside its heading (CSS only, no script)."""
+
+    def table(match: re.Match[str]) -> str:
+        text = match.group(0)
+        head = re.search(r"<thead>(.*?)</thead>", text, re.S)
+        if head is None:
+            return text
+        labels = [
+            escape(re.sub(r"<[^>]+>", "", th).strip(), quote=True)
+            for th in re.findall(r"<th[^>]*>(.*?)</th>", head.group(1), re.S)
+        ]
+
+        def row(m: re.Match[str]) -> str:
+            cells = iter(labels)
+            return re.sub(
+                r"<td(?=[ >])",
+                lambda _c: f'<td data-label="{lab}"' if (lab := next(cells, "")) else "<td",
+                m.group(0),
+            )
+
+        return re.sub(r"<tr>.*?</tr>", row, text, flags=re.S)
+
+    return re.sub(r"<table[ >].*?</table>", table, html, flags=re.S)
+
+
+def _energy_scale(joules: float) -> tuple[str, float]:
+    unit = units.energy(max(joules, 1e-12)).split(" ")[1]
+    return unit, {"J": 1.0, "kJ": 1e3, "MJ": 1e6, "kWh": 3.6e6}[unit]
+
+
+def _run_legend(curves: Sequence[RunCurves]) -> str:
+    return _legend((f"r{i}", f"{c.name} ({c.role})") for i, c in enumerate(curves))
+
+
+def _learning(report: Report) -> str:
+    """Learning curves, the Green AI plot (a validation metric against cumulative energy,
+    runs overlaid) and energy per epoch, for the runs the model chose."""
+    curves = report.curves
+    if not curves:
+        if report.scope == "run":
+            return ""
+        return (
+            '<section class="panel" id="learning"><h2>Learning and cost</h2><p class="lead">'
+            "No run logged a metric at two steps or more. Log one with "
+            "<code>run.log(step=epoch, val_acc=...)</code> (or a Lightning, Trainer or Keras "
+            "callback) to see learning curves beside energy here.</p></section>"
+        )
+    keyed = {c.run_id: f"r{i}" for i, c in enumerate(curves)}
+    metric = validation_metric(curves)
+    parts = [_run_legend(curves)]
+    figures = []
+    if metric is not None:
+        series = [
+            svg.Series(c.name, keyed[c.run_id],
+                       [(en, v) for _, v, en in c.metrics.get(metric, []) if en is not None])
+            for c in curves
+        ]  # fmt: skip
+        top = max((x for sr in series for x, _ in sr.points), default=1.0)
+        unit, factor = _energy_scale(top)
+        chart = svg.line_chart(
+            series, title=f"{metric} versus cumulative energy", fill=False, from_zero=False,
+            x_label=f"cumulative energy ({unit})", y_label=metric,
+            x_fmt=lambda v: f"{v / factor:g}", y_fmt=lambda v: f"{v:.4g}",
+            width=480, height=300,
+        )  # fmt: skip
+        figures.append(
+            f'<figure id="green-ai">{chart}<figcaption>{e(metric)} against the energy each '
+            "run had used when it logged it: a curve further left reached its value for less "
+            "energy.</figcaption></figure>"
+        )
+    by_metric: dict[str, int] = {}
+    for c in curves:
+        for k in c.metrics:
+            by_metric[k] = by_metric.get(k, 0) + 1
+    shown = sorted(by_metric, key=lambda k: (k != metric, not is_validation_metric(k),
+                                            -by_metric[k], k))[:2]  # fmt: skip
+    for key in shown:
+        series = [
+            svg.Series(c.name, keyed[c.run_id], [(st, v) for st, v, _ in c.metrics.get(key, [])])
+            for c in curves
+        ]
+        chart = svg.line_chart(
+            series, title=f"{key} by step", fill=False, from_zero=False, x_label="step",
+            y_label=key, x_fmt=_axis_fmt, y_fmt=lambda v: f"{v:.4g}", width=480, height=300,
+        )  # fmt: skip
+        figures.append(f"<figure>{chart}<figcaption>Learning curve: {e(key)} at each logged "
+                       "step, runs overlaid.</figcaption></figure>")
+    with_epochs = [c for c in curves if c.epochs]
+    if with_epochs:
+        series = [
+            svg.Series(c.name, keyed[c.run_id], [(ep.epoch, ep.energy_j) for ep in c.epochs])
+            for c in with_epochs
+        ]
+        top = max(ep.energy_j for c in with_epochs for ep in c.epochs)
+        unit, factor = _energy_scale(top)
+        chart = svg.line_chart(
+            series, title="Energy per epoch", fill=False, x_label="epoch",
+            y_label=f"energy per epoch ({unit})", x_fmt=_axis_fmt,
+            y_fmt=lambda v: f"{v / factor:g}", width=480, height=300,
+        )  # fmt: skip
+        sources = sorted({c.epoch_source for c in with_epochs if c.epoch_source})
+        figures.append(
+            f'<figure id="epoch-energy">{chart}<figcaption>Energy of each epoch, from '
+            f"{e('; '.join(sources))}.</figcaption></figure>"
+        )
+    parts.append(f'<div class="charts">{"".join(figures)}</div>')
+    rows = "".join(
+        f"<tr><td><i class=\"bg-{keyed[c.run_id]}\" style=\"display:inline-block;width:10px;"
+        f'height:10px;border-radius:2px"></i> <b>{e(c.name)}</b> '
+        f'<span class="id">{e(c.run_id[:12])}</span></td><td>{e(c.role)}</td>'
+        f"<td>{e(', '.join(f'{k} ({c.points_total.get(k, 0)})' for k in c.metrics)) or '-'}"
+        f'</td><td class="n">{len(c.epochs) or "-"}</td>'
+        f"<td>{e(_energy_source_text(c.energy_source))}</td></tr>"
+        for c in curves
+    )
+    parts.append(
+        '<details class="fold"><summary>Which runs and where the energy at each point comes '
+        'from</summary><div class="table-wrap"><table id="curve-runs"><thead><tr><th>Run</th>'
+        '<th>Role</th><th>Metrics (points)</th><th class="n">Epochs</th>'
+        f"<th>Energy at each point</th></tr></thead><tbody>{rows}</tbody></table></div>"
+        "</details>"
+    )
+    return (
+        '<section class="panel" id="learning"><h2>Learning and cost</h2><p class="lead">'
+        f"What each run learned against what it cost: {len(curves)} run(s) with logged "
+        "metrics (the newest, or the study's best and its front), thinned to "
+        "at most 400 points per curve.</p>" + "".join(parts) + "</section>"
+    )
+
+
+def _energy_source_text(source: str | None) -> str:
+    return {
+        "logged": "energy logged at the same step",
+        "samples": "power samples at the time it was logged",
+        "logged+samples": "logged at the same step, else the power samples",
+    }.get(source or "", "unknown (no energy logged at the steps, no power samples)")
+
+
 def _metric_cells(run: RunSummary, keys: Sequence[str]) -> str:
     return "".join(
         f'<td class="n">{e(units.number(run.metrics[k], 4)) if k in run.metrics else "-"}</td>'
@@ -650,21 +822,29 @@ def _methods_cell(run: RunSummary) -> str:
     ) or method_pill("unknown")
 
 
-def _runs(report: Report) -> str:
-    runs = list(reversed(report.runs))[:200]
+#: Runs listed in the runs table before the rest are folded (``<details>``).
+RUNS_UNFOLDED = 12
+
+
+def _metric_keys(runs: Sequence[RunSummary]) -> list[str]:
+    """Up to two of the user's metrics for the runs table: validation metrics first, then
+    those most runs logged (tuning's internal ``objective``/``value`` never)."""
     counts: dict[str, int] = {}
     for r in runs:
         for k in r.metrics:
-            counts[k] = counts.get(k, 0) + 1
-    keys = sorted(
-        (k for k in counts if not k.lower().startswith(NOT_OBJECTIVE_PREFIXES)),
-        key=lambda k: (k != "objective", -counts[k], k),
-    )[:2]
+            if is_user_metric(k) and not k.lower().startswith(NOT_OBJECTIVE_PREFIXES):
+                counts[k] = counts.get(k, 0) + 1
+    return sorted(counts, key=lambda k: (not is_validation_metric(k), -counts[k], k))[:2]
+
+
+def _runs(report: Report) -> str:
+    runs = list(reversed(report.runs))[:200]
+    keys = _metric_keys(runs)
     show_flops = any(r.flops_total for r in runs)
     show_samples = any(r.samples_per_j for r in runs)
     head = "".join(f'<th class="n">{e(k)}</th>' for k in keys)
     if show_flops:
-        head += '<th class="n">FLOPs</th><th class="n">FLOPs/J</th>'
+        head += '<th class="n">FLOPs (per J)</th>'
     if show_samples:
         head += '<th class="n">Samples/J</th>'
     rows = []
@@ -685,18 +865,21 @@ def _runs(report: Report) -> str:
             f"<td><b>{e(r.name)}</b>{nested}{tags}<br><span class=\"id\">{e(r.id[:12])}</span>"
             f"{params_html}</td>",
             f'<td><span class="badge {e(badge_cls)}">{e(role)}</span></td>',
-            f'<td title="{e(units.when(r.started_at))}">{e(_short_when(r.started_at))}</td>',
-            f'<td class="n">{e(units.duration(r.duration_s))}</td>',
+            f'<td title="{e(units.when(r.started_at))}">{e(_short_when(r.started_at))}'
+            f'<br><span class="id">{e(units.duration(r.duration_s))}</span></td>',
             f'<td class="n">{e(units.energy(r.energy_j))}{band}</td>',
             f'<td class="n">{e(units.carbon(r.co2e_g))}</td>',
             f"<td>{_methods_cell(r)}</td>",
             _metric_cells(r, keys),
         ]
         if show_flops:
+            per_j = (
+                f'<br><span class="id">{e(units.rate(r.flops_per_j, "FLOP/J"))}</span>'
+                if r.flops_per_j else ""
+            )
             cells.append(
-                f'<td class="n">{e(units.flops(r.flops_total)) if r.flops_total else "-"}</td>'
-                f'<td class="n">'
-                f'{e(units.rate(r.flops_per_j, "FLOP/J")) if r.flops_per_j else "-"}</td>'
+                f'<td class="n">{e(units.flops(r.flops_total)) if r.flops_total else "-"}'
+                f"{per_j}</td>"
             )
         if show_samples:
             cells.append(
@@ -706,14 +889,25 @@ def _runs(report: Report) -> str:
         rows.append(f"<tr>{''.join(cells)}</tr>")
     more = len(report.runs) - len(runs)
     extra = f'<p class="src">{more} older run(s) not shown; see --format json.</p>' if more else ""
+    thead = (
+        '<thead><tr><th>Run</th><th>Role</th><th>Started (UTC), time</th>'
+        f'<th class="n">Energy</th><th class="n">Carbon</th><th>Method</th>{head}</tr></thead>'
+    )
+    table = (
+        f'<div class="table-wrap"><table id="runs-table">{thead}'
+        f'<tbody>{"".join(rows[:RUNS_UNFOLDED])}</tbody></table></div>'
+    )
+    if len(rows) > RUNS_UNFOLDED:
+        table += (
+            f'<details class="fold"><summary>{len(rows) - RUNS_UNFOLDED} more run(s)</summary>'
+            f'<div class="table-wrap"><table>{thead}<tbody>{"".join(rows[RUNS_UNFOLDED:])}'
+            "</tbody></table></div></details>"
+        )
     return (
         '<section class="panel" id="runs"><h2>Runs</h2><p class="lead">Newest first. Energy is '
         "attributed to each run's process tree (± its uncertainty band); carbon is operational. "
         "Failed and crashed runs count up to their last record.</p>"
-        '<div class="table-wrap"><table><thead><tr><th>Run</th><th>Role</th>'
-        '<th>Started (UTC)</th><th class="n">Time</th><th class="n">Energy</th>'
-        f'<th class="n">Carbon</th><th>Method</th>{head}</tr></thead>'
-        f'<tbody>{"".join(rows)}</tbody></table></div>{extra}</section>'
+        f"{table}{extra}</section>"
     )
 
 
@@ -807,6 +1001,11 @@ def _setup(report: Report) -> str:
             "<th>Method</th><th>Band</th><th>Source and assumptions</th>"
             f'<th class="n">Runs</th></tr></thead><tbody>{meter_rows}</tbody></table></div>'
         )
+    if tables:
+        tables = (
+            '<details class="fold"><summary>Intensity, PUE and meter sources</summary>'
+            f"{tables}</details>"
+        )
     return (
         '<section class="panel" id="setup"><h2>Hardware and location</h2>'
         '<p class="lead">What ran where, and the data each figure was looked up in, with its '
@@ -841,12 +1040,13 @@ def _sci(report: Report) -> str:
         "<code>wattwise sci --functional-unit ... --count R</code>.</p>"
         f'<p class="formula">SCI = (E × I + M) / R = {e(units.carbon(sci.sci_g_per_unit))} per '
         f"{e(sci.functional_unit)}</p>"
+        '<details class="fold"><summary>Each term, its source and the boundary</summary>'
         '<div class="table-wrap"><table><thead><tr><th>Term</th><th>What</th>'
         '<th class="n">Value</th><th>Unit</th><th>Source</th></tr></thead>'
         f"<tbody>{rows}</tbody></table></div>"
         f'<div class="twocol"><div><h3>Boundary: included</h3><ul class="checks yes">{inc}</ul>'
         f'</div><div><h3>Boundary: excluded</h3><ul class="checks no">{exc}</ul></div></div>'
-        "</section>"
+        "</details></section>"
     )
 
 
@@ -876,6 +1076,7 @@ def _methodology(report: Report) -> str:
         )
     return (
         '<section class="panel" id="methodology"><h2>Methodology and data</h2>'
+        '<details class="fold"><summary>How energy, carbon and FLOPs are obtained</summary>'
         "<h3>Energy</h3><p>Each component's energy is read from a hardware counter (RAPL, "
         "NVML) where one is readable (<i>measured</i>), else from a power model of the CPU and "
         "memory (<i>estimated</i>, with the uncertainty band shown). The sampler attributes "
@@ -889,7 +1090,7 @@ def _methodology(report: Report) -> str:
         "(matrix multiplications and convolutions; forward, or forward and backward for "
         "training steps) through <code>run.count_flops()</code> or the Lightning and "
         "Transformers callbacks. FLOPs per joule = FLOPs / attributed energy; samples per "
-        "joule likewise. FLOPs are not a proxy for energy: both are shown.</p>"
+        "joule likewise. FLOPs are not a proxy for energy: both are shown.</p></details>"
         "<h3>Data sources and licences</h3><p>This report's figures were computed with the "
         "data below; their licences require these attributions. Licence texts ship in "
         "<code>wattwise/data/LICENSES/</code>; provenance (repository, commit) in "
@@ -912,7 +1113,10 @@ def render_html(report: Report) -> str:
         if h.first_started_at is not None else "no runs"
     )  # fmt: skip
     scope = {"run": "one run", "study": "tuning study", "project": "whole project"}[report.scope]
-    toc = [("includes", "What's included"), ("timeline", "Timeline"), ("project", "Project")]
+    toc = [("includes", "What's included"), ("timeline", "Timeline")]
+    if report.curves or report.scope != "run":
+        toc.append(("learning", "Learning & cost"))
+    toc.append(("project", "Project"))
     if report.studies or report.scope != "run":
         toc.append(("studies", "Accuracy vs energy"))
     toc += [("runs", "Runs"), ("setup", "Hardware & location")]
@@ -922,9 +1126,10 @@ def render_html(report: Report) -> str:
     nav = "".join(f'<a href="#{k}">{e(v)}</a>' for k, v in toc)
     body = "".join([
         _headline(report), f'<nav class="toc">{nav}</nav>', _includes(report), _timeline(report),
-        _project(report), _studies(report), _runs(report), _setup(report), _sci(report),
-        _methodology(report),
+        _learning(report), _project(report), _studies(report), _runs(report), _setup(report),
+        _sci(report), _methodology(report),
     ])  # fmt: skip
+    body = _labelled(body)
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

@@ -20,6 +20,7 @@ from wattwise.exceptions import InvalidParameterError, RunNotFoundError
 from wattwise.report._attributions import _CREDITS as CREDITED_FILES
 from wattwise.report._attributions import DataCredit, data_credits
 from wattwise.report._covers import covers_lines
+from wattwise.report._curves import MAX_CURVE_RUNS, RunCurves, is_user_metric, run_curves
 from wattwise.report._sci import SciResult, compute_sci
 from wattwise.store import (
     BaseRunStore,
@@ -484,6 +485,8 @@ class Report:
         sci: The SCI per functional unit, or None if it could not be computed.
         credits: Data files and the attributions their licences require.
         notes: Caveats the reader must see (guessed locations, mixed scopes, ...).
+        curves: Learning curves of the runs shown (at most
+            :data:`~wattwise.report._curves.MAX_CURVE_RUNS`), newest first.
     """
 
     scope: Scope
@@ -503,6 +506,7 @@ class Report:
     sci: SciResult | None
     credits: list[DataCredit]
     notes: list[str]
+    curves: list[RunCurves] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (``wattwise report --format json``)."""
@@ -525,6 +529,7 @@ class Report:
             "sci": self.sci.to_dict() if self.sci else None,
             "data_credits": [c.to_dict() for c in self.credits],
             "notes": self.notes,
+            "curves": [c.to_dict() for c in self.curves],
         }
 
 
@@ -904,6 +909,51 @@ def _project(
         studies=_study_totals(drivers, summaries, shown),
         summarised=summarised, bucket=bucket, counted_runs=len(counted),
     )  # fmt: skip
+
+
+def _curves(
+    store: BaseRunStore, scope: Scope, runs: Sequence[RunRecord],
+    summaries: Sequence[RunSummary], subject: RunRecord | None, studies: Sequence[StudyView],
+) -> list[RunCurves]:
+    """Learning curves of at most :data:`MAX_CURVE_RUNS` runs shown, their points read
+    for those runs only: the run and its nested runs; a study's best trial, its front and
+    its newest trials; else the newest runs that logged a metric of the user's."""
+    by_id = {s.id: s for s in summaries}
+    records = {r.id: r for r in runs}
+    if scope == "run" and subject is not None:
+        order = [r.id for r in runs]
+    elif scope == "study":
+        view = studies[0] if studies else None
+        best = [p.run_id for p in view.points if p.is_best] if view else []
+        front = [p.run_id for p in view.points if p.on_front] if view else []
+        order = [*best, *front, *(s.id for s in reversed(summaries))]
+    else:
+        order = [s.id for s in reversed(summaries)]
+    study_metric = {v.id: v.metric for v in studies}
+    candidates = []
+    for run_id in dict.fromkeys(order):
+        s = by_id[run_id]
+        if s.kind == "study" or not any(
+            is_user_metric(k) or (k == "value" and s.kind == "trial") for k in s.metrics
+        ):
+            continue
+        candidates.append(records[run_id])
+        if len(candidates) >= 2 * MAX_CURVE_RUNS:
+            break
+    out: list[RunCurves] = []
+    points: dict[str, list[tuple[int | None, str, float, float]]] = {}
+    for run_id, step, key, value, at in store.iter_metrics([r.id for r in candidates]):
+        points.setdefault(run_id, []).append((step, key, value, at))
+    for run in candidates:
+        metric = study_metric.get(run.study_id or "")
+        if metric in (None, "objective", "value"):
+            metric = None
+        found = run_curves(store, run, by_id[run.id].role, metric, points.get(run.id, []))
+        if found is not None:
+            out.append(found)
+        if len(out) >= MAX_CURVE_RUNS:
+            break
+    return out
 
 
 def _direction(metric: str, study: StudyRecord) -> str:
@@ -1298,4 +1348,5 @@ def build_report(
                          {d.id for d in shown_drivers}),
         studies=studies, runs=summaries, setup=setup, sci=sci, credits=credits,
         notes=_notes(runs, setup),
+        curves=_curves(store, scope, runs, summaries, subject, studies),
     )  # fmt: skip

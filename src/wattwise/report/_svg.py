@@ -136,6 +136,7 @@ def line_chart(
     x_ticks: list[float] | None = None,
     width: int = W,
     height: int = H,
+    from_zero: bool = True,
 ) -> str:
     """Lines (optionally filled or stacked areas) of several series on one plot.
 
@@ -152,6 +153,8 @@ def line_chart(
         x_ticks: Tick positions for x (default: round numbers).
         width: viewBox width (text keeps its size relative to this).
         height: viewBox height.
+        from_zero: Start the y axis at 0 (else at the data's low end, padded: for metrics
+            such as an accuracy between 0.8 and 0.95, or a negative score).
 
     Returns:
         An ``<svg>`` element.
@@ -163,7 +166,12 @@ def line_chart(
     if stacked:
         data = _stack(data, xs, step=step)
     y_max = max(max(y for _, y in s.points) for s in data)
-    y_ticks = nice_ticks(0.0, y_max * 1.05 if y_max > 0 else 1.0)
+    if from_zero:
+        y_ticks = nice_ticks(0.0, y_max * 1.05 if y_max > 0 else 1.0)
+    else:
+        y_min = min(min(y for _, y in s.points) for s in data)
+        pad = (y_max - y_min) * 0.06 or abs(y_max) * 0.05 or 1.0
+        y_ticks = nice_ticks(y_min - pad, y_max + pad)
     frame = _Frame((xs[0], xs[-1]), y_ticks, x_ticks or nice_ticks(xs[0], xs[-1], 6),
                    width=width, height=height)  # fmt: skip
     body = frame.axes(x_fmt, y_fmt, x_label, y_label)
@@ -172,6 +180,9 @@ def line_chart(
     for s in data:
         coords = _coords(s.points, frame, step=step)
         path = "M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+        if not from_zero and len(s.points) == 1:
+            x, y = coords[0]
+            body.append(f'<circle class="f-{escape(s.key)}" cx="{x:.1f}" cy="{y:.1f}" r="4"/>')
         if fill:
             lower = below if stacked else base_coords
             back = " L".join(f"{x:.1f},{y:.1f}" for x, y in reversed(lower))
