@@ -179,6 +179,7 @@ trainer.train()
 '''
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch and transformers
 def test_a_trainer_that_raises_keeps_its_energy(tmp_path: Path) -> None:
     import os
     import subprocess
