@@ -565,7 +565,32 @@ def _project_studies(report: Report) -> str:
     )
 
 
-def _study(view: StudyView) -> str:
+def _objective_name(view: StudyView, runs: Sequence[RunSummary]) -> str:
+    """What the plotted value is called: the metric's own name, or for tuning's internal
+    ``objective``/``value`` the user's metric that holds the same value in every trial
+    that logged it (else the study's recorded metric, else ``objective``)."""
+    metric = view.metric or "objective"
+    if metric not in ("objective", "value"):
+        return metric
+    if view.study.metric and view.study.metric not in ("objective", "value"):
+        return view.study.metric
+    by_id = {r.id: r for r in runs}
+    matches: dict[str, int] = {}
+    clash: set[str] = set()
+    for p in view.points:
+        run = by_id.get(p.run_id)
+        for key, value in (run.metrics if run is not None else {}).items():
+            if not is_user_metric(key):
+                continue
+            if abs(value - p.value) <= 1e-9 * max(1.0, abs(p.value)):
+                matches[key] = matches.get(key, 0) + 1
+            else:
+                clash.add(key)
+    found = sorted((k for k in matches if k not in clash), key=lambda k: (-matches[k], k))
+    return f"{found[0]} (objective)" if found else "objective"
+
+
+def _study(view: StudyView, runs: Sequence[RunSummary] = ()) -> str:
     maximize = view.direction == "maximize"
     points = [
         (p.energy_j, p.value, f"{p.name} ({p.state})", p.on_front, p.is_best, p.complete)
@@ -574,7 +599,7 @@ def _study(view: StudyView) -> str:
     x_max = max((p.energy_j for p in view.points), default=1.0)
     unit = units.energy(max(x_max, 1e-12)).split(" ")[1]
     factor = {"J": 1.0, "kJ": 1e3, "MJ": 1e6, "kWh": 3.6e6}[unit]
-    metric = view.metric or "objective"
+    metric = _objective_name(view, runs)
     chart = svg.scatter_chart(
         points, title=f"{metric} versus energy", x_label=f"energy per trial ({unit})",
         y_label=f"{metric} ({'higher' if maximize else 'lower'} is better)",
@@ -652,7 +677,7 @@ def _studies(report: Report) -> str:
             "show each trial's objective against its energy here, with the Pareto front."
             "</p></section>"
         )
-    body = "".join(_study(s) for s in report.studies)
+    body = "".join(_study(s, report.runs) for s in report.studies)
     return (
         '<section class="panel" id="studies"><h2>Accuracy versus energy</h2>'
         '<p class="lead">Efficiency reported beside accuracy: every trial of each study, '
