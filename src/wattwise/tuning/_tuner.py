@@ -279,6 +279,7 @@ class _Driver:
         #: Trials stopped on a prediction, and why no further trial started (if so).
         self.would_overshoot: list[dict[str, Any]] = []
         self.not_started: str | None = None
+        self._calibration: dict[tuple[int, int], list[float]] = {}
 
     # -- spending and budgets ------------------------------------------------------------
 
@@ -384,6 +385,8 @@ class _Driver:
         live.reports.append((int(message["step"]), live.energy_j))
         if message.get("max_step") is not None:
             live.max_step = int(message["max_step"])
+        if self.budget.energy_j is None and not self.progress.enabled:
+            return None  # nobody would use it
         end = live.max_step
         if end is None:
             ends = [o["reports"][-1][0] for o in self.outcomes.values()
@@ -391,13 +394,19 @@ class _Driver:
             end = int(sorted(ends)[len(ends) // 2]) if ends else None
         # calibration: how far each complete trial's total was from the prediction made from
         # as many of its reports (conformal; see wattwise.tracking._predict)
-        errors = [
-            relative_error([(r[0], r[2]) for r in o["reports"]], len(live.reports),
-                           float(o.get("energy_j") or 0.0), o["reports"][-1][0])
-            for o in self.outcomes.values() if o["state"] == "complete" and o.get("reports")
-        ]  # fmt: skip
+        # (the latest 30 complete trials; computed once per report count and completion)
+        complete = [o for o in self.outcomes.values()
+                    if o["state"] == "complete" and o.get("reports")][-30:]  # fmt: skip
+        key = (len(live.reports), len(complete))
+        if key not in self._calibration:
+            errors = [
+                relative_error([(r[0], r[2]) for r in o["reports"]], len(live.reports),
+                               float(o.get("energy_j") or 0.0), o["reports"][-1][0])
+                for o in complete
+            ]  # fmt: skip
+            self._calibration[key] = [e for e in errors if e is not None]
         live.prediction = None if end is None else predict_energy(
-            live.reports, end_step=end, calibration=[e for e in errors if e is not None]
+            live.reports, end_step=end, calibration=self._calibration[key]
         )  # fmt: skip
         reason = trial_would_overshoot(self.budget, self.spent(), live.prediction)
         if reason is not None:
