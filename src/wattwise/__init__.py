@@ -70,15 +70,16 @@ __all__ = [
 __getattr__, __dir__ = _lazy.lazy_attributes(__name__, _LAZY, globals())
 
 
+# IPython's hooks: loaded by name, as the lazy names are (no layer of wattwise imports them).
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext wattwise``: the ``%wattwise`` and ``%%wattwise`` magics (wattwise.notebook)."""
-    from wattwise import notebook
+    import importlib
 
-    notebook.load_ipython_extension(ipython)
+    importlib.import_module("wattwise.notebook").load_ipython_extension(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext wattwise``: stops a run that ``%wattwise start`` started."""
-    from wattwise import notebook
+    import importlib
 
-    notebook.unload_ipython_extension(ipython)
+    importlib.import_module("wattwise.notebook").unload_ipython_extension(ipython)
