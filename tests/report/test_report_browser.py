@@ -7,6 +7,7 @@ can). The driver path is given explicitly, so selenium never tries to download o
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,10 @@ import pytest
 from report_support import XSS, project_ledger
 
 from wattwise.cli import main
+
+By: Any = pytest.importorskip(
+    "selenium.webdriver.common.by", reason="selenium is not installed"
+).By
 
 INSTALL_HINT = (
     "headless Chromium is not installed, so the HTML report was NOT tested in a real "
@@ -111,4 +116,88 @@ def test_report_opens_offline_without_errors_on_laptop_and_phone(
     phone = tmp_path / "report-phone.png"
     assert chrome.save_screenshot(str(phone))
     assert phone.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _severe(chrome) == []
+
+
+#: Every table and chart (and each section, and the page) must fit its box: nothing wider
+#: than the box it sits in, so no column is clipped and nothing scrolls sideways. Folded
+#: sections are opened first, so what they hold is measured too.
+FIT_JS = """
+document.querySelectorAll('details').forEach(d => { d.open = true; });
+const root = document.documentElement, bad = [];
+const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' in #'
+  + (el.closest('section, nav')?.id || 'page');
+for (const el of document.querySelectorAll('.table-wrap, figure, section.panel, main, .charts'))
+  if (el.scrollWidth > el.clientWidth + 1) bad.push([name(el), el.scrollWidth, el.clientWidth]);
+const tables = [...document.querySelectorAll('table')];
+for (const t of tables) {
+  const box = t.closest('.table-wrap');
+  if (!box) { bad.push([name(t), 'outside a .table-wrap']); continue; }
+  if (t.getBoundingClientRect().width > box.clientWidth + 1)
+    bad.push([name(t), Math.round(t.getBoundingClientRect().width), box.clientWidth]);
+}
+const charts = [...document.querySelectorAll('svg.chart')].filter(s => s.getClientRects().length);
+for (const s of charts) {
+  const box = s.parentElement;
+  if (s.getBoundingClientRect().right > box.getBoundingClientRect().right + 1)
+    bad.push([name(s), 'past its box']);
+}
+const runs = document.getElementById('runs-table');
+const runsFit = runs.getBoundingClientRect().width <= runs.closest('.table-wrap').clientWidth + 1;
+return {bad, tables: tables.length, charts: charts.length, runsFit,
+        page: root.scrollWidth - root.clientWidth, open: root.scrollHeight};
+"""
+
+
+def _curves_ledger() -> None:
+    """The project ledger plus runs that logged metrics over steps (a study's trials with
+    their reports and energy, a run with an epoch metric and samples)."""
+    from report_support import insert_run
+
+    from wattwise.store import open_store
+
+    project_ledger()
+    store = open_store()
+    now = time.time()
+    driver = insert_run(store, "wide-sweep", kind="study", started_at=now - 3000, duration_s=900)
+    for i in range(4):
+        start = now - 2900 + i * 200
+        trial = insert_run(store, f"trial-w{i}", kind="trial", study_id=driver, started_at=start,
+                           duration_s=150, energy_j=2000 + 300 * i)  # fmt: skip
+        points = [(s, key, v, start + 10 * s + 5) for s in range(6) for key, v in
+                  (("value", 0.5 + 0.07 * s - 0.02 * i), ("energy_j", 300.0 * (s + 1) + i))]
+        store.flush_run(trial, {}, metrics=points)
+    run = insert_run(store, "epochs-logged", started_at=now - 400, duration_s=300)
+    store.flush_run(run, {}, metrics=[
+        (s, key, v, now - 400 + 30 * (s + 1)) for s in range(8)
+        for key, v in (("val_acc", 0.6 + 0.04 * s), ("train_loss", 1.0 / (s + 1)),
+                       ("epoch", float(s // 2)))
+    ])  # fmt: skip
+    store.close()
+
+
+def test_every_table_and_chart_fits_at_1280_and_390_px(chrome: Any, tmp_path: Path) -> None:
+    _curves_ledger()
+    page = tmp_path / "report.html"
+    assert main(["report", "-o", str(page)]) == 0
+    chrome.set_window_size(1280, 900)
+    chrome.get(page.as_uri())
+    folded = chrome.execute_script("return document.documentElement.scrollHeight")
+    assert chrome.find_element(By.ID, "green-ai").is_displayed()
+    desktop = chrome.execute_script(FIT_JS)
+    assert desktop["bad"] == [], f"clipped at 1280 px: {desktop['bad']}"
+    assert desktop["runsFit"] and desktop["page"] <= 0
+    assert desktop["tables"] >= 10 and desktop["charts"] >= 6  # the check covered them
+    # folding keeps the desktop page short; what is folded is one click away
+    assert folded < 0.8 * desktop["open"], (folded, desktop["open"])
+
+    chrome.set_window_size(390, 844)
+    chrome.get(page.as_uri())
+    phone = chrome.execute_script(FIT_JS)
+    assert phone["bad"] == [], f"sideways scrolling at 390 px: {phone['bad']}"
+    assert phone["page"] <= 0 and phone["tables"] == desktop["tables"]
+    energy = chrome.find_element(By.ID, "headline-energy")
+    assert energy.is_displayed() and energy.rect["x"] + energy.rect["width"] <= 390
+    shot = tmp_path / "report-phone-open.png"
+    assert chrome.save_screenshot(str(shot))
     assert _severe(chrome) == []

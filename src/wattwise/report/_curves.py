@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -28,7 +29,7 @@ TUNING_METRICS = ("objective", "value")
 #: Cumulative energy (J) logged at a step: the callbacks' and a tuning trial's.
 ENERGY_KEYS = ("wattwise/energy_j", "energy_j")
 _NOT_USER_PREFIXES = ("wattwise/", "energy", "co2e", "epoch", "learning_rate", "lr-", "step")
-_VALIDATION_HINTS = ("val", "eval", "valid", "test", "dev")
+_VALIDATION_WORDS = frozenset(("val", "eval", "valid", "validation", "test", "dev", "holdout"))
 
 
 def is_user_metric(key: str) -> bool:
@@ -39,8 +40,7 @@ def is_user_metric(key: str) -> bool:
 
 def is_validation_metric(key: str) -> bool:
     """Whether a metric's name says it is measured on held-out data (``val_acc``, ...)."""
-    low = key.lower()
-    return any(low.startswith(h) or f"_{h}" in low or f"/{h}" in low for h in _VALIDATION_HINTS)
+    return any(word in _VALIDATION_WORDS for word in re.split(r"[^a-z0-9]+", key.lower()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +78,8 @@ class RunCurves:
             logged at the same step), ``samples`` (the power samples at the time), both
             joined by ``+``, or None.
         epochs: Energy per epoch, in order.
-        epoch_source: How the epochs were found, in words (None without epochs).
+        epoch_source: How the epochs were found, in words (None without epochs). Unless
+            the callback logged them, the first epoch includes what ran before it.
     """
 
     run_id: str
@@ -263,7 +264,7 @@ def _epochs(
         found.append(EpochEnergy(epoch=epoch, energy_j=max(0.0, total - before),
                                  duration_s=max(0.0, at - t_before)))  # fmt: skip
         before, t_before = total, at
-    return found, source + "; the first epoch includes what ran before it"
+    return found, source
 
 
 def validation_metric(curves: Sequence[RunCurves]) -> str | None:

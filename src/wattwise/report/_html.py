@@ -790,7 +790,8 @@ def _learning(report: Report) -> str:
         sources = sorted({c.epoch_source for c in with_epochs if c.epoch_source})
         figures.append(
             f'<figure id="epoch-energy">{chart}<figcaption>Energy of each epoch, from '
-            f"{e('; '.join(sources))}.</figcaption></figure>"
+            f"{e('; '.join(sources))}. Unless a callback logged it, the first epoch includes "
+            "what ran before it.</figcaption></figure>"
         )
     parts.append(f'<div class="charts">{"".join(figures)}</div>')
     rows = "".join(
