@@ -133,3 +133,14 @@ def test_a_project_without_step_metrics_says_how_to_get_curves() -> None:
     report = build_report(store)
     assert report.curves == []
     assert "run.log(step=epoch, val_acc=...)" in render_html(report)
+
+
+def test_a_metric_named_like_markup_stays_text_in_headings_and_phone_labels() -> None:
+    store = open_store()
+    start = time.time() - 100
+    name = 'val_<script>alert("x")</script>'
+    rid = insert_run(store, "markup", started_at=start, metrics={name: 0.5})
+    _log(store, rid, [(s, name, 0.1 * s) for s in range(3)], start)
+    page = render_html(build_report(store))
+    assert "<script>" not in page
+    assert 'data-label="val_&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"' in page

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from html import escape
+from html import escape, unescape
 from typing import Any
 
 from wattwise import _units as units
@@ -695,7 +695,7 @@ def _labelled(html: str) -> str:
         if head is None:
             return text
         labels = [
-            escape(re.sub(r"<[^>]+>", "", th).strip(), quote=True)
+            escape(unescape(re.sub(r"<[^>]+>", "", th)).strip(), quote=True)
             for th in re.findall(r"<th[^>]*>(.*?)</th>", head.group(1), re.S)
         ]
 
