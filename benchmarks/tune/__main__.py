@@ -120,9 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         "--from", dest="from_json", metavar="FILE",
         help="print the tables of the runs in FILE (an earlier --json, complete or not)",
     )  # fmt: skip
+    parser.add_argument(
+        "--refinal", action="store_true",
+        help="with --from: measure each search's final training again",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.from_json:
-        return from_json(args.from_json, args.json)
+        return from_json(args.from_json, args.json, refinal=args.refinal)
     seeds = args.seeds or (2 if args.quick else 5)
     n_trials = args.n_trials or (12 if args.quick else 24)
     names = args.workloads.split(",") if args.workloads else list(WORKLOADS)
@@ -210,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def from_json(path: str, out: str | None) -> int:
+def from_json(path: str, out: str | None, *, refinal: bool = False) -> int:
     """The tables of an earlier run's ``--json`` (complete, or partial after an interruption)."""
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
@@ -222,6 +226,14 @@ def from_json(path: str, out: str | None) -> int:
             if isinstance(r.get(key), str):  # inf written by default=str
                 r[key] = float(r[key])
         results.append(m.SearchResult(**r))
+    if refinal:
+        store = os.path.join(tempfile.mkdtemp(prefix="wattwise-tune-bench-"), "ledger.db")
+        for res in results:
+            if res.best_params:
+                workload = WORKLOADS[res.workload]
+                workload.load()
+                res.final_energy_j = m.final_training(workload, res.best_params, res.seed, store)
+        data["meters"] = meters_used(store)
     names = list(dict.fromkeys(r.workload for r in results))
     methods = list(dict.fromkeys(r.method for r in results))
     seeds = max(r.seed for r in results) + 1

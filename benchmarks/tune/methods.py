@@ -216,9 +216,16 @@ def run_ray(workload: Workload, seed: int, n_trials: int, store: str, tmp: str) 
 
 
 def final_training(workload: Workload, params: dict[str, Any], seed: int, store: str) -> float:
-    """Energy of one full training of ``params``, measured by wattwise, in joules."""
+    """Energy of one full training of ``params``, measured by wattwise, in joules.
+
+    The training's own energy: the run's energy after it less before it (``snapshot()``),
+    so what a run records when it starts (its environment) is not counted, as it is not in
+    a trial's figure.
+    """
     import wattwise
 
     with wattwise.track(f"final-{workload.name}", store=store, emit_warnings=False) as run:
+        before = run.snapshot()["energy_j"]
         workload.train(params, seed, None)
-    return float(run.result.energy_j)
+        after = run.snapshot()["energy_j"]
+    return float(after - before)
