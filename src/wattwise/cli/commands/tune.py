@@ -23,7 +23,7 @@ _STOPPED = {
     "interrupted": "interrupted",
     "error": "a trial raised an error",
 }
-_SAMPLERS = ("tpe", "random")
+_SAMPLERS = ("random", "tpe")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed of the sampler")
     parser.add_argument(
         "--sampler", choices=_SAMPLERS,
-        help="default: tpe (TPE after 5 random trials)",
+        help="default: random (random configurations, pruned by successive halving)",
     )  # fmt: skip
     parser.add_argument(
         "--pruner", choices=_PRUNERS,
@@ -85,9 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _sampler_and_pruner(args: argparse.Namespace) -> tuple[Any, Any]:
     import optuna
 
-    sampler: Any = None  # tpe: tune()'s default sampler
-    if args.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=args.seed)
+    sampler: Any = None  # random: tune()'s default sampler, seeded by --seed
+    if args.sampler == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=args.seed)
     pruner: Any = None  # tune()'s default: successive halving, energy as fidelity
     if args.pruner == "halving":
         pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
