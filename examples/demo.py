@@ -4,7 +4,7 @@
    change: the script only logs its accuracy when it finds itself tracked);
 2. shows the run: energy per component with method and band, carbon, environment;
 3. runs an energy-aware hyperparameter search under an energy budget with wattwise's
-   defaults (TPE; successive halving with energy as the fidelity, chosen on
+   defaults (random configurations; successive halving with energy as the fidelity, chosen on
    benchmarks/tune), and prints the best model and the accuracy-versus-energy Pareto front;
 4. prints the project footprint from the ledger;
 5. writes report.html for the project and prints its path.
