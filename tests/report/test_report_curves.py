@@ -10,7 +10,7 @@ import pytest
 from report_support import fake_meter, insert_run, project_ledger, spin
 
 import wattwise
-from wattwise.report import build_report, render_html
+from wattwise.report import build_report, render_html, render_markdown
 from wattwise.report._curves import MAX_CURVE_RUNS
 from wattwise.store import open_store
 
@@ -44,6 +44,8 @@ def test_a_tracked_run_has_its_curves_with_energy_from_its_samples() -> None:
     page = render_html(report)
     assert 'id="green-ai"' in page and 'id="epoch-energy"' in page and "val_acc" in page
     assert report.to_dict()["curves"][0]["metrics"]["val_acc"][3]["value"] == pytest.approx(0.8)
+    text = render_markdown(report)
+    assert "| val\\_acc first | val\\_acc last |" in text and "| 0.5000 | 0.8000 |" in text
 
 
 def test_energy_logged_at_a_step_wins_and_callback_epochs_are_used_as_logged() -> None:
@@ -94,6 +96,8 @@ def test_study_trials_show_the_user_metric_never_tunings_internal_names() -> Non
     runs_table = page[page.index('id="runs"'):page.index('id="setup"')]
     assert ">val_acc<" in runs_table and ">objective<" not in runs_table
     assert "val_acc (objective)" in page  # the scatter's y axis is named after the metric
+    text = render_markdown(report)
+    assert "val\\_acc (objective) versus energy" in text and "## Learning and cost" in text
 
 
 def test_the_runs_table_shows_user_metrics_and_the_scatter_names_them() -> None:

@@ -26,6 +26,7 @@ from wattwise.report._model import (
     Report,
     RunSummary,
     StudyView,
+    study_metric_label,
 )
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'"
@@ -565,31 +566,6 @@ def _project_studies(report: Report) -> str:
     )
 
 
-def _objective_name(view: StudyView, runs: Sequence[RunSummary]) -> str:
-    """What the plotted value is called: the metric's own name, or for tuning's internal
-    ``objective``/``value`` the user's metric that holds the same value in every trial
-    that logged it (else the study's recorded metric, else ``objective``)."""
-    metric = view.metric or "objective"
-    if metric not in ("objective", "value"):
-        return metric
-    if view.study.metric and view.study.metric not in ("objective", "value"):
-        return view.study.metric
-    by_id = {r.id: r for r in runs}
-    matches: dict[str, int] = {}
-    clash: set[str] = set()
-    for p in view.points:
-        run = by_id.get(p.run_id)
-        for key, value in (run.metrics if run is not None else {}).items():
-            if not is_user_metric(key):
-                continue
-            if abs(value - p.value) <= 1e-9 * max(1.0, abs(p.value)):
-                matches[key] = matches.get(key, 0) + 1
-            else:
-                clash.add(key)
-    found = sorted((k for k in matches if k not in clash), key=lambda k: (-matches[k], k))
-    return f"{found[0]} (objective)" if found else "objective"
-
-
 def _study(view: StudyView, runs: Sequence[RunSummary] = ()) -> str:
     maximize = view.direction == "maximize"
     points = [
@@ -599,7 +575,7 @@ def _study(view: StudyView, runs: Sequence[RunSummary] = ()) -> str:
     x_max = max((p.energy_j for p in view.points), default=1.0)
     unit = units.energy(max(x_max, 1e-12)).split(" ")[1]
     factor = {"J": 1.0, "kJ": 1e3, "MJ": 1e6, "kWh": 3.6e6}[unit]
-    metric = _objective_name(view, runs)
+    metric = study_metric_label(view, runs)
     chart = svg.scatter_chart(
         points, title=f"{metric} versus energy", x_label=f"energy per trial ({unit})",
         y_label=f"{metric} ({'higher' if maximize else 'lower'} is better)",

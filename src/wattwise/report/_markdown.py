@@ -10,7 +10,8 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 
 from wattwise import _units as units
-from wattwise.report._model import ROLE_LABELS, Report
+from wattwise.report._curves import validation_metric
+from wattwise.report._model import ROLE_LABELS, Report, study_metric_label
 
 _MD_SPECIAL = "\\`*_[]#|"
 #: Unicode categories a terminal or viewer may act on instead of showing: controls (C0,
@@ -45,6 +46,37 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
+
+
+def _learning(report: Report) -> list[str]:
+    """Each run with curves: its validation metric at the start and the end, the energy
+    it had used by then, and its energy per epoch."""
+    if not report.curves:
+        return []
+    metric = validation_metric(report.curves)
+    rows = []
+    for c in report.curves:
+        points = c.metrics.get(metric, []) if metric else []
+        first, last = (points[0], points[-1]) if points else (None, None)
+        per_epoch = (
+            units.energy(sum(ep.energy_j for ep in c.epochs) / len(c.epochs)) if c.epochs
+            else "-"
+        )  # fmt: skip
+        rows.append([
+            md(c.name), md(c.role),
+            units.number(first[1], 4) if first else "-",
+            units.number(last[1], 4) if last else "-",
+            units.energy(last[2]) if last and last[2] is not None else "-",
+            str(len(c.epochs)) if c.epochs else "-", per_epoch,
+        ])  # fmt: skip
+    shown = md(metric) if metric else "metric"
+    return [
+        "", "## Learning and cost", "",
+        f"{shown} at the first and last logged step, with the energy each run had used when "
+        "it logged the last one (the HTML report plots the curves).", "",
+        *_table(["Run", "Role", f"{shown} first", f"{shown} last", "Energy by then", "Epochs",
+                 "Energy per epoch (mean)"], rows),
+    ]  # fmt: skip
 
 
 def render_markdown(report: Report) -> str:
@@ -118,14 +150,16 @@ def render_markdown(report: Report) -> str:
     out += _project_sections(report)
 
     for study in report.studies:
-        out += ["", f"## Study {md(study.name)}: {md(study.metric or 'objective')} versus energy",
-                ""]  # fmt: skip
+        label = study_metric_label(study, report.runs)
+        out += ["", f"## Study {md(study.name)}: {md(label)} versus energy", ""]
         out += _table(
-            ["Trial", md(study.metric or "objective"), "Energy", "Pareto front"],
+            ["Trial", md(label), "Energy", "Pareto front"],
             ([md(p.name) + (" (best)" if p.is_best else ""), units.number(p.value, 4),
               units.energy(p.energy_j), "yes" if p.on_front else ""]
              for p in sorted(study.points, key=lambda p: p.energy_j)),
         )  # fmt: skip
+
+    out += _learning(report)
 
     out += ["", "## Runs", ""]
     out += _table(

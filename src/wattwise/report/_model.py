@@ -956,6 +956,31 @@ def _curves(
     return out
 
 
+def study_metric_label(view: StudyView, runs: Sequence[RunSummary]) -> str:
+    """What the plotted value is called: the metric's own name, or for tuning's internal
+    ``objective``/``value`` the user's metric that holds the same value in every trial
+    that logged it (else the study's recorded metric, else ``objective``)."""
+    metric = view.metric or "objective"
+    if metric not in ("objective", "value"):
+        return metric
+    if view.study.metric and view.study.metric not in ("objective", "value"):
+        return view.study.metric
+    by_id = {r.id: r for r in runs}
+    matches: dict[str, int] = {}
+    clash: set[str] = set()
+    for p in view.points:
+        run = by_id.get(p.run_id)
+        for key, value in (run.metrics if run is not None else {}).items():
+            if not is_user_metric(key):
+                continue
+            if abs(value - p.value) <= 1e-9 * max(1.0, abs(p.value)):
+                matches[key] = matches.get(key, 0) + 1
+            else:
+                clash.add(key)
+    found = sorted((k for k in matches if k not in clash), key=lambda k: (-matches[k], k))
+    return f"{found[0]} (objective)" if found else "objective"
+
+
 def _direction(metric: str, study: StudyRecord) -> str:
     if study.direction is not None:
         return study.direction
