@@ -121,12 +121,17 @@ def main(argv: list[str] | None = None) -> int:
         help="print the tables of the runs in FILE (an earlier --json, complete or not)",
     )  # fmt: skip
     parser.add_argument(
+        "--rename", action="append", default=[], metavar="OLD=NEW",
+        help="with --from: read method OLD as NEW (a run made before the defaults changed)",
+    )  # fmt: skip
+    parser.add_argument(
         "--refinal", action="store_true",
         help="with --from: measure each search's final training again",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.from_json:
-        return from_json(args.from_json, args.json, refinal=args.refinal)
+        renames = dict(r.split("=", 1) for r in args.rename)
+        return from_json(args.from_json, args.json, refinal=args.refinal, renames=renames)
     seeds = args.seeds or (2 if args.quick else 5)
     n_trials = args.n_trials or (12 if args.quick else 24)
     names = args.workloads.split(",") if args.workloads else list(WORKLOADS)
@@ -214,13 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def from_json(path: str, out: str | None, *, refinal: bool = False) -> int:
+def from_json(
+    path: str, out: str | None, *, refinal: bool = False, renames: dict[str, str] | None = None
+) -> int:
     """The tables of an earlier run's ``--json`` (complete, or partial after an interruption)."""
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
     results = []
     for r in data["runs"]:
         r = dict(r)
+        r["method"] = (renames or {}).get(r["method"], r["method"])
         r["trials"] = [m.TrialRow(**t) for t in r["trials"]]
         for key in ("energy_to_target_j", "final_energy_j"):
             if isinstance(r.get(key), str):  # inf written by default=str

@@ -62,6 +62,7 @@ LABELS = {
     "ray-asha": "Ray Tune ASHAScheduler",
     "wattwise-defaults": "wattwise defaults",
     "random-sh-energy": "random + successive halving, energy fidelity",
+    "tpe5-sh-energy": "TPE (5 startup) + succ. halving, energy",
 }
 
 
@@ -102,6 +103,12 @@ def run_optuna(
     elif method == "random-sh-energy":
         kwargs = {
             "sampler": samplers.RandomSampler(seed=seed),
+            "pruner": pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
+            "energy_fidelity": True,
+        }
+    elif method == "tpe5-sh-energy":  # the first defaults tried (see tuning-benchmark.md)
+        kwargs = {
+            "sampler": samplers.TPESampler(seed=seed, n_startup_trials=5),
             "pruner": pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
             "energy_fidelity": True,
         }
