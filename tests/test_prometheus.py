@@ -64,6 +64,14 @@ def busy(seconds: float) -> None:
         pass
 
 
+def busy_until(done: Any, timeout_s: float = 20.0) -> None:
+    """Work until ``done()`` holds (a loaded machine samples late: no fixed sleep)."""
+    end = time.perf_counter() + timeout_s
+    while not done():
+        assert time.perf_counter() < end, "the condition never held"
+        busy(0.05)
+
+
 def test_the_endpoint_serves_live_metrics_labelled_run_job_host(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -71,11 +79,15 @@ def test_the_endpoint_serves_live_metrics_labelled_run_job_host(
     monkeypatch.setenv("WATTWISE_PROMETHEUS_PORT", str(port))
     monkeypatch.setenv("WATTWISE_HOST_ID", "node-7")
     with wattwise.track("live", meters=[FakeMeter(WATTS)], interval_s=0.05) as run:
-        busy(0.4)
+        busy_until(lambda: prometheus.active_exporter() is not None)  # up at the first sample
+        busy_until(lambda: run.id in str(scrape(port).get("wattwise_run_running")))
+        busy(0.2)
         live = scrape(port)
+        energy = by_component(live["wattwise_energy_joules_total"], run.id)
+        busy_until(lambda: by_component(scrape(port)["wattwise_energy_joules_total"],
+                                        run.id)["cpu"] > energy["cpu"])  # fmt: skip
         busy(0.2)
         later = scrape(port)
-    energy = by_component(live["wattwise_energy_joules_total"], run.id)
     assert set(energy) == {"cpu", "dram"} and energy["cpu"] > 0
     (sample,) = [s for s in live["wattwise_run_running"] if s.labels["run"] == run.id]
     assert sample.value == 1.0 and sample.labels == {"run": run.id, "job": "", "host": "node-7"}
@@ -106,7 +118,7 @@ def test_the_endpoint_serves_live_metrics_labelled_run_job_host(
 def test_the_endpoint_listens_on_127_0_0_1_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WATTWISE_PROMETHEUS_PORT", str(free_port()))
     with wattwise.track("addr", meters=[FakeMeter(WATTS)], interval_s=0.05):
-        busy(0.15)
+        busy_until(lambda: prometheus.active_exporter() is not None)
         exporter = prometheus.active_exporter()
         assert exporter is not None and exporter.addr == "127.0.0.1"
 
@@ -197,7 +209,7 @@ def test_an_observer_hears_each_sample_and_the_end() -> None:
     remove = add_run_observer(heard.append)
     try:
         with wattwise.track("heard", meters=[FakeMeter(WATTS)], interval_s=0.05) as run:
-            busy(0.3)
+            busy_until(lambda: len([s for s in heard if s.run_id == run.id]) >= 2)
     finally:
         remove()
     mine = [s for s in heard if s.run_id == run.id]

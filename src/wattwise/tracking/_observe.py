@@ -74,7 +74,7 @@ class LiveSample:
         job: The job id when the run is part of a job (SLURM, torchrun), else None.
         region: The grid zone the carbon is computed for.
         status: ``running``, or the final status once the run has ended.
-        at: Wall-clock time of the sample (seconds since the epoch).
+        at: Wall-clock time the meters were read for this sample (seconds since the epoch).
         duration_s: Seconds since the run started.
         energy_j: Energy attributed to the run, all components (IT energy).
         energy_band_j: Its uncertainty band (±).
@@ -175,11 +175,14 @@ def live_sample(run: MeasuringMixin, status: str = "running") -> LiveSample | No
     from wattwise.tracking._job import host_id
 
     comps, energy, band, _, co2e, _ = run._totals()
+    # Timed by the meters' read, not by now: a sample delayed on a busy machine must not
+    # shrink the interval its energy is divided by (live power).
+    read_at = run._sampler.read_at if run._sampler is not None else time.time()
     job = run._record.get("job")
     return LiveSample(
         run_id=run.id, name=run.name, kind=run.kind, host=host_id(),
         job=str(job["id"]) if isinstance(job, dict) and job.get("id") else None,
-        region=run.location.zone, status=status, at=time.time(),
+        region=run.location.zone, status=status, at=read_at,
         duration_s=(run._ended_at or time.time()) - run._t0_wall,
         energy_j=energy, energy_band_j=band, co2e_g=co2e,
         intensity_g_per_kwh=run.intensity.g_per_kwh, pue=run.pue.value,

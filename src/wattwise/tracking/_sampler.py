@@ -58,6 +58,8 @@ class Sampler:
         self.tree = tree
         self.total_mem = total_memory_bytes()
         self.t0 = self.last_t = time.monotonic()
+        #: Wall-clock time of the latest read of the meters (what live power is timed by).
+        self.read_at = time.time()
         self.last_busy = machine_busy_cpu_s()
         self.last_proc = tree.cpu_s()
         self.meter_of: dict[str, BaseMeter] = {}
@@ -104,6 +106,7 @@ class Sampler:
     def sample(self) -> None:
         """Read every meter and add the run's share of what was spent since the last read."""
         now = time.monotonic()
+        self.read_at = time.time()
         readings: dict[str, float] = {}
         for meter in list(self.meters):
             try:
