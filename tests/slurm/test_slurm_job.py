@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,6 +300,11 @@ def test_identity_of_array_tasks_and_steps_is_what_sacct_prints(
     assert len(own_ids) == 2 and array in own_ids
     if not slurm.accounting:
         pytest.skip("no slurmdbd/MariaDB here: the identities were not compared with sacct")
+    wanted = {each["job_id"].removeprefix("slurm:") for each in facts.values()}
+    deadline = time.monotonic() + 60
     printed = set(slurm.sacct_rows(array, "JobID"))
+    while not wanted <= printed and time.monotonic() < deadline:
+        time.sleep(1)  # slurmdbd records each task when slurmctld sends it: not at once
+        printed = set(slurm.sacct_rows(array, "JobID"))
     for each in facts.values():
         assert each["job_id"].removeprefix("slurm:") in printed, (each["job_id"], printed)
