@@ -69,7 +69,7 @@ def test_trials_and_driver_are_runs_linked_by_study_id() -> None:
 
 def busy(trial: Any) -> float:
     x = trial.suggest_float("x", 0.0, 1.0)
-    end = time.process_time() + 0.4
+    end = time.process_time() + 1.0  # large against the driver's own start-up and writes
     while time.process_time() < end:  # burn CPU inside the trial
         x = (x * 1.0001) % 1.0
     trial.report(x, 0)
@@ -81,7 +81,10 @@ def test_the_driver_does_not_count_the_cpu_work_of_inline_trials() -> None:
                                                           "emit_warnings": False})  # fmt: skip
     spent = result.summary["spent"]
     assert spent["trials_energy_j"] > 0
-    assert spent["driver_energy_j"] < 0.25 * spent["trials_energy_j"]
+    # Counted in the driver, the trials' CPU seconds would make it at least as large as theirs;
+    # what remains is the driver's own work (Optuna, the runs' starts and writes), which a loaded
+    # machine stretches: 0.23 J against 0.72 J once, when each trial burnt 0.4 s.
+    assert spent["driver_energy_j"] < 0.5 * spent["trials_energy_j"]
     footprint = project_footprint(open_store().list_runs())
     assert footprint.total.runs == 3
     assert abs(footprint.total.energy_j - result.spent.energy_j) < 0.05 * result.spent.energy_j
