@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import cProfile
 import io
+import itertools
 import json
 import os
 import pstats
@@ -43,12 +44,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-OBJECTIVE = '''
+OBJECTIVE = """
 def objective(trial):
     return trial.suggest_float("x", 0.0, 1.0)
-'''
-
-
+"""
 
 
 def work(n: int) -> int:
@@ -114,7 +113,7 @@ def track_runs(n: int) -> list[dict[str, float]]:
     return [
         {"wall_ms": w, "run_ms": r.duration_s * 1e3, "energy_j": r.energy_j,
          "cpu_ms": float(r.record.get("cpu_time_s") or 0.0) * 1e3}
-        for w, r in zip(walls, records)
+        for w, r in zip(walls, records, strict=True)
     ]  # fmt: skip
 
 
@@ -152,18 +151,22 @@ def study(executor: str, n_trials: int) -> dict[str, Any]:
         store.close()
     trials = [r for r in runs if r.id != result.study_id]
     starts = [r.started_at for r in trials]
-    cycles = [(b - a) * 1e3 for a, b in zip(starts, starts[1:])]
+    cycles = [(b - a) * 1e3 for a, b in itertools.pairwise(starts)]
     return {
         "wall_s": wall,
         "trials": [
-            {"run_ms": r.duration_s * 1e3, "energy_j": r.energy_j,
-             "cpu_ms": float(r.record.get("cpu_time_s") or 0.0) * 1e3}
+            {
+                "run_ms": r.duration_s * 1e3,
+                "energy_j": r.energy_j,
+                "cpu_ms": float(r.record.get("cpu_time_s") or 0.0) * 1e3,
+            }
             for r in trials
-        ],  # fmt: skip
+        ],
         "cycle_ms": cycles,
         "driver_j_per_trial": driver.energy_j / max(1, len(trials)),
         "driver_cpu_ms_per_trial": float(driver.record.get("cpu_time_s") or 0.0)
-        * 1e3 / max(1, len(trials)),
+        * 1e3
+        / max(1, len(trials)),
         "study_j": result.spent.energy_j,
     }
 
