@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from wattwise.exceptions import RunNotFoundError, StoreError, StoreWarning, WattwiseError
 from wattwise.store import get_store
-from wattwise.tracking._handoff import SPOOL_WAIT_S, final_wait_s
+from wattwise.tracking._handoff import final_wait_s, spool_late
 from wattwise.tracking._writer import (
     _STORE_FAULTS,
     CHILD_BACKOFF_S,
@@ -216,36 +216,9 @@ class ChildLogger:
         if not points:
             self._warn_once("hung", f"{reason[0].upper()}{reason[1:]}.")
             return
-        box: dict[str, Any] = {}
-
-        def write() -> None:
-            from wattwise.store import Spool
-
-            spool = Spool(self.store.path, self.run_id, None, prefer_local=True)
-            try:
-                box["path"] = spool.append({"op": "metrics", "metrics": points}, reason=reason)
-            except StoreError as err:
-                box["error"] = err
-            finally:
-                spool.close()
-
-        helper = threading.Thread(target=write, name="wattwise-spool", daemon=True)
-        try:
-            helper.start()
-        except RuntimeError:  # no new thread this late in the interpreter's shutdown
-            write()
-        else:
-            helper.join(SPOOL_WAIT_S)
-        path = box.get("path")
-        if isinstance(path, Path):
-            self._warn_once("hung", (
-                f"{reason[0].upper()}{reason[1:]}. The metrics are kept in the spool {path} "
-                "until the next wattwise process that can write the ledger merges it (or: "
-                "wattwise doctor --repair)."))  # fmt: skip
-        else:
-            why = box.get("error") or f"the spool did not answer within {SPOOL_WAIT_S:g} s"
-            self._warn_once("hung", f"{reason[0].upper()}{reason[1:]}, and {why}. "
-                            "These metrics are lost.")  # fmt: skip
+        spool_late(self.store.path, self.run_id, None, {"op": "metrics", "metrics": points},
+                   reason=reason, warn=self._warn_once, kept="The metrics are",
+                   lost="These metrics are lost.")  # fmt: skip
 
     def _warn_once(self, kind: str, text: str) -> None:
         if kind in self._warned:

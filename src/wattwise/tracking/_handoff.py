@@ -65,6 +65,65 @@ def final_wait_s(warn: Callable[[str, str], None] | None = None) -> float:
     return FINAL_WAIT_S
 
 
+def spool_late(
+    ledger: Path, run_id: str, run: dict[str, Any] | None, entry: dict[str, Any], *,
+    reason: str, warn: Callable[[str, str], None], kept: str, lost: str,
+) -> Path | None:  # fmt: skip
+    """The never-block write path's last step: put ``entry`` in the run's local spool.
+
+    The ledger did not take a write in time (``reason`` says which, lower-case). The entry
+    is appended to the spool of run ``run_id`` in the user's state folder (local disk, not
+    the ledger's folder, which may be the dead mount), on a helper thread waited for at most
+    :data:`SPOOL_WAIT_S`; this late in the interpreter's shutdown, when no thread can start,
+    synchronously. Then ``warn("hung", ...)`` says once where it went, or that it was lost.
+
+    Args:
+        ledger: The ledger the entry was meant for.
+        run_id: The run it belongs to.
+        run: The run's spool header (:func:`~wattwise.tracking._writer.spool_header`), or
+            None when the run is the ledger's already (a job writing into its parent's run).
+        entry: The spool entry (``{"op": ..., ...}``).
+        reason: Why the ledger was not written, e.g. "the final write ... did not finish
+            within 5 s (...)".
+        warn: ``(kind, text)``: report a fault once per kind.
+        kept: What the warning says is kept, e.g. "The metrics are" (followed by "kept in the
+            spool PATH ...").
+        lost: The warning's last sentence when the spool failed too.
+
+    Returns:
+        The spool file, or None when the entry could not be spooled (it is lost).
+    """
+    box: dict[str, Any] = {}
+
+    def write() -> None:
+        from wattwise.store import Spool
+
+        spool = Spool(ledger, run_id, run, prefer_local=True)
+        try:
+            box["path"] = spool.append(entry, reason=reason)
+        except StoreError as err:
+            box["error"] = err
+        finally:
+            spool.close()
+
+    helper = threading.Thread(target=write, name="wattwise-spool", daemon=True)
+    try:
+        helper.start()
+    except RuntimeError:  # no new thread this late in the interpreter's shutdown
+        write()
+    else:
+        helper.join(SPOOL_WAIT_S)
+    path = box.get("path")
+    told = f"{reason[0].upper()}{reason[1:]}"
+    if isinstance(path, Path):
+        warn("hung", f"{told}. {kept} kept in the spool {path} until the next wattwise process "
+             "that can write the ledger merges it (or: wattwise doctor --repair).")  # fmt: skip
+        return path
+    why = box.get("error") or f"the spool did not answer within {SPOOL_WAIT_S:g} s either"
+    warn("hung", f"{told}, and {why}. {lost}")
+    return None
+
+
 @dataclasses.dataclass(eq=False)
 class _Job:
     kind: str  # insert, flush, call, close
@@ -280,41 +339,17 @@ class WriterThread:
             "samples": samples, "metrics": metrics,
         }  # fmt: skip
         reason = self._late_text("the final write", wait_s)
-        box: dict[str, Any] = {}
-
-        def write() -> None:
-            from wattwise.store import Spool
-
-            ledger = self.writer.path
-            run = spool_header(self._run) if self._run is not None else None
-            spool = Spool(ledger, self.writer.run_id, run, prefer_local=True)
-            try:
-                box["path"] = spool.append(entry, reason=reason)
-            except StoreError as err:
-                box["error"] = err
-            finally:
-                spool.close()
-
-        helper = threading.Thread(target=write, name="wattwise-spool", daemon=True)
-        try:
-            helper.start()
-        except RuntimeError:  # no new thread this late in the interpreter's shutdown
-            write()
+        run = spool_header(self._run) if self._run is not None else None
+        path = spool_late(
+            self.writer.path, self.writer.run_id, run, entry, reason=reason, warn=self._warn,
+            kept="The job is not held up: its final state is",
+            lost="This run will not be recorded; its energy is in the result printed or "
+                 "returned at the end.",
+        )  # fmt: skip
+        if path is None:
+            self.lost = True
         else:
-            helper.join(SPOOL_WAIT_S)
-        path = box.get("path")
-        if isinstance(path, Path):
             self.emergency_spool = path
-            self._warn("hung", (
-                f"{reason[0].upper()}{reason[1:]}. The job is not held up: its final state is "
-                f"kept in the spool {path} until the next wattwise process that can write the "
-                "ledger merges it (or: wattwise doctor --repair)."))  # fmt: skip
-            return
-        self.lost = True
-        why = box.get("error") or f"the spool did not answer within {SPOOL_WAIT_S:g} s either"
-        self._warn("hung", (
-            f"{reason[0].upper()}{reason[1:]}, and {why}. This run will not be recorded; its "
-            "energy is in the result printed or returned at the end."))  # fmt: skip
 
     def _late_text(self, what: str, wait_s: float) -> str:
         return (
