@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -308,6 +309,20 @@ def canonical_name(name: str) -> str:
     return _SEPARATORS.sub("-", name).lower()
 
 
+#: The last package listing per import path, and the state of the folders it was read from.
+_listings: dict[tuple[str, ...], tuple[tuple[tuple[str, int], ...], dict[str, str]]] = {}
+_listings_lock = threading.Lock()
+_SETTLED_NS = 3_000_000_000
+
+
+def _stamp(path: str) -> int:
+    """When ``path`` last changed (ns), -1 when it is not there."""
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
 def packages(paths: Sequence[str] | None = None) -> dict[str, str]:
     """Installed distributions, canonical name → version, from package metadata (no pip).
 
@@ -318,14 +333,29 @@ def packages(paths: Sequence[str] | None = None) -> dict[str, str]:
     Fast path: a ``name-version.dist-info`` folder names both (wheel spec), so its
     METADATA file is not parsed; other layouts (``.egg-info``) are read with
     ``importlib.metadata``. The first one on the path wins, as for imports.
+
+    The listing is read again only when a folder on the path (or an ``.egg-info``
+    folder or file read for it) has changed since the last listing of the same path:
+    installing, upgrading or removing a distribution changes its folder, so every run
+    still records the distributions installed when it ran, for the cost of a few
+    ``stat`` calls instead of a scan that cost a short run more than its own work.
     """
+    entries = tuple(sys.path if paths is None else paths)
+    with _listings_lock:
+        cached = _listings.get(entries)
+    if cached is not None and all(_stamp(path) == stamp for path, stamp in cached[0]):
+        return dict(cached[1])
     found: dict[str, str] = {}
     seen: set[str] = set()
-    for entry in sys.path if paths is None else paths:
+    stamps: list[tuple[str, int]] = []
+    for entry in entries:
         folder = entry or "."
-        if folder in seen or not os.path.isdir(folder):
+        if folder in seen:
             continue
         seen.add(folder)
+        stamps.append((folder, _stamp(folder)))
+        if not os.path.isdir(folder):
+            continue
         try:
             names = sorted(os.listdir(folder))
         except OSError:
@@ -338,11 +368,31 @@ def packages(paths: Sequence[str] | None = None) -> dict[str, str]:
                     continue
             elif not item.endswith(".egg-info"):
                 continue
-            dist = metadata.Distribution.at(os.path.join(folder, item))
+            where = os.path.join(folder, item)
+            stamps += [(where, _stamp(where)), *_egg_files(where)]
+            dist = metadata.Distribution.at(where)
             name = dist.metadata["Name"] if dist.metadata is not None else None
             if name:
                 found.setdefault(canonical_name(name), dist.version)
-    return dict(sorted(found.items()))
+    listing = dict(sorted(found.items()))
+    # A folder changed within the last seconds may change again within its file system's
+    # time resolution (a second or two on some) without a new stamp: not kept then.
+    settled = time.time_ns() - _SETTLED_NS
+    if all(stamp < settled for _, stamp in stamps):
+        with _listings_lock:
+            if len(_listings) >= 8:  # other interpreters' paths: keep a few
+                _listings.clear()
+            _listings[entries] = (tuple(stamps), listing)
+    return dict(listing)
+
+
+def _egg_files(where: str) -> list[tuple[str, int]]:
+    """The metadata files of an ``.egg-info`` folder and their stamps (a reinstall in
+    place rewrites them without touching the folder that holds it)."""
+    if not os.path.isdir(where):
+        return []
+    return [(path, _stamp(path)) for path in
+            (os.path.join(where, "PKG-INFO"), os.path.join(where, "METADATA"))]  # fmt: skip
 
 
 def _this_python() -> dict[str, Any]:

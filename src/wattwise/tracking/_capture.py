@@ -4,15 +4,27 @@ The settings are read once at start (a broken config file falls back to the envi
 and the defaults, with one warning). The first record holds what is known at once
 (command, location, intensity, PUE, meters); code, packages and hardware are captured on a
 background thread so the work starts without waiting, and go in at the next write.
+
+The runs of one study share that capture within a process: the study's driver (or the
+first trial of the study in a worker process) captures; every later trial of the study in
+the same process, with the same working directory and command line, copies what it found
+into its own record (the diff artifact is stored under each run all the same) and says so
+in ``record["environment_from"]``. Their objective was loaded when the study (or the
+worker) started, so that capture describes the code they run; a capture per trial cost
+more than an empty trial itself (git subprocesses, the package list, the hardware).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wattwise import __version__
 from wattwise._config import Settings, load_settings
@@ -20,12 +32,56 @@ from wattwise.exceptions import ConfigError, WattwiseError
 from wattwise.store import SCHEMA_VERSION
 from wattwise.tracking._measuring import MeasuringMixin
 from wattwise.tracking._sampler import ATTRIBUTION, meter_record
+from wattwise.tracking._state import copy_json
 from wattwise.tracking._writer import LedgerWriter
+
+if TYPE_CHECKING:
+    from wattwise.environment import Capture
 
 logger = logging.getLogger("wattwise")
 
 #: How long the capture waits for the ledger to take an artifact (the git diff).
 ARTIFACT_WAIT_S = 3.0
+#: Studies whose capture this process keeps for their trials (the latest ones).
+SHARED_STUDIES = 4
+
+
+@dataclasses.dataclass
+class SharedCapture:
+    """One study's environment capture in this process, shared by its trials.
+
+    Attributes:
+        run_id: The run that captured (the study's driver, or the study's first trial here).
+        done: Set once the capture has ended (``found`` is None when it failed).
+        found: What :func:`wattwise.environment.capture` found.
+        hardware: :func:`wattwise.meters.describe_hardware` of this machine.
+        captured_at: When the capture ended (epoch seconds).
+    """
+
+    run_id: str
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    found: Capture | None = None
+    hardware: dict[str, Any] | None = None
+    captured_at: float = 0.0
+
+
+_shared: dict[tuple[Any, ...], SharedCapture] = {}
+_shared_lock = threading.Lock()
+
+
+def claim_shared(key: tuple[Any, ...], run_id: str) -> tuple[SharedCapture, bool]:
+    """The study's shared capture, and whether ``run_id`` must make it (the first to ask).
+
+    A capture that failed is claimed again by the next run that asks.
+    """
+    with _shared_lock:
+        entry = _shared.get(key)
+        if entry is not None and not (entry.done.is_set() and entry.found is None):
+            return entry, False
+        entry = _shared[key] = SharedCapture(run_id)
+        while len(_shared) > SHARED_STUDIES:  # the oldest study's trials are over
+            del _shared[next(iter(_shared))]
+        return entry, True
 
 
 class CaptureMixin(MeasuringMixin):
@@ -103,15 +159,51 @@ class CaptureMixin(MeasuringMixin):
         except Exception as err:  # the user's work must go on whatever happens here
             logger.warning("wattwise: could not capture the environment: %s", err)
 
-    def _capture_environment(self) -> None:
-        from wattwise import meters
-        from wattwise.environment import capture, last_seeds
+    def _share_key(self, argv: list[str], diff: bool) -> tuple[Any, ...] | None:
+        """Which shared capture this run uses (None: its own): a study's driver and its
+        trials in this process, with the same directory, command line and diff settings."""
+        roles = {"study": self.id, "trial": self.study_id}
+        study = roles.get(self.role)
+        if study is None or self.command is not None:
+            return None
+        return (study, os.getpid(), str(self._cwd), tuple(str(a) for a in argv), diff,
+                self.settings.diff_max_bytes)  # fmt: skip
 
-        found = capture(
-            self._cwd, self._record["command"]["argv"],
-            diff=self.settings.diff if self._diff is None else self._diff,
-            diff_max_bytes=self.settings.diff_max_bytes, command=self.command is not None,
-        )  # fmt: skip
+    def _capture_found(self) -> tuple[Capture, dict[str, Any], dict[str, Any] | None]:
+        """What the capture found, this machine's hardware and, when they come from the
+        study's shared capture, where from (see the module doc)."""
+        from wattwise import meters
+        from wattwise.environment import capture
+
+        argv = list(self._record["command"]["argv"])
+        diff = self.settings.diff if self._diff is None else self._diff
+        key = self._share_key(argv, diff)
+        shared, mine = claim_shared(key, self.id) if key is not None else (None, True)
+        if shared is not None and not mine:
+            shared.done.wait()  # bounded: a capture ends within git's time limits
+            if shared.found is not None and shared.hardware is not None:
+                source = {"run_id": shared.run_id, "captured_at": shared.captured_at,
+                          "shared": "the environment captured once for this study in "
+                                    "this process"}  # fmt: skip
+                return shared.found, copy_json(shared.hardware), source
+        try:
+            found = capture(self._cwd, argv, diff=diff,
+                            diff_max_bytes=self.settings.diff_max_bytes,
+                            command=self.command is not None)  # fmt: skip
+            hardware = meters.describe_hardware()
+            if shared is not None and mine:
+                kept = dataclasses.replace(found, record=copy_json(found.record))
+                shared.found, shared.hardware = kept, copy_json(hardware)
+                shared.captured_at = time.time()
+        finally:
+            if shared is not None and mine:
+                shared.done.set()
+        return found, hardware, None
+
+    def _capture_environment(self) -> None:
+        from wattwise.environment import last_seeds
+
+        found, hardware, source = self._capture_found()
         handoff = self._live_handoff()
         unstored = []
         for name, content in found.artifacts.items():  # before the record points at them
@@ -125,11 +217,12 @@ class CaptureMixin(MeasuringMixin):
                 unstored.append(f"artifact {name!r} not stored: {job.error}")
             elif job.error is not None:
                 raise job.error
-        hardware = meters.describe_hardware()
         seeds = last_seeds()
         with self._lock:
-            self._record.update(found.record)
+            self._record.update(copy_json(found.record) if source else found.record)
             self._record["hardware"] = hardware
+            if source is not None:
+                self._record["environment_from"] = source
             if unstored:
                 self._record.setdefault("notes", []).extend(unstored)
             if seeds is not None and "seeds" not in self._record:
