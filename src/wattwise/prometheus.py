@@ -54,12 +54,15 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from wattwise.exceptions import InvalidParameterError, WattwiseError
+from wattwise.tracking import RunObserver
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
+
+    from wattwise.tracking import LiveSample
 
 PORT_ENV = "WATTWISE_PROMETHEUS_PORT"
 ADDR_ENV = "WATTWISE_PROMETHEUS_ADDR"
@@ -73,37 +76,9 @@ FINAL_WRITE_WAIT_S = 1.0
 _LABELS = ("run", "job", "host")
 
 
-class _Component(Protocol):
-    component: str
-    energy_j: float
-    band_j: float | None
-    co2e_g: float
-    method: str
-    meter: str
-
-
-class _Sample(Protocol):
-    """What :mod:`wattwise.tracking` hands its observers (``LiveSample``)."""
-
-    run_id: str
-    name: str
-    kind: str
-    host: str
-    job: str | None
-    region: str
-    status: str
-    at: float
-    duration_s: float
-    intensity_g_per_kwh: float
-    pue: float
-
-    @property
-    def components(self) -> tuple[_Component, ...]: ...
-
-
 @dataclasses.dataclass
 class _Series:
-    sample: _Sample
+    sample: LiveSample
     power_w: dict[str, float]
     shown_by: set[str] = dataclasses.field(default_factory=set)
 
@@ -116,7 +91,7 @@ class _Board:
         self.runs: dict[str, _Series] = {}
         self.readers: set[str] = set()
 
-    def update(self, sample: _Sample) -> None:
+    def update(self, sample: LiveSample) -> None:
         with self.lock:
             old = self.runs.get(sample.run_id)
             power: dict[str, float] = {}
@@ -237,8 +212,8 @@ def _textfile_path(text: str) -> Path:
     return Path(text.replace("{pid}", str(os.getpid())).replace("{host}", socket.gethostname()))
 
 
-class PrometheusExporter:
-    """The run observer behind :func:`enable` (one per process).
+class PrometheusExporter(RunObserver):
+    """The run observer behind :func:`enable` (one per process): it hears samples only.
 
     Args:
         port: Serve ``/metrics`` on this port (None: no endpoint).
@@ -297,11 +272,17 @@ class PrometheusExporter:
             # cut mid-write. Bounded by FINAL_WRITE_WAIT_S.
             atexit.register(self.close)
 
-    def __call__(self, sample: _Sample) -> None:
-        """Take a run's sample (the observer call: returns at once)."""
+    def sampled(self, sample: LiveSample) -> None:
+        """Take a run's sample (the observer event: returns at once)."""
         self._board.update(sample)
         self._dirty = True
         self._wake.set()
+
+    __call__ = sampled  # an observer of samples, as a plain callable is
+
+    def closing(self) -> None:
+        """At exit, after the open runs ended: the textfile gets their final values."""
+        self.close()
 
     def __repr__(self) -> str:
         where = [f"http://{self.addr}:{self.port}/metrics"] if self.port is not None else []

@@ -163,11 +163,11 @@ def test_mlflow_export_reads_back_with_mlflow_client(tmp_path: Path) -> None:
     client = MlflowClient(tracking_uri=uri)
     got = client.get_run(done[0].mlflow_run_id)
     m = got.data.metrics
-    assert m["wattwise.energy_kwh"] == pytest.approx(2.0)
-    assert m["wattwise.co2e_g"] == pytest.approx(62.0)
-    assert m["wattwise.energy_j.cpu"] == pytest.approx(7.2e6)
-    assert m["wattwise.flops_per_j"] == pytest.approx(1e6)
-    assert m["wattwise.samples_per_j"] == pytest.approx(3600 / 7.2e6)
+    assert m["wattwise/total_energy_j"] == pytest.approx(7.2e6)  # 2 kWh
+    assert m["wattwise/total_co2e_g"] == pytest.approx(62.0)
+    assert m["wattwise/total_energy_j/cpu"] == pytest.approx(7.2e6)
+    assert m["wattwise/flops_per_j"] == pytest.approx(1e6)
+    assert m["wattwise/samples_per_j"] == pytest.approx(3600 / 7.2e6)
     assert m["val_acc"] == pytest.approx(0.9)
     tags = got.data.tags
     assert tags["wattwise.run_id"] == run_id and tags["mlflow.runName"] == "train"

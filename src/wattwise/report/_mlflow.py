@@ -2,9 +2,12 @@
 
 Each wattwise run becomes one MLflow run (found again by its ``wattwise.run_id`` tag, in
 any experiment, so exporting twice, or exporting a run logged live by
-:mod:`wattwise.integrations.mlflow`, updates instead of duplicating). Our figures are
-metrics under the ``wattwise.`` namespace (``wattwise.energy_kwh``, ``wattwise.co2e_g``,
-...), our sources are tags, the run's own params and metric series are copied as they are.
+:mod:`wattwise.integrations.mlflow`, updates instead of duplicating). The names are the
+live logger's, one set (:data:`wattwise.integrations.mlflow.METRICS` and ``TAGS``):
+totals such as ``wattwise/total_energy_j`` and ``wattwise/total_co2e_g``, the energy and
+carbon so far at the run's steps (``wattwise/energy_j``, ``wattwise/co2e_g``: here read
+from the ledger's samples, interpolated to the time each step was logged), our sources as
+tags; the run's own params and metric series are copied as they are.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import json
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wattwise.exceptions import WattwiseError
 from wattwise.store import BaseRunStore, RunRecord
 
-_KWH = 3.6e6
+if TYPE_CHECKING:
+    from wattwise.store import Metric as LedgerMetric
+
 _STATUS = {"finished": "FINISHED", "failed": "FAILED", "crashed": "FAILED", "running": "RUNNING"}
 _PARAM_MAX = 6000
 _TAG_MAX = 5000
@@ -67,71 +72,66 @@ def default_tracking_uri(store: BaseRunStore) -> str:
 
 
 def _figures(run: RunRecord) -> dict[str, float]:
-    rec = run.record
-    out = {
-        "wattwise.energy_kwh": run.energy_j / _KWH,
-        "wattwise.energy_j": run.energy_j,
-        "wattwise.energy_band_j": run.energy_band_j,
-        "wattwise.machine_energy_j": run.machine_energy_j,
-        "wattwise.co2e_g": run.co2e_g,
-        "wattwise.co2e_band_g": run.co2e_band_g,
-        "wattwise.duration_s": run.duration_s,
-    }
-    for comp in run.components:
-        out[f"wattwise.energy_j.{comp.component}"] = comp.energy_j
-    intensity = (rec.get("intensity") or {}).get("g_per_kwh")
-    if isinstance(intensity, (int, float)):
-        out["wattwise.intensity_g_per_kwh"] = float(intensity)
-    pue = (rec.get("pue") or {}).get("value")
-    if isinstance(pue, (int, float)):
-        out["wattwise.pue"] = float(pue)
-    flops = rec.get("flops") or {}
-    total = flops.get("flops_total")
-    if isinstance(total, (int, float)) and total > 0:
-        out["wattwise.flops"] = float(total)
-        if run.energy_j > 0:
-            out["wattwise.flops_per_j"] = float(total) / run.energy_j
-    samples = flops.get("samples_total")
-    if isinstance(samples, (int, float)) and samples > 0 and run.energy_j > 0:
-        out["wattwise.samples_per_j"] = float(samples) / run.energy_j
-    return out
+    from wattwise.integrations.mlflow import total_metrics
+
+    return total_metrics(
+        energy_j=run.energy_j, energy_band_j=run.energy_band_j,
+        machine_energy_j=run.machine_energy_j, co2e_g=run.co2e_g,
+        co2e_band_g=run.co2e_band_g, duration_s=run.duration_s,
+        components=run.components, record=run.record,
+    )  # fmt: skip
 
 
 def _tags(run: RunRecord) -> dict[str, str]:
-    rec = run.record
-    inten = rec.get("intensity") or {}
-    methods = ", ".join(f"{c.component}: {c.method} ({c.meter})" for c in run.components)
-    comps = ", ".join(c.component for c in run.components) or "none"
-    pue = (rec.get("pue") or {}).get("value")
-    tags = {
-        "mlflow.runName": run.name,
-        "wattwise.run_id": run.id,
-        "wattwise.kind": run.kind,
-        "wattwise.status": str(run.status),
-        "wattwise.region": run.region or "",
-        "wattwise.method": methods,
-        "wattwise.intensity_source": (
-            f"{inten.get('dataset')} {inten.get('year')} {inten.get('zone')} "
-            f"({inten.get('scope')})" if inten else "unknown"
-        ),
-        "wattwise.boundary": (
-            f"process tree energy ({comps}); carbon = energy x PUE {pue} x grid intensity; "
-            "operational only, embodied excluded; no market-based instruments"
-        ),
-        "wattwise.tags": ", ".join(run.tags),
-    }  # fmt: skip
-    for tag in run.tags:
-        tags[f"wattwise.tag.{tag}"[:250]] = "true"
-    if run.parent_id:
-        tags["wattwise.parent_run_id"] = run.parent_id
-    if run.study_id:
-        tags["wattwise.study_id"] = run.study_id
-    code = rec.get("code") or {}
-    if code.get("available") and code.get("commit"):
-        tags["mlflow.source.git.commit"] = str(code["commit"])
-        if code.get("branch"):
-            tags["mlflow.source.git.branch"] = str(code["branch"])
-    return {k: v[:_TAG_MAX] for k, v in tags.items()}
+    from wattwise.integrations.mlflow import run_tags
+
+    return run_tags(
+        run_id=run.id, kind=run.kind, status=str(run.status), region=run.region,
+        components=run.components, record=run.record, tags=run.tags,
+        parent_id=run.parent_id, study_id=run.study_id,
+    )  # fmt: skip
+
+
+def _so_far(store: BaseRunStore, run: RunRecord, metrics: list[LedgerMetric]
+            ) -> list[tuple[int, float, float]]:  # fmt: skip
+    """``(step, energy so far, carbon so far)`` at each step the run logged its own
+    metrics at (not ``wattwise/`` ones, which a callback logged with their own energy),
+    interpolated from the ledger's samples to the time the step was first logged: what the
+    live logger snapshots at those steps."""
+    from wattwise.integrations.mlflow import ENERGY_SO_FAR
+
+    ours = {step for step, key, _, _ in metrics if key == ENERGY_SO_FAR}
+    first: dict[int, float] = {}
+    for step, key, _, at in metrics:
+        if step is None or key.startswith("wattwise/") or step in ours:
+            continue
+        first[step] = min(at, first.get(step, at))
+    if not first:
+        return []
+    series: dict[str, list[tuple[float, float]]] = {}
+    for t_s, comp, _, energy_j in store.samples(run.id):
+        series.setdefault(comp, []).append((t_s, energy_j))
+    if not series:
+        return []
+    per_j = run.co2e_g / run.energy_j if run.energy_j > 0 else 0.0
+    out = []
+    for step, at in sorted(first.items()):
+        t = at - run.started_at
+        energy = sum(_at(sorted(points), t) for points in series.values())
+        out.append((step, energy, energy * per_j))
+    return out
+
+
+def _at(points: list[tuple[float, float]], t: float) -> float:
+    """Cumulative energy at ``t`` s: linear between samples, from (0, 0), flat past the end."""
+    before = (0.0, 0.0)
+    for point in points:
+        if point[0] >= t:
+            span = point[0] - before[0]
+            share = (t - before[0]) / span if span > 0 else 1.0
+            return before[1] + max(0.0, share) * (point[1] - before[1])
+        before = point
+    return before[1]
 
 
 def _param_text(value: Any) -> str:
@@ -146,7 +146,8 @@ def log_to_mlflow(
     tracking_uri: str,
     experiment_name: str = "wattwise",
 ) -> list[MlflowExport]:
-    """Log each run into MLflow: figures as ``wattwise.*`` metrics, sources as tags.
+    """Log each run into MLflow, with the live logger's names (metrics ``wattwise/...``,
+    tags ``wattwise.*``).
 
     Args:
         store: The ledger (read for the runs' metric series).
@@ -161,6 +162,8 @@ def log_to_mlflow(
     Raises:
         WattwiseError: MLflow is not installed, or the tracking store refused a write.
     """
+    from wattwise.integrations.mlflow import CO2E_SO_FAR, ENERGY_SO_FAR
+
     try:
         from mlflow.entities import Metric, Param, RunTag
         from mlflow.exceptions import MlflowException
@@ -192,7 +195,8 @@ def log_to_mlflow(
             everywhere = [e.experiment_id for e in client.search_experiments()] or [exp_id]
             for run in runs:
                 existing = client.search_runs(
-                    everywhere, filter_string=f"tags.`wattwise.run_id` = '{run.id}'",
+                    everywhere,
+                    filter_string=f"tags.`wattwise.run_id` = '{run.id}'",
                     max_results=1,
                 )
                 tags = _tags(run)
@@ -201,15 +205,21 @@ def log_to_mlflow(
                     ml_id = existing[0].info.run_id
                     created = False
                 else:
-                    ml_id = client.create_run(exp_id, start_time=start_ms, tags=tags).info.run_id
+                    named = {**tags, "mlflow.runName": run.name}  # not renaming a user's run
+                    ml_id = client.create_run(exp_id, start_time=start_ms,
+                                              tags=named).info.run_id  # fmt: skip
                     created = True
                 end_ms = int((run.ended_at or run.started_at + run.duration_s) * 1000)
                 metrics = [Metric(k, v, end_ms, 0) for k, v in _figures(run).items()]
                 if created:
+                    series = store.metrics(run.id)
                     metrics += [
                         Metric(key, value, int(at * 1000), step or 0)
-                        for step, key, value, at in store.metrics(run.id)
+                        for step, key, value, at in series
                     ]
+                    for step, energy, co2e in _so_far(store, run, series):
+                        metrics += [Metric(ENERGY_SO_FAR, energy, end_ms, step),
+                                    Metric(CO2E_SO_FAR, co2e, end_ms, step)]  # fmt: skip
                 params = [Param(str(k)[:250], _param_text(v)) for k, v in run.params.items()]
                 tag_list = [RunTag(k, v) for k, v in tags.items()]
                 if not created:

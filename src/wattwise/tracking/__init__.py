@@ -8,8 +8,9 @@
 * :class:`RunKind`: what a kind of run is for (its role in the footprint, written into the
   record) and how it is attributed (excluded components, a note, its :class:`ProcessTree`);
   workflows register theirs with :func:`register_run_kind`.
-* :func:`add_run_observer`: code told of every sample a run takes (a :class:`LiveSample`)
-  and of its end; ``wattwise.prometheus`` is one.
+* :func:`add_run_observer`: a :class:`RunObserver` told of what every run does (its
+  start, its logs, each sample as a :class:`LiveSample`, its end), one interface for every
+  hook; ``wattwise.prometheus`` and ``wattwise.integrations.mlflow`` are such observers.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from wattwise.tracking._observe import (
     LiveSample,
     RunObserver,
     add_run_observer,
+    adopt_observers,
+    hand_off_observers,
     remove_run_observer,
 )
 from wattwise.tracking._predict import (
@@ -57,8 +60,10 @@ __all__ = [
     "RunState",
     "active_run",
     "add_run_observer",
+    "adopt_observers",
     "conformal_quantile",
     "current_run",
+    "hand_off_observers",
     "log",
     "predict_energy",
     "register_run_kind",

@@ -14,7 +14,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from wattwise.store import RunStatus
-from wattwise.tracking import _followers
+from wattwise.tracking import _observe
 from wattwise.tracking._state import RunState
 
 if TYPE_CHECKING:
@@ -27,16 +27,15 @@ _exit_state: dict[str, Any] = {"installed": False, "uncaught": None}
 
 
 def register(run: Run) -> None:
-    """A run has started: finish it at exit if it is still open then; tell its followers."""
+    """A run has started: finish it at exit if it is still open then; tell the observers."""
     _open_runs.add(run)
     _install_exit_hooks()
-    _followers.run_started(run)
+    _observe.run_started(run)
 
 
 def unregister(run: Run) -> None:
-    """A run has ended (or is ending): nothing to do for it at exit; tell its followers."""
+    """A run has ended (or is ending): nothing to do for it at exit."""
     _open_runs.discard(run)
-    _followers.run_ended(run)
 
 
 def _install_exit_hooks() -> None:
@@ -65,3 +64,4 @@ def finish_open_runs() -> None:
             run.finish(RunStatus.FAILED, error=why[:500])
         except Exception as err:  # at exit there is nobody left to tell but the log
             logger.warning("wattwise: could not finish run %s at exit: %s", run.id[:8], err)
+    _observe.process_exiting()  # after the runs' ends: observers finish their queued work

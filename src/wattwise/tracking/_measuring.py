@@ -22,7 +22,7 @@ from wattwise.exceptions import (
 from wattwise.meters import BaseMeter, MeterInfo
 from wattwise.store import ComponentEnergy, RunStatus, identity
 from wattwise.tracking._kind import RunKind
-from wattwise.tracking._observe import live_sample, notify
+from wattwise.tracking._observe import live_sample, notify, run_ended
 from wattwise.tracking._proctree import ProcessTree
 from wattwise.tracking._result import RunResult
 from wattwise.tracking._sampler import meter_record
@@ -238,9 +238,9 @@ class MeasuringMixin(RunFields):
         return fields, comps, samples, metrics
 
     def _make_result(self, status: RunStatus, exit_code: int | None) -> RunResult:
-        notify(live_sample(self, status.value), self._warn_once)  # the observers' last word
+        notify(live_sample(self, status.value), self._warn_once)  # the final sample
         comps, energy, band, machine, co2e, co2e_band = self._totals()
-        return RunResult(
+        result = RunResult(
             id=self.id, name=self.name, status=status.value, exit_code=exit_code,
             duration_s=(self._ended_at or time.time()) - self._t0_wall,
             energy_j=energy, energy_band_j=band, machine_energy_j=machine, co2e_g=co2e,
@@ -248,3 +248,5 @@ class MeasuringMixin(RunFields):
             intensity_g_per_kwh=self.intensity.g_per_kwh, pue=self.pue.value,
             components=tuple(comps),
         )  # fmt: skip
+        run_ended(self, result)  # the observers' last word
+        return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from wattwise.tracking import _followers
+from wattwise.tracking import _observe
 from wattwise.tracking._active import _points
 from wattwise.tracking._state import RunFields
 
@@ -30,7 +30,7 @@ class RecordingMixin(RunFields):
         with self._lock:
             self._pending_metrics.extend(points)
             self._last_metrics.update({p[1]: p[2] for p in points})
-        _followers.run_logged(self, step, {p[1]: p[2] for p in points})  # type: ignore[arg-type]
+        _observe.run_logged(self, step, {p[1]: p[2] for p in points})  # type: ignore[arg-type]
 
     def set_params(self, **params: Any) -> None:
         """Add or update the run's parameters (kept in the record)."""
