@@ -228,7 +228,10 @@ class CaptureMixin(MeasuringMixin):
             if seeds is not None and "seeds" not in self._record:
                 self._record["seeds"] = seeds
                 self._record["determinism_flags"] = seeds["determinism_flags"]
-            handoff.flush(self._payload())
+            if source is None:
+                handoff.flush(self._payload())
+            else:  # ready at once: the next tick's write (or the final one) carries it
+                self._flush_soon = True
 
 
 def _put_artifact(run_id: str, name: str, content: bytes) -> Callable[[LedgerWriter], str]:
