@@ -64,6 +64,7 @@ from wattwise.store._base import (
     verified_artifact,
 )
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, job_id_of, login_name
+from wattwise.store._records import JSON_COLUMNS, job_sets, row_values
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import SCHEMA_TABLE, SCHEMA_VERSION, apply_migrations
 
@@ -85,8 +86,7 @@ _BATCH = 10_000
 #: Advisory-lock keys: (namespace, key) pairs so they never meet another application's.
 _LOCK_NS = 0x77617474  # "watt"
 _LOCK_SCHEMA = 1
-_JSON_COLUMNS = frozenset({"tags", "params", "record"})
-#: Columns no writer sets directly (``job_id`` follows the record: see ``_job_sets``).
+#: Columns no writer sets directly (``job_id`` follows the record: see ``_records.job_sets``).
 _FIXED = frozenset({"id", "started_at", "host", "pid", "user", "job_id"})
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord) if f.name != "components")
 _REUSE_NAMES = tuple(f.name for f in dataclasses.fields(ReuseEvent))
@@ -469,7 +469,7 @@ class PostgresRunStore(BaseRunStore):
             with self._write() as conn:
                 sql, cols = self._insert_run_sql(conn, ignore=False)
                 try:
-                    conn.execute(sql, _values(run, cols))
+                    conn.execute(sql, row_values(run, cols))
                 except errors.UniqueViolation as err:
                     msg = f"Run {run.id!r} is already in the ledger {self._public}."
                     raise StoreError(msg) from err
@@ -492,7 +492,7 @@ class PostgresRunStore(BaseRunStore):
         if unknown:
             msg = f"Cannot update run columns {sorted(unknown)}; allowed: {sorted(updatable)}."
             raise StoreError(msg)
-        cols, values = _job_sets(sorted(fields), fields)
+        cols, values = job_sets(sorted(fields), fields)
         sample_rows = [(run_id, *s) for s in samples]
         metric_rows = [(run_id, *m) for m in metrics]
 
@@ -519,8 +519,8 @@ class PostgresRunStore(BaseRunStore):
         def op() -> None:
             with self._write() as conn:
                 sql, cols = self._insert_run_sql(conn, ignore=True)
-                conn.execute(sql, _values(run, cols))
-                sets, values = _job_sets(sorted(set(fields) & (set(cols) - _FIXED)), fields)
+                conn.execute(sql, row_values(run, cols))
+                sets, values = job_sets(sorted(set(fields) & (set(cols) - _FIXED)), fields)
                 if sets:
                     conn.execute(
                         f"UPDATE runs SET {', '.join(f'{_q(c)} = %s' for c in sets)} "
@@ -630,7 +630,7 @@ class PostgresRunStore(BaseRunStore):
                 run = header.get("run")
                 if run is not None:
                     sql, cols = self._insert_run_sql(conn, ignore=True)
-                    conn.execute(sql, _values(run, cols))
+                    conn.execute(sql, row_values(run, cols))
                 if conn.execute("SELECT 1 FROM runs WHERE id = %s", (run_id,)).fetchone() is None:
                     return None
                 merged = 0
@@ -656,7 +656,7 @@ class PostgresRunStore(BaseRunStore):
     ) -> None:
         """One spooled write: fields (unless the ledger is newer), components, points."""
         fields = entry.get("fields") or {}
-        cols, values = _job_sets(sorted(set(fields) & (set(self._cols(conn)) - _FIXED)), fields)
+        cols, values = job_sets(sorted(set(fields) & (set(self._cols(conn)) - _FIXED)), fields)
         if cols:
             row = conn.execute(
                 "SELECT heartbeat_at FROM runs WHERE id = %s FOR UPDATE", (run_id,)
@@ -1157,7 +1157,7 @@ class PostgresRunStore(BaseRunStore):
 
     def _record(self, data: dict[str, Any]) -> RunRecord:
         values = {k: v for k, v in data.items() if k in _RECORD_FIELDS}
-        for col in _JSON_COLUMNS & values.keys():
+        for col in JSON_COLUMNS & values.keys():
             values[col] = json.loads(values[col])
         values["status"] = RunStatus(values["status"])
         return RunRecord(**values)
@@ -1242,33 +1242,6 @@ def _combine(a: AggregateRow | None, b: AggregateRow) -> AggregateRow:
         first_started_at=min(firsts) if firsts else None,
         last_started_at=max(lasts) if lasts else None,
     )  # fmt: skip
-
-
-def _values(run: RunRecord | dict[str, Any], cols: Sequence[str]) -> list[Any]:
-    """A run's values for ``cols`` (a record, or a spooled run's dict); ``job_id`` comes
-    from the record."""
-    if isinstance(run, RunRecord):
-        return [_encode(c, getattr(run, c)) for c in cols]
-    job = job_id_of(run.get("record"))
-    return [job if c == "job_id" else _encode(c, run.get(c)) for c in cols]
-
-
-def _job_sets(cols: list[str], fields: dict[str, Any]) -> tuple[list[str], list[Any]]:
-    """Columns and encoded values to set from ``fields``; a new ``record`` that names a job
-    sets ``job_id`` too (one that names none leaves it: a job never changes)."""
-    values = [_encode(col, fields[col]) for col in cols]
-    job = job_id_of(fields.get("record")) if "record" in cols else None
-    if job is not None:
-        return [*cols, "job_id"], [*values, job]
-    return cols, values
-
-
-def _encode(col: str, value: Any) -> Any:
-    if col in _JSON_COLUMNS:
-        return json.dumps(value, sort_keys=True, default=str)
-    if isinstance(value, RunStatus):
-        return value.value
-    return value
 
 
 def _like_prefix(ref: str) -> str:

@@ -48,6 +48,7 @@ from wattwise.store._base import (
     verified_artifact,
 )
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, job_id_of, login_name
+from wattwise.store._records import job_sets, row_values
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import SCHEMA_TABLE, SCHEMA_VERSION, apply_migrations
 
@@ -86,8 +87,7 @@ _RUN_COLUMNS = (
     "role",
     "job_id",
 )
-_JSON_COLUMNS = frozenset({"tags", "params", "record"})
-#: Columns a writer may set; ``job_id`` follows ``record`` (see :func:`_job_sets`).
+#: Columns a writer may set; ``job_id`` follows ``record`` (see ``_records.job_sets``).
 _UPDATABLE = frozenset(_RUN_COLUMNS) - {"id", "started_at", "host", "pid", "user", "job_id"}
 _COLUMNS_SQL = ", ".join(f'"{c}"' for c in _RUN_COLUMNS)  # "user" is reserved in PostgreSQL
 _MARKS_SQL = ", ".join("?" for _ in _RUN_COLUMNS)
@@ -558,7 +558,7 @@ class SQLiteRunStore(BaseRunStore):
         process's login name (set on ``run`` too)."""
         if run.user is None:
             run.user = login_name()
-        values = _row_values(run)
+        values = row_values(run, _RUN_COLUMNS)
 
         def op() -> None:
             with self._write() as conn:
@@ -593,7 +593,7 @@ class SQLiteRunStore(BaseRunStore):
         if unknown:
             msg = f"Cannot update run columns {sorted(unknown)}; allowed: {sorted(_UPDATABLE)}."
             raise StoreError(msg)
-        cols, values = _job_sets(sorted(fields), fields)
+        cols, values = job_sets(sorted(fields), fields)
 
         def op() -> None:
             with self._write() as conn:
@@ -690,7 +690,7 @@ class SQLiteRunStore(BaseRunStore):
                     return 0
                 run = header.get("run")
                 if run is not None:
-                    values = _row_values(run)
+                    values = row_values(run, _RUN_COLUMNS)
                     conn.execute(
                         f"INSERT OR IGNORE INTO runs ({_COLUMNS_SQL}) "
                         f"VALUES ({_MARKS_SQL})", values,
@@ -728,8 +728,8 @@ class SQLiteRunStore(BaseRunStore):
         """
         if run.user is None:
             run.user = login_name()
-        values = _row_values(run)
-        cols, sets = _job_sets(sorted(set(fields) & _UPDATABLE), fields)
+        values = row_values(run, _RUN_COLUMNS)
+        cols, sets = job_sets(sorted(set(fields) & _UPDATABLE), fields)
 
         def op() -> None:
             with self._write() as conn:
@@ -1251,25 +1251,6 @@ def _sets(cols: Iterable[str]) -> str:
     return ", ".join(f'"{c}" = ?' for c in cols)
 
 
-def _row_values(run: RunRecord | dict[str, Any]) -> list[Any]:
-    """A run's values for every column of :data:`_RUN_COLUMNS` (a record, or a spooled
-    run's dict); ``job_id`` comes from the record."""
-    if isinstance(run, RunRecord):
-        return [_encode(col, getattr(run, col)) for col in _RUN_COLUMNS]
-    job = job_id_of(run.get("record"))
-    return [job if col == "job_id" else _encode(col, run.get(col)) for col in _RUN_COLUMNS]
-
-
-def _job_sets(cols: list[str], fields: dict[str, Any]) -> tuple[list[str], list[Any]]:
-    """Columns and encoded values to set from ``fields``; a new ``record`` that names a job
-    sets ``job_id`` too (one that names none leaves it: a job never changes)."""
-    values = [_encode(col, fields[col]) for col in cols]
-    job = job_id_of(fields.get("record")) if "record" in cols else None
-    if job is not None:
-        return [*cols, "job_id"], [*values, job]
-    return cols, values
-
-
 def _filters(
     *, study_id: str | None, top_level: bool, user: str | None, host: str | None,
     job_id: str | None = None,
@@ -1362,7 +1343,7 @@ def _annotate(conn: sqlite3.Connection, run_id: str, key: str, value: Any) -> No
 def _apply_spooled(conn: sqlite3.Connection, run_id: str, entry: dict[str, Any]) -> None:
     """One spooled write: fields (unless the ledger is newer), components, samples, metrics."""
     fields = entry.get("fields") or {}
-    cols, values = _job_sets(sorted(set(fields) & _UPDATABLE), fields)
+    cols, values = job_sets(sorted(set(fields) & _UPDATABLE), fields)
     if cols:
         row = conn.execute("SELECT heartbeat_at FROM runs WHERE id = ?", (run_id,)).fetchone()
         beat = fields.get("heartbeat_at")
@@ -1396,14 +1377,6 @@ def _merge_annotations(conn: sqlite3.Connection, by_id: dict[str, RunRecord], ma
             existing.append(json.loads(value))
         else:
             record[key] = json.loads(value)
-
-
-def _encode(col: str, value: Any) -> Any:
-    if col in _JSON_COLUMNS:
-        return json.dumps(value, sort_keys=True, default=str)
-    if isinstance(value, RunStatus):
-        return value.value
-    return value
 
 
 def _like_prefix(ref: str) -> str:
