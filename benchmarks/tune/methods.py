@@ -61,7 +61,7 @@ LABELS = {
     "tpe-hyperband": "Optuna TPE + HyperbandPruner",
     "ray-asha": "Ray Tune ASHAScheduler",
     "wattwise-defaults": "wattwise defaults",
-    "random-sh-energy": "random + successive halving, energy fidelity",
+    "random-sh-energy": "random + SH min 1, energy",
     "tpe5-sh-energy": "TPE (5 startup) + succ. halving, energy",
 }
 
@@ -100,7 +100,7 @@ def run_optuna(
         kwargs = {"sampler": samplers.TPESampler(seed=seed), "pruner": pruners.NopPruner()}
     elif method == "tpe-hyperband":  # what Optuna users run today: its defaults
         kwargs = {"sampler": samplers.TPESampler(seed=seed), "pruner": pruners.HyperbandPruner()}
-    elif method == "random-sh-energy":
+    elif method == "random-sh-energy":  # the defaults before the replay (min_resource=1)
         kwargs = {
             "sampler": samplers.RandomSampler(seed=seed),
             "pruner": pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),

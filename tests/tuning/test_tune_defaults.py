@@ -1,5 +1,6 @@
 """The search defaults chosen on benchmarks/tune: random configurations, asynchronous
-successive halving with energy as the fidelity; the fidelity follows the pruner."""
+successive halving (first rung at 3 steps, 1 in 3 kept) with energy as the fidelity; the
+fidelity follows the pruner."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from wattwise.exceptions import InvalidParameterError
 from wattwise.store import open_store
 from wattwise.testing import FakeMeter
 from wattwise.tuning import default_pruner, default_sampler
+from wattwise.tuning._tuner import DEFAULT_MIN_RESOURCE
 
 POWER_W = 100.0
 
@@ -26,11 +28,14 @@ def fake_options() -> dict[str, Any]:
             "emit_warnings": False}  # fmt: skip
 
 
+REPORTS = 12
+
+
 def constant(trial: Any) -> float:
     """Trial 0 scores 0.9 at every report, every later trial 0.1 (maximise); 3 J a step."""
     trial.suggest_float("x", 0.0, 1.0)
     value = 0.9 if trial.number == 0 else 0.1
-    for step in range(6):
+    for step in range(REPORTS):
         time.sleep(0.03)
         trial.report(value, step)
         if trial.should_prune():
@@ -58,17 +63,39 @@ def test_the_default_pruner_stops_a_worse_trial_at_its_first_rung() -> None:
                            run_options=fake_options())  # fmt: skip
     states = [t.state for t in result.trials]
     assert states == ["complete", "pruned", "pruned"]
-    # stopped at the first rung (one energy step), long before the 6 reports of trial 0
-    assert all(t.last_step is not None and t.last_step < 5 for t in result.trials[1:])
+    for trial in result.study.trials[1:]:
+        # judged at the first rung: the pruner saw it reach 3 energy steps, and no further
+        # (the first trial's values, 0.9, beat its 0.1 there)
+        assert max(trial.intermediate_values) >= DEFAULT_MIN_RESOURCE
+    # stopped well before the end of its 12 reports
+    assert all(t.last_step is not None and t.last_step < REPORTS - 1 for t in result.trials[1:])
     assert result.best is not None and result.best.number == 0
     assert sum(t.energy_j for t in result.trials[1:]) < result.trials[0].energy_j * 2
+
+
+def test_the_default_pruner_waits_three_steps_before_judging() -> None:
+    """A trial far behind the first one is not pruned before step 3, and is at step 3."""
+    study = optuna.create_study(direction="maximize", pruner=default_pruner())
+    first = study.ask()
+    for step in range(1, 10):
+        first.report(0.9, step)
+        assert not first.should_prune()
+    study.tell(first, 0.9)
+    worse = study.ask()
+    decisions = []
+    for step in range(1, 10):
+        worse.report(0.1, step)
+        decisions.append(worse.should_prune())
+        if decisions[-1]:
+            break
+    assert decisions == [False, False, True]  # steps 1 and 2 run on; judged at step 3
 
 
 def test_a_pruner_given_leaves_the_fidelity_off() -> None:
     result = wattwise.tune(constant, pruner=optuna.pruners.NopPruner(), n_trials=2,
                            direction="maximize", run_options=fake_options())  # fmt: skip
     assert result.record.energy_fidelity["enabled"] is False
-    assert sorted(result.study.trials[0].intermediate_values) == list(range(6))
+    assert sorted(result.study.trials[0].intermediate_values) == list(range(REPORTS))
 
 
 def test_the_default_pruner_on_report_steps_when_asked() -> None:
@@ -76,9 +103,9 @@ def test_the_default_pruner_on_report_steps_when_asked() -> None:
                            run_options=fake_options())  # fmt: skip
     assert result.record.pruner == "SuccessiveHalvingPruner"
     assert result.record.energy_fidelity["enabled"] is False
-    assert sorted(result.study.trials[0].intermediate_values) == list(range(6))
-    # at equal steps, trial 1 (0.1) loses to trial 0 (0.9) at the first rung, step 1
-    assert result.trials[1].state == "pruned" and result.trials[1].last_step == 1
+    assert sorted(result.study.trials[0].intermediate_values) == list(range(REPORTS))
+    # at equal steps, trial 1 (0.1) loses to trial 0 (0.9) at the first rung, step 3
+    assert result.trials[1].state == "pruned" and result.trials[1].last_step == 3
 
 
 def test_energy_fidelity_must_be_a_bool_or_none() -> None:

@@ -70,6 +70,9 @@ RUN_OPTIONS = frozenset(
 
 #: Successive halving keeps 1 trial in ``DEFAULT_REDUCTION_FACTOR`` at each rung.
 DEFAULT_REDUCTION_FACTOR = 3
+#: The default pruner's first rung, in pruner steps: with energy as the fidelity, three times
+#: the first trial's energy between its first two reports (about three epochs of it).
+DEFAULT_MIN_RESOURCE = 3
 
 
 def default_sampler(seed: int | None = None) -> BaseSampler:
@@ -88,16 +91,20 @@ def default_sampler(seed: int | None = None) -> BaseSampler:
 def default_pruner() -> BasePruner:
     """The pruner ``tune()`` uses when none is given: asynchronous successive halving.
 
-    One bracket (every trial competes at every rung), ``min_resource=1``,
+    One bracket (every trial competes at every rung), ``min_resource=3``,
     ``reduction_factor=3``. ``tune()`` pairs it with energy as the fidelity axis, where one
     step is the energy between the first two reports of the first trial (about one epoch
-    of it): the minimum resource is derived from that trial's measured energy. Chosen on
-    ``benchmarks/tune`` (``docs/explanation/tuning-benchmark.md``).
+    of it): the first rung is at three times that energy, derived from the first trial's
+    measurement. A first rung at one step (the previous default) judged trials after
+    about one epoch, since a trial's start-up already costs one or two steps, and stopped
+    slow starters that end best; three steps kept them on the recorded curves of
+    ``benchmarks/tune`` (``python -m benchmarks.tune.replay``) at about a third of random
+    search's energy. Measured in ``docs/explanation/tuning-benchmark.md``.
     """
     import optuna
 
     return optuna.pruners.SuccessiveHalvingPruner(
-        min_resource=1, reduction_factor=DEFAULT_REDUCTION_FACTOR
+        min_resource=DEFAULT_MIN_RESOURCE, reduction_factor=DEFAULT_REDUCTION_FACTOR
     )
 
 
@@ -679,7 +686,7 @@ def tune(
         sampler: An Optuna sampler (default :func:`default_sampler`:
             ``RandomSampler(seed=seed)``).
         pruner: An Optuna pruner (default :func:`default_pruner`:
-            ``SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)``, with energy as
+            ``SuccessiveHalvingPruner(min_resource=3, reduction_factor=3)``, with energy as
             the fidelity). ``optuna.pruners.NopPruner()`` turns pruning off.
         n_trials: Most trials to start.
         budget_kwh: Energy budget of the whole study (trials and driver), in kWh.

@@ -85,12 +85,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _sampler_and_pruner(args: argparse.Namespace) -> tuple[Any, Any]:
     import optuna
 
+    from wattwise.tuning import default_pruner
+
     sampler: Any = None  # random: tune()'s default sampler, seeded by --seed
     if args.sampler == "tpe":
         sampler = optuna.samplers.TPESampler(seed=args.seed)
     pruner: Any = None  # tune()'s default: successive halving, energy as fidelity
     if args.pruner == "halving":
-        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+        pruner = default_pruner()  # tune()'s, given: the fidelity follows --energy-fidelity
     elif args.pruner == "hyperband":
         pruner = optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
     elif args.pruner == "median":
