@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wattwise.exceptions import InvalidParameterError, SearchError
-from wattwise.tracking import current_run
+from wattwise.tracking import adopt_observers, current_run, hand_off_observers
 from wattwise.tuning._records import RayPlacement
 from wattwise.tuning._tree import StudyTree
 from wattwise.tuning._trial import execute_trial, portable_error
@@ -210,6 +210,7 @@ def _process_worker(
             return
         if spec is None:
             return
+        adopt_observers(spec.get("observers"))  # MLflow: the trial nests under the study
         outcome = execute_trial(objective, spec, channel, run_options)
         exc = outcome.get("exception")
         if exc is not None:
@@ -288,7 +289,7 @@ class ProcessPool:
         """Send a trial to the first free worker."""
         proc = next(p for p in self._procs if p.number is None)
         proc.number = int(spec["number"])
-        proc.conn.send(spec)
+        proc.conn.send({**spec, "observers": hand_off_observers(str(spec["study_id"]))})
 
     def _replace(self, proc: _Proc) -> None:
         proc.conn.close()
@@ -415,6 +416,7 @@ class _RayWorker:
         return os.getpid()
 
     def run(self, spec: dict[str, Any]) -> dict[str, Any]:
+        adopt_observers(spec.get("observers"))  # MLflow: the trial nests under the study
         placement = ray_placement()
 
         def placed() -> None:  # the trial's run has started: say where it runs
@@ -553,7 +555,8 @@ class RayPool:
         """Start a trial on a free actor."""
         taken = {slot for slot, _ in self._running.values()}
         slot = next(s for s in range(self.n_workers) if s not in taken)
-        future = self._actors[slot].run.remote(spec)
+        handed = hand_off_observers(str(spec["study_id"]))
+        future = self._actors[slot].run.remote({**spec, "observers": handed})
         self._running[future] = (slot, int(spec["number"]))
 
     def poll(self, timeout: float) -> list[Event]:
