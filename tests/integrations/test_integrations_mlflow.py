@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -190,3 +191,103 @@ def test_mlflow_is_never_imported_for_users_who_do_not_use_it(tmp_path: Path) ->
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def quadratic_in_a_worker(trial: Any) -> float:
+    """An objective for worker processes (module level: they import it)."""
+    x = float(trial.suggest_float("x", -1.0, 1.0))
+    for step in range(2):
+        _busy(0.1)
+        trial.report(x * x + 1.0 / (step + 1), step)
+    return x * x
+
+
+def test_trials_in_worker_processes_are_nested_runs(tracking_uri: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from wattwise.integrations.mlflow import wait_for_writes
+    from wattwise.tuning import tune
+
+    with mlflow.start_run(run_name="search") as active:
+        result = tune(quadratic_in_a_worker, n_trials=3, seed=0, progress=False,
+                      executor="processes", n_workers=2,
+                      run_options={"meters": [_meter()], "interval_s": 0.05})  # fmt: skip
+        wait_for_writes(60)
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([active.info.experiment_id])
+    nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == active.info.run_id]
+    assert len(runs) == 4 and len(nested) == 3  # one parent, a nested run per trial
+    ledger = open_store()
+    assert {r.data.tags["wattwise.run_id"] for r in nested} == {t.run_id for t in result.trials}
+    for r in nested:
+        recorded = ledger.get_run(r.data.tags["wattwise.run_id"])
+        assert recorded.pid != os.getpid()  # the trial ran, and was logged, in a worker
+        assert r.info.status == "FINISHED" and r.data.tags["wattwise.kind"] == "trial"
+        assert r.data.tags["wattwise.study_id"] == result.study_id
+        assert r.data.metrics["wattwise/total_energy_j"] == pytest.approx(recorded.energy_j)
+        assert r.data.metrics["wattwise/total_co2e_g"] == pytest.approx(recorded.co2e_g)
+        assert recorded.energy_j > 0
+        assert sorted(_history(client, r.info.run_id, "value")) == [0, 1]  # its reports
+    study = client.get_run(active.info.run_id)
+    assert study.data.tags["wattwise.kind"] == "study"
+    assert study.data.tags["wattwise.run_id"] == result.study_id
+
+
+def test_a_uri_with_a_password_is_never_handed_to_workers(tracking_uri: str,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           ) -> None:  # fmt: skip
+    from wattwise.tracking import hand_off_observers
+
+    with mlflow.start_run(), wattwise.track("study-like", meters=[_meter()]) as run:
+        handed = hand_off_observers(run.id)["mlflow"]
+        assert handed["tracking_uri"] == tracking_uri and handed["parent"] == run.id
+        secret = "http://me:s3cret@mlflow.example:5000"
+        from wattwise.integrations import mlflow as live
+
+        monkeypatch.setattr(live._followers[run.id], "tracking_uri", secret)
+        handed = hand_off_observers(run.id)["mlflow"]
+        assert handed["tracking_uri"] is None and "s3cret" not in repr(handed)
+        assert handed["run_id"] == mlflow.active_run().info.run_id
+
+
+def test_live_and_exported_runs_carry_the_same_names(tracking_uri: str,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      ) -> None:  # fmt: skip
+    from mlflow.tracking import MlflowClient
+
+    from wattwise.integrations.mlflow import wait_for_writes
+    from wattwise.report import log_to_mlflow
+
+    monkeypatch.setenv("WATTWISE_MLFLOW", "1")
+    with wattwise.track("same-names", meters=[_meter()], interval_s=0.05,
+                        tags=["demo"]) as run:  # fmt: skip
+        run.record_flops(1e9, steps=4, samples_per_step=32)
+        for step in range(3):
+            _busy(0.6)  # past MIN_SNAPSHOT_S... and the ledger's samples
+            run.log(step=step, loss=1.0 / (step + 1))
+    wait_for_writes(60)
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("test_live_and_exported_runs_carry_the_same_names")
+    (live,) = client.search_runs([experiment.experiment_id])
+    client.delete_run(live.info.run_id)  # so the export makes a run of its own
+    (exported,) = log_to_mlflow(open_store(), [open_store().get_run(run.id)],
+                                tracking_uri=tracking_uri)  # fmt: skip
+    assert exported.created and exported.mlflow_run_id != live.info.run_id
+    again = client.get_run(exported.mlflow_run_id)
+    assert set(again.data.metrics) == set(live.data.metrics)
+    assert {"wattwise/total_energy_j", "wattwise/total_co2e_g", "wattwise/energy_j",
+            "wattwise/flops_per_j", "loss"} <= set(live.data.metrics)  # fmt: skip
+    assert set(again.data.tags) == set(live.data.tags)
+    for key in ("wattwise/total_energy_j", "wattwise/total_co2e_g", "wattwise/duration_s",
+                "wattwise/total_energy_j/cpu", "wattwise/flops"):  # same units, same figures
+        assert again.data.metrics[key] == pytest.approx(live.data.metrics[key], rel=1e-6), key
+    for key in ("wattwise.method", "wattwise.status", "wattwise.intensity_source",
+                "wattwise.pue", "wattwise.tag.demo", "mlflow.runName"):
+        assert again.data.tags[key] == live.data.tags[key], key
+    # the energy so far at the steps: a fresh read live, the ledger's samples exported
+    live_series = _history(client, live.info.run_id, "wattwise/energy_j")
+    exported_series = _history(client, exported.mlflow_run_id, "wattwise/energy_j")
+    assert sorted(live_series) == sorted(exported_series) == [0, 1, 2]
+    band = run.result.energy_band_j / run.result.energy_j  # the meter's own band
+    for step, value in live_series.items():
+        assert exported_series[step] == pytest.approx(value, rel=max(band, 0.2))

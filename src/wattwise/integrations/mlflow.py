@@ -284,8 +284,19 @@ class MlflowObserver(RunObserver):
                 "tracking_uri": None if _has_password(uri) else uri}  # fmt: skip
 
     def adopt(self, handed: Mapping[str, Any]) -> None:
-        """In a worker: the trials of study ``handed["parent"]`` nest under its MLflow run."""
+        """In a worker: the trials of study ``handed["parent"]`` nest under its MLflow run.
+
+        MLflow is loaded and its store opened here, before the trial starts (seconds, once
+        per worker, counted in the study's overhead), not by the writer thread while the
+        trial runs, where its imports would hold the trial up.
+        """
         _handed[str(handed["parent"])] = dict(handed)
+        uri = handed.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+        if uri:
+            try:
+                _client(uri)
+            except Exception as err:  # said by the trial's follower, which meets it again
+                logger.debug("wattwise: MLflow at %s is not reachable: %s", uri, err)
 
 
 _observer = MlflowObserver()
@@ -294,6 +305,21 @@ _observer = MlflowObserver()
 def observer() -> MlflowObserver:
     """The run observer of this module (loaded by :mod:`wattwise.tracking` on use)."""
     return _observer
+
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(uri: str) -> Any:
+    """One ``MlflowClient`` per tracking URI in this process (opening a store is slow)."""
+    with _clients_lock:
+        client = _clients.get(uri)
+        if client is None:
+            from mlflow.tracking import MlflowClient
+
+            client = _clients[uri] = MlflowClient(tracking_uri=uri)
+    return client
 
 
 def _has_password(uri: str) -> bool:
@@ -402,9 +428,7 @@ class MlflowFollower:
 
     def _work(self) -> None:
         try:
-            from mlflow.tracking import MlflowClient
-
-            client = MlflowClient(tracking_uri=self.tracking_uri)
+            client = _client(self.tracking_uri)
             self._open(client)
         except Exception as err:  # MLflow missing or the store refused: said once
             self._failed(err)
