@@ -117,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="write every figure to FILE")
     parser.add_argument("--store", help="ledger file (default: a temporary one)")
     parser.add_argument(
-        "--from", dest="from_json", metavar="FILE",
-        help="print the tables of the runs in FILE (an earlier --json, complete or not)",
+        "--from", dest="from_json", metavar="FILE", action="append",
+        help="print the tables of the runs in FILE (an earlier --json, complete or not); "
+        "repeat to merge runs (a later file's search replaces an earlier one's; targets and "
+        "energy to target computed again over every method)",
     )  # fmt: skip
     parser.add_argument(
         "--rename", action="append", default=[], metavar="OLD=NEW",
@@ -220,20 +222,40 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def from_json(
-    path: str, out: str | None, *, refinal: bool = False, renames: dict[str, str] | None = None
-) -> int:
-    """The tables of an earlier run's ``--json`` (complete, or partial after an interruption)."""
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    results = []
-    for r in data["runs"]:
-        r = dict(r)
-        r["method"] = (renames or {}).get(r["method"], r["method"])
-        r["trials"] = [m.TrialRow(**t) for t in r["trials"]]
-        for key in ("energy_to_target_j", "final_energy_j"):
-            if isinstance(r.get(key), str):  # inf written by default=str
-                r[key] = float(r[key])
-        results.append(m.SearchResult(**r))
+    paths: list[str], out: str | None, *, refinal: bool = False,
+    renames: dict[str, str] | None = None,
+) -> int:  # fmt: skip
+    """The tables of earlier runs' ``--json`` (complete, or partial after an interruption)."""
+    merged: dict[tuple[str, int, str], m.SearchResult] = {}
+    data: dict[str, Any] = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as fh:
+            one = json.load(fh)
+        data = {**one, "wall_s": data.get("wall_s", 0.0) + one.get("wall_s", 0.0),
+                "meters": sorted({*data.get("meters", []), *one.get("meters", [])})}  # fmt: skip
+        for r in one["runs"]:
+            r = dict(r)
+            r["method"] = (renames or {}).get(r["method"], r["method"])
+            r["trials"] = [m.TrialRow(**t) for t in r["trials"]]
+            for key in ("energy_to_target_j", "final_energy_j"):
+                if isinstance(r.get(key), str):  # inf written by default=str
+                    r[key] = float(r[key])
+            res = m.SearchResult(**r)
+            merged[(res.workload, res.seed, res.method)] = res
+    results = list(merged.values())
+    if len(paths) > 1:  # the target is the best of every method now present
+        for name, seed in {(r.workload, r.seed) for r in results}:
+            workload = WORKLOADS[name]
+            batch = [r for r in results if (r.workload, r.seed) == (name, seed)]
+            found = [r.best_value for r in batch if r.best_value is not None]
+            if not found:
+                continue
+            best_any = found[0]
+            for v in found[1:]:
+                if workload.better(v, best_any):
+                    best_any = v
+            for r in batch:
+                r.energy_to_target_j = energy_to_target(r, workload, workload.threshold(best_any))
     if refinal:
         store = os.path.join(tempfile.mkdtemp(prefix="wattwise-tune-bench-"), "ledger.db")
         for res in results:

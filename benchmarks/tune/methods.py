@@ -63,6 +63,16 @@ LABELS = {
     "wattwise-defaults": "wattwise defaults",
     "random-sh-energy": "random + SH min 1, energy",
     "tpe5-sh-energy": "TPE (5 startup) + succ. halving, energy",
+    "random-sh3-energy": "random + SH min 3, energy",
+    "random-sh5-energy": "random + SH min 5, energy",
+    "random-sh5e2-energy": "random + SH min 5 eta 2, energy",
+}
+#: Successive halving on energy with random configurations: (min_resource, reduction_factor).
+SH_ENERGY = {
+    "random-sh-energy": (1, 3),  # the defaults before the replay
+    "random-sh3-energy": (3, 3),
+    "random-sh5-energy": (5, 3),
+    "random-sh5e2-energy": (5, 2),
 }
 
 
@@ -100,10 +110,11 @@ def run_optuna(
         kwargs = {"sampler": samplers.TPESampler(seed=seed), "pruner": pruners.NopPruner()}
     elif method == "tpe-hyperband":  # what Optuna users run today: its defaults
         kwargs = {"sampler": samplers.TPESampler(seed=seed), "pruner": pruners.HyperbandPruner()}
-    elif method == "random-sh-energy":  # the defaults before the replay (min_resource=1)
+    elif method in SH_ENERGY:  # candidates scored by benchmarks/tune/replay.py
+        r, eta = SH_ENERGY[method]
         kwargs = {
             "sampler": samplers.RandomSampler(seed=seed),
-            "pruner": pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
+            "pruner": pruners.SuccessiveHalvingPruner(min_resource=r, reduction_factor=eta),
             "energy_fidelity": True,
         }
     elif method == "tpe5-sh-energy":  # the first defaults tried (see tuning-benchmark.md)
