@@ -88,6 +88,46 @@ def test_inline_trials_record_the_drivers_capture_and_their_own_diff(
     store.close()
 
 
+def test_in_a_clean_tree_a_trial_is_inserted_with_its_environment(
+    isolated_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _dirty_repo(isolated_project)
+    _git(isolated_project, "checkout", "--", "model.py")  # clean: no diff to store
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    as_inserted: dict[int, dict[str, Any]] = {}
+
+    def objective(trial: Any) -> float:
+        reader = open_store()
+        try:  # what the ledger holds now, before any write of the trial but its first
+            as_inserted[trial.number] = reader.get_run(trial.run.id).record
+        finally:
+            reader.close()
+        monkeypatch.setenv("OMP_NUM_THREADS", str(trial.number + 1))  # for the next trial
+        return suggest(trial)
+
+    result = wattwise.tune(
+        objective, n_trials=3, executor="inline", seed=0, progress=False,
+        run_options={"meters": [FakeMeter({"cpu:0": 10.0})], **OPTIONS},
+    )  # fmt: skip
+    store = open_store()
+    driver = store.get_run(result.study_id)
+    assert driver.record["code"]["dirty"] is False
+    assert "OMP_NUM_THREADS" not in driver.record["environment"]["variables"]
+    for number in (1, 2):  # the driver's capture has ended by then
+        first = as_inserted[number]
+        assert first["environment_from"]["run_id"] == result.study_id
+        for key in ("code", "hardware", "user"):
+            assert first[key] == driver.record[key], key
+        variables = first["environment"].pop("variables")
+        assert variables["OMP_NUM_THREADS"] == str(number)  # read for each trial
+        assert first["environment"] == {
+            k: v for k, v in driver.record["environment"].items() if k != "variables"
+        }
+        final = store.get_run(result.trials[number].run_id).record
+        assert final["environment_from"] == first["environment_from"]
+    store.close()
+
+
 def test_a_worker_captures_once_for_all_its_trials(
     isolated_project: Path,
 ) -> None:

@@ -8,8 +8,9 @@ background thread so the work starts without waiting, and go in at the next writ
 The runs of one study share that capture within a process: the study's driver (or the
 first trial of the study in a worker process) captures; every later trial of the study in
 the same process, with the same working directory and command line, copies what it found
-into its own record (the diff artifact is stored under each run all the same) and says so
-in ``record["environment_from"]``. Their objective was loaded when the study (or the
+into its own record (the diff artifact is stored under each run all the same; the
+allow-listed variables and the seeds are read for each run) and says so in
+``record["environment_from"]``. Their objective was loaded when the study (or the
 worker) started, so that capture describes the code they run; a capture per trial cost
 more than an empty trial itself (git subprocesses, the package list, the hardware).
 """
@@ -44,6 +45,8 @@ logger = logging.getLogger("wattwise")
 ARTIFACT_WAIT_S = 3.0
 #: Studies whose capture this process keeps for their trials (the latest ones).
 SHARED_STUDIES = 4
+#: How long a trial waits for its study's capture under way before making its own.
+SHARED_WAIT_S = 60.0
 
 
 @dataclasses.dataclass
@@ -64,6 +67,18 @@ class SharedCapture:
     hardware: dict[str, Any] | None = None
     captured_at: float = 0.0
 
+    def source(self) -> dict[str, Any]:
+        """What a run that copies this capture records as ``environment_from``."""
+        return {
+            "run_id": self.run_id,
+            "captured_at": self.captured_at,
+            "shared": "the environment captured once for this study in this process",
+        }
+
+    def ready(self) -> bool:
+        """The capture has ended with a result."""
+        return self.done.is_set() and self.found is not None and self.hardware is not None
+
 
 _shared: dict[tuple[Any, ...], SharedCapture] = {}
 _shared_lock = threading.Lock()
@@ -82,6 +97,13 @@ def claim_shared(key: tuple[Any, ...], run_id: str) -> tuple[SharedCapture, bool
         while len(_shared) > SHARED_STUDIES:  # the oldest study's trials are over
             del _shared[next(iter(_shared))]
         return entry, True
+
+
+def peek_shared(key: tuple[Any, ...]) -> SharedCapture | None:
+    """The study's shared capture if it has ended with a result, else None."""
+    with _shared_lock:
+        entry = _shared.get(key)
+    return entry if entry is not None and entry.ready() else None
 
 
 class CaptureMixin(MeasuringMixin):
@@ -153,11 +175,37 @@ class CaptureMixin(MeasuringMixin):
             **({"attribution_note": note} if (note := self.run_kind.attribution_note) else {}),
         }
 
+    def _start_capture(self) -> None:
+        """Start the background capture. A study's driver claims the study's shared capture
+        first, before any of its trials can start, so inline trials copy the driver's
+        rather than racing it to capture."""
+        try:
+            argv = list(self._record["command"]["argv"])
+            key = self._share_key(argv, self.settings.diff if self._diff is None else self._diff)
+            if key is not None and self.role == "study":
+                self._capture_claim = claim_shared(key, self.id)
+            self._env_thread = threading.Thread(
+                target=self._capture_environment_safely, name="wattwise-env", daemon=True
+            )
+            self._env_thread.start()
+        except BaseException:
+            self._env_thread = None
+            self._release_claim()
+            raise
+
+    def _release_claim(self) -> None:
+        """A claimed capture that will not be made is given up: its trials capture their own."""
+        claim = self._capture_claim
+        if claim is not None and claim[1]:
+            claim[0].done.set()
+
     def _capture_environment_safely(self) -> None:
         try:
             self._capture_environment()
         except Exception as err:  # the user's work must go on whatever happens here
             logger.warning("wattwise: could not capture the environment: %s", err)
+        finally:
+            self._release_claim()  # made or not: trials never wait for it past this point
 
     def _share_key(self, argv: list[str], diff: bool) -> tuple[Any, ...] | None:
         """Which shared capture this run uses (None: its own): a study's driver and its
@@ -178,14 +226,15 @@ class CaptureMixin(MeasuringMixin):
         argv = list(self._record["command"]["argv"])
         diff = self.settings.diff if self._diff is None else self._diff
         key = self._share_key(argv, diff)
-        shared, mine = claim_shared(key, self.id) if key is not None else (None, True)
+        shared: SharedCapture | None
+        if self._capture_claim is not None:  # the driver's, claimed at its start
+            shared, mine = self._capture_claim
+        else:
+            shared, mine = claim_shared(key, self.id) if key is not None else (None, True)
         if shared is not None and not mine:
-            shared.done.wait()  # bounded: a capture ends within git's time limits
-            if shared.found is not None and shared.hardware is not None:
-                source = {"run_id": shared.run_id, "captured_at": shared.captured_at,
-                          "shared": "the environment captured once for this study in "
-                                    "this process"}  # fmt: skip
-                return shared.found, copy_json(shared.hardware), source
+            shared.done.wait(SHARED_WAIT_S)  # a capture ends within git's time limits
+            if shared.ready() and shared.found is not None and shared.hardware is not None:
+                return shared.found, copy_json(shared.hardware), shared.source()
         try:
             found = capture(self._cwd, argv, diff=diff,
                             diff_max_bytes=self.settings.diff_max_bytes,
@@ -200,9 +249,49 @@ class CaptureMixin(MeasuringMixin):
                 shared.done.set()
         return found, hardware, None
 
-    def _capture_environment(self) -> None:
-        from wattwise.environment import last_seeds
+    def _merge_capture(
+        self, found: Capture, hardware: dict[str, Any], source: dict[str, Any] | None
+    ) -> None:
+        """Put what the capture found into the record (call with ``_lock`` held)."""
+        from wattwise.environment import allowed_variables, last_seeds
 
+        seeds = last_seeds()
+        self._record.update(copy_json(found.record) if source else found.record)
+        self._record["hardware"] = hardware
+        if source is not None:
+            self._record["environment_from"] = source
+            environment = self._record.get("environment")
+            if isinstance(environment, dict):  # cheap, and a study may set some per trial
+                environment["variables"] = allowed_variables()
+        if seeds is not None and "seeds" not in self._record:
+            self._record["seeds"] = seeds
+            self._record["determinism_flags"] = seeds["determinism_flags"]
+
+    def _take_ready_capture(self) -> bool:
+        """At start: the study's shared capture, when it has ended and has no artifact to
+        store under this run (a clean work tree), goes into the first record at once: no
+        capture thread, no write of its own. False: the capture thread does the work.
+
+        """
+        try:
+            argv = list(self._record["command"]["argv"])
+            diff = self.settings.diff if self._diff is None else self._diff
+            key = self._share_key(argv, diff)
+            if key is None or self.role == "study":
+                return False
+            shared = peek_shared(key)
+            if shared is None or shared.found is None or shared.hardware is None:
+                return False
+            if shared.found.artifacts:
+                return False
+            with self._lock:
+                self._merge_capture(shared.found, copy_json(shared.hardware), shared.source())
+        except Exception as err:  # the thread captures instead; the work starts all the same
+            logger.debug("wattwise: the shared capture could not be taken: %s", err)
+            return False
+        return True
+
+    def _capture_environment(self) -> None:
         found, hardware, source = self._capture_found()
         handoff = self._live_handoff()
         unstored = []
@@ -217,17 +306,10 @@ class CaptureMixin(MeasuringMixin):
                 unstored.append(f"artifact {name!r} not stored: {job.error}")
             elif job.error is not None:
                 raise job.error
-        seeds = last_seeds()
         with self._lock:
-            self._record.update(copy_json(found.record) if source else found.record)
-            self._record["hardware"] = hardware
-            if source is not None:
-                self._record["environment_from"] = source
+            self._merge_capture(found, hardware, source)
             if unstored:
                 self._record.setdefault("notes", []).extend(unstored)
-            if seeds is not None and "seeds" not in self._record:
-                self._record["seeds"] = seeds
-                self._record["determinism_flags"] = seeds["determinism_flags"]
             if source is None:
                 handoff.flush(self._payload())
             else:  # ready at once: the next tick's write (or the final one) carries it

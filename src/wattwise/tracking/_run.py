@@ -158,6 +158,7 @@ class Run(RecordingMixin, CaptureMixin):
         self._cwd = Path.cwd()
         self._stop = threading.Event()
         self._thread = self._env_thread = None
+        self._capture_claim = None
         self._last_metrics = {}
         self.warnings = []
         self._warned = set()
@@ -248,7 +249,7 @@ class Run(RecordingMixin, CaptureMixin):
         self._record["liveness"] = {"tracker": identity()}
         if self._command_identity is not None:
             self._record["liveness"]["command"] = self._command_identity
-
+        captured = self._take_ready_capture()  # a trial of a study whose capture is ready
 
         def after_insert() -> None:  # on the writer thread: later writes may wait longer
             if owned:
@@ -259,10 +260,8 @@ class Run(RecordingMixin, CaptureMixin):
         self._handoff.insert(self._run_record(), wait_s=START_TIMEOUT_S)
         self.state = RunState.RUNNING
         _exit.register(self)
-        self._env_thread = threading.Thread(
-            target=self._capture_environment_safely, name="wattwise-env", daemon=True
-        )
-        self._env_thread.start()
+        if not captured:
+            self._start_capture()
         self._thread = threading.Thread(
             target=self._sample_loop, name="wattwise-sampler", daemon=True
         )

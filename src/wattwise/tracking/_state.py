@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from wattwise.carbon import Intensity, Location, Pue
     from wattwise.meters import BaseMeter
     from wattwise.store import BaseRunStore
+    from wattwise.tracking._capture import SharedCapture
     from wattwise.tracking._handoff import WriterThread
     from wattwise.tracking._job_session import JobSession
     from wattwise.tracking._kind import RunKind
@@ -111,6 +112,8 @@ class RunFields:
     _stop: threading.Event
     _thread: threading.Thread | None
     _env_thread: threading.Thread | None
+    #: A study's environment capture this run makes for its trials too (the driver's).
+    _capture_claim: tuple[SharedCapture, bool] | None
     _flush_soon: bool
     _command_identity: dict[str, Any] | None
     _job: JobSession | None
