@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wattwise.cli import _format as fmt
@@ -48,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
         _print_saved(fp.saved_by_reuse)
         return 0
     headers = ["RUNS", "TIME", "ENERGY", "CARBON (operational)"]
-    print(fmt.safe(f"Project footprint ({store.path.parent.parent}):"))
+    print(fmt.safe(f"Project footprint ({ledger_name(store)}):"))
     print(fmt.table(["STATUS", *headers], _rows(fp.by_status, fp.total)))
     print()
     print(fmt.table(["ROLE", *headers], _rows(fp.by_role, fp.total)))
@@ -59,6 +60,22 @@ def main(args: argparse.Namespace) -> int:
     )
     _print_saved(fp.saved_by_reuse)
     return 0
+
+
+def ledger_name(store: BaseRunStore) -> str:
+    """What identifies the ledger: the project folder for the project's own SQLite ledger
+    (``<project>/.wattwise/ledger.db``), the file for a SQLite ledger elsewhere, and the
+    URL for any other (a server's carries no password: ``store.url`` never does)."""
+    from wattwise.store import ledger_path
+
+    url = store.url
+    if not url.startswith("sqlite:///"):
+        return url
+    ledger = Path(url[len("sqlite:///") :])
+    project = ledger.parent.parent
+    if ledger_path(environ={}, start=project).resolve() == ledger.resolve():
+        return str(project)
+    return str(ledger)
 
 
 def _rows(groups: dict[str, Totals], total: Totals) -> list[list[str]]:
