@@ -102,6 +102,23 @@ def meters_used(store: str) -> list[str]:
         led.close()
 
 
+def set_targets(results: list[m.SearchResult]) -> None:
+    """Per (workload, seed): the target from the best value of every method present, and
+    each search's energy to reach it."""
+    for name, seed in {(r.workload, r.seed) for r in results}:
+        workload = WORKLOADS[name]
+        batch = [r for r in results if (r.workload, r.seed) == (name, seed)]
+        found = [r.best_value for r in batch if r.best_value is not None]
+        if not found:
+            continue
+        best_any = found[0]
+        for v in found[1:]:
+            if workload.better(v, best_any):
+                best_any = v
+        for r in batch:
+            r.energy_to_target_j = energy_to_target(r, workload, workload.threshold(best_any))
+
+
 class _WarmUpDoneError(Exception):
     """Ends a warm-up training after its first report."""
 
@@ -189,10 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tmp = tempfile.mkdtemp(prefix="wattwise-tune-bench-")
     store = args.store or os.path.join(tmp, "ledger.db")
-    if "ray-asha" in methods:
-        t0 = time.perf_counter()
-        m.start_ray()
-        print(f"Ray started in {time.perf_counter() - t0:.1f} s", flush=True)
     warm_up(names)
     started = time.perf_counter()
     print(
@@ -200,44 +213,57 @@ def main(argv: list[str] | None = None) -> int:
         f"each; ledger {store}" + (f"; {skipped_ray}" if skipped_ray else ""), flush=True
     )  # fmt: skip
     results: list[m.SearchResult] = []
+
+    def searched(res: m.SearchResult) -> None:
+        states = [t.state for t in res.trials]
+        print(
+            f"  {res.workload} seed {res.seed} {res.method}: best {res.best_value}, "
+            f"{res.total_energy_j:.1f} J, {states.count('complete')} complete / "
+            f"{states.count('pruned')} pruned, {res.wall_s:.0f} s", flush=True,
+        )  # fmt: skip
+        results.append(res)
+
+    def save() -> None:
+        set_targets(results)
+        if args.json:  # after every workload and seed: an interrupted run keeps its figures
+            partial = {"partial": True, "meters": meters_used(store),
+                       "wall_s": time.perf_counter() - started,
+                       "runs": [r.to_dict() for r in results]}  # fmt: skip
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump(partial, fh, indent=1, default=str)
+
+    # Ray last, in its own phase: ray.init() starts Ray's processes as this process's
+    # children, and a wattwise run measures its process tree, so while Ray is up every run
+    # of this process (trials of the other methods, final trainings) would be charged
+    # Ray's background CPU and memory.
     for seed in range(seeds):  # seeds outside: an interrupted run has every workload
         for name in names:
             workload = WORKLOADS[name]
-            batch: list[m.SearchResult] = []
             for method in methods:
-                if method == "ray-asha" and seed >= ray_seeds:
-                    continue
                 if method == "ray-asha":
-                    res = m.run_ray(workload, seed, n_trials, store, tmp)
-                else:
-                    res = m.run_optuna(method, workload, seed, n_trials, store)
-                states = [t.state for t in res.trials]
-                print(
-                    f"  {name} seed {seed} {method}: best {res.best_value}, "
-                    f"{res.total_energy_j:.1f} J, {states.count('complete')} complete / "
-                    f"{states.count('pruned')} pruned, {res.wall_s:.0f} s", flush=True,
-                )  # fmt: skip
-                batch.append(res)
-            found = [r.best_value for r in batch if r.best_value is not None]
-            best_any = found[0]
-            for v in found[1:]:
-                if workload.better(v, best_any):
-                    best_any = v
-            target = workload.threshold(best_any)
-            for res in batch:
-                res.energy_to_target_j = energy_to_target(res, workload, target)
+                    continue
+                res = m.run_optuna(method, workload, seed, n_trials, store)
                 if res.best_params:
                     res.final_energy_j = m.final_training(workload, res.best_params, seed, store)
-            results.extend(batch)
-            if args.json:  # after every workload and seed: an interrupted run keeps its figures
-                partial = {
-                    "partial": True,
-                    "meters": meters_used(store),
-                    "wall_s": time.perf_counter() - started,
-                    "runs": [r.to_dict() for r in results],
-                }
-                with open(args.json, "w", encoding="utf-8") as fh:
-                    json.dump(partial, fh, indent=1, default=str)
+                searched(res)
+            save()
+    if "ray-asha" in methods:
+        t0 = time.perf_counter()
+        m.start_ray()
+        print(f"Ray started in {time.perf_counter() - t0:.1f} s", flush=True)
+        ray_results = []
+        for seed in range(ray_seeds):
+            for name in names:
+                res = m.run_ray(WORKLOADS[name], seed, n_trials, store, tmp)
+                searched(res)
+                ray_results.append(res)
+                save()
+        m.stop_ray()
+        for res in ray_results:  # Ray's processes gone: measured as the others' finals
+            if res.best_params:
+                workload = WORKLOADS[res.workload]
+                res.final_energy_j = m.final_training(workload, res.best_params, res.seed, store)
+        save()
     wall = time.perf_counter() - started
     report = summarize(results, names, methods, seeds, n_trials, store, wall)
     if skipped_ray:
@@ -272,18 +298,7 @@ def from_json(
             merged[(res.workload, res.seed, res.method)] = res
     results = list(merged.values())
     if len(paths) > 1:  # the target is the best of every method now present
-        for name, seed in {(r.workload, r.seed) for r in results}:
-            workload = WORKLOADS[name]
-            batch = [r for r in results if (r.workload, r.seed) == (name, seed)]
-            found = [r.best_value for r in batch if r.best_value is not None]
-            if not found:
-                continue
-            best_any = found[0]
-            for v in found[1:]:
-                if workload.better(v, best_any):
-                    best_any = v
-            for r in batch:
-                r.energy_to_target_j = energy_to_target(r, workload, workload.threshold(best_any))
+        set_targets(results)
     if refinal:
         store = os.path.join(tempfile.mkdtemp(prefix="wattwise-tune-bench-"), "ledger.db")
         for res in results:

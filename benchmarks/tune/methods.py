@@ -184,6 +184,19 @@ def start_ray() -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
 
 
+def stop_ray() -> None:
+    """Shut the local Ray down and wait until its processes (this process's children) exit."""
+    import psutil
+    import ray
+
+    children = psutil.Process().children(recursive=True)
+    ray.shutdown()
+    _, alive = psutil.wait_procs(children, timeout=30)
+    for proc in alive:  # ours: started by ray.init() in this process
+        proc.kill()
+    psutil.wait_procs(alive, timeout=10)
+
+
 def run_ray(workload: Workload, seed: int, n_trials: int, store: str, tmp: str) -> SearchResult:
     """Ray Tune with ASHA (grace 1 step, reduction 3, max ``MAX_STEPS``), random configs."""
     from ray import tune
