@@ -88,3 +88,178 @@ def test_keras_callback_validates() -> None:
 
     with pytest.raises(InvalidParameterError, match="'log_every_n_steps' parameter must be"):
         WattwiseCallback(log_every_n_steps=0)
+
+
+class Failing:
+    """The user's own code raising once, at its n-th call (then disarmed by the test)."""
+
+    def __init__(self, at: int, where: str) -> None:
+        self.at = at
+        self.where = where
+        self.calls = 0
+        self.armed = True
+        self.raised: list[BaseException] = []
+
+    def maybe_raise(self) -> None:
+        self.calls += 1
+        if self.armed and self.calls == self.at:
+            err = FloatingPointError(f"{self.where} blew up at call {self.at}")
+            self.raised.append(err)
+            raise err
+
+
+class Explodes(keras.layers.Layer):  # type: ignore[misc]
+    """Identity; on real (not symbolic) batches, in training or in evaluation, counts its
+    calls and raises at the n-th."""
+
+    def __init__(self, failing: Failing, *, training: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.failing = failing
+        self.in_training = training
+
+    def call(self, x: Any, training: bool = False) -> Any:
+        if str(getattr(x, "device", "")) != "meta" and bool(training) == self.in_training:
+            self.failing.maybe_raise()
+        return x
+
+
+def _exploding_model(failing: Failing, *, training: bool) -> Any:
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, activation="relu"),
+                              Explodes(failing, training=training),
+                              keras.layers.Dense(2, activation="softmax")])  # fmt: skip
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _innermost(err: BaseException) -> str:
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    assert tb is not None
+    return tb.tb_frame.f_code.co_name
+
+
+@pytest.fixture
+def traceback_filtering(request: pytest.FixtureRequest) -> Any:
+    """Keras's traceback filtering on or off for the test (on: Keras re-raises an error of
+    a layer as a new exception with the layer's arguments added, wattwise or not)."""
+    was = keras.config.is_traceback_filtering_enabled()
+    if request.param:
+        keras.config.enable_traceback_filtering()
+    else:
+        keras.config.disable_traceback_filtering()
+    yield request.param
+    if was:
+        keras.config.enable_traceback_filtering()
+    else:
+        keras.config.disable_traceback_filtering()
+
+
+@pytest.mark.parametrize(
+    ("where", "at", "training", "traceback_filtering"),
+    [("a training step", 5, True, False), ("the validation", 2, False, False),
+     ("a training step", 5, True, True)],
+    indirect=["traceback_filtering"],
+)  # fmt: skip
+def test_a_fit_that_raises_ends_the_callback_run_failed_at_once(
+    where: str, at: int, training: bool, traceback_filtering: bool
+) -> None:
+    from wattwise.integrations.keras import FAILURE_PATHS, WattwiseCallback
+
+    failing = Failing(at, where)
+    model = _exploding_model(failing, training=training)
+    callback = WattwiseCallback(name="keras-fails")
+    x, y = _data()
+    # 48 training examples a fit, batch 16: 3 steps an epoch; validation at each epoch end
+    with pytest.raises(FloatingPointError) as caught:
+        model.fit(x, y, batch_size=16, epochs=3, validation_split=0.25, verbose=0,
+                  callbacks=[callback])  # fmt: skip
+    message = f"{where} blew up at call {at}"
+    if traceback_filtering:  # Keras's own copy, as without wattwise
+        assert caught.value is not failing.raised[0] and message in str(caught.value)
+        assert str(caught.value).startswith("Exception encountered when calling Explodes")
+    else:  # the user's own exception, raised where the user raised it
+        assert caught.value is failing.raised[0] and _innermost(caught.value) == "maybe_raise"
+    # the process lives on (a notebook): the run has ended already, failed, with its energy
+    (run,) = open_store().list_runs()
+    assert run.name == "keras-fails" and run.status is RunStatus.FAILED
+    assert run.energy_j > 0 and run.ended_at is not None
+    assert run.record["error"].startswith("FloatingPointError: ")
+    assert message in run.record["error"]
+    assert wattwise.tracking.current_run() is None
+    assert not set(FAILURE_PATHS) & set(vars(model)) - {"train_function"}
+    assert getattr(model.train_function, "__wrapped__", None) is None  # Keras's own again
+    # a later fit, nothing failing now, is a run of its own and trains to the end
+    failing.armed = False
+    history = model.fit(x, y, batch_size=16, epochs=2, validation_split=0.25, verbose=0,
+                        callbacks=[callback])  # fmt: skip
+    assert len(history.history["loss"]) == 2
+    (again,) = [r for r in open_store().list_runs() if r.id != run.id]
+    assert again.status is RunStatus.FINISHED and again.record["flops"]["steps"] == 6
+    assert open_store().get_run(run.id).status is RunStatus.FAILED
+
+
+class FailingBatches(keras.utils.PyDataset):  # type: ignore[misc]
+    """The input data: 4 batches of 16, the n-th read raising."""
+
+    def __init__(self, failing: Failing) -> None:
+        super().__init__()
+        self.failing = failing
+        self.x, self.y = _data()
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
+        self.failing.maybe_raise()
+        return self.x[i * 16:(i + 1) * 16], self.y[i * 16:(i + 1) * 16]
+
+
+def test_a_failure_in_the_input_data_ends_the_run_at_the_next_fit() -> None:
+    """With PyTorch the data is read outside the step: the callback does not see it fail."""
+    from wattwise.integrations.keras import UNSEEN, WattwiseCallback
+
+    failing = Failing(3, "the data")
+    data = FailingBatches(failing)
+    model = _model()
+    callback = WattwiseCallback(name="keras-data")
+    with pytest.raises(FloatingPointError, match="the data blew up"):
+        model.fit(data, epochs=1, verbose=0, callbacks=[callback])
+    (run,) = open_store().list_runs()
+    assert run.status is RunStatus.RUNNING  # open: until the exit, or...
+    failing.armed = False
+    model.fit(data, epochs=1, verbose=0, callbacks=[callback])  # ... the next fit
+    first = open_store().get_run(run.id)
+    assert first.status is RunStatus.FAILED and first.record["error"] == UNSEEN
+    assert first.energy_j > 0
+    (again,) = [r for r in open_store().list_runs() if r.id != run.id]
+    assert again.status is RunStatus.FINISHED and again.record["flops"]["steps"] == 4
+
+
+def test_a_failure_inside_track_ends_its_run_at_once_whatever_failed() -> None:
+    from wattwise.integrations.keras import WattwiseCallback
+
+    failing = Failing(3, "the data")
+    with pytest.raises(FloatingPointError), wattwise.track("keras-in-track") as run:
+        _model().fit(FailingBatches(failing), epochs=1, verbose=0,
+                     callbacks=[WattwiseCallback()])  # fmt: skip
+    stored = open_store().get_run(run.id)
+    assert stored.status is RunStatus.FAILED and "the data blew up" in stored.record["error"]
+
+
+def test_the_callback_changes_nothing_in_a_fit_that_succeeds() -> None:
+    from wattwise.integrations.keras import WattwiseCallback
+
+    x, y = _data()
+    plain = _model()
+    expected = plain.fit(x, y, batch_size=16, epochs=2, validation_split=0.25, verbose=0,
+                         shuffle=False).history  # fmt: skip
+    watched = _model()
+    got = watched.fit(x, y, batch_size=16, epochs=2, validation_split=0.25, verbose=0,
+                      shuffle=False, callbacks=[WattwiseCallback(name="keras-same")]).history
+    assert got == expected
+    for mine, theirs in zip(watched.weights, plain.weights, strict=True):
+        assert torch.equal(mine.value, theirs.value)  # bit for bit
+    (run,) = open_store().list_runs()
+    assert run.status is RunStatus.FINISHED and "evaluate" not in vars(watched)

@@ -24,17 +24,23 @@ pytestmark = [
 
 
 class Tiny(pl.LightningModule):  # type: ignore[misc]
-    def __init__(self, fail_at: int | None = None) -> None:
+    def __init__(self, fail_at: int | None = None, fail_in: str = "training") -> None:
         super().__init__()
         self.save_hyperparameters({"lr": 0.1})
         self.layer = torch.nn.Linear(8, 2)
         self.fail_at = fail_at
+        self.fail_in = fail_in
+        self.raised: list[BaseException] = []
         self.losses: dict[int, list[float]] = {}  # per epoch, as computed
 
+    def _maybe_fail(self, where: str, batch_idx: int) -> None:
+        if where == self.fail_in and batch_idx == self.fail_at:
+            err = RuntimeError(f"boom in {where} at batch {batch_idx}")
+            self.raised.append(err)
+            raise err
+
     def training_step(self, batch: Any, batch_idx: int) -> Any:
-        if batch_idx == self.fail_at:
-            msg = "boom"
-            raise RuntimeError(msg)
+        self._maybe_fail("training", batch_idx)
         x, y = batch
         loss = torch.nn.functional.mse_loss(self.layer(x), y)
         self.losses.setdefault(self.current_epoch, []).append(loss.detach().item())
@@ -44,6 +50,7 @@ class Tiny(pl.LightningModule):  # type: ignore[misc]
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._maybe_fail("validation", batch_idx)
         x, y = batch
         self.log("val_mse", torch.nn.functional.mse_loss(self.layer(x), y))
 
@@ -130,11 +137,26 @@ def test_callback_starts_and_finishes_a_run_when_there_is_none() -> None:
     assert flops["flops_total"] == 4096 and "2 of 4 steps measured" in flops["extrapolation"]
 
 
-def test_a_failing_fit_marks_the_callback_run_failed() -> None:
+@pytest.mark.parametrize(("fail_in", "steps"), [("training", 1), ("validation", 4)])
+def test_a_failing_fit_ends_the_callback_run_failed_at_once(fail_in: str, steps: int) -> None:
     from wattwise.integrations.lightning import WattwiseCallback
 
-    with pytest.raises(RuntimeError, match="boom"):
-        _trainer(WattwiseCallback(name="bad-fit")).fit(Tiny(fail_at=2), _loader(), _loader(16))
+    callback = WattwiseCallback(name="bad-fit")
+    module = Tiny(fail_at=1, fail_in=fail_in)
+    with pytest.raises(RuntimeError) as caught:
+        _trainer(callback).fit(module, _loader(), _loader(32))
+    assert caught.value is module.raised[0]  # the user's own exception, unchanged
+    # Lightning's on_exception: the run has ended already (the process lives on), failed,
+    # with its energy, the steps trained before the failure and the error
     (run,) = open_store().list_runs()
-    assert run.status is RunStatus.FAILED and "boom" in run.record["error"]
-    assert run.record["flops"]["steps"] == 2
+    assert run.status is RunStatus.FAILED and run.ended_at is not None and run.energy_j > 0
+    assert run.record["error"] == f"RuntimeError: boom in {fail_in} at batch 1"
+    assert run.record["flops"]["steps"] == steps
+    assert wattwise.tracking.current_run() is None
+    # a later fit with the same callback, nothing failing now, is a run of its own
+    module.fail_at = None
+    module.train()  # Lightning leaves it in eval mode when validation raised
+    _trainer(callback).fit(module, _loader(), _loader(32))
+    (again,) = [r for r in open_store().list_runs() if r.id != run.id]
+    assert again.status is RunStatus.FINISHED and again.record["flops"]["steps"] == 4
+    assert open_store().get_run(run.id).status is RunStatus.FAILED

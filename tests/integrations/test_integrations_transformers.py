@@ -32,20 +32,29 @@ class RandomTokens(torch.utils.data.Dataset):  # type: ignore[misc]
                 "attention_mask": torch.ones(12, dtype=torch.long), "labels": torch.tensor(i % 2)}
 
 
-def _trainer(tmp_path: Path, callback: Any, max_steps: int = 3) -> Any:
+def _trainer(tmp_path: Path, callback: Any, max_steps: int = 3, *, add: bool = False,
+             trainer_kwargs: dict[str, Any] | None = None, **arguments: Any) -> Any:  # fmt: skip
+    """A tiny BERT built from its config; the callback given to ``Trainer(callbacks=...)``,
+    or with ``add=True`` added later by ``trainer.add_callback``."""
     torch.manual_seed(0)
     config = transformers.BertConfig(
         vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=32, max_position_embeddings=32, num_labels=2,
     )  # fmt: skip
     model = transformers.BertForSequenceClassification(config)
-    args = transformers.TrainingArguments(
-        output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, max_steps=max_steps,
-        logging_steps=1, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True,
-        seed=0,
+    args = transformers.TrainingArguments(**{
+        "output_dir": str(tmp_path / "out"), "per_device_train_batch_size": 4,
+        "max_steps": max_steps, "logging_steps": 1, "report_to": [], "save_strategy": "no",
+        "use_cpu": True, "disable_tqdm": True, "seed": 0, **arguments,
+    })  # fmt: skip
+    trainer = transformers.Trainer(
+        model=model, args=args, train_dataset=RandomTokens(),
+        callbacks=[callback] if callback is not None and not add else None,
+        **(trainer_kwargs or {}),
     )  # fmt: skip
-    return transformers.Trainer(model=model, args=args, train_dataset=RandomTokens(),
-                                callbacks=[callback])  # fmt: skip
+    if add:
+        trainer.add_callback(callback)
+    return trainer
 
 
 def test_trainer_callback_records_flops_samples_and_logs(tmp_path: Path) -> None:
@@ -113,6 +122,197 @@ def test_train_that_raises_ends_the_callback_run_failed_at_once(tmp_path: Path) 
     assert run.record["error"] == "FloatingPointError: loss is nan at step 13"
     assert run.record["flops"]["steps"] == 12
     assert wattwise.tracking.current_run() is None
+
+
+class Failing:
+    """The user's own code (data, loss, metrics, a callback) raising once, at its n-th call."""
+
+    def __init__(self, at: int, where: str) -> None:
+        self.at = at
+        self.where = where
+        self.calls = 0
+        self.armed = True
+        self.raised: list[BaseException] = []
+
+    def maybe_raise(self) -> None:
+        self.calls += 1
+        if self.armed and self.calls == self.at:
+            err = FloatingPointError(f"{self.where} blew up at call {self.at}")
+            self.raised.append(err)
+            raise err
+
+
+class FailingTokens(RandomTokens):
+    def __init__(self, failing: Failing) -> None:
+        self.failing = failing
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        self.failing.maybe_raise()
+        return super().__getitem__(i)
+
+
+def _loss(failing: Failing) -> Any:
+    def loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        failing.maybe_raise()
+        return torch.nn.functional.cross_entropy(outputs.logits, labels)
+
+    return loss
+
+
+class RaisesAtStepEnd(transformers.TrainerCallback):  # type: ignore[misc]
+    def __init__(self, failing: Failing) -> None:
+        self.failing = failing
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.failing.maybe_raise()
+
+
+def _watched_names(trainer: Any) -> set[str]:
+    """What wattwise wrapped on the Trainer for one train() and has not put back."""
+    from wattwise.integrations.transformers import FAILURE_PATHS
+
+    names = {name for group in FAILURE_PATHS for name in group}
+    left = names & set(vars(trainer))
+    return left | ({"call_event"} & set(vars(trainer.callback_handler)))
+
+
+def _failing_trainer(tmp_path: Path, where: str, *, add: bool) -> tuple[Any, Failing]:
+    from wattwise.integrations.transformers import WattwiseCallback
+
+    callback = WattwiseCallback(name=f"hf-{where}")
+    if where == "data":  # 4 examples a step: the 23rd is read in step 6
+        failing = Failing(23, "the data")
+        trainer = _trainer(tmp_path, callback, max_steps=8, add=add)
+        trainer.train_dataset = FailingTokens(failing)
+    elif where == "loss":  # the user's loss function, in step 5's forward pass
+        failing = Failing(5, "the loss")
+        trainer = _trainer(tmp_path, callback, max_steps=8, add=add,
+                           trainer_kwargs={"compute_loss_func": _loss(failing)})  # fmt: skip
+    elif where == "eval":  # the metrics of the evaluation at step 4
+        failing = Failing(2, "compute_metrics")
+
+        def metrics(prediction: Any) -> dict[str, float]:
+            failing.maybe_raise()
+            return {"n": float(len(prediction.label_ids))}
+
+        trainer = _trainer(
+            tmp_path, callback, max_steps=8, add=add, eval_strategy="steps", eval_steps=2,
+            trainer_kwargs={"eval_dataset": RandomTokens(), "compute_metrics": metrics},
+        )  # fmt: skip
+    else:  # another callback, at the end of step 3
+        failing = Failing(3, "a callback")
+        trainer = _trainer(tmp_path, callback, max_steps=8, add=add)
+        trainer.add_callback(RaisesAtStepEnd(failing))
+    return trainer, failing
+
+
+@pytest.mark.parametrize(
+    ("where", "add"),
+    [("data", True), ("loss", True), ("eval", True), ("callback", True), ("loss", False)],
+)
+def test_a_failure_anywhere_in_train_ends_the_run_failed_at_once(
+    tmp_path: Path, where: str, add: bool
+) -> None:
+    trainer, failing = _failing_trainer(tmp_path, where, add=add)
+    with pytest.raises(FloatingPointError) as caught:
+        trainer.train()
+    # the user's own exception, unchanged: the same object, raised where the user raised it
+    assert caught.value is failing.raised[0]
+    tb = caught.value.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    assert tb is not None and tb.tb_frame.f_code.co_name == "maybe_raise"
+    # the process lives on (a notebook): the run has ended already, failed, with its energy
+    (run,) = open_store().list_runs()
+    assert run.name == f"hf-{where}" and run.status is RunStatus.FAILED
+    assert run.energy_j > 0 and run.ended_at is not None
+    assert run.record["error"] == f"FloatingPointError: {failing.where} blew up at call " \
+                                  f"{failing.at}"  # fmt: skip
+    assert wattwise.tracking.current_run() is None
+    assert _watched_names(trainer) == set()  # the Trainer's methods are its own again
+    # the next train() of the same Trainer, nothing failing now, is a run of its own
+    failing.armed = False
+    out = trainer.train()
+    assert out.global_step == 8
+    (again,) = [r for r in open_store().list_runs() if r.id != run.id]
+    assert again.name == f"hf-{where}" and again.status is RunStatus.FINISHED
+    assert again.record["flops"]["steps"] == 8 and "error" not in again.record
+    assert open_store().get_run(run.id).status is RunStatus.FAILED  # the failure stays
+    assert _watched_names(trainer) == set()
+
+
+def test_the_callback_changes_nothing_in_a_training_that_succeeds(tmp_path: Path) -> None:
+    from wattwise.integrations.transformers import WattwiseCallback
+
+    plain = _trainer(tmp_path / "plain", None, max_steps=4)
+    expected = plain.train()
+    watched = _trainer(tmp_path / "watched", WattwiseCallback(name="hf-same"), max_steps=4,
+                       add=True)  # fmt: skip
+    got = watched.train()
+    assert got.training_loss == expected.training_loss and got.global_step == 4
+    mine, theirs = watched.model.state_dict(), plain.model.state_dict()
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)  # bit for bit
+    (run,) = open_store().list_runs()
+    assert run.status is RunStatus.FINISHED and _watched_names(watched) == set()
+
+
+class RaisesAtTrainBegin(transformers.TrainerCallback):  # type: ignore[misc]
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        msg = "bad setup"
+        raise ValueError(msg)
+
+
+@pytest.mark.parametrize("add", [False, True])
+def test_a_failure_no_wrapper_sees(tmp_path: Path, add: bool) -> None:
+    """Another callback's on_train_begin, after ours: seen by train()'s wrapper when the
+    callback came in callbacks=[...]; with add_callback, at the next train() at the latest."""
+    from wattwise.integrations.transformers import UNSEEN, WattwiseCallback
+
+    trainer = _trainer(tmp_path, WattwiseCallback(name="hf-setup"), max_steps=2, add=add)
+    trainer.add_callback(RaisesAtTrainBegin())
+    with pytest.raises(ValueError, match="bad setup"):
+        trainer.train()
+    (run,) = open_store().list_runs()
+    if not add:
+        assert run.status is RunStatus.FAILED and run.record["error"] == "ValueError: bad setup"
+        assert run.energy_j > 0
+        return
+    assert run.status is RunStatus.RUNNING  # not seen: open (to the exit, or until...)
+    trainer.pop_callback(RaisesAtTrainBegin)
+    trainer.train()  # ... the next train(), which ends it failed and starts its own
+    first = open_store().get_run(run.id)
+    assert first.status is RunStatus.FAILED and first.record["error"] == UNSEEN
+    assert first.energy_j > 0
+    statuses = sorted(r.status.value for r in open_store().list_runs())
+    assert statuses == ["failed", "finished"]
+
+
+def test_an_out_of_memory_that_auto_find_batch_size_retries_is_no_failure(
+    tmp_path: Path,
+) -> None:
+    from wattwise.integrations.transformers import WattwiseCallback
+
+    batches: list[int] = []
+
+    def loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        batches.append(int(labels.shape[0]))
+        if len(batches) == 1:  # the first step, FLOPs being counted: as a CPU's OOM says it
+            msg = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes."
+            raise RuntimeError(msg)
+        return torch.nn.functional.cross_entropy(outputs.logits, labels)
+
+    trainer = _trainer(
+        tmp_path, WattwiseCallback(name="hf-oom"), max_steps=3, add=True,
+        auto_find_batch_size=True, per_device_train_batch_size=8,
+        trainer_kwargs={"compute_loss_func": loss},
+    )  # fmt: skip
+    out = trainer.train()  # the Trainer retried with a smaller batch and went on
+    assert out.global_step == 3 and batches[0] == 8 and batches[-1] < 8
+    (run,) = open_store().list_runs()  # one training, one run
+    assert run.status is RunStatus.FINISHED and "error" not in run.record
+    assert run.record["flops"]["steps"] == 3 and run.record["flops"]["flops_per_step"] > 0
+    assert _watched_names(trainer) == set()
 
 
 def test_create_model_card_writes_co2_eq_emissions(tmp_path: Path, monkeypatch: Any) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from wattwise.exceptions import InvalidParameterError
 from wattwise.flops import METHOD, StepCounter
+from wattwise.store import RunStatus
 from wattwise.tracking import Run, RunState, current_run
 
 #: The metrics the callbacks log beside the user's, at the steps and epochs they log.
@@ -201,6 +202,7 @@ class StepRecorder:
 
     def begin(self, params: Mapping[str, Any] | None = None) -> Run:
         """Resolve the run at training start (start one if there is none)."""
+        self.drop_step()  # a step that raised (and was retried) never ended
         if self.run is not None and self.run.state is RunState.RUNNING:
             return self.run
         run = self._given or current_run()
@@ -208,27 +210,59 @@ class StepRecorder:
             run = Run(self._name, config=dict(params or {}), tags=[self._source])
             run.__enter__()
             self._owned = True
+        if run is not self.run:  # a new run (a later training): its counts start at zero
+            self._reset_counts()
         self.run = run
         self.clock.start(run)
         return run
 
-    def end(self, *, error: BaseException | None = None, extra: Mapping[str, Any] | None = None,
+    def _reset_counts(self) -> None:
+        self.steps = 0
+        self.samples = 0.0
+        self._samples_known = True
+        self._measured_flops = 0
+        self._measured_steps = 0
+        self._measured_samples = 0.0
+        self.clock = EnergyClock()
+        self._last_logged = {}
+
+    @property
+    def open_run(self) -> Run | None:
+        """The run this recorder started and has not finished yet (None if none)."""
+        if self._owned and self.run is not None and self.run.state is RunState.RUNNING:
+            return self.run
+        return None
+
+    def end(self, *, error: BaseException | str | None = None,
+            extra: Mapping[str, Any] | None = None,
             samples_total: float | None = None) -> None:  # fmt: skip
-        """Record the final counts and finish the run if this recorder started it."""
-        if self._counter is not None and self._counter.active:
-            self._counter.stop()
-        if self.run is None:
+        """Record the final counts and finish the run if this recorder started it.
+
+        Args:
+            error: Why training failed: the exception (the run ends ``failed`` with it,
+                as a ``with`` block would) or a description; None: it did not fail.
+            extra: More details for the FLOP record.
+            samples_total: The samples trained on, when known better at the end.
+
+        A run that has ended already (a second call, a later ``validate`` failing) is left
+        as it is.
+        """
+        self.drop_step()
+        if self.run is None or self.run.state is not RunState.RUNNING:
+            self._owned = False
             return
         if samples_total is not None:
             self.samples = samples_total
             self._samples_known = True
         self._record(extra)
         if self._owned:
+            self._owned = False
             if error is None:
                 self.run.__exit__(None, None, None)
+            elif isinstance(error, str):
+                self.run.finish(RunStatus.FAILED, error=error[:500])
             else:
                 self.run.__exit__(type(error), error, error.__traceback__)
-            self._owned = False
 
     # -- steps --------------------------------------------------------------------
 
@@ -246,6 +280,12 @@ class StepRecorder:
         if self._counter is None:
             self._counter = StepCounter()
         self._counter.start()
+
+    def drop_step(self) -> None:
+        """Stop counting a step that will not end (it raised): it is not counted."""
+        if self._counter is not None and self._counter.active:
+            self._counter.stop()
+        self._counter = None
 
     def step_end(self, batch_size: float | None) -> None:
         """Close the counter, add the step and its samples, update the run's record."""

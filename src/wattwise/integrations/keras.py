@@ -8,10 +8,19 @@
         model.fit(x, y, epochs=5, callbacks=[WattwiseCallback()])
 
 Works with every Keras 3 backend (JAX, TensorFlow, PyTorch). Without an active run the
-callback starts one at ``on_train_begin`` and finishes it at ``on_train_end``. Keras calls
-no hook when ``fit`` raises: a run the callback started then ends ``failed`` at the
-process's exit, with the energy measured and the error (or at the next ``fit`` with this
-callback); inside ``wattwise.track`` the block ends it failed at once.
+callback starts one at ``on_train_begin`` and finishes it at ``on_train_end``.
+
+Keras calls no hook when ``fit`` raises, so at ``on_train_begin`` the callback wraps, on the
+model instance, the methods a failure passes through: ``train_function`` (one training
+step: forward, loss, backward, optimiser, metrics; with JAX and TensorFlow it also reads
+the batch) and ``evaluate`` (the validation at epoch ends); ``on_train_end`` puts them back.
+A failure there ends a run the callback started ``failed`` at once, with the energy measured
+and the error (in a notebook too), and the exception goes on unchanged: the same object,
+its traceback with one more frame (the wrapper's); the end of the data, which ``fit``
+catches, is no failure. A failure elsewhere (with PyTorch, the
+input data, read outside the step; another callback) is not seen: such a run ends
+``failed`` at the next ``fit`` with this callback, or at the process's exit; inside
+``wattwise.track`` the block ends its run failed at once, whatever failed.
 
 What goes into the run, at the step count so far (training batches over all epochs):
 
@@ -31,9 +40,20 @@ from typing import Any
 
 import keras
 
-from wattwise.integrations._guard import never_raise
+from wattwise.integrations._guard import FailureWatch, never_raise
 from wattwise.integrations._recorder import StepRecorder
 from wattwise.tracking import Run
+
+#: The model's methods wrapped during ``fit`` to see it fail (see the module).
+FAILURE_PATHS = ("train_function", "evaluate")
+
+#: Why a run still open at the next ``fit`` ended: the previous ``fit`` raised where the
+#: callback could not see it.
+UNSEEN = (
+    "the previous fit() raised where the callback could not see it (the input data or "
+    "another callback; its error is not known); the run was ended failed when fit() was "
+    "called again"
+)
 
 
 class WattwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
@@ -73,12 +93,33 @@ class WattwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
             flops_every_n_steps=flops_every_n_steps, source="keras",
         )  # fmt: skip
         self._log_every = log_every_n_steps
+        self._watch: FailureWatch | None = None
 
     @never_raise
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        """Find or start the run; record the fit's epochs and steps if it starts one."""
+        """Find or start the run (its params: the fit's epochs and steps); watch the fit."""
+        self._unwatch()
+        if self.recorder.open_run is not None:
+            self.recorder.end(error=UNSEEN)  # the previous fit raised, unseen
         params = {k: v for k, v in (self.params or {}).items() if k in ("epochs", "steps")}
         self.recorder.begin(params)
+        watch = FailureWatch(self, self._failed, control_flow=_end_of_data)
+        self._watch = watch
+        try:
+            watch.wrap(self.model, FAILURE_PATHS)
+        except BaseException:
+            watch.restore()
+            raise
+
+    def _unwatch(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.restore()
+
+    def _failed(self, error: BaseException) -> None:
+        """``fit`` is raising ``error``: a run the callback started ends failed at once."""
+        self._watch = None
+        self.recorder.end(error=error)
 
     @never_raise
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -103,5 +144,13 @@ class WattwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
     @never_raise
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         """Write the final counts; finish the run if the callback started it."""
+        self._unwatch()
         self.recorder.end(extra={"framework": f"keras {keras.__version__} "
                                               f"({keras.backend.backend()} backend)"})  # fmt: skip
+
+
+def _end_of_data(error: BaseException) -> bool:
+    """The end of an epoch's data, which ``fit`` catches and goes on (JAX and TensorFlow
+    read the batch inside ``train_function``): ``StopIteration``, TensorFlow's
+    ``OutOfRangeError``."""
+    return isinstance(error, StopIteration) or type(error).__name__ == "OutOfRangeError"

@@ -11,12 +11,19 @@
         trainer.create_model_card()  # its YAML header gets co2_eq_emissions
 
 Without an active run the callback starts one at ``on_train_begin`` and finishes it at
-``on_train_end``. The Trainer calls no hook when ``train()`` raises, so the callback, given
-in ``callbacks=[...]``, wraps that Trainer's ``train`` (on the instance, the call and the
-exception unchanged): a run it started ends ``failed`` at once with the energy measured
-and the error (in a notebook too, where the process lives on). Added later with
-``trainer.add_callback``, it cannot, and the run ends ``failed`` at the process's exit. It
-also wraps ``create_model_card`` (which ``push_to_hub`` calls): the card's header gets
+``on_train_end``. The Trainer calls no hook when ``train()`` raises, so at ``on_train_begin``
+the callback wraps, on that Trainer instance, the methods a failure passes through (see
+:data:`FAILURE_PATHS`), however the callback was added (``callbacks=[...]`` or
+``trainer.add_callback``); ``on_train_end`` puts them back. A failure in the data, the
+forward, loss or backward pass, the optimiser step, a callback, evaluation, checkpointing
+or logging then ends a run the callback started ``failed`` at once, with the energy
+measured and the error (in a notebook too, where the process lives on), and the exception
+goes on unchanged: the same object, its traceback with one more frame (the wrapper's).
+Given in ``callbacks=[...]``, the callback also wraps that Trainer's ``train``, which sees
+anything else ``train()`` raises. An out-of-memory error that ``auto_find_batch_size``
+retries with a smaller batch is not a failure: the retry goes on in the same run.
+
+It also wraps ``create_model_card`` (which ``push_to_hub`` calls): the card's header gets
 ``co2_eq_emissions`` for the run (grams, fixed-point). A hook never raises into training
 because of wattwise (unless ``WATTWISE_STRICT=1``).
 
@@ -37,15 +44,39 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import weakref
 from pathlib import Path
 from typing import Any
 
 import transformers
 
 from wattwise.integrations._card import emissions_block, write_into_card
-from wattwise.integrations._guard import never_raise
+from wattwise.integrations._guard import FailureWatch, never_raise, while_raising
 from wattwise.integrations._recorder import StepRecorder
 from wattwise.tracking import Run
+
+#: The Trainer methods wrapped at ``on_train_begin`` to see a failure of ``train()``: the
+#: group whose first method the Trainer has (the first such group; those of its methods the
+#: Trainer has). They are looked up on the instance at each call, and nothing in the
+#: Trainer between them and ``train()`` catches an exception (but ``auto_find_batch_size``,
+#: which retries on out-of-memory: not a failure). Transformers 5 runs each epoch in
+#: ``_run_epoch`` (its data, steps, optimiser, callbacks, evaluation, checkpoints and
+#: logs), then ``_finalize_training``; ``_evaluate`` is also the evaluation at start
+#: (``eval_on_start``). Older versions run the loop inline: their step, data and
+#: evaluation/saving methods. The callback handler's ``call_event`` is wrapped as well (a
+#: callback that raises, in ``on_epoch_begin`` too).
+FAILURE_PATHS = (
+    ("_run_epoch", "_finalize_training", "_evaluate"),
+    ("training_step", "get_batch_samples", "_maybe_log_save_evaluate", "_evaluate"),
+)
+
+
+#: Why a run still open at the next ``train()`` ended: the previous ``train()`` raised where
+#: no wrapper saw it (another callback's ``on_train_begin``, with ``add_callback``).
+UNSEEN = (
+    "the previous train() raised where the callback could not see it (its error is not "
+    "known); the run was ended failed when train() was called again"
+)
 
 
 class WattwiseCallback(transformers.TrainerCallback):
@@ -83,13 +114,19 @@ class WattwiseCallback(transformers.TrainerCallback):
         )  # fmt: skip
         self._dataset_len: int | None = None
         self._training_type = training_type
+        self._trainer: weakref.ref[Any] | None = None
+        self._watch: FailureWatch | None = None
+        self._retried: Any = lambda error: False
+        self._retrying = False
 
     @never_raise
     def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Wrap the Trainer's ``train`` and ``create_model_card`` (see the module)."""
-        trainer = _calling_trainer()
-        if trainer is not None and not getattr(trainer, "_wattwise_wrapped", False):
-            _wrap(trainer, self)
+        trainer = _calling_trainer(self)
+        if trainer is not None:
+            self._trainer = weakref.ref(trainer)
+            _wrap_train(trainer, self)
+            _wrap_card(trainer, self)
 
     @never_raise
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -102,7 +139,11 @@ class WattwiseCallback(transformers.TrainerCallback):
             "max_steps": args.max_steps,
             "seed": args.seed,
         }
+        if not self._retrying and self.recorder.open_run is not None:
+            self.recorder.end(error=UNSEEN)  # the previous train() raised, unseen
+        self._retrying = False
         self.recorder.begin(params)
+        self._watch_failures()
         loader = kwargs.get("train_dataloader")
         dataset = getattr(loader, "dataset", None)
         try:
@@ -142,10 +183,48 @@ class WattwiseCallback(transformers.TrainerCallback):
         step = int(state.global_step)
         self.recorder.log(step, {}, ours=self.recorder.energy_at_epoch_end(done - 1, step))
 
-    @never_raise
+    def _watch_failures(self) -> None:
+        """Wrap the Trainer's failure paths for this ``train()`` (see the module)."""
+        self._unwatch()
+        trainer = self._trainer() if self._trainer is not None else None
+        if trainer is None or self not in trainer.callback_handler.callbacks:
+            trainer = _calling_trainer(self)  # added with add_callback: found once per train()
+            if trainer is None:
+                return
+            self._trainer = weakref.ref(trainer)
+        _wrap_card(trainer, self)
+        self._retried = _retried_by(trainer)
+        watch = FailureWatch(self, self._failed)
+        self._watch = watch
+        try:
+            for names in FAILURE_PATHS:
+                if callable(getattr(trainer, names[0], None)):
+                    watch.wrap(trainer, names)
+                    break
+            watch.wrap(trainer.callback_handler, ["call_event"])
+        except BaseException:
+            watch.restore()
+            raise
+
+    def _unwatch(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.restore()
+
+    def _failed(self, error: BaseException) -> None:
+        """``train()`` is raising ``error``: a run the callback started ends failed at once
+        (unless ``auto_find_batch_size`` retries: then the step is dropped, the run goes on)."""
+        self._watch = None
+        if self._retried(error):
+            self._retrying = True
+            self.recorder.drop_step()
+        else:
+            self.recorder.end(error=error)
+
     def train_raised(self, error: BaseException) -> None:
-        """``train()`` raised: a run the callback started ends failed, with its energy."""
-        self.recorder.end(error=error)
+        """``train()`` raised (seen by the ``train`` wrapper): as :meth:`_failed`."""
+        while_raising(self, "train_raised", self._unwatch)
+        while_raising(self, "train_raised", lambda: self.recorder.end(error=error))
 
     @never_raise
     def write_model_card(self, trainer: Any) -> None:
@@ -169,30 +248,53 @@ class WattwiseCallback(transformers.TrainerCallback):
             "trainer_total_flos_method": "Trainer.floating_point_ops (6 x parameters x "
             "tokens estimate)",
         }
+        self._unwatch()
         self.recorder.end(extra=extra, samples_total=samples)
 
 
-def _calling_trainer() -> Any:
-    """The ``Trainer`` whose ``__init__`` is calling ``on_init_end`` (None if not found)."""
+def _calling_trainer(callback: WattwiseCallback) -> Any:
+    """The ``Trainer`` calling the hook now, found on the stack (None if not found).
+
+    The Trainer passes no reference to itself to its callbacks, so this is the one way to
+    find it. Guarded: the first ``self`` up to 16 frames above that is a ``Trainer`` whose
+    callback handler holds ``callback``; at most once per ``Trainer()`` and ``train()``.
+    """
     frame = inspect.currentframe()
     try:
-        for _ in range(12):
+        for _ in range(16):
             if frame is None:
                 return None
             candidate = frame.f_locals.get("self")
             if isinstance(candidate, transformers.Trainer):
-                return candidate
+                handler = getattr(candidate, "callback_handler", None)
+                if handler is not None and callback in getattr(handler, "callbacks", ()):
+                    return candidate
+                return None
             frame = frame.f_back
         return None
     finally:
         del frame
 
 
-def _wrap(trainer: Any, callback: WattwiseCallback) -> None:
-    """Wrap ``trainer.train`` and ``trainer.create_model_card`` on the instance: the calls,
-    their results and their exceptions pass through unchanged."""
+def _retried_by(trainer: Any) -> Any:
+    """What the Trainer's ``auto_find_batch_size`` catches and retries with a smaller batch."""
+
+    def retried(error: BaseException) -> bool:
+        if not getattr(trainer.args, "auto_find_batch_size", False):
+            return False
+        from accelerate.utils.memory import should_reduce_batch_size
+
+        return isinstance(error, Exception) and bool(should_reduce_batch_size(error))
+
+    return retried
+
+
+def _wrap_train(trainer: Any, callback: WattwiseCallback) -> None:
+    """Wrap ``trainer.train`` on the instance: the call, its result and its exception pass
+    through unchanged."""
+    if getattr(trainer, "_wattwise_train_wrapped", False):
+        return
     train = trainer.train
-    create_model_card = trainer.create_model_card
 
     @functools.wraps(train)
     def wrapped_train(*args: Any, **kwargs: Any) -> Any:
@@ -202,12 +304,21 @@ def _wrap(trainer: Any, callback: WattwiseCallback) -> None:
             callback.train_raised(err)
             raise
 
+    trainer.train = wrapped_train
+    trainer._wattwise_train_wrapped = True
+
+
+def _wrap_card(trainer: Any, callback: WattwiseCallback) -> None:
+    """Wrap ``trainer.create_model_card`` on the instance: the card gets the emissions."""
+    if getattr(trainer, "_wattwise_card_wrapped", False):
+        return
+    create_model_card = trainer.create_model_card
+
     @functools.wraps(create_model_card)
     def wrapped_card(*args: Any, **kwargs: Any) -> Any:
         result = create_model_card(*args, **kwargs)
         callback.write_model_card(trainer)
         return result
 
-    trainer.train = wrapped_train
     trainer.create_model_card = wrapped_card
-    trainer._wattwise_wrapped = True
+    trainer._wattwise_card_wrapped = True
