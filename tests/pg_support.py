@@ -4,7 +4,7 @@ The cluster listens on a Unix socket in its own folder only (no TCP port, so par
 runs never collide), runs as an unprivileged user (``postgres`` if the system has one,
 else ``nobody``) when the tests run as root, and is stopped at the end by ``pg_ctl stop``
 on its own data folder; if that fails, by a signal to the pid in its own
-``postmaster.pid``. Nothing else is ever stopped.
+``postmaster.pid`` (:func:`daemon_support.stop_pid`). Nothing else is ever stopped.
 
 Where the server binaries or psycopg are missing, :func:`require_cluster` skips with a
 reason that says so and how to fix it (``make test`` installs the Debian ``postgresql``
@@ -27,12 +27,13 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from daemon_support import stop_pid
 
 ADMIN = "wattwise_admin"
 _SEARCH = ("/usr/lib/postgresql", "/usr/local/pgsql/bin", "/opt/homebrew/opt/postgresql/bin")
@@ -197,11 +198,9 @@ class PostgresCluster:
         pid = self.server_pid()
         done = self._run("pg_ctl", "stop", "-w", "-t", "30", "-m", "fast", "-D", str(self.data))
         if done.returncode != 0 and pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGQUIT)  # our own postmaster: immediate shutdown
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and (self.data / "postmaster.pid").exists():
-                time.sleep(0.1)
+            # Our own postmaster (its pid from our own data folder): immediate shutdown.
+            pidfile = self.data / "postmaster.pid"
+            stop_pid(pid, signal.SIGQUIT, lambda: not pidfile.exists(), timeout=30)
         self.running = False
 
     def restart(self) -> None:

@@ -12,9 +12,10 @@ a throwaway MariaDB (``mariadb-install-db`` into the folder, ``mariadbd`` on a f
 ``AccountingStorageType=accounting_storage/none`` and :attr:`SlurmCluster.accounting` is
 False (``sacct`` then fails, as on a cluster without accounting).
 
-Every daemon runs in the foreground in a new session started here; :meth:`SlurmCluster.stop`
-signals those process groups only (SIGTERM, then SIGKILL after a grace period), and
-cancels only the jobs this cluster was given. Nothing else is ever stopped.
+Every daemon runs in the foreground in a new session started here
+(:func:`daemon_support.spawn`); :meth:`SlurmCluster.stop` signals those process groups only
+(:func:`daemon_support.stop_group`: SIGTERM, then SIGKILL after a grace period), and cancels
+only the jobs this cluster was given. Nothing else is ever stopped.
 
 Where SLURM or MUNGE is missing, or we are not root (``slurmd`` launches jobs as their
 user), :func:`cluster_or_skip` skips with a reason that says so and how to fix it (``make
@@ -29,14 +30,14 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from daemon_support import free_port, spawn, stop_group, wait_until
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "srun", "squeue", "sinfo", "scontrol", "scancel", "sacct")
@@ -79,14 +80,6 @@ def find_tools() -> dict[str, str]:
         )
         raise SlurmUnavailableError(msg)
     return {name: path for name, path in tools.items() if path is not None}
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class SlurmCluster:
@@ -135,15 +128,9 @@ class SlurmCluster:
         env["SLURM_CONF"] = str(self.conf)
         return env
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        log = open(self.logs / f"{name}.out", "wb")  # noqa: SIM115 - the daemon keeps it
-        try:
-            self._procs[name] = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.root, env=env or self.env, start_new_session=True,
-            )  # fmt: skip
-        finally:
-            log.close()
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        self._procs[name] = spawn(argv, log=self.logs / f"{name}.out", cwd=self.root,
+                                  env=self.env)  # fmt: skip
 
     def _log_tail(self, name: str, chars: int = 1500) -> str:
         texts = []
@@ -154,17 +141,8 @@ class SlurmCluster:
 
     def _wait_for(self, what: str, name: str, ready: Callable[[], bool], timeout: float) -> None:
         """Poll ``ready()`` until true; fail with the daemon's log if it died or timed out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if ready():
-                return
-            proc = self._procs.get(name)
-            if proc is not None and proc.poll() is not None:
-                msg = f"{name} exited ({proc.returncode}) before {what}:\n{self._log_tail(name)}"
-                raise RuntimeError(msg)
-            time.sleep(0.05)
-        msg = f"{what} did not happen within {timeout:.0f} s:\n{self._log_tail(name)}"
-        raise RuntimeError(msg)
+        wait_until(what, ready, timeout, proc=self._procs.get(name),
+                   log=lambda: self._log_tail(name))  # fmt: skip
 
     def _start(self) -> None:
         self.logs.mkdir()
@@ -321,7 +299,7 @@ class SlurmCluster:
             for name in ("slurmd", "slurmctld", "slurmdbd", "mariadbd", "munged"):
                 proc = self._procs.get(name)
                 if proc is not None:
-                    _stop_group(proc)
+                    stop_group(proc)
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -403,21 +381,6 @@ class SlurmCluster:
                 return lines
             time.sleep(0.2)
         return lines
-
-
-def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
-    """SIGTERM the process group this module started ``proc`` in; SIGKILL it if it stays."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        # Not reaped yet, so its pid (the group's id) cannot have been reused.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
 
 
 @contextlib.contextmanager

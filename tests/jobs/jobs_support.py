@@ -1,20 +1,16 @@
 """Helpers of the job tests: a fake per-host RAPL counter advanced by a thread, with a log
-precise enough to bound what any reader could have seen between two moments."""
+precise enough to bound what any reader could have seen between two moments.
+
+The processes these tests start are stopped by ``daemon_support`` (``started``,
+``kill_group``: their own process groups only)."""
 
 from __future__ import annotations
 
 import bisect
-import contextlib
 import os
-import signal
-import socket
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import psutil
 
 
 class FakeRaplHost:
@@ -85,41 +81,3 @@ class FakeRaplHost:
 
 #: Float rounding allowed when checking "never above the counter" (sums of J differences).
 ROUNDING_J = 1e-6
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def kill_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
-    """SIGKILL the process group a test started (``start_new_session=True``) and every
-    process below it (``wattwise run`` puts its command in a group of its own, and torchrun
-    its workers), by pid, then reap it."""
-    try:
-        below = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.Error:
-        below = []
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    for child in below:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def started(*procs: subprocess.Popen[str]) -> Iterator[None]:
-    """Kill whatever of ``procs`` is still running (their own groups) when the block ends."""
-    try:
-        yield
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                kill_group(proc)
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()

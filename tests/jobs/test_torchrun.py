@@ -15,8 +15,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from jobs_support import ROUNDING_J, FakeRaplHost, free_port, started
+from jobs_support import ROUNDING_J, FakeRaplHost
 
+from daemon_support import free_port, started
 from wattwise.store import RunRecord, get_store
 
 torch = pytest.importorskip("torch")

@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from jobs_support import ROUNDING_J, FakeRaplHost, started
+from jobs_support import ROUNDING_J, FakeRaplHost
 
+from daemon_support import started
 from wattwise.store import RunRecord, get_store
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="flock election on Linux")
