@@ -94,6 +94,8 @@ def meters_used(store: str) -> list[str]:
     """The meters that measured energy in this benchmark's ledger."""
     from wattwise.store import open_store
 
+    if not os.path.exists(store):  # nothing measured yet
+        return []
     led = open_store(store)
     try:
         return sorted({c.meter for run in led.list_runs() for c in run.components
@@ -246,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                 if res.best_params:
                     res.final_energy_j = m.final_training(workload, res.best_params, seed, store)
                 searched(res)
-            save()
+            if results:
+                save()
     if "ray-asha" in methods:
         t0 = time.perf_counter()
         m.start_ray()
