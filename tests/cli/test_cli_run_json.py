@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from cli_support import assert_one_line_error, cli
 
 from wattwise.store import open_store
@@ -76,3 +77,19 @@ def test_a_json_file_that_cannot_be_written_is_refused_before_the_command_runs(
     res = cli("run", "--json-file", str(tmp_path), "--", sys.executable, "-c", touch)
     assert_one_line_error(res, 2, "is a folder")
     assert not marker.exists() and open_store().list_runs() == []
+
+
+def test_with_json_the_warnings_are_in_the_object_not_lines_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # no region and a time zone that names no country: the run warns that it uses the world
+    monkeypatch.delenv("WATTWISE_REGION", raising=False)
+    monkeypatch.setenv("TZ", "Etc/UTC")
+    res = cli("run", "--json", "--", sys.executable, "-c", "print('ok')")
+    assert res.code == 0 and res.out == "ok\n"
+    (line,) = res.err_lines  # stderr is the JSON object alone: `2>&1 >/dev/null | jq` works
+    summary = json.loads(line)
+    assert summary["region"] == "WORLD"
+    assert any("Location unknown" in w for w in summary["warnings"]), summary["warnings"]
+    text = cli("run", "--", sys.executable, "-c", "pass")  # without --json: the warning line
+    assert text.code == 0 and "wattwise: warning: Location unknown" in text.err

@@ -52,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--json", action="store_true",
-        help="the summary as one JSON object on stderr, in place of the text (stdout stays "
-        "the command's)",
+        help="the summary as one JSON object on stderr, in place of the text and of the "
+        "warning lines (its 'warnings' list has them); stdout stays the command's",
     )  # fmt: skip
     parser.add_argument(
         "--json-file", dest="json_file", metavar="FILE",
@@ -173,11 +173,17 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(msg) from None
     json_path = _json_target(args.json_file)
     meters = args.meters.split(",") if args.meters else None
+
+    def warn(text: str) -> None:
+        # with --json, stderr after the command's own output is the JSON object alone: the
+        # warnings are in its "warnings" list
+        if not args.json:
+            print(f"wattwise: warning: {fmt.safe(text)}", file=sys.stderr)
+
     run = Run(
         args.name, command=cmd, kind="command", region=args.region, tags=args.tag,
         meters=meters, pue=args.pue, store=args.store, emit_warnings=False,
-        diff=False if args.no_diff else None,
-        on_warning=lambda text: print(f"wattwise: warning: {fmt.safe(text)}", file=sys.stderr),
+        diff=False if args.no_diff else None, on_warning=warn,
     )  # fmt: skip
     live = _live.start_for(run, quiet=args.quiet, total_steps=total_steps)
     try:
