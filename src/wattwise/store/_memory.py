@@ -39,6 +39,7 @@ from wattwise.store._base import (
     verified_artifact,
 )
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, job_id_of, login_name
+from wattwise.store._records import json_text, valid, valid_text
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import SCHEMA_VERSION
 
@@ -75,8 +76,8 @@ _NAMED_LOCK = threading.Lock()
 
 
 def _json(value: Any) -> Any:
-    """The value as the SQL backends give it back (a JSON round trip)."""
-    return json.loads(json.dumps(value, sort_keys=True, default=str))
+    """The value as the SQL backends give it back (a JSON round trip, text made valid)."""
+    return json.loads(json_text(value))
 
 
 class MemoryRunStore(BaseRunStore):
@@ -214,8 +215,7 @@ class MemoryRunStore(BaseRunStore):
             points.append((db.seq, tuple(metric)))  # type: ignore[arg-type]
 
     def _annotate(self, db: _Ledger, run_id: str, key: str, value: Any, append: bool) -> None:
-        text = json.dumps(value, sort_keys=True, default=str)
-        db.annotations.setdefault(run_id, []).append((key, text, append))
+        db.annotations.setdefault(run_id, []).append((valid_text(key), json_text(value), append))
 
     # -- writes -------------------------------------------------------------------------
 
@@ -228,8 +228,8 @@ class MemoryRunStore(BaseRunStore):
             if run.id in db.runs:
                 msg = f"Run {run.id!r} is already in the ledger {self.url}; run ids are unique."
                 raise StoreError(msg)
-            db.runs[run.id] = self._stored(run)
-            self._index_job(db, run.id, run.record)
+            db.runs[run.id] = self._stored(valid(run))
+            self._index_job(db, run.id, valid(run.record))
 
     def flush_run(
         self,
@@ -246,7 +246,8 @@ class MemoryRunStore(BaseRunStore):
             msg = f"Cannot update run columns {sorted(unknown)}; allowed: {sorted(_UPDATABLE)}."
             raise StoreError(msg)
         db = self._writing()
-        samples, metrics = list(samples), list(metrics)
+        fields, components = valid(fields), valid(list(components))
+        samples, metrics = valid(list(samples)), valid(list(metrics))
         with db.lock:
             if run_id not in db.runs:
                 if fields or components:
@@ -275,6 +276,8 @@ class MemoryRunStore(BaseRunStore):
         db = self._writing()
         if run.user is None:
             run.user = login_name()
+        run, fields = valid(run), valid(fields)
+        components, metrics = valid(list(components)), valid(list(metrics))
         with db.lock:
             if run.id not in db.runs:
                 db.runs[run.id] = self._stored(run)
@@ -293,7 +296,7 @@ class MemoryRunStore(BaseRunStore):
                 raise self._missing(run_id)
             self._annotate(db, run_id, key, value, append)
             if not append:
-                self._index_job(db, run_id, {key: value})
+                self._index_job(db, run_id, valid({key: value}))
 
     def put_artifact(
         self, run_id: str, name: str, content: bytes, *, created_at: float | None = None
@@ -301,6 +304,7 @@ class MemoryRunStore(BaseRunStore):
         """Store a run's artifact; content kept once per sha256."""
         db = self._writing()
         digest = hashlib.sha256(content).hexdigest()
+        name = valid_text(name)
         with db.lock:
             old = db.artifacts.pop((run_id, name), None)
             db.blobs.setdefault(digest, bytes(content))
@@ -320,6 +324,7 @@ class MemoryRunStore(BaseRunStore):
     def add_reuse(self, event: ReuseEvent) -> None:
         """Record a cache hit; a missing ``user`` is the consuming run's."""
         db = self._writing()
+        event = valid(event)
         with db.lock:
             consumer = db.runs.get(event.consumer_run_id or "")
             if event.user is None and consumer is not None:
@@ -329,7 +334,7 @@ class MemoryRunStore(BaseRunStore):
     def merge_spooled(self, spooled: SpoolFile) -> int | None:
         """Merge one spool file at once; idempotent (see the SQLite backend)."""
         db = self._writing()
-        run_id, header = spooled.run_id, spooled.header
+        run_id, header = spooled.run_id, valid(spooled.header)
         with db.lock:
             for key, value, _ in db.annotations.get(run_id, []):
                 if key == "spooled" and f'"{spooled.file_id}"' in value:
@@ -343,7 +348,7 @@ class MemoryRunStore(BaseRunStore):
             if run_id not in db.runs:
                 return None
             merged = 0
-            for entry in spooled.entries:
+            for entry in valid(spooled.entries):
                 fields = {k: v for k, v in (entry.get("fields") or {}).items() if k in _UPDATABLE}
                 beat = fields.get("heartbeat_at")
                 if fields and (

@@ -64,7 +64,14 @@ from wattwise.store._base import (
     verified_artifact,
 )
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, job_id_of, login_name
-from wattwise.store._records import JSON_COLUMNS, job_sets, row_values
+from wattwise.store._records import (
+    JSON_COLUMNS,
+    job_sets,
+    json_text,
+    row_values,
+    valid,
+    valid_text,
+)
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import SCHEMA_TABLE, SCHEMA_VERSION, apply_migrations
 
@@ -302,6 +309,13 @@ class PostgresRunStore(BaseRunStore):
                 raise
             except psycopg.Error as err:
                 raise self._translate(err) from None
+            except UnicodeError as err:  # writes make text valid first: a read's argument
+                msg = (
+                    f"Cannot use a text that is not valid Unicode with the ledger "
+                    f"{self._public} ({err}): it holds UTF-8 text only. Pass the value as "
+                    "valid text."
+                )
+                raise StoreError(msg) from None
         raise self._translate_last()  # pragma: no cover (the loop always returns or raises)
 
     def _translate_last(self) -> StoreError:
@@ -539,8 +553,8 @@ class PostgresRunStore(BaseRunStore):
 
     def annotate_run(self, run_id: str, key: str, value: Any, *, append: bool = False) -> None:
         """Attach a fact to a run's record from another process (see the base class)."""
-        text = json.dumps(value, sort_keys=True, default=str)
-        job = job_id_of({key: value}) if not append else None
+        key, text = valid_text(key), json_text(value)
+        job = job_id_of({key: valid(value)}) if not append else None
 
         def op() -> None:
             with self._write() as conn:
@@ -563,6 +577,7 @@ class PostgresRunStore(BaseRunStore):
         """Store a run's artifact; content kept once per sha256 (see the base class)."""
         digest = hashlib.sha256(content).hexdigest()
         when = time.time() if created_at is None else created_at
+        name = valid_text(name)
 
         def op() -> None:
             with self._write() as conn:
@@ -599,7 +614,7 @@ class PostgresRunStore(BaseRunStore):
         consuming run's."""
         names = ", ".join(_q(name) for name in _REUSE_NAMES)
         marks = ", ".join("%s" for name in _REUSE_NAMES if name != "user")
-        values = [getattr(event, name) for name in _REUSE_NAMES]  # user last
+        values = [getattr(valid(event), name) for name in _REUSE_NAMES]  # user last
 
         def op() -> None:
             with self._write() as conn:
@@ -1253,13 +1268,14 @@ def _annotate(conn: psycopg.Connection[Any], run_id: str, key: str, value: Any) 
     conn.execute(
         "INSERT INTO annotations (run_id, key, value, is_append, written_at) "
         "VALUES (%s, %s, %s, 1, %s)",
-        (run_id, key, json.dumps(value, sort_keys=True, default=str), time.time()),
+        (run_id, key, json_text(value), time.time()),
     )
 
 
 def _add_points(
     conn: psycopg.Connection[Any], samples: list[tuple[Any, ...]], metrics: list[tuple[Any, ...]]
 ) -> None:
+    samples, metrics = valid(samples), valid(metrics)
     with conn.cursor() as cur:
         if samples:
             cur.executemany(
@@ -1280,6 +1296,7 @@ def _replace_components(
 ) -> None:
     if not components:
         return
+    components = valid(list(components))
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO components (run_id, component, energy_j, machine_energy_j, band_j, "
@@ -1293,6 +1310,6 @@ def _replace_components(
 
 
 def _component_row(run_id: str, c: ComponentEnergy) -> tuple[Any, ...]:
-    info = json.dumps(c.info, sort_keys=True, default=str)
+    info = json_text(c.info)
     return (run_id, c.component, c.energy_j, c.machine_energy_j, c.band_j, c.method, c.meter,
             c.source, info)  # fmt: skip

@@ -48,7 +48,7 @@ from wattwise.store._base import (
     verified_artifact,
 )
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, job_id_of, login_name
-from wattwise.store._records import job_sets, row_values
+from wattwise.store._records import job_sets, json_text, row_values, valid, valid_text
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import SCHEMA_TABLE, SCHEMA_VERSION, apply_migrations
 
@@ -286,6 +286,12 @@ class SQLiteRunStore(BaseRunStore):
                 return fn(*args)
         except sqlite3.DatabaseError as err:
             raise self._translate(err) from err
+        except UnicodeError as err:  # writes make text valid first: a read's argument
+            msg = (
+                f"Cannot use a text that is not valid Unicode with the ledger at {self.path} "
+                f"({err}): it holds UTF-8 text only. Pass the value as valid text."
+            )
+            raise StoreError(msg) from err
         except OSError as err:
             msg = (
                 f"Cannot use the ledger at {self.path}: {err.strerror or err}. Check the "
@@ -594,6 +600,7 @@ class SQLiteRunStore(BaseRunStore):
             msg = f"Cannot update run columns {sorted(unknown)}; allowed: {sorted(_UPDATABLE)}."
             raise StoreError(msg)
         cols, values = job_sets(sorted(fields), fields)
+        samples, metrics = valid(list(samples)), valid(list(metrics))
 
         def op() -> None:
             with self._write() as conn:
@@ -699,7 +706,7 @@ class SQLiteRunStore(BaseRunStore):
                     return None
                 merged = 0
                 for entry in spooled.entries:
-                    _apply_spooled(conn, run_id, entry)
+                    _apply_spooled(conn, run_id, valid(entry))
                     merged += 1
                 fact = {
                     "file_id": spooled.file_id, "file": str(spooled.path), "entries": merged,
@@ -730,6 +737,7 @@ class SQLiteRunStore(BaseRunStore):
             run.user = login_name()
         values = row_values(run, _RUN_COLUMNS)
         cols, sets = job_sets(sorted(set(fields) & _UPDATABLE), fields)
+        metrics = valid(metrics)
 
         def op() -> None:
             with self._write() as conn:
@@ -765,6 +773,7 @@ class SQLiteRunStore(BaseRunStore):
         """
         digest = hashlib.sha256(content).hexdigest()
         when = time.time() if created_at is None else created_at
+        name = valid_text(name)
 
         def op() -> None:
             with self._write() as conn:
@@ -791,8 +800,8 @@ class SQLiteRunStore(BaseRunStore):
         Raises:
             RunNotFoundError: No such run.
         """
-        text = json.dumps(value, sort_keys=True, default=str)
-        job = job_id_of({key: value}) if not append else None
+        key, text = valid_text(key), json_text(value)
+        job = job_id_of({key: valid(value)}) if not append else None
 
         def op() -> None:
             with self._write() as conn:
@@ -812,7 +821,7 @@ class SQLiteRunStore(BaseRunStore):
     def add_reuse(self, event: ReuseEvent) -> None:
         """Record a cache hit and the energy it avoided; a missing ``user`` is the
         consuming run's."""
-        values = [getattr(event, name) for name in _REUSE_NAMES]
+        values = [getattr(valid(event), name) for name in _REUSE_NAMES]
 
         def op() -> None:
             with self._write() as conn:
@@ -1336,7 +1345,7 @@ def _annotate(conn: sqlite3.Connection, run_id: str, key: str, value: Any) -> No
     conn.execute(
         "INSERT INTO annotations (run_id, key, value, is_append, written_at) "
         "VALUES (?, ?, ?, 1, ?)",
-        (run_id, key, json.dumps(value, sort_keys=True, default=str), time.time()),
+        (run_id, key, json_text(value), time.time()),
     )
 
 
@@ -1387,6 +1396,7 @@ def _like_prefix(ref: str) -> str:
 def _replace_components(
     conn: sqlite3.Connection, run_id: str, components: Sequence[ComponentEnergy]
 ) -> None:
+    components = valid(list(components))
     conn.executemany(
         "INSERT OR REPLACE INTO components (run_id, component, energy_j, machine_energy_j, "
         "band_j, method, meter, source, info) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1400,7 +1410,7 @@ def _replace_components(
                 c.method,
                 c.meter,
                 c.source,
-                json.dumps(c.info, sort_keys=True, default=str),
+                json_text(c.info),
             )
             for c in components
         ],

@@ -408,6 +408,69 @@ class RunStoreContract:
         assert by_user == {"ana": (1, 100.0, 2.0, 10.0), None: (1, 50.0, 1.0, 5.0),
                            "bo": (1, 100.0, 2.0, 10.0)}  # fmt: skip
 
+    def test_text_that_is_not_valid_unicode_is_recorded_escaped(
+        self, store: BaseRunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # os.fsdecode(b"a\xff") is "a\udcff" (a lone surrogate, as for a filename that is
+        # not UTF-8): no SQL ledger can hold it, yet the run is recorded with it written
+        # as the escape a reader can see: a\xff (the byte), \ud800 (any other surrogate).
+        from wattwise.store import Spool, read_spool
+
+        odd, shown = "a\udcff", "a\\xff"
+        part = ComponentEnergy(odd, 1.0, 1.0, None, "counter", odd, odd, {odd: [odd]})
+        run = make_run(name=odd, tags=[odd, "ok"], params={odd: odd}, region=odd,
+                       components=[part])  # fmt: skip
+        run.record["command"] = ["python", odd, "\ud800x", "é\U0001f600"]
+        run.record["job"] = {"id": odd}
+        store.insert_run(run)
+        assert run.name == odd  # the caller's record is left as it is
+        got = store.get_run(run.id)
+        assert (got.name, got.tags, got.params, got.region) == (shown, [shown, "ok"],
+                                                                {shown: shown}, shown)
+        assert got.record["command"] == ["python", shown, "\\ud800x", "é\U0001f600"]
+        assert got.job_id == shown
+        assert [(c.component, c.meter, c.source, c.info) for c in got.components] == [
+            (shown, shown, shown, {shown: [shown]})]  # fmt: skip
+        assert [r.id for r in store.list_runs(job_id=shown)] == [run.id]
+        assert [r.group for r in store.aggregate(group_by="tag")] == sorted([shown, "ok"])
+
+        store.flush_run(run.id, {"name": odd + "2", "tags": [odd]},
+                        samples=[(0.5, odd, 10.0, 5.0)], metrics=[(0, odd, 1.0, 2.0)])  # fmt: skip
+        store.annotate_run(run.id, odd, [odd])
+        assert store.put_artifact(run.id, odd, b"diff") == store.artifacts(run.id)[0]["sha256"]
+        store.add_reuse(ReuseEvent(1.0, "k" * 64, odd, odd, run.id, 1.0, 0.1, 1.0, "measured",
+                                   odd, odd))  # fmt: skip
+        got = store.get_run(run.id)
+        assert (got.name, got.tags, got.record[shown]) == (shown + "2", [shown], [shown])
+        assert store.samples(run.id) == [(0.5, shown, 10.0, 5.0)]
+        assert store.metrics(run.id) == [(0, shown, 1.0, 2.0)]
+        assert [a["name"] for a in store.artifacts(run.id)] == [shown]
+        assert store.get_artifact(run.id, shown) == b"diff"
+        (hit,) = store.reuse_events()
+        assert (hit.function, hit.producer_run_id, hit.basis, hit.cache_url) == (
+            shown, shown, shown, shown)  # fmt: skip
+
+        # A spooled run (the spool is JSON, which keeps the surrogate) merges the same way.
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+        later = make_run(name=odd)
+        spool = Spool(store.path, later.id, dataclasses.asdict(later), prefer_local=True)
+        path = spool.append({"fields": {"name": odd, "heartbeat_at": later.started_at + 1},
+                             "metrics": [[1, odd, 3.0, 4.0]]}, reason=odd)  # fmt: skip
+        spool.close()
+        spooled = read_spool(path)
+        assert spooled is not None
+        assert store.merge_spooled(spooled) == 1
+        assert store.get_run(later.id).name == shown
+        assert store.metrics(later.id) == [(1, shown, 3.0, 4.0)]
+
+        # A read with such text finds nothing, in one line: it never crashes.
+        try:
+            found = store.list_runs(user=odd)
+        except StoreError as err:
+            assert "\n" not in str(err)
+        else:
+            assert found == []
+
     # -- listing, paging, aggregation --------------------------------------------------
 
     def _team(self, store: BaseRunStore) -> list[RunRecord]:
