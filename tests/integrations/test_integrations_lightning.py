@@ -68,7 +68,8 @@ def _loader(n: int = 64) -> Any:
 def _trainer(callback: Any, epochs: int = 1) -> Any:
     return pl.Trainer(
         max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],
+        enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[callback] if callback is not None else [],
         log_every_n_steps=1, num_sanity_val_steps=0,
     )  # fmt: skip
 
@@ -160,3 +161,19 @@ def test_a_failing_fit_ends_the_callback_run_failed_at_once(fail_in: str, steps:
     (again,) = [r for r in open_store().list_runs() if r.id != run.id]
     assert again.status is RunStatus.FINISHED and again.record["flops"]["steps"] == 4
     assert open_store().get_run(run.id).status is RunStatus.FAILED
+
+
+def test_the_callback_changes_nothing_in_a_fit_that_succeeds() -> None:
+    from wattwise.integrations.lightning import WattwiseCallback
+
+    torch.manual_seed(0)
+    plain = Tiny()
+    _trainer(None, epochs=2).fit(plain, _loader(), _loader(32))
+    torch.manual_seed(0)
+    watched = Tiny()
+    _trainer(WattwiseCallback(name="same-fit"), epochs=2).fit(watched, _loader(), _loader(32))
+    assert watched.losses == plain.losses  # every step's loss, as computed
+    mine, theirs = watched.state_dict(), plain.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    (run,) = open_store().list_runs()
+    assert run.status is RunStatus.FINISHED

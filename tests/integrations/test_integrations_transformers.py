@@ -241,6 +241,24 @@ def test_a_failure_anywhere_in_train_ends_the_run_failed_at_once(
     assert _watched_names(trainer) == set()
 
 
+@pytest.mark.parametrize("where", ["data", "eval"])
+def test_the_older_trainers_failure_paths_see_it_too(
+    tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Trainer without ``_run_epoch`` (the loop inline) gets the second group wrapped:
+    here the installed Trainer's own methods of those names."""
+    from wattwise.integrations import transformers as integration
+
+    monkeypatch.setattr(integration, "FAILURE_PATHS", integration.FAILURE_PATHS[1:])
+    trainer, failing = _failing_trainer(tmp_path, where, add=True)
+    with pytest.raises(FloatingPointError) as caught:
+        trainer.train()
+    assert caught.value is failing.raised[0]
+    (run,) = open_store().list_runs()
+    assert run.status is RunStatus.FAILED and run.energy_j > 0
+    assert failing.where in run.record["error"] and _watched_names(trainer) == set()
+
+
 def test_the_callback_changes_nothing_in_a_training_that_succeeds(tmp_path: Path) -> None:
     from wattwise.integrations.transformers import WattwiseCallback
 

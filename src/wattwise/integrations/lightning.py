@@ -7,9 +7,12 @@
     with wattwise.track("fit"):
         L.Trainer(callbacks=[WattwiseCallback()]).fit(model, data)
 
-Without an active run the callback starts one for the fit and finishes it (failed if the
-fit raises). Metrics are logged at Lightning's step (``trainer.global_step``, optimiser
-steps); FLOPs and the energy per step are per training batch.
+Without an active run the callback starts one for the fit and finishes it. If the fit
+raises (in training, validation, the data, a callback), Lightning calls ``on_exception``:
+the run ends ``failed`` at once, with the energy measured, the steps trained and the
+error, and Lightning re-raises the exception unchanged (on ``KeyboardInterrupt`` it shuts
+down and exits). Metrics are logged at Lightning's step (``trainer.global_step``,
+optimiser steps); FLOPs and the energy per step are per training batch.
 
 What goes into the run, each value once, at the step Lightning logs it at:
 
@@ -116,7 +119,7 @@ class WattwiseCallback(pl.Callback):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        """Finish a run the callback started as failed."""
+        """The fit raised: a run the callback started ends failed, with its energy."""
         self.recorder.end(error=exception)
 
 

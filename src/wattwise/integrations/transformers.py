@@ -20,8 +20,10 @@ or logging then ends a run the callback started ``failed`` at once, with the ene
 measured and the error (in a notebook too, where the process lives on), and the exception
 goes on unchanged: the same object, its traceback with one more frame (the wrapper's).
 Given in ``callbacks=[...]``, the callback also wraps that Trainer's ``train``, which sees
-anything else ``train()`` raises. An out-of-memory error that ``auto_find_batch_size``
-retries with a smaller batch is not a failure: the retry goes on in the same run.
+anything else ``train()`` raises; added with ``add_callback``, a failure no wrapper sees
+(another callback's ``on_train_begin``) ends the run ``failed`` at the next ``train()`` or
+at the process's exit. An out-of-memory error that ``auto_find_batch_size`` retries with a
+smaller batch is not a failure: the retry goes on in the same run.
 
 It also wraps ``create_model_card`` (which ``push_to_hub`` calls): the card's header gets
 ``co2_eq_emissions`` for the run (grams, fixed-point). A hook never raises into training
