@@ -99,6 +99,75 @@ def claim_shared(key: tuple[Any, ...], run_id: str) -> tuple[SharedCapture, bool
         return entry, True
 
 
+@dataclasses.dataclass(frozen=True)
+class HandedCapture:
+    """A study's capture as its driver hands it to a local worker process (picklable).
+
+    Attributes:
+        study_id: The study.
+        where: The rest of the capture's key, the process left out: working directory,
+            command line, diff settings (a trial whose own differ captures its own).
+        run_id: The run that captured (the driver).
+        found: What the capture found.
+        hardware: This machine's hardware.
+        captured_at: When the capture ended (epoch seconds).
+    """
+
+    study_id: str
+    where: tuple[Any, ...]
+    run_id: str
+    found: Capture
+    hardware: dict[str, Any]
+    captured_at: float
+
+
+def hand_off_study_capture(study_id: str, *, wait_s: float = 0.0) -> HandedCapture | None:
+    """The capture made in this process for study ``study_id`` (by its driver), for
+    worker processes on this machine; None when there is none (or it failed).
+
+    Args:
+        study_id: The study's id (its driver run's).
+        wait_s: How long to wait for a capture under way (workers start meanwhile).
+    """
+    pid = os.getpid()
+    with _shared_lock:
+        entries = [(k, e) for k, e in _shared.items() if k[0] == study_id and k[1] == pid]
+    for key, entry in entries:
+        entry.done.wait(wait_s)
+        if entry.ready() and entry.found is not None and entry.hardware is not None:
+            return HandedCapture(study_id, key[2:], entry.run_id, entry.found,
+                                 entry.hardware, entry.captured_at)  # fmt: skip
+    return None
+
+
+def adopt_study_capture(handed: HandedCapture) -> bool:
+    """In a worker process on the driver's machine: let the study's trials here copy the
+    driver's capture rather than make their own (see the module doc).
+
+    Only when this process runs the interpreter the capture describes (its packages); a
+    capture this process already made for the study is kept.
+
+    Returns:
+        Whether it was taken (False: this process runs another interpreter, or has a
+        capture of its own for the study, made or under way).
+    """
+    environment = handed.found.record.get("environment") or {}
+    if environment.get("executable") != sys.executable:
+        return False
+    key = (handed.study_id, os.getpid(), *handed.where)
+    with _shared_lock:
+        entry = _shared.get(key)
+        if entry is not None and not (entry.done.is_set() and entry.found is None):
+            return False  # this process's own, made or under way
+        entry = _shared[key] = SharedCapture(handed.run_id)
+        entry.found, entry.hardware = handed.found, copy_json(handed.hardware)
+        entry.captured_at = handed.captured_at
+        entry.done.set()
+        while len(_shared) > SHARED_STUDIES:
+            del _shared[next(iter(_shared))]
+    return True
+
+
 def peek_shared(key: tuple[Any, ...]) -> SharedCapture | None:
     """The study's shared capture if it has ended with a result, else None."""
     with _shared_lock:

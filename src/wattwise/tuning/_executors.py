@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wattwise.exceptions import InvalidParameterError, SearchError
-from wattwise.tracking import adopt_observers, current_run, hand_off_observers
+from wattwise.tracking import (
+    HandedCapture,
+    adopt_observers,
+    adopt_study_capture,
+    current_run,
+    hand_off_observers,
+    hand_off_study_capture,
+)
 from wattwise.tuning._records import RayPlacement
 from wattwise.tuning._tree import StudyTree
 from wattwise.tuning._trial import execute_trial, portable_error
@@ -211,6 +218,9 @@ def _process_worker(
         if spec is None:
             return
         adopt_observers(spec.get("observers"))  # MLflow: the trial nests under the study
+        handed = spec.pop("capture", None)
+        if isinstance(handed, HandedCapture):  # the driver's capture: not made again here
+            adopt_study_capture(handed)
         outcome = execute_trial(objective, spec, channel, run_options)
         exc = outcome.get("exception")
         if exc is not None:
@@ -224,6 +234,13 @@ class _Proc:
     process: Any
     conn: Connection
     number: int | None = None
+    #: The study's environment capture was sent to it (once per worker process).
+    has_capture: bool = False
+
+
+#: How long a worker's first trial waits for the driver's capture of the environment
+#: (git, packages, hardware: the same machine and interpreter), which its trials then copy.
+CAPTURE_WAIT_S = 2.0
 
 
 class ProcessPool:
@@ -289,7 +306,16 @@ class ProcessPool:
         """Send a trial to the first free worker."""
         proc = next(p for p in self._procs if p.number is None)
         proc.number = int(spec["number"])
-        proc.conn.send({**spec, "observers": hand_off_observers(str(spec["study_id"]))})
+        spec = {**spec, "observers": hand_off_observers(str(spec["study_id"]))}
+        if not proc.has_capture:  # its first trial: the driver's environment capture too
+            proc.has_capture = True
+            try:  # waited for while the worker starts; a worker without it captures its own
+                handed = hand_off_study_capture(str(spec["study_id"]), wait_s=CAPTURE_WAIT_S)
+            except Exception:
+                handed = None
+            if handed is not None:
+                spec["capture"] = handed
+        proc.conn.send(spec)
 
     def _replace(self, proc: _Proc) -> None:
         proc.conn.close()
