@@ -23,6 +23,11 @@ from wattwise.tracking._active import (
     seed_everything,
     use_data,
 )
+from wattwise.tracking._capture import (
+    HandedCapture,
+    adopt_study_capture,
+    hand_off_study_capture,
+)
 from wattwise.tracking._command import run_command
 from wattwise.tracking._kind import RunKind, register_run_kind, run_kind
 from wattwise.tracking._observe import (
@@ -49,6 +54,7 @@ from wattwise.tracking._writer import strict_from_env
 __all__ = [
     "ATTRIBUTION",
     "EnergyPrediction",
+    "HandedCapture",
     "LiveComponent",
     "LiveSample",
     "ParentRun",
@@ -61,9 +67,11 @@ __all__ = [
     "active_run",
     "add_run_observer",
     "adopt_observers",
+    "adopt_study_capture",
     "conformal_quantile",
     "current_run",
     "hand_off_observers",
+    "hand_off_study_capture",
     "log",
     "predict_energy",
     "register_run_kind",
