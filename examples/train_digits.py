@@ -60,7 +60,7 @@ def train(epochs: int, lr: float, width: int, weight_decay: float, seed: int) ->
         if tracked:
             import wattwise
 
-            wattwise.log(step=epoch, val_acc=acc, loss=float(loss))
+            wattwise.log(step=epoch, val_acc=acc, loss=loss.item())
     return acc
 
 
