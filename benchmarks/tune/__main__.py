@@ -23,7 +23,6 @@ defaults are checked on medians over seeds and workloads.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -121,32 +120,6 @@ def set_targets(results: list[m.SearchResult]) -> None:
             r.energy_to_target_j = energy_to_target(r, workload, workload.threshold(best_any))
 
 
-class _WarmUpDoneError(Exception):
-    """Ends a warm-up training after its first report."""
-
-
-def warm_up(names: list[str]) -> None:
-    """One step of each workload's training, outside any measured run.
-
-    A process's first training pays one-time costs (about 5 J here with the CPU model: the
-    libraries' first forward and backward passes), which would otherwise land on whichever
-    method's first trial comes first.
-    """
-    import optuna
-
-    def stop(value: float, step: int) -> None:
-        raise _WarmUpDoneError
-
-    for name in names:
-        workload = WORKLOADS[name]
-        workload.load()
-        params = workload.suggest(
-            optuna.create_study(sampler=optuna.samplers.RandomSampler(0)).ask()
-        )
-        with contextlib.suppress(_WarmUpDoneError):
-            workload.train(params, 0, stop)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the searches, print the tables, check the targets."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.tune", description=__doc__)
@@ -208,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tmp = tempfile.mkdtemp(prefix="wattwise-tune-bench-")
     store = args.store or os.path.join(tmp, "ledger.db")
-    warm_up(names)
+    m.warm_up(names)
     started = time.perf_counter()
     print(
         f"{len(names)} workloads x {seeds} seeds x {len(methods)} methods, {n_trials} trials "

@@ -9,6 +9,7 @@ inside its Ray worker, which reports its energy so far with every result.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.tune.workloads import MAX_STEPS, Workload
+from benchmarks.tune.workloads import MAX_STEPS, WORKLOADS, Workload
 
 
 @dataclasses.dataclass
@@ -150,6 +151,39 @@ def run_optuna(
     )  # fmt: skip
 
 
+#: Workloads whose training already ran once in this process.
+_WARM: set[str] = set()
+
+
+class _WarmUpDoneError(Exception):
+    """Ends a warm-up training after its first report."""
+
+
+def warm_up(names: list[str]) -> None:
+    """One step of each workload's training, outside any measured run.
+
+    A process's first training step costs about 2.5 s of CPU here (60x a later one: the
+    libraries' first forward and backward passes), which would otherwise land on whichever
+    method's first trial comes first, and on each Ray worker's first trial.
+    """
+    import optuna
+
+    def stop(value: float, step: int) -> None:
+        raise _WarmUpDoneError
+
+    for name in names:
+        if name in _WARM:
+            continue
+        _WARM.add(name)
+        workload = WORKLOADS[name]
+        workload.load()
+        params = workload.suggest(
+            optuna.create_study(sampler=optuna.samplers.RandomSampler(0)).ask()
+        )
+        with contextlib.suppress(_WarmUpDoneError):
+            workload.train(params, 0, stop)
+
+
 def _ray_trainable(workload_name: str, seed: int, store: str) -> Any:
     def trainable(config: dict[str, Any]) -> None:
         from benchmarks.tune.workloads import WORKLOADS
@@ -159,6 +193,7 @@ def _ray_trainable(workload_name: str, seed: int, store: str) -> Any:
 
         workload = WORKLOADS[workload_name]
         workload.load()  # data loaded (and torch imported) before the trial's run, as inline
+        warm_up([workload_name])  # once per worker process, as the driver does in process
         with wattwise.track(f"ray-{workload_name}", store=store, kind="trial",
                             emit_warnings=False) as run:  # fmt: skip
 
