@@ -1,27 +1,37 @@
 # Two commands do all set-up on a fresh machine with Python 3.11 and pip:
 #   make demo   - trains a small model under `wattwise run` and prints its footprint
-#   make test   - lint, type-check, the documentation site and the whole test suite
+#   make test   - lint, type-check, the documentation site and the whole test suite (the
+#                 Debian packages its tests use are installed meanwhile, where missing and root)
 #   make docs   - serve the documentation site on http://127.0.0.1:8000
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The CPU build of PyTorch; an unpinned torch would pull a multi-GB CUDA build.
+# The CPU build of PyTorch; an unpinned torch would pull a multi-GB CUDA build. It is
+# installed in the same pip run as the extras (one resolution), pinned there.
 TORCH := torch==2.13.0
+# pytest-xdist workers of `make test` (0: none, the suite runs in pytest's own process). The
+# tests are grouped by file, one SLURM and one Ray cluster at a time (tests/conftest.py).
+PYTEST_WORKERS ?= 0
+# pip byte-compiles each wheel's files in its one process; compileall does the same on every
+# core. Like pip, it skips a file that does not compile (a package's template or sample); and
+# whatever it leaves, Python compiles on first import.
+PIP_INSTALL := $(BIN)/pip install -q --no-compile
+COMPILE := $(BIN)/python -m compileall -qq -j0 $(VENV)/lib >/dev/null || true
 
-.PHONY: demo test lint docs docs-build browser postgres slurm clean
+.PHONY: demo test checks lint docs docs-build system-packages browser postgres slurm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.demo-deps: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[torch,optuna]'
+	$(PIP_INSTALL) $(TORCH) -e '.[torch,optuna]'
+	$(COMPILE)
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[dev,all]'
+	$(PIP_INSTALL) $(TORCH) -e '.[dev,all]'
+	$(COMPILE)
 	# amdsmi's source (not installed: without ROCm it breaks 'import ray'), for the check
 	# that the fake amdsmi follows the real package's names and signatures.
 	$(BIN)/pip download -q --no-deps amdsmi==7.0.2 -d $(VENV)/wheels || \
@@ -61,6 +71,25 @@ docs-build: $(VENV)/.docs-deps
 docs: $(VENV)/.docs-deps
 	$(BIN)/mkdocs serve
 
+# The Debian packages of the three targets below, in one apt-get run (one update, one
+# install) for all that are missing; then each target checks its own and says what will skip.
+system-packages:
+	@missing=""; \
+	{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || \
+	  missing="$$missing chromium chromium-driver"; \
+	{ ls /usr/lib/postgresql/*/bin/initdb || command -v initdb; } >/dev/null 2>&1 || \
+	  missing="$$missing postgresql"; \
+	{ command -v slurmctld && command -v slurmd && command -v munged && \
+	  command -v slurmdbd && command -v mariadbd; } >/dev/null 2>&1 || \
+	  missing="$$missing slurm-wlm munge slurmdbd mariadb-server"; \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "apt-get install$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    $$missing >/dev/null) || echo "apt-get could not install them all: trying one by one"; \
+	fi
+	@$(MAKE) --no-print-directory browser && $(MAKE) --no-print-directory postgres && \
+	  $(MAKE) --no-print-directory slurm
+
 # Headless Chromium for the HTML report test (Debian packages). Where they cannot be
 # installed (no root, no apt), the browser test skips and says why.
 browser:
@@ -98,8 +127,16 @@ slurm:
 	  echo "WARNING: could not install slurm-wlm, munge, slurmdbd and mariadb-server: the SLURM tests will skip (or run without sacct)"; \
 	else echo "WARNING: SLURM is missing and cannot be installed here (needs root and apt): the SLURM tests will skip"; fi
 
-test: lint docs-build browser postgres slurm
-	AMDSMI_WHEEL="$$(ls $(CURDIR)/$(VENV)/wheels/amdsmi-*.whl 2>/dev/null | head -1)" $(BIN)/python -m pytest
+# The Python set-up and checks (pip is one process, lint and the docs build follow it) while
+# apt-get installs the system packages: two jobs, then the suite on $(PYTEST_WORKERS) workers.
+test:
+	@$(MAKE) --no-print-directory -j2 checks system-packages
+	AMDSMI_WHEEL="$$(ls $(CURDIR)/$(VENV)/wheels/amdsmi-*.whl 2>/dev/null | head -1)" \
+	  $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+# lint, then the docs build (one after the other: both may pip install into the venv)
+checks: lint
+	@$(MAKE) --no-print-directory docs-build
 
 clean:
 	rm -rf $(VENV) .wattwise build *.egg-info

@@ -9,6 +9,29 @@ import pytest
 # asks for them (they skip, saying why, where PostgreSQL is not installed).
 from pg_support import pg_cluster, pg_url  # noqa: F401
 
+# `make test` runs the suite on pytest-xdist workers with --dist loadgroup: each test file is
+# one group (it stays on one worker, in order, so a module-scoped fixture is made once), and
+# the tests that start a server of a kind that must not run twice at once on one machine share
+# a group: one SLURM cluster (tests/slurm/) and one local Ray cluster (marker `ray`) at a time.
+SLURM_TESTS = "tests/slurm/"
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def xdist_group_of(item: pytest.Item) -> str:
+    """The xdist group of a test: ``ray``, ``slurm``, else its file's path."""
+    if item.get_closest_marker("ray") is not None:
+        return "ray"
+    try:
+        name = item.path.resolve().relative_to(_REPO).as_posix()
+    except ValueError:  # a test outside this repository (pytest given another path)
+        return item.path.as_posix()
+    return "slurm" if name.startswith(SLURM_TESTS) else name
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item)))
+
 
 @pytest.fixture(autouse=True)
 def isolated_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
