@@ -259,10 +259,17 @@ class MlflowObserver(RunObserver):
             follower.logged(step, metrics)
 
     def ended(self, run: Run, result: RunResult) -> None:
-        """Queue ``run``'s totals and final tags; the writer ends a run wattwise made."""
+        """Queue ``run``'s totals and final tags; the writer ends a run wattwise made.
+
+        A trial in a worker process (its study handed off) waits for its writes, at most
+        :data:`EXIT_WAIT_S`: its run has ended, no user code waits on this thread, and the
+        worker may be killed as soon as the driver has the outcome (Ray's actors are).
+        """
         follower = _followers.pop(run.id, None)
         if follower is not None:
             follower.ended(result)
+            if follower.handed:
+                follower.join(EXIT_WAIT_S)
 
     def closing(self) -> None:
         """Wait (at most :data:`EXIT_WAIT_S`) for the writes still queued."""
@@ -349,6 +356,8 @@ class MlflowFollower:
         #: Whether wattwise made the MLflow run (it logs every metric and ends it).
         self.owned = run_id is None
         self._parent = parent
+        #: Whether the parent was handed to this (worker) process by a study's driver.
+        self.handed = isinstance(parent, tuple)
         self.ready = threading.Event()
         self.waited = False
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -405,6 +414,10 @@ class MlflowFollower:
         )  # fmt: skip
         self._queue.put(("end", (totals, tags, result.status)))
         self._say_error()
+
+    def join(self, timeout_s: float) -> None:
+        """Wait (at most ``timeout_s``) for the writer thread to finish."""
+        self._thread.join(timeout_s)
 
     # -- the writer thread ------------------------------------------------------------
 

@@ -27,7 +27,8 @@ The contract: an observer watches, it never harms the job.
 
 * **Never block.** Each event must return at once: hand slow work (a file, a network
   write) to a thread of your own. Reading the run (``run.snapshot()``, ``run.record``) is
-  fine; ``closing()`` may wait, briefly (a few seconds at most), for work it queued.
+  fine; ``closing()`` may wait, briefly (a few seconds at most), for work it queued, and so
+  may ``ended()`` for a trial in a worker process, where no user code waits any more.
 * **Never raise into the run.** An exception from an event is caught, said once in the
   run's warnings, and the observer is dropped: it hears nothing more, of any run. The run
   goes on (also with ``strict=True``: strict is about the measurement, not its watchers).
