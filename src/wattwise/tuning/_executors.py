@@ -267,6 +267,7 @@ class ProcessPool:
         self._ctx = multiprocessing.get_context("spawn")
         self._procs: list[_Proc] = []
         self._tree: StudyTree | None = None
+        self._capture_wait_s = CAPTURE_WAIT_S
         try:
             pickle.dumps((ref, run_options))
         except Exception as err:
@@ -309,8 +310,9 @@ class ProcessPool:
         spec = {**spec, "observers": hand_off_observers(str(spec["study_id"]))}
         if not proc.has_capture:  # its first trial: the driver's environment capture too
             proc.has_capture = True
+            wait_s, self._capture_wait_s = self._capture_wait_s, 0.0  # once per pool
             try:  # waited for while the worker starts; a worker without it captures its own
-                handed = hand_off_study_capture(str(spec["study_id"]), wait_s=CAPTURE_WAIT_S)
+                handed = hand_off_study_capture(str(spec["study_id"]), wait_s=wait_s)
             except Exception:
                 handed = None
             if handed is not None:
