@@ -4,8 +4,8 @@ see the training's exceptions without changing them.
 :func:`never_raise` guards a hook. :class:`FailureWatch` wraps, on the instance, the methods
 a training's failure passes through (a framework calls no hook when training raises), so a
 run can end ``failed`` at the moment it fails: the exception goes on unchanged (the same
-object, its traceback with one more frame, the wrapper's), and nothing of wattwise's replaces
-it, whatever ``WATTWISE_STRICT`` says.
+object, its traceback with a frame more for each wrapper it passed), and nothing of
+wattwise's replaces it, whatever ``WATTWISE_STRICT`` says.
 """
 
 from __future__ import annotations

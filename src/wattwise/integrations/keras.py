@@ -16,7 +16,7 @@ step: forward, loss, backward, optimiser, metrics; with JAX and TensorFlow it al
 the batch) and ``evaluate`` (the validation at epoch ends); ``on_train_end`` puts them back.
 A failure there ends a run the callback started ``failed`` at once, with the energy measured
 and the error (in a notebook too), and the exception goes on unchanged: the same object,
-its traceback with one more frame (the wrapper's); the end of the data, which ``fit``
+its traceback with a frame more (the wrapper's); the end of the data, which ``fit``
 catches, is no failure. A failure elsewhere (with PyTorch, the
 input data, read outside the step; another callback) is not seen: such a run ends
 ``failed`` at the next ``fit`` with this callback, or at the process's exit; inside

@@ -18,7 +18,7 @@ the callback wraps, on that Trainer instance, the methods a failure passes throu
 forward, loss or backward pass, the optimiser step, a callback, evaluation, checkpointing
 or logging then ends a run the callback started ``failed`` at once, with the energy
 measured and the error (in a notebook too, where the process lives on), and the exception
-goes on unchanged: the same object, its traceback with one more frame (the wrapper's).
+goes on unchanged: the same object, its traceback with a frame more per wrapper passed.
 Given in ``callbacks=[...]``, the callback also wraps that Trainer's ``train``, which sees
 anything else ``train()`` raises; added with ``add_callback``, a failure no wrapper sees
 (another callback's ``on_train_begin``) ends the run ``failed`` at the next ``train()`` or
