@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from wattwise import __version__
+from wattwise.cache._booking import book
 from wattwise.cache._cache import (
     ArtifactCache,
     EntryInfo,
@@ -193,13 +194,19 @@ def _around(run: Run, call: Callable[[], R], how: str) -> tuple[R, dict[str, Any
 
 
 def _record_hit(cache: ArtifactCache, info: EntryInfo) -> None:
-    """Book the energy a hit avoided in the ledger of the current run (or project)."""
-    from wattwise.store import ReuseEvent, open_store
+    """Book the energy a hit avoided in the ledger of the current run (or project).
+
+    The row is written by the booking thread (:mod:`wattwise.cache._booking`): a ledger
+    that hangs or is locked never holds the hit up.
+    """
+    from wattwise.store import BaseRunStore, ReuseEvent, open_store
     from wattwise.tracking import ParentRun, Run, RunState, active_run
 
     cost = info.cost
     energy = max(0.0, float(cost.get("energy_j") or 0.0))
     run = active_run()
+    store: BaseRunStore | None = None  # the run's, else opened (and closed) on the thread
+    parent: ParentRun | None = None
     try:
         if isinstance(run, Run) and run.state is RunState.RUNNING:
             from wattwise.carbon import operational_co2e_g
@@ -210,7 +217,7 @@ def _record_hit(cache: ArtifactCache, info: EntryInfo) -> None:
                 f"{run.location.zone}) and PUE {run.pue.value:g}"
             )
             consumer: str | None = run.id
-            store, owned = run.store, False
+            store = run.store
         else:
             co2e = float(cost.get("co2e_g") or 0.0)
             basis = (
@@ -219,8 +226,6 @@ def _record_hit(cache: ArtifactCache, info: EntryInfo) -> None:
             )
             parent = run if isinstance(run, ParentRun) else None  # the wattwise-run command's
             consumer = parent.id if parent is not None else None
-            store = parent.open_store() if parent is not None else open_store(None)
-            owned = True
         event = ReuseEvent(
             at=time.time(), cache_key=info.key, function=info.function,
             producer_run_id=cost.get("producer_run_id"), consumer_run_id=consumer,
@@ -229,13 +234,27 @@ def _record_hit(cache: ArtifactCache, info: EntryInfo) -> None:
             method=f"{cost.get('method', 'unknown')}; {cost.get('how', '')}".strip("; "),
             basis=basis, cache_url=cache.location,
         )  # fmt: skip
-        try:
-            store.add_reuse(event)
-        finally:
-            if owned:
-                store.close()
     except WattwiseError as err:  # the hit is still good; only its booking failed
         logger.warning("wattwise: could not record a cache hit in the ledger: %s", err)
+        return
+    start: str | None = None  # the project's ledger is the one of the folder we are in now
+    if store is None and parent is None:
+        try:
+            start = os.getcwd()
+        except OSError:  # the working directory is gone: open_store says so, on the thread
+            start = None
+
+    def write() -> None:
+        if store is not None:
+            store.add_reuse(event)
+            return
+        opened = parent.open_store() if parent is not None else open_store(None, start=start)
+        try:
+            opened.add_reuse(event)
+        finally:
+            opened.close()
+
+    book(write, what=f"a hit of {info.function}")
 
 
 @overload
