@@ -19,6 +19,13 @@ keras = pytest.importorskip(
 pytestmark = pytest.mark.torch
 
 
+@pytest.fixture
+def model_meters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs the callbacks start measure with the model meters, which every machine has:
+    DRAM's is a constant power, so even a run of a few milliseconds has energy > 0."""
+    monkeypatch.setenv("WATTWISE_METERS", "cpu-model,dram-model")
+
+
 def _model() -> Any:
     """A tiny classifier built from its layers (no download)."""
     keras.utils.set_random_seed(0)
@@ -156,6 +163,7 @@ def traceback_filtering(request: pytest.FixtureRequest) -> Any:
         keras.config.disable_traceback_filtering()
 
 
+@pytest.mark.usefixtures("model_meters")
 @pytest.mark.parametrize(
     ("where", "at", "training", "traceback_filtering"),
     [("a training step", 5, True, False), ("the validation", 2, False, False),
@@ -216,6 +224,7 @@ class FailingBatches(keras.utils.PyDataset):  # type: ignore[misc]
         return self.x[i * 16:(i + 1) * 16], self.y[i * 16:(i + 1) * 16]
 
 
+@pytest.mark.usefixtures("model_meters")
 def test_a_failure_in_the_input_data_ends_the_run_at_the_next_fit() -> None:
     """With PyTorch the data is read outside the step: the callback does not see it fail."""
     from wattwise.integrations.keras import UNSEEN, WattwiseCallback

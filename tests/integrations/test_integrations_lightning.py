@@ -23,6 +23,13 @@ pytestmark = [
 ]
 
 
+@pytest.fixture
+def model_meters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs the callbacks start measure with the model meters, which every machine has:
+    DRAM's is a constant power, so even a run of a few milliseconds has energy > 0."""
+    monkeypatch.setenv("WATTWISE_METERS", "cpu-model,dram-model")
+
+
 class Tiny(pl.LightningModule):  # type: ignore[misc]
     def __init__(self, fail_at: int | None = None, fail_in: str = "training") -> None:
         super().__init__()
@@ -138,6 +145,7 @@ def test_callback_starts_and_finishes_a_run_when_there_is_none() -> None:
     assert flops["flops_total"] == 4096 and "2 of 4 steps measured" in flops["extrapolation"]
 
 
+@pytest.mark.usefixtures("model_meters")
 @pytest.mark.parametrize(("fail_in", "steps"), [("training", 1), ("validation", 4)])
 def test_a_failing_fit_ends_the_callback_run_failed_at_once(fail_in: str, steps: int) -> None:
     from wattwise.integrations.lightning import WattwiseCallback

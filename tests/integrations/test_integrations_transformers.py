@@ -20,6 +20,13 @@ pytest.importorskip(
 pytestmark = pytest.mark.torch
 
 
+@pytest.fixture
+def model_meters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs the callbacks start measure with the model meters, which every machine has:
+    DRAM's is a constant power, so even a run of a few milliseconds has energy > 0."""
+    monkeypatch.setenv("WATTWISE_METERS", "cpu-model,dram-model")
+
+
 class RandomTokens(torch.utils.data.Dataset):  # type: ignore[misc]
     """24 random sequences of 12 token ids, labels alternate: no download."""
 
@@ -206,6 +213,7 @@ def _failing_trainer(tmp_path: Path, where: str, *, add: bool) -> tuple[Any, Fai
     return trainer, failing
 
 
+@pytest.mark.usefixtures("model_meters")
 @pytest.mark.parametrize(
     ("where", "add"),
     [("data", True), ("loss", True), ("eval", True), ("callback", True), ("loss", False)],
@@ -241,6 +249,7 @@ def test_a_failure_anywhere_in_train_ends_the_run_failed_at_once(
     assert _watched_names(trainer) == set()
 
 
+@pytest.mark.usefixtures("model_meters")
 @pytest.mark.parametrize("where", ["data", "eval"])
 def test_the_older_trainers_failure_paths_see_it_too(
     tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
@@ -281,6 +290,7 @@ class RaisesAtTrainBegin(transformers.TrainerCallback):  # type: ignore[misc]
         raise ValueError(msg)
 
 
+@pytest.mark.usefixtures("model_meters")
 @pytest.mark.parametrize("add", [False, True])
 def test_a_failure_no_wrapper_sees(tmp_path: Path, add: bool) -> None:
     """Another callback's on_train_begin, after ours: seen by train()'s wrapper when the
