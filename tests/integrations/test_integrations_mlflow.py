@@ -291,3 +291,46 @@ def test_live_and_exported_runs_carry_the_same_names(tracking_uri: str,
     band = run.result.energy_band_j / run.result.energy_j  # the meter's own band
     for step, value in live_series.items():
         assert exported_series[step] == pytest.approx(value, rel=max(band, 0.2))
+
+
+def test_a_tracking_server_that_never_answers_holds_neither_the_job_nor_its_exit(
+    tmp_path: Path,
+) -> None:
+    """A server that takes a connection and never replies (MLflow would wait 600 s on the
+    request): the job logs on while MLflow hangs, ends, and exits, its run in the ledger."""
+    import socket
+
+    go = tmp_path / "go"
+    code = (
+        "import pathlib, time, wattwise\n"
+        "from wattwise.testing import FakeMeter\n"
+        f"go = pathlib.Path({str(go)!r})\n"
+        "with wattwise.track('hung', meters=[FakeMeter({'cpu:0': 5.0})],\n"
+        "                    interval_s=0.05) as run:\n"
+        "    step = 0\n"
+        "    while not go.exists():  # until MLflow's request is stuck in the server\n"
+        "        run.log(step=step, loss=1.0 / (step + 1))\n"
+        "        step += 1\n"
+        "        time.sleep(0.05)\n"
+        "    for more in range(step, step + 5):  # and on, while it hangs\n"
+        "        run.log(step=more, loss=0.1)\n"
+        "print('done', run.result.status, run.result.energy_j > 0, flush=True)\n"
+    )
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        hung.settimeout(240)
+        env = {**os.environ, "WATTWISE_MLFLOW": "1", "WATTWISE_REGION": "FR",
+               "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{hung.getsockname()[1]}",
+               "MLFLOW_HTTP_REQUEST_TIMEOUT": "600", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+        with subprocess.Popen([sys.executable, "-c", code], cwd=Path.cwd(), env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) as job:  # fmt: skip
+            conn, _ = hung.accept()  # MLflow's first request: never answered
+            with conn:
+                go.write_text("go")
+                out, err = job.communicate(timeout=300)  # MLflow alone would take 600 s
+    assert job.returncode == 0, err
+    assert out.split() == ["done", "finished", "True"]
+    (row,) = [r for r in open_store().list_runs() if r.name == "hung"]  # the test's project
+    assert row.status.value == "finished" and row.energy_j > 0
