@@ -39,7 +39,7 @@ from wattwise.store._base import (
     verified_artifact,
 )
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, job_id_of, login_name
-from wattwise.store._records import json_text, valid, valid_text
+from wattwise.store._records import json_text, valid, valid_points, valid_text
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import SCHEMA_VERSION
 
@@ -247,7 +247,7 @@ class MemoryRunStore(BaseRunStore):
             raise StoreError(msg)
         db = self._writing()
         fields, components = valid(fields), valid(list(components))
-        samples, metrics = valid(list(samples)), valid(list(metrics))
+        samples, metrics = valid_points(list(samples), 1), valid_points(list(metrics), 1)
         with db.lock:
             if run_id not in db.runs:
                 if fields or components:
@@ -277,7 +277,7 @@ class MemoryRunStore(BaseRunStore):
         if run.user is None:
             run.user = login_name()
         run, fields = valid(run), valid(fields)
-        components, metrics = valid(list(components)), valid(list(metrics))
+        components, metrics = valid(list(components)), valid_points(list(metrics), 1)
         with db.lock:
             if run.id not in db.runs:
                 db.runs[run.id] = self._stored(run)

@@ -70,6 +70,7 @@ from wattwise.store._records import (
     json_text,
     row_values,
     valid,
+    valid_points,
     valid_text,
 )
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
@@ -1275,7 +1276,7 @@ def _annotate(conn: psycopg.Connection[Any], run_id: str, key: str, value: Any) 
 def _add_points(
     conn: psycopg.Connection[Any], samples: list[tuple[Any, ...]], metrics: list[tuple[Any, ...]]
 ) -> None:
-    samples, metrics = valid(samples), valid(metrics)
+    samples, metrics = valid_points(samples, 2), valid_points(metrics, 2)  # after run_id
     with conn.cursor() as cur:
         if samples:
             cur.executemany(

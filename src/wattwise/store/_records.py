@@ -77,6 +77,22 @@ def _valid(value: Any) -> Any:
     return value
 
 
+def valid_points(rows: list[Any], at: int) -> list[Any]:
+    """Samples or metric points (tuples or lists) with the text at index ``at`` (the
+    component, the key) made valid; ``rows`` itself when none changes (the hot path: one
+    cheap check per row)."""
+    out = rows
+    for i, row in enumerate(rows):
+        text = row[at]
+        if type(text) is str and not text.isascii():
+            fixed = valid_text(text)
+            if fixed is not text:
+                if out is rows:
+                    out = list(rows)
+                out[i] = (*row[:at], fixed, *row[at + 1 :])
+    return out
+
+
 def json_text(value: Any) -> str:
     """``value`` as the JSON text a ledger holds (keys sorted, other objects as ``str()``),
     its strings made valid (:func:`valid`)."""

@@ -48,7 +48,14 @@ from wattwise.store._base import (
     verified_artifact,
 )
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, job_id_of, login_name
-from wattwise.store._records import job_sets, json_text, row_values, valid, valid_text
+from wattwise.store._records import (
+    job_sets,
+    json_text,
+    row_values,
+    valid,
+    valid_points,
+    valid_text,
+)
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import SCHEMA_TABLE, SCHEMA_VERSION, apply_migrations
 
@@ -600,7 +607,7 @@ class SQLiteRunStore(BaseRunStore):
             msg = f"Cannot update run columns {sorted(unknown)}; allowed: {sorted(_UPDATABLE)}."
             raise StoreError(msg)
         cols, values = job_sets(sorted(fields), fields)
-        samples, metrics = valid(list(samples)), valid(list(metrics))
+        samples, metrics = valid_points(list(samples), 1), valid_points(list(metrics), 1)
 
         def op() -> None:
             with self._write() as conn:
@@ -737,7 +744,7 @@ class SQLiteRunStore(BaseRunStore):
             run.user = login_name()
         values = row_values(run, _RUN_COLUMNS)
         cols, sets = job_sets(sorted(set(fields) & _UPDATABLE), fields)
-        metrics = valid(metrics)
+        metrics = valid_points(list(metrics), 1)
 
         def op() -> None:
             with self._write() as conn:
