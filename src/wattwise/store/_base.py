@@ -140,6 +140,13 @@ class BaseRunStore(abc.ABC):
     :meth:`record_mentions` (which strings some record holds). Their base implementations
     read every run and define what they return; backends override them with queries.
 
+    **Text.** Every text a ledger holds is valid Unicode. A write whose text is not (a
+    lone surrogate: ``os.fsdecode`` makes them from a filename's bytes that are not UTF-8)
+    is recorded all the same, each lone surrogate written as its escape: ``\\xNN`` for
+    such a byte, else ``\\uDXXX`` (the run name ``"a\\udcff"`` reads back ``a\\xff``);
+    see :mod:`wattwise.store._records`. A read given such text finds nothing, or fails as
+    a one-line StoreError.
+
     **Errors.** Every failure is a :class:`~wattwise.exceptions.StoreError` (or a
     subclass) with a one-line message; backend exceptions never escape.
     """
