@@ -230,6 +230,9 @@ def test_the_then_block_runs_in_the_project(project: Project) -> None:
     commands = _commands(_block_after("then", "console"))
     verbs = [shlex.split(c)[1] for c in commands]
     assert {"tune", "reproduce", "report", "sci", "export", "doctor"} <= set(verbs), verbs
+    for command in commands:  # an energy budget alone lets the smallest file run for hours
+        if shlex.split(command)[1] == "tune":
+            assert "--n-trials" in command or "--timeout-s" in command, command
     script = []
     for command in commands:
         command = re.sub(r"\b3f2a\b", project.train_run[:8], command)
