@@ -258,6 +258,10 @@ def main() -> int:
             "run_ms": summarise(rows, "run_ms"),
             "energy_j": summarise(rows, "energy_j"),
             "cpu_ms": summarise(rows, "cpu_ms"),
+            # CPU seconds come in clock ticks (10 ms): a run's figures are quantised, so
+            # the mean over every trial shows small changes that a median hides
+            "energy_mean_j": statistics.fmean(r["energy_j"] for r in rows),
+            "cpu_mean_ms": statistics.fmean(r["cpu_ms"] for r in rows),
             "driver_j_per_trial": _median([s["driver_j_per_trial"] for s in studies]),
             "driver_cpu_ms_per_trial": _median([s["driver_cpu_ms_per_trial"] for s in studies]),
             # the study's total over its trials' and driver's ledger figures (1: all counted)
@@ -270,7 +274,11 @@ def main() -> int:
             ),
         }
 
-    base = {k: summarise(track_rows, k) for k in ("wall_ms", "run_ms", "energy_j", "cpu_ms")}
+    base: dict[str, Any] = {
+        k: summarise(track_rows, k) for k in ("wall_ms", "run_ms", "energy_j", "cpu_ms")
+    }
+    base["energy_mean_j"] = statistics.fmean(r["energy_j"] for r in track_rows)
+    base["cpu_mean_ms"] = statistics.fmean(r["cpu_ms"] for r in track_rows)
     result: dict[str, Any] = {
         "repetitions": reps,
         "trials_per_study": n_trials,
@@ -293,13 +301,15 @@ def main() -> int:
     else:
         print(f"{reps} interleaved repetitions, {n_trials} trials per study (medians):")
         print(f"  bare track():  wall {base['wall_ms']:.1f} ms, run {base['run_ms']:.1f} ms, "
-              f"{base['energy_j']:.4f} J, CPU {base['cpu_ms']:.1f} ms")  # fmt: skip
+              f"{base['energy_j']:.4f} J (mean {base['energy_mean_j']:.4f}), CPU "
+              f"{base['cpu_ms']:.1f} ms (mean {base['cpu_mean_ms']:.1f})")  # fmt: skip
         for mode in ("inline", "processes"):
             row = result[mode]
             print(f"  {mode:<10} per trial: cycle {row['cycle_ms']:.1f} ms "
                   f"({row['cycle_vs_track_wall']:.2f}x track wall), run {row['run_ms']:.1f} ms, "
-                  f"{row['energy_j']:.4f} J ({row['energy_vs_track']:.2f}x track), CPU "
-                  f"{row['cpu_ms']:.1f} ms; driver {row['driver_j_per_trial']:.4f} J and "
+                  f"{row['energy_j']:.4f} J (mean {row['energy_mean_j']:.4f}; median "
+                  f"{row['energy_vs_track']:.2f}x track), CPU {row['cpu_ms']:.1f} ms (mean "
+                  f"{row['cpu_mean_ms']:.1f}); driver {row['driver_j_per_trial']:.4f} J and "
                   f"{row['driver_cpu_ms_per_trial']:.1f} ms CPU per trial; study total "
                   f"{row['study_total_vs_parts']:.3f}x trials + driver")  # fmt: skip
         ref = result["reference"]
