@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from wattwise.cli import _args
@@ -31,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "objective", metavar="FILE.py[:NAME]",
         help="Python file defining objective(trial) -> float (NAME defaults to 'objective'); "
-        "a dict SPACE in the file is used as the search space",
+        "a dict SPACE in the file is used as the search space. While the file is imported "
+        "and its objective runs, sys.argv is [FILE.py], as 'python FILE.py' would see it",
     )  # fmt: skip
     parser.add_argument("--n-trials", type=int, help="most trials to start")
     parser.add_argument("--budget-kwh", type=float, help="energy budget of the study, in kWh")
@@ -210,6 +212,21 @@ def _tune(*args: Any, **kwargs: Any) -> Any:
         raise SearchError(msg) from err
 
 
+@contextlib.contextmanager
+def _file_argv(path: str) -> Iterator[None]:
+    """``sys.argv`` as ``python FILE.py`` sees it while the file runs, then wattwise's again.
+
+    A file with top-level argparse would otherwise parse wattwise's own options. Worker
+    processes (spawned while it is set) start with the same ``sys.argv``.
+    """
+    saved = sys.argv
+    sys.argv = [path]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the study and print its summary."""
     from wattwise.store import open_store
@@ -218,7 +235,8 @@ def main(args: argparse.Namespace) -> int:
     path, _, name = args.objective.rpartition(":")
     if not path or not name.isidentifier():
         path, name = args.objective, "objective"
-    module = load_module(path)
+    with _file_argv(path):
+        module = load_module(path)
     space = getattr(module, "SPACE", None)
     sampler, pruner = _sampler_and_pruner(args)
     run_options: dict[str, Any] = {"emit_warnings": False}
@@ -228,7 +246,7 @@ def main(args: argparse.Namespace) -> int:
     # with --json, stdout is the JSON alone: what the objective prints goes to stderr
     out = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     try:
-        with out:
+        with out, _file_argv(path):
             result = _tune(
                 f"{path}:{name}", space, sampler=sampler, pruner=pruner, seed=args.seed,
                 n_trials=args.n_trials, budget_kwh=args.budget_kwh,
