@@ -43,7 +43,8 @@ def test_file_sees_its_own_argv(isolated_project: Path, executor: str) -> None:
     assert done.returncode == 0, done.stderr
     assert "usage:" not in done.stderr
     assert json.loads(done.stdout)["n_trials"]["complete"] == 2
-    seen = [json.loads(line) for line in (isolated_project / "argv.jsonl").read_text().splitlines()]
+    lines = (isolated_project / "argv.jsonl").read_text().splitlines()
+    seen = [json.loads(line) for line in lines]
     assert len(seen) == 2
     assert all(s["import"] == ["train.py"] and s["objective"] == ["train.py"] for s in seen)
     # with processes, the trials ran in a worker process, which saw the same
