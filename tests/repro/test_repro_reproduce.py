@@ -240,3 +240,30 @@ def test_refuses_what_was_not_stored_as_it_was(
                      "code": {**clean, "dirty": None, "diff": unknown}})  # fmt: skip
     err = refused(run_id, capfd)
     assert "uncommitted changes is unknown" in err and "took too long" in err
+
+
+def test_reproduce_keeps_the_original_region_unless_overridden(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    repo = init_repo(Path.cwd(), monkeypatch)
+    write_project(repo)
+    monkeypatch.chdir(repo / "sub")
+    monkeypatch.delenv("WATTWISE_REGION", raising=False)
+    monkeypatch.delenv("WATTWISE_CLOUD", raising=False)
+    monkeypatch.setenv("TZ", "UTC")  # names no country: an unset region falls back to WORLD
+    assert main(["run", "-q", "--region", "DE", "--", python(), "train.py"]) == 0
+    capfd.readouterr()
+    original = open_store().list_runs()[-1]
+    assert original.region == "DE"
+
+    assert main(["reproduce", original.id]) == 0
+    err = capfd.readouterr().err
+    kept = open_store().list_runs()[-1]
+    assert kept.record["reproduces"] == original.id
+    assert kept.region == "DE" and kept.record["location"]["zone"] == "DE"
+    assert "Location unknown" not in err and "world-average" not in err
+
+    assert main(["reproduce", original.id, "--region", "FR"]) == 0
+    capfd.readouterr()
+    moved = open_store().list_runs()[-1]
+    assert moved.record["reproduces"] == original.id and moved.region == "FR"

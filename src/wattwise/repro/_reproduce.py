@@ -376,23 +376,46 @@ def _within(cwd: Path, env: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def recorded_region(run: RunRecord) -> str | None:
+    """The region a reproduction of ``run`` is measured in, or None to resolve it afresh.
+
+    A region the original run was given (``--region``, ``WATTWISE_REGION``, the
+    configuration, ``WATTWISE_CLOUD``) is kept, in its cloud form when it was a cloud
+    region, so the reproduction uses the same grid intensity and PUE. A location that was
+    only guessed (time zone) or unknown (world average) is resolved again on this
+    machine, with its warning, rather than passed on as if it had been given.
+    """
+    location = run.record.get("location") or {}
+    if location.get("how") not in ("explicit", "env", "config", "cloud"):
+        return None
+    provider, cloud_region = location.get("cloud_provider"), location.get("cloud_region")
+    if provider and cloud_region:
+        return f"{provider}:{cloud_region}"
+    zone = location.get("zone") or run.region
+    return str(zone) if zone else None
+
+
 def execute(
     plan: ReproducePlan,
     *,
     store: BaseRunStore,
     tolerances: Tolerances | None = None,
     on_warning: Callable[[str], None] | None = None,
+    region: str | None = None,
 ) -> ReproduceResult:
     """Re-run the planned command in a fresh worktree and, with ``tolerances``, compare.
 
     The process's working directory and the restored variables are changed while the
-    command runs and put back afterwards.
+    command runs and put back afterwards. The new run keeps the original run's region
+    (see :func:`recorded_region`) unless ``region`` overrides it.
 
     Args:
         plan: From :func:`prepare`.
         store: The ledger the original run is in; the new run is recorded there.
         tolerances: Compare final metrics with these (None: no comparison).
         on_warning: Called with location or meter warnings of the new run.
+        region: The new run's region (any form ``--region`` takes); default: the
+            original run's.
 
     Raises:
         ReproducibilityError: The worktree cannot be made or the diff does not apply.
@@ -400,6 +423,7 @@ def execute(
     from wattwise.tracking import run_command
 
     original = plan.run
+    chosen = region if region and region.strip() else recorded_region(original)
     with checkout(plan) as tree:
         workdir = tree / plan.relative_cwd
         if not workdir.is_dir():
@@ -408,7 +432,7 @@ def execute(
             code, result = run_command(
                 plan.argv, name=original.name, store=store, reproduces=original.id,
                 tags=[*original.tags, "reproduction"], emit_warnings=on_warning is None,
-                on_warning=on_warning,
+                on_warning=on_warning, region=chosen,
             )  # fmt: skip
     comparison = None
     if tolerances is not None:
@@ -432,6 +456,7 @@ def reproduce(
     store: BaseRunStore | str | None = None,
     check: bool = False,
     tolerance: str | list[str] | None = None,
+    region: str | None = None,
 ) -> ReproduceResult:
     """Re-run run ``ref``'s command at its commit and diff; optionally compare metrics.
 
@@ -441,6 +466,8 @@ def reproduce(
         check: Compare the final metrics of both runs.
         tolerance: ``0.01`` (absolute), ``5%`` (relative) or ``acc=0.01`` (per metric),
             or a list of them; default exact (up to float rounding).
+        region: The new run's region; default: the original run's (see
+            :func:`recorded_region`).
 
     Raises:
         ReproducibilityError: See :func:`prepare` and :func:`checkout`.
@@ -451,7 +478,7 @@ def reproduce(
     ledger = store if isinstance(store, BaseRunStore) else open_store(store)
     try:
         plan = prepare(ref, store=ledger)
-        return execute(plan, store=ledger, tolerances=tolerances)
+        return execute(plan, store=ledger, tolerances=tolerances, region=region)
     finally:
         if ledger is not store:
             ledger.close()

@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "repeatable; default 0 (exact up to float rounding)",
     )  # fmt: skip
     parser.add_argument(
+        "--region", metavar="REGION",
+        help="region of the new run (FR, US-CAL-CISO, gcp:europe-west1); default: the "
+        "original run's, when it was given rather than guessed",
+    )  # fmt: skip
+    parser.add_argument(
         "--json", action="store_true",
         help="machine-readable result on stdout (the command's own output goes to stderr)",
     )  # fmt: skip
@@ -132,7 +137,9 @@ def main(args: argparse.Namespace) -> int:
             names = ", ".join(plan.untracked[:5]) + (" ..." if len(plan.untracked) > 5 else "")
             _warn(f"untracked files were not recorded and are absent from the worktree: {names}")
         with _stdout_to_stderr(args.json):
-            result = execute(plan, store=store, tolerances=tolerances, on_warning=_warn)
+            result = execute(
+                plan, store=store, tolerances=tolerances, on_warning=_warn, region=args.region
+            )
     finally:
         store.close()
     if args.json:
