@@ -30,6 +30,10 @@ or two; the command line prints it on one line, with no traceback unless ``--deb
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 
 class WattwiseError(Exception):
     """Base class of every error wattwise raises on purpose."""
@@ -130,6 +134,26 @@ class MeterFallbackWarning(WattwiseWarning):
 
 class LocationWarning(WattwiseWarning):
     """The location was guessed, or not known at all."""
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the user's line, not wattwise's.
+
+    Call it in the function that calls :func:`warnings.warn`: it counts the frames from
+    there to the first one outside the ``wattwise`` package and :mod:`contextlib` (the
+    ``with`` machinery between a user's ``with`` line and wattwise). Python 3.12's
+    ``skip_file_prefixes`` does this too, but wattwise supports 3.11.
+    """
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    skipped = (package, os.path.abspath(contextlib.__file__))
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        skipped
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 class CacheWarning(WattwiseWarning):
