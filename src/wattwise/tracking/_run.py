@@ -25,7 +25,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from wattwise.exceptions import InvalidParameterError, LocationWarning, RunStateError
+from wattwise.exceptions import (
+    InvalidParameterError,
+    LocationWarning,
+    RunStateError,
+    user_stacklevel,
+)
 from wattwise.meters import BaseMeter
 from wattwise.store import (
     BaseRunStore,
@@ -217,7 +222,7 @@ class Run(RecordingMixin, CaptureMixin):
             if self._on_warning is not None:
                 self._on_warning(self.location.warning)
             elif self._emit_warnings:
-                warnings.warn(self.location.warning, LocationWarning, stacklevel=3)
+                warnings.warn(self.location.warning, LocationWarning, stacklevel=user_stacklevel())
         chosen, self._fallbacks = choose_meters(
             self.settings.meters, self._given_meters, only_given=self._only_given,
             run_kind=self.run_kind, strict=self.strict, warn=self._warn_once,
