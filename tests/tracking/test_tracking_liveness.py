@@ -14,7 +14,7 @@ FAST = {"WATTWISE_INTERVAL_S": "0.1", "WATTWISE_FLUSH_S": "0.3"}
 SPIN = "import os\nprint(os.getpid(), flush=True)\nwhile True: pass"
 
 
-def _wait_gone(pid: int, timeout_s: float = 10.0) -> None:
+def _wait_gone(pid: int, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -38,7 +38,7 @@ def test_a_killed_tracker_leaves_a_running_run_until_its_command_is_gone() -> No
             assert tracker.stdout is not None
             command_pid = int(tracker.stdout.readline())
             store = open_store()
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 120  # a loaded machine flushes late
             while True:  # the command's identity and some energy are flushed
                 runs = store.list_runs()
                 live = runs[0].record.get("liveness", {}) if runs else {}
