@@ -17,6 +17,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -180,6 +181,9 @@ class WorkerPool(Protocol):
     def close(self, *, kill: bool = False) -> None:
         """Stop the workers (at once when ``kill``)."""
 
+    def interrupt(self, timeout_s: float) -> list[Event]:
+        """Interrupt the running trials; their outcomes, waited for up to ``timeout_s`` s."""
+
 
 # -- worker processes ------------------------------------------------------------------------
 
@@ -204,11 +208,40 @@ def _process_worker(
     """
     os.environ.update(env or {})
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    signal.signal(signal.SIGTERM, _interrupt_trial)  # the driver stops the trial with it
+    with contextlib.suppress(OSError):  # a group of its own: the driver signals it whole
+        os.setpgid(0, 0)
     try:
         objective = ref.load()
     except BaseException as err:
         conn.send(("fatal", f"{type(err).__name__}: {err}"))
         return
+    with contextlib.suppress(KeyboardInterrupt):  # stopped between trials: just exit
+        _serve(conn, objective, run_options)
+
+
+def _interrupt_trial(signum: int, _frame: Any) -> None:
+    """SIGTERM in a worker: the trial's objective raises KeyboardInterrupt (once; its outcome
+    then goes back to the driver undisturbed)."""
+    signal.signal(signum, signal.SIG_IGN)
+    msg = f"stopped by {signal.Signals(signum).name}: the study was stopped"
+    raise KeyboardInterrupt(msg)
+
+
+def _signal_group(process: Any, signum: int) -> None:
+    """Signal a live worker's process group (the worker and what it started), or the worker
+    alone before it made its group. An unreaped child's pid cannot be reused."""
+    pid = process.pid
+    if pid is None or process.exitcode is not None:
+        return
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:  # no group of its own yet
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def _serve(conn: Connection, objective: Callable[..., Any], run_options: dict[str, Any]) -> None:
     channel = _PipeChannel(conn)
     while True:
         try:
@@ -268,6 +301,7 @@ class ProcessPool:
         self._procs: list[_Proc] = []
         self._tree: StudyTree | None = None
         self._capture_wait_s = CAPTURE_WAIT_S
+        self._stopping = False
         try:
             pickle.dumps((ref, run_options))
         except Exception as err:
@@ -322,6 +356,9 @@ class ProcessPool:
     def _replace(self, proc: _Proc) -> None:
         proc.conn.close()
         proc.process.join(timeout=5)
+        if self._stopping:  # no new worker for a study that is stopping
+            self._procs.remove(proc)
+            return
         self._procs[self._procs.index(proc)] = self._spawn(proc.slot)
 
     def poll(self, timeout: float) -> list[Event]:
@@ -368,18 +405,37 @@ class ProcessPool:
         with contextlib.suppress(OSError, ValueError):  # it died: poll() reports it
             proc.conn.send(reply)
 
+    def interrupt(self, timeout_s: float) -> list[Event]:
+        """Stop the running trials: SIGTERM to each busy worker's process group, on which its
+        objective raises KeyboardInterrupt and its run ends failed with the energy it spent.
+        Returns their outcomes (and deaths), waited for up to ``timeout_s`` seconds; workers
+        still running then are killed by :meth:`close`."""
+        self._stopping = True
+        for proc in self._procs:
+            if proc.number is not None:
+                _signal_group(proc.process, signal.SIGTERM)
+        events: list[Event] = []
+        deadline = time.monotonic() + timeout_s
+        while self.busy() > 0 and time.monotonic() < deadline:
+            # a request goes unanswered: the signal interrupts the worker's wait for it
+            events.extend(
+                e for e in self.poll(min(0.2, max(deadline - time.monotonic(), 0.0)))
+                if not isinstance(e, Request)
+            )  # fmt: skip
+        return events
+
     def close(self, *, kill: bool = False) -> None:
-        """Ask the workers to exit (or kill them), then reap them."""
+        """Ask the workers to exit (or kill them, by process group), then reap them."""
         for proc in self._procs:
             if kill:
-                proc.process.kill()
+                _signal_group(proc.process, signal.SIGKILL)
             else:
                 with contextlib.suppress(OSError, ValueError):
                     proc.conn.send(None)
         for proc in self._procs:
             proc.process.join(timeout=10)
             if proc.process.is_alive():
-                proc.process.kill()
+                _signal_group(proc.process, signal.SIGKILL)
                 proc.process.join(timeout=5)
             proc.conn.close()
         self._procs = []
@@ -610,6 +666,11 @@ class RayPool:
     def answer(self, request: Request, reply: Any) -> None:
         """Reply through the mailbox."""
         self._mailbox.answer.remote(request.token, reply)
+
+    def interrupt(self, timeout_s: float) -> list[Event]:
+        """Nothing to wait for: :meth:`close` kills the actors, and the driver marks their
+        running trials' runs crashed."""
+        return []
 
     def close(self, *, kill: bool = False) -> None:
         """Kill the actors and the mailbox; shut Ray down if this pool started it."""
