@@ -57,6 +57,8 @@ if TYPE_CHECKING:
     from wattwise.tuning._tree import StudyRun
     from wattwise.tuning._trial import BudgetExhaustedError, Trial
     from wattwise.tuning._tuner import (
+        StudyInterrupted,
+        Terminated,
         TrialSummary,
         TuneResult,
         default_pruner,
@@ -81,6 +83,8 @@ _LAZY: _lazy.LazyTable = {
     "Spent": "._budget",
     "StudyRecord": "._records",
     "StudyRun": "._tree",
+    "StudyInterrupted": "._tuner",
+    "Terminated": "._tuner",
     "Trial": "._trial",
     "TrialRecord": "._records",
     "TrialSummary": "._tuner",
@@ -112,7 +116,9 @@ __all__ = [
     "RayPlacement",
     "Spent",
     "StudyRecord",
+    "StudyInterrupted",
     "StudyRun",
+    "Terminated",
     "Trial",
     "TrialRecord",
     "TrialSummary",

@@ -68,11 +68,14 @@ RUN_OPTIONS = frozenset(
 )  # fmt: skip
 
 
+#: How long interrupted worker trials get to end their runs (then they are killed), in s.
+STOP_WAIT_S = 15.0
+
 #: Successive halving keeps 1 trial in ``DEFAULT_REDUCTION_FACTOR`` at each rung.
-DEFAULT_REDUCTION_FACTOR = 3
-#: The default pruner's first rung, in pruner steps: with energy as the fidelity, three times
-#: the first trial's energy between its first two reports (about three epochs of it).
-DEFAULT_MIN_RESOURCE = 3
+DEFAULT_REDUCTION_FACTOR = 2
+#: The default pruner's first rung, in pruner steps: with energy as the fidelity, five times
+#: the first trial's energy between its first two reports (about five epochs of it).
+DEFAULT_MIN_RESOURCE = 5
 
 
 def default_sampler(seed: int | None = None) -> BaseSampler:
@@ -91,15 +94,19 @@ def default_sampler(seed: int | None = None) -> BaseSampler:
 def default_pruner() -> BasePruner:
     """The pruner ``tune()`` uses when none is given: asynchronous successive halving.
 
-    One bracket (every trial competes at every rung), ``min_resource=3``,
-    ``reduction_factor=3``. ``tune()`` pairs it with energy as the fidelity axis, where one
-    step is the energy between the first two reports of the first trial (about one epoch
-    of it): the first rung is at three times that energy, derived from the first trial's
-    measurement. A first rung at one step (the previous default) judged trials after
-    about one epoch, since a trial's start-up already costs one or two steps, and stopped
-    slow starters that end best; three steps kept them on the recorded curves of
-    ``benchmarks/tune`` (``python -m benchmarks.tune.replay``) at about a third of random
-    search's energy. Measured in ``docs/explanation/tuning-benchmark.md``.
+    One bracket (every trial competes at every rung), ``min_resource=5``,
+    ``reduction_factor=2``: rungs at 5, 10, 20... steps, half the trials kept at each.
+    ``tune()`` pairs it with energy as the fidelity axis, where one step is the energy
+    between the first two reports of the first trial (about one epoch of it): the first
+    rung is at five times that energy, derived from the first trial's measurement.
+
+    Chosen on ``benchmarks/tune``: candidates scored on random search's recorded learning
+    curves (``python -m benchmarks.tune.replay``), then measured. A first rung at one step
+    (the previous default) judged trials after about one epoch, since a trial's start-up
+    already costs one or two steps, and stopped the slow starters that end best; five
+    steps with half kept reached random search's target in more (workload, seed) pairs
+    than three steps or a factor of 3, and kept its best value
+    (``docs/explanation/tuning-benchmark.md``).
     """
     import optuna
 
@@ -162,7 +169,8 @@ class TuneResult:
         budget: The limits the study ran under.
         spent: What the study cost: its trials plus its driver.
         stop_reason: ``n_trials``, ``energy_budget``, ``carbon_budget``, ``timeout``,
-            ``search_space_exhausted``, ``interrupted`` or ``error``.
+            ``search_space_exhausted``, ``interrupted`` (Ctrl-C), ``terminated`` (SIGTERM
+            under ``wattwise tune``) or ``error``.
         overshoot: How far past the limits it went and the bound (see ``_budget.overshoot``).
         avoided_energy_j: Estimated energy pruning avoided, against running every started
             trial to its end, in joules.
@@ -205,6 +213,27 @@ class TuneResult:
     def to_dict(self) -> dict[str, Any]:
         """The study summary plus every trial: the shape of ``wattwise tune --json``."""
         return {**self.summary, "trials": [t.to_dict() for t in self.trials]}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM as an exception (``wattwise tune`` raises it in its main thread): a study stops
+    on it as on Ctrl-C, with the stop reason ``terminated``."""
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """A study stopped by Ctrl-C (or SIGTERM under ``wattwise tune``).
+
+    Still a ``KeyboardInterrupt``, raised by :func:`tune` from the original once no trial
+    is left running: every trial's run and the study run have ended in the ledger, and
+    ``result`` is the study so far (stop reason ``interrupted`` or ``terminated``).
+    """
+
+    def __init__(self, result: TuneResult) -> None:
+        super().__init__(
+            f"Study {result.study_name!r} {result.stop_reason} after {len(result.trials)} "
+            f"trials; its summary is in the ledger: wattwise show {result.study_id[:8]}"
+        )
+        self.result = result
 
 
 @dataclasses.dataclass
@@ -686,7 +715,7 @@ def tune(
         sampler: An Optuna sampler (default :func:`default_sampler`:
             ``RandomSampler(seed=seed)``).
         pruner: An Optuna pruner (default :func:`default_pruner`:
-            ``SuccessiveHalvingPruner(min_resource=3, reduction_factor=3)``, with energy as
+            ``SuccessiveHalvingPruner(min_resource=5, reduction_factor=2)``, with energy as
             the fidelity). ``optuna.pruners.NopPruner()`` turns pruning off.
         n_trials: Most trials to start.
         budget_kwh: Energy budget of the whole study (trials and driver), in kWh.
@@ -731,6 +760,10 @@ def tune(
     Raises:
         InvalidParameterError: A parameter is out of its constraints.
         SearchError: The objective cannot be loaded or sent to the workers.
+        StudyInterrupted: Ctrl-C (a ``KeyboardInterrupt``) stopped the study: no further
+            trial started, the running ones were interrupted and their runs ended failed
+            with their energy, the study run ended with the stop reason ``interrupted``;
+            the exception's ``result`` is the study so far.
     """
     import optuna
 
@@ -864,12 +897,15 @@ def tune(
     finally:
         bar.close()
         if pool is not None:
+            if interrupted is not None or isinstance(driver.error, KeyboardInterrupt):
+                _stop_trials(driver, pool)
             pool.close(kill=interrupted is not None or driver.error is not None)
     for number in list(driver.live):
         driver.died(number, "stopped: the study ended before this trial")
     error = driver.error
-    if error is not None and isinstance(error, KeyboardInterrupt):
-        interrupted, error = error, None
+    if error is not None and isinstance(error, KeyboardInterrupt):  # raised in a trial
+        interrupted = error if interrupted is None else interrupted
+        error = None
         driver.halted = "interrupted"
     result = _summarize(
         driver, direction, executor, pool, energy_step_j, interrupted, error,
@@ -881,10 +917,20 @@ def tune(
     if owns_store:
         ledger.close()
     if interrupted is not None:
-        raise interrupted
+        raise StudyInterrupted(result) from interrupted
     if error is not None:
         raise error
     return result
+
+
+def _stop_trials(driver: _Driver, pool: WorkerPool) -> None:
+    """Interrupt the running trials (as Ctrl-C interrupts an inline one) and take their
+    outcomes: each run ends failed with the energy it spent, never killed unrecorded."""
+    for event in pool.interrupt(STOP_WAIT_S):
+        if isinstance(event, Done):
+            driver.finish(event.outcome)
+        elif isinstance(event, Died):
+            driver.died(event.number, event.error)
 
 
 def _caught(outcome: dict[str, Any], catch: tuple[type[BaseException], ...]) -> bool:
@@ -1026,7 +1072,7 @@ def _summarize(
         duration_s=time.monotonic() - driver.t0,
     )  # fmt: skip
     if interrupted is not None:
-        stop = "interrupted"
+        stop = "terminated" if isinstance(interrupted, Terminated) else "interrupted"
     elif error is not None:
         stop = "error"
     elif driver.exhausted is not None:

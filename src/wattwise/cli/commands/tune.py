@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +23,8 @@ _STOPPED = {
     "carbon_budget": "carbon budget spent",
     "timeout": "time budget spent",
     "search_space_exhausted": "search space exhausted",
-    "interrupted": "interrupted",
+    "interrupted": "interrupted (Ctrl-C)",
+    "terminated": "terminated (SIGTERM)",
     "error": "a trial raised an error",
 }
 _SAMPLERS = ("random", "tpe")
@@ -227,10 +230,46 @@ def _file_argv(path: str) -> Iterator[None]:
         sys.argv = saved
 
 
+#: Exit codes of a study stopped by a signal: 128 + the signal's number, as a shell reports.
+_SIGNAL_EXIT = {"interrupted": 128 + signal.SIGINT, "terminated": 128 + signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _sigterm_stops_the_study() -> Iterator[None]:
+    """SIGTERM (``timeout``, a SLURM time limit) stops the study as Ctrl-C does: raised as
+    ``wattwise.tuning.Terminated`` in this (main) thread, then the default again."""
+    from wattwise.tuning import Terminated
+
+    def stop(signum: int, _frame: Any) -> None:
+        signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM ends the process
+        msg = f"stopped by {signal.Signals(signum).name}"
+        raise Terminated(msg)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(args: argparse.Namespace) -> int:
-    """Run the study and print its summary."""
+    """Run the study and print its summary (also when Ctrl-C or SIGTERM stopped it)."""
+    from wattwise.tuning import Terminated
+
+    try:
+        with _sigterm_stops_the_study():
+            return _main(args)
+    except Terminated:  # before the study started, or while it was summed up
+        print("wattwise: terminated", file=sys.stderr)
+        return _SIGNAL_EXIT["terminated"]
+
+
+def _main(args: argparse.Namespace) -> int:
     from wattwise.store import open_store
-    from wattwise.tuning import load_module
+    from wattwise.tuning import StudyInterrupted, load_module
 
     path, _, name = args.objective.rpartition(":")
     if not path or not name.isidentifier():
@@ -245,6 +284,7 @@ def main(args: argparse.Namespace) -> int:
     store = open_store(args.store)
     # with --json, stdout is the JSON alone: what the objective prints goes to stderr
     out = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+    code = 0
     try:
         with out, _file_argv(path):
             result = _tune(
@@ -257,10 +297,15 @@ def main(args: argparse.Namespace) -> int:
                 progress=False if args.no_progress or args.json else None,
                 run_options=run_options, storage=args.storage, resume=args.resume,
             )  # fmt: skip
+    except StudyInterrupted as stopped:  # every run has ended: the study so far
+        result = stopped.result
+        code = _SIGNAL_EXIT.get(result.stop_reason, _SIGNAL_EXIT["interrupted"])
     finally:
         store.close()
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         print(summary(result))
-    return 0
+    if code:
+        print(f"wattwise: {result.stop_reason}", file=sys.stderr)
+    return code
