@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from wattwise import __version__
-from wattwise.cli._format import safe
+from wattwise.cli._format import cli_spelling, safe
 from wattwise.exceptions import ConfigError, InvalidParameterError, RegionError, WattwiseError
 
 #: Verb modules under ``wattwise.cli.commands``; each has HELP, add_arguments(), main().
@@ -98,7 +98,7 @@ def _debug_requested(args_list: Sequence[str]) -> bool:
 
 def _say(message: object) -> None:
     """One line on stderr: ``wattwise: error: MESSAGE``, control characters made visible."""
-    print(f"wattwise: error: {safe(message)}", file=sys.stderr)
+    print(f"wattwise: error: {safe(cli_spelling(str(message)))}", file=sys.stderr)
 
 
 def _check_settings() -> None:
