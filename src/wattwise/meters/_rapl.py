@@ -54,7 +54,19 @@ from wattwise.meters._hardware import uncertainty_band
 from wattwise.meters._registry import DEFAULT_POWERCAP_ROOT, RAPL_ROOT_ENV, rapl_root_from_env
 
 CONTROL_TYPES: tuple[str, ...] = ("intel-rapl", "intel-rapl-tpmi", "intel-rapl-mmio")
-PERMISSIONS_DOC = "docs/how-to/rapl-permissions.md"
+#: Where the fixes are explained at length. Messages say the fix inline first: an installed
+#: wattwise has no docs/ folder, and mkdocs.yml declares no site_url to link to.
+PERMISSIONS_DOC = "the documentation's how-to 'RAPL permissions'"
+#: A udev rule that lets the ``powercap`` group read the counters after every boot (the
+#: how-to's rule, on one line for a message).
+UDEV_RULE = (
+    'SUBSYSTEM=="powercap", KERNEL=="intel-rapl*", '
+    'RUN+="/usr/bin/chgrp powercap /sys%p/energy_uj", '
+    'RUN+="/usr/bin/chmod g+r /sys%p/energy_uj"'
+)
+#: The way out, in the Python API's spelling; the CLI prints it as ``--meters cpu-model``
+#: (:func:`wattwise.cli._format.cli_spelling`).
+_CPU_MODEL_WAY_OUT = "pass meters=['cpu-model'] to estimate CPU energy"
 
 # CodeCarbon codecarbon/core/rapl.py: MIRRORED_COUNTER_TOLERANCE (relative) and
 # SEQUENTIAL_READ_TOLERANCE (1 J, absolute) for telling mirrored counters apart.
@@ -104,7 +116,7 @@ class RaplMeter(BaseMeter):
     method: ClassVar[Method] = "counter"
     covers: ClassVar[tuple[Component, ...]] = ("cpu", "dram")
     preference: ClassVar[int] = 20
-    way_out: ClassVar[str] = "pass meters=['cpu-model'] to estimate CPU energy"
+    way_out: ClassVar[str] = _CPU_MODEL_WAY_OUT
     platforms: ClassVar[tuple[str, ...]] = ("linux",)
 
     def __init__(
@@ -150,8 +162,7 @@ class RaplMeter(BaseMeter):
         if self._unreadable is not None:
             msg = (
                 f"Cannot read RAPL counters: permission denied on {self._unreadable}. "
-                "Run 'wattwise doctor' for the fix, or pass meters=['cpu-model'] to estimate "
-                "CPU energy."
+                f"Run 'wattwise doctor' for the fix, or {_CPU_MODEL_WAY_OUT}."
             )
             return MeterPermissionError(msg)
         return super().unavailable_error(availability)
@@ -255,7 +266,7 @@ class RaplMeter(BaseMeter):
                 f"Point {RAPL_ROOT_ENV} at the host's powercap tree as mounted here (for "
                 "example run the container with '-v /sys/devices/virtual/powercap:"
                 f"/host/powercap:ro' and set {RAPL_ROOT_ENV}=/host/powercap), or unset it; "
-                f"see {PERMISSIONS_DOC}.",
+                f"more in {PERMISSIONS_DOC}.",
             )
         if not self._root.is_dir():
             return Availability(
@@ -263,7 +274,7 @@ class RaplMeter(BaseMeter):
                 f"no powercap RAPL interface at {self._root} (common in VMs and containers).",
                 "On bare-metal Linux load the driver with 'sudo modprobe intel_rapl_msr'; in "
                 "a container bind-mount the host's /sys/devices/virtual/powercap read-only "
-                f"and set {RAPL_ROOT_ENV} to that path (see {PERMISSIONS_DOC}). In a VM the "
+                f"and set {RAPL_ROOT_ENV} to that path (more in {PERMISSIONS_DOC}). In a VM the "
                 "cpu-model meter estimates CPU energy instead.",
             )
         zones = self._discover()
@@ -274,7 +285,7 @@ class RaplMeter(BaseMeter):
                 "intel-rapl package domain).",
                 "Load the driver with 'sudo modprobe intel_rapl_msr'. Container runtimes mask "
                 "/sys/devices/virtual/powercap: bind-mount it read-only elsewhere and set "
-                f"{RAPL_ROOT_ENV} to that path (see {PERMISSIONS_DOC}).",
+                f"{RAPL_ROOT_ENV} to that path (more in {PERMISSIONS_DOC}).",
             )
         readable: list[_Zone] = []
         for zone in zones:
@@ -287,9 +298,11 @@ class RaplMeter(BaseMeter):
                     f"permission denied on {zone.energy_file}; since Linux 5.10 the RAPL "
                     "energy counters are readable by root only.",
                     "Grant read access with 'sudo chmod o+r "
-                    f"{DEFAULT_POWERCAP_ROOT}/intel-rapl:*/energy_uj' (until reboot) or a "
-                    "udev rule, on the host when this is a container (a read-only mount keeps "
-                    f"the host's file modes); see {PERMISSIONS_DOC}.",
+                    f"{DEFAULT_POWERCAP_ROOT}/intel-rapl:*/energy_uj' (until reboot) or, for "
+                    "the group powercap at every boot, the udev rule "
+                    f"'{UDEV_RULE}' in /etc/udev/rules.d/70-wattwise-powercap.rules, on the "
+                    "host when this is a container (a read-only mount keeps the host's file "
+                    f"modes); more in {PERMISSIONS_DOC}.",
                 )
             except (OSError, ValueError) as err:
                 self._ignored.append(f"{zone.zone_id} ({zone.name}): energy_uj unreadable: {err}")
@@ -324,8 +337,7 @@ class RaplMeter(BaseMeter):
         if self._unreadable is not None:
             msg = (
                 f"Cannot read RAPL counters: permission denied on {self._unreadable}. "
-                "Run 'wattwise doctor' for the fix, or pass meters=['cpu-model'] to "
-                "estimate CPU energy."
+                f"Run 'wattwise doctor' for the fix, or {_CPU_MODEL_WAY_OUT}."
             )
             raise MeterPermissionError(msg)
         msg = f"Cannot read RAPL counters: {self._availability.reason} {self._availability.hint}"
