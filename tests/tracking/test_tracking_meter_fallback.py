@@ -55,6 +55,7 @@ class Counters:
         self.zones = [make_zone(root, "intel-rapl:0", "package-0", energy_uj=1),
                       make_zone(root, "intel-rapl:0:2", "dram", energy_uj=1)]  # fmt: skip
         self.unplugged = threading.Event()
+        self._lock = threading.Lock()  # a tick writes whole: unplug() never races one
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._tick, daemon=True)
         self._thread.start()
@@ -62,17 +63,18 @@ class Counters:
     def _tick(self) -> None:
         t0 = time.monotonic()
         while not self._stop.wait(0.02):
-            if self.unplugged.is_set():
-                continue
-            uj = 1 + int((time.monotonic() - t0) * WATTS * 1e6)
-            for zone in self.zones:
-                _write(zone, uj)
+            with self._lock:
+                if self.unplugged.is_set():
+                    continue
+                uj = 1 + int((time.monotonic() - t0) * WATTS * 1e6)
+                for zone in self.zones:
+                    _write(zone, uj)
 
     def unplug(self) -> None:
-        self.unplugged.set()
-        time.sleep(0.05)  # a tick in progress ends first
-        for zone in self.zones:
-            (zone / "energy_uj").unlink()
+        with self._lock:  # a tick in progress ends first, and none writes after
+            self.unplugged.set()
+            for zone in self.zones:
+                (zone / "energy_uj").unlink()
 
     def stop(self) -> None:
         self._stop.set()
@@ -98,9 +100,15 @@ def test_rapl_stopping_mid_run_falls_back_to_the_models_with_one_warning(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with wattwise.track("t", interval_s=0.05, flush_s=0.1) as run:
-            busy(0.6)
+            deadline = time.monotonic() + 120  # a loaded machine ticks and samples late
+            while run.snapshot()["energy_j"] <= 0:  # the counters counted something
+                assert time.monotonic() < deadline, "the counters never rose"
+                busy(0.05)
             counters.unplug()
-            busy(1.0)  # measured by the models from the switch on
+            while not [w for w in caught if issubclass(w.category, MeterFallbackWarning)]:
+                assert time.monotonic() < deadline, "the stopped counters were never noticed"
+                busy(0.05)
+            busy(0.3)  # measured by the models from the switch on (to the final sample)
             done = "the block ran to its end"
     assert done
     said = [w for w in caught if issubclass(w.category, MeterFallbackWarning)]
@@ -170,7 +178,7 @@ def test_a_given_meter_that_stops_keeps_its_energy_and_is_said_once() -> None:
     notes: list[str] = []
     with wattwise.track("t", meters=[meter], interval_s=0.05, flush_s=0.05,
                         on_warning=notes.append) as run:  # fmt: skip
-        deadline = time.monotonic() + 30  # a loaded machine samples late: no fixed sleep
+        deadline = time.monotonic() + 120  # a loaded machine samples late: no fixed sleep
         while not any("stopped working" in n for n in notes) and time.monotonic() < deadline:
             busy(0.05)
         busy(0.6)  # many intervals after it stopped: said once
