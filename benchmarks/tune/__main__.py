@@ -402,6 +402,8 @@ def targets(
         gaps = []
         for n, s in pairs:
             w = WORKLOADS[n]
+            if (n, s, "random") not in by:  # a partial run
+                continue
             a, b = by[(n, s, "random")].best_value, by[(n, s, "wattwise-defaults")].best_value
             if a is None or b is None:
                 continue

@@ -1,5 +1,5 @@
 """The search defaults chosen on benchmarks/tune: random configurations, asynchronous
-successive halving (first rung at 3 steps, 1 in 3 kept) with energy as the fidelity; the
+successive halving (first rung at 5 steps, half kept) with energy as the fidelity; the
 fidelity follows the pruner."""
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def test_the_default_pruner_stops_a_worse_trial_at_its_first_rung() -> None:
     states = [t.state for t in result.trials]
     assert states == ["complete", "pruned", "pruned"]
     for trial in result.study.trials[1:]:
-        # judged at the first rung: the pruner saw it reach 3 energy steps, and no further
+        # judged at the first rung: the pruner saw it reach 5 energy steps
         # (the first trial's values, 0.9, beat its 0.1 there)
         assert max(trial.intermediate_values) >= DEFAULT_MIN_RESOURCE
     # stopped well before the end of its 12 reports
@@ -73,8 +73,8 @@ def test_the_default_pruner_stops_a_worse_trial_at_its_first_rung() -> None:
     assert sum(t.energy_j for t in result.trials[1:]) < result.trials[0].energy_j * 2
 
 
-def test_the_default_pruner_waits_three_steps_before_judging() -> None:
-    """A trial far behind the first one is not pruned before step 3, and is at step 3."""
+def test_the_default_pruner_waits_five_steps_before_judging() -> None:
+    """A trial far behind the first one is not pruned before step 5, and is at step 5."""
     study = optuna.create_study(direction="maximize", pruner=default_pruner())
     first = study.ask()
     for step in range(1, 10):
@@ -88,7 +88,7 @@ def test_the_default_pruner_waits_three_steps_before_judging() -> None:
         decisions.append(worse.should_prune())
         if decisions[-1]:
             break
-    assert decisions == [False, False, True]  # steps 1 and 2 run on; judged at step 3
+    assert decisions == [False] * 4 + [True]  # steps 1-4 run on; judged at step 5
 
 
 def test_a_pruner_given_leaves_the_fidelity_off() -> None:
@@ -104,8 +104,8 @@ def test_the_default_pruner_on_report_steps_when_asked() -> None:
     assert result.record.pruner == "SuccessiveHalvingPruner"
     assert result.record.energy_fidelity["enabled"] is False
     assert sorted(result.study.trials[0].intermediate_values) == list(range(REPORTS))
-    # at equal steps, trial 1 (0.1) loses to trial 0 (0.9) at the first rung, step 3
-    assert result.trials[1].state == "pruned" and result.trials[1].last_step == 3
+    # at equal steps, trial 1 (0.1) loses to trial 0 (0.9) at the first rung, step 5
+    assert result.trials[1].state == "pruned" and result.trials[1].last_step == 5
 
 
 def test_energy_fidelity_must_be_a_bool_or_none() -> None:
