@@ -174,6 +174,12 @@ def test_export_command_writes_json_and_notes_on_stderr(
     draft = json.loads(captured.out)  # standard output holds the document alone
     assert draft["header"]["reportStatus"] == "draft"
     assert "BoAmps draft: it lacks task" in captured.err
+    # The note is enough on its own (an installed wattwise has no docs/): its example works.
+    assert "docs/" not in captured.err
+    example = tmp_path / "example.json"
+    example.write_text(captured.err.split("e.g. ", 1)[1].split(", and pass it", 1)[0])
+    assert main(["export", "--format", "boamps", "--boamps-context", str(example)]) == 0
+    assert "lacks task" not in capsys.readouterr().err
     context = tmp_path / "context.json"
     context.write_text(json.dumps(CONTEXT), encoding="utf-8")
     target = tmp_path / "report.json"  # .json means boamps for export

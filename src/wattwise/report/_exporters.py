@@ -308,8 +308,17 @@ class BoampsExporter(TextExporter):
             return []
         return [
             f"BoAmps draft: it lacks {', '.join(missing)}, which only you know; put them in a "
-            "JSON file and pass it with --boamps-context FILE (docs/explanation/reporting.md)."
+            f"JSON file shaped like the report, e.g. {_CONTEXT_EXAMPLE}, and pass it with "
+            "--boamps-context FILE (every field: the documentation's explanation 'Reports')."
         ]
+
+
+#: The smallest context that completes a BoAmps report's task, for the draft note.
+_CONTEXT_EXAMPLE = (
+    '{"task": {"taskStage": "training", "taskFamily": "image classification", '
+    '"algorithms": [{"algorithmType": "neural network"}], '
+    '"dataset": [{"dataUsage": "input", "dataType": "image"}]}}'
+)
 
 
 class MlflowExporter:
