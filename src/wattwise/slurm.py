@@ -61,8 +61,8 @@ COVERS = {
     "ledger": (
         "the devices the job's elected measurers metered: each CPU package, DRAM and GPU (by "
         "UUID) by exactly one process of the job on its host, over the ranks' own run "
-        "times, with wattwise's attribution rules (docs/explanation/jobs.md); nothing "
-        "outside those devices (fans, disks, network, power supply losses)"
+        "times, with wattwise's attribution rules (the documentation's explanation 'Jobs'); "
+        "nothing outside those devices (fans, disks, network, power supply losses)"
     ),
 }
 
