@@ -27,11 +27,18 @@ import pickle
 import shutil
 import sys
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 from typing import Any, NoReturn
 
 from wattwise.exceptions import CacheCorruptError, CacheError
+
+# numpy reads an .npy header with ast.literal_eval; on CPython 3.11 concurrent AST
+# construction in threads can fail with "SystemError: AST constructor recursion depth
+# mismatch" (python/cpython#106905, seen here with 3 threads loading one entry), so loads
+# of arrays from this module take turns.
+_NPY_LOAD_LOCK = threading.Lock()
 
 Member = tuple[str, bytes]  # (kind, content)
 
@@ -183,7 +190,9 @@ class _Decoder:
         if tag in ("ndarray", "npscalar"):
             import numpy
 
-            array = numpy.load(io.BytesIO(self.member(node, "npy")), allow_pickle=False)
+            data = io.BytesIO(self.member(node, "npy"))
+            with _NPY_LOAD_LOCK:
+                array = numpy.load(data, allow_pickle=False)
             return array if tag == "ndarray" else array[()]
         if tag == "tensor":
             return self._tensor(node)
