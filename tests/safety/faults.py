@@ -51,7 +51,7 @@ def act():
     action = os.environ.get("FAULT_ACTION", "")
     if action == "delete-wal":
         wal = pathlib.Path(str(LEDGER) + "-wal")
-        deadline = time.time() + 10
+        deadline = time.time() + 120  # a loaded machine opens the ledger late
         while not wal.exists() and time.time() < deadline:
             time.sleep(0.05)
         wal.unlink()
@@ -212,16 +212,18 @@ def _locked(project: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
         conn = sqlite3.connect({str(project / ".wattwise" / "ledger.db")!r}, isolation_level=None)
         conn.execute("BEGIN EXCLUSIVE")
         print("locked", flush=True)
-        time.sleep(6)
+        held = time.monotonic()
+        sys.stdin.readline()  # held until _unlock(): for the whole job, however slow
+        time.sleep(max(0.0, 6 - (time.monotonic() - held)))  # and 6 s at least
         conn.execute("ROLLBACK")
-    """)], stdout=subprocess.PIPE)  # fmt: skip
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
     assert holder.stdout is not None
     assert holder.stdout.readline().strip() == b"locked"
     return holder
 
 
 def _unlock(project: Path, state: Any) -> None:
-    state.communicate(timeout=30)
+    state.communicate(b"\n", timeout=60)
 
 
 def _spool_blocked(project: Path, env: dict[str, str]) -> None:

@@ -94,8 +94,9 @@ def test_a_ledger_whose_open_blocks_holds_neither_the_start_nor_the_exit(
     assert done.returncode == 3, done.stderr  # the command's own code
     assert "Traceback" not in done.stderr
     # wattwise waits at most 0.5 s for the first insert, then starts the command.
-    # (The bound leaves room for the noise of a shared machine: before, it was for ever.)
-    assert 0 <= delay < base_delay + 2.0, (delay, base_delay)
+    # (The bound leaves room for a loaded machine, whose load changes between the two
+    # start-ups: before, it was for ever.)
+    assert 0 <= delay < base_delay + 10.0, (delay, base_delay)
     # ... and at most WATTWISE_FINAL_WRITE_S (plus the spool, at most 2 s) at the end.
     assert total < delay + 0.3 + FINAL_WAIT_S + 2.0 + 10.0, total
     said = [line for line in done.stderr.splitlines() if line.startswith("wattwise: warning:")]
@@ -177,13 +178,14 @@ def test_an_insert_that_hangs_costs_the_start_half_a_second(
         warnings.simplefilter("always")
         began = time.monotonic()
         run.start()
-        assert time.monotonic() - began < 1.5  # 0.5 s, and a loaded machine
+        # 0.5 s, not the insert's 60 s (the rest is room for a loaded machine)
+        assert time.monotonic() - began < 10.0
         run.log(step=1, acc=0.5)
         time.sleep(0.3)
         run.log(step=2, acc=0.6)
         ending = time.monotonic()
         result = run.finish()
-        assert time.monotonic() - ending < FINAL_WAIT_S + 2.5
+        assert time.monotonic() - ending < FINAL_WAIT_S + 10.0  # not the flush's 60 s
     said = [str(w.message) for w in caught if issubclass(w.category, StoreWarning)]
     assert len(said) == 1 and "did not finish within" in said[0], said
     assert result.energy_j > 0 and result.status == "finished"
@@ -207,7 +209,9 @@ def test_flushes_that_hang_lose_no_metric_and_never_wait(
             for step in range(5):
                 began = time.monotonic()
                 run.log(step=step, loss=1.0 / (step + 1))
-                assert time.monotonic() - began < 0.05
+                # under 0.5 s, the shortest wait wattwise has: this call waited for nothing
+                # (the rest of the bound is room for a loaded machine's scheduling)
+                assert time.monotonic() - began < 0.4
                 time.sleep(0.2)  # flushes pile up behind the hung one: merged, not queued
     assert run.recorded_in == "spool"
     merged, metrics = _merged(state, run.id)
@@ -216,18 +220,31 @@ def test_flushes_that_hang_lose_no_metric_and_never_wait(
     assert [m[0] for m in metrics] == [0, 1, 2, 3, 4]
 
 
+def _in_ledger(run_id: str) -> bool:
+    """Whether the run is in the ledger, as a reader opened now sees it."""
+    reader = SQLiteRunStore(LEDGER)
+    try:
+        return any(r.id == run_id for r in reader.list_runs())
+    finally:
+        reader.close()
+
+
 def test_a_slow_insert_completes_later_and_the_run_stays_in_the_ledger(
     state: Path, hanging: list[HangingStore]
 ) -> None:
-    store = HangingStore(LEDGER, hang=["insert_run"], delay_s=1.5)
+    store = HangingStore(LEDGER, hang=["insert_run"])
     hanging.append(store)
     run = wattwise.track("t", store=store, interval_s=0.05, flush_s=0.1,
                          meters=[FakeMeter({"cpu:0": 20.0})])  # fmt: skip
-    began = time.monotonic()
     with run:
-        assert time.monotonic() - began < 1.4  # did not wait the insert's 1.5 s out
+        # The insert is held until this test releases it: the start did not wait it out.
+        assert not store.release.is_set()
         run.log(step=1, acc=0.5)
-        time.sleep(2.0)  # the insert completes meanwhile; flushes follow it
+        store.release.set()  # the insert completes now, mid-run; flushes follow it
+        deadline = time.monotonic() + 120  # however late a loaded machine writes it
+        while not _in_ledger(run.id):
+            assert time.monotonic() < deadline, "the insert never reached the ledger"
+            time.sleep(0.05)
     assert run.recorded_in == "ledger" and not _spools(state)
     stored = SQLiteRunStore(LEDGER)
     assert stored.get_run(run.id).status is RunStatus.FINISHED
@@ -243,7 +260,7 @@ def test_strict_mode_raises_when_the_first_write_hangs(
     began = time.monotonic()
     with pytest.raises(StoreError, match=r"did not finish within 0\.5 s"):
         wattwise.track("t", store=store, strict=True, meters=[FakeMeter({"cpu:0": 1.0})]).start()
-    assert time.monotonic() - began < 2.0
+    assert time.monotonic() - began < 10.0  # 0.5 s, not the insert's 60 s (and some load)
 
 
 def test_a_bad_final_wait_setting_is_said_once_and_the_default_is_used(
@@ -289,8 +306,9 @@ def test_the_jobs_own_log_calls_never_hang_on_a_ledger_whose_open_blocks(
     assert delay >= 0  # the job ran (it wrote its start time)
     assert "Traceback" not in done.stderr
     slowest, spent = (float(word) for word in done.stdout.split()[2::2])
-    # The first hand-off waits its 0.5 s; once the ledger is known to hang, none waits.
-    assert slowest < 1.5 and spent < 2.0, done.stdout
+    # The first hand-off waits its 0.5 s (not for ever); once the ledger is known to hang,
+    # none waits: the other three together took less than one wait of 0.5 s would.
+    assert slowest < 10.0 and spent - slowest < 0.4, done.stdout
     assert total < 30, total
     # The tracker's final state and the job's metrics: two spool files on local disk.
     assert len(_spools(state)) == 2, done.stderr
