@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from wattwise import _lazy
 from wattwise.store._base import (
     GROUP_BY,
+    NO_STUDY,
     ROLES,
     AggregateRow,
     BaseRunStore,
@@ -97,6 +98,7 @@ def open_store(
 
 __all__ = [
     "GROUP_BY",
+    "NO_STUDY",
     "ROLES",
     "SCHEMA_VERSION",
     "STALE_AFTER_S",

@@ -27,6 +27,10 @@ Metric = tuple[int | None, str, float, float]  # (step, key, value, logged_at)
 RunMetric = tuple[str, int | None, str, float, float]  # (run_id, step, key, value, logged_at)
 
 #: What :meth:`BaseRunStore.aggregate` can group by.
+#: ``study_id=NO_STUDY`` keeps the runs outside any study (``list_runs``, ``count_runs``,
+#: ``aggregate``): no run has an empty study id.
+NO_STUDY = ""
+
 GROUP_BY = ("none", "user", "host", "tag", "month", "status", "role", "region", "kind", "study",
             "job")
 
@@ -334,7 +338,8 @@ class BaseRunStore(abc.ABC):
 
         Args:
             status: Keep only runs with this (effective) status.
-            study_id: Keep only runs of this study.
+            study_id: Keep only runs of this study; :data:`NO_STUDY` (``""``): only runs
+                outside any study (study runs themselves, no trials).
             top_level: Drop runs nested inside another run (their energy is in the parent).
             user: Keep only runs of this user.
             host: Keep only runs from this host.

@@ -428,7 +428,7 @@ class MemoryRunStore(BaseRunStore):
             runs = [
                 self._read(r)
                 for r in self._db.runs.values()
-                if (study_id is None or r.study_id == study_id)
+                if (study_id is None or r.study_id == (study_id or None))
                 and (job_id is None or self._db.jobs.get(r.id) == job_id)
                 and (user is None or r.user == user)
                 and (host is None or r.host == host)

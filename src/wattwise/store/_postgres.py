@@ -777,7 +777,9 @@ class PostgresRunStore(BaseRunStore):
             statuses = {status, RunStatus.RUNNING.value} if status == "crashed" else {status}
             where.append("status = ANY(%s)")
             args.append(sorted(statuses))
-        if study_id is not None:
+        if study_id == "":  # NO_STUDY
+            where.append("study_id IS NULL")
+        elif study_id is not None:
             where.append("study_id = %s")
             args.append(study_id)
         if top_level:

@@ -1273,6 +1273,9 @@ def _filters(
 ) -> tuple[list[str], list[Any]]:  # fmt: skip
     where: list[str] = []
     args: list[Any] = []
+    if study_id == "":  # NO_STUDY
+        where.append("study_id IS NULL")
+        study_id = None
     for column, value in (("study_id", study_id), ('"user"', user), ("host", host),
                           ("job_id", job_id)):  # fmt: skip
         if value is not None:
