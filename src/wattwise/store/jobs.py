@@ -6,7 +6,8 @@ Each device of a job is metered by one of its runs only (the election, see
 ``docs/explanation/jobs.md``), so the job's energy is the plain sum of its *counted* runs:
 its runs that are not nested inside another run of the job (a nested run's energy is
 already inside its parent's). :func:`job_summary` reads one job; :func:`runs_page` is the
-ledger listing with each job folded into one entry (``wattwise runs``).
+ledger listing with each job folded into one entry (``wattwise runs``), and each tuning
+study's trials folded into its study run's entry (:class:`StudyLine`).
 
 Nothing here writes: every function is a read of the ledger.
 """
@@ -580,27 +581,102 @@ def _devices(
 
 
 @dataclasses.dataclass(frozen=True)
+class StudyLine:
+    """A tuning study as one entry of the listing: its study run, its trials summed by the
+    ledger (one grouped query, no trial read). Units in the names.
+
+    Attributes:
+        run: The study run (the driver; ``kind == "study"``).
+        trials: Its trial runs in the ledger.
+        running: Those still running.
+        energy_j: The study run's energy plus its trials', in joules.
+        energy_band_j: The same for the uncertainty bands, in joules.
+        co2e_g: The study run's emissions plus its trials', in gCO2e.
+        trial_runs: Its trial runs, newest first, when unfolded (``runs_page(trials=True)``),
+            else None.
+    """
+
+    run: RunRecord
+    trials: int
+    running: int
+    energy_j: float
+    energy_band_j: float
+    co2e_g: float
+    trial_runs: list[RunRecord] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape: the study run's, with the study's figures."""
+        data = {
+            **self.run.to_dict(), "trials": self.trials, "running_trials": self.running,
+            "run_energy_j": self.run.energy_j, "run_co2e_g": self.run.co2e_g,
+            "energy_j": self.energy_j, "energy_band_j": self.energy_band_j,
+            "co2e_g": self.co2e_g,
+        }  # fmt: skip
+        if self.trial_runs is not None:
+            data["trial_runs"] = [r.to_dict() for r in self.trial_runs]
+        return data
+
+
+def _study_lines(
+    store: BaseRunStore, entries: Sequence[RunRecord | JobSummary], *, trials: bool
+) -> list[RunRecord | JobSummary | StudyLine]:
+    """The study runs among ``entries`` as :class:`StudyLine`: one grouped query over the
+    trials of every study (``aggregate("study")``), and each listed study's trials when
+    unfolded."""
+    if not any(isinstance(e, RunRecord) and e.kind == "study" for e in entries):
+        return list(entries)
+    sums: dict[str, list[float]] = {}
+    for row in store.aggregate("study", top_level=False):
+        if row.group is None:
+            continue
+        s = sums.setdefault(row.group, [0, 0, 0.0, 0.0, 0.0])
+        s[0] += row.runs
+        s[1] += row.runs if row.status == RunStatus.RUNNING.value else 0
+        s[2] += row.energy_j
+        s[3] += row.energy_band_j
+        s[4] += row.co2e_g
+    out: list[RunRecord | JobSummary | StudyLine] = []
+    for entry in entries:
+        if not (isinstance(entry, RunRecord) and entry.kind == "study"):
+            out.append(entry)
+            continue
+        n, running, energy, band, co2e = sums.get(entry.id, [0, 0, 0.0, 0.0, 0.0])
+        out.append(StudyLine(
+            run=entry, trials=int(n), running=int(running), energy_j=entry.energy_j + energy,
+            energy_band_j=entry.energy_band_j + band, co2e_g=entry.co2e_g + co2e,
+            trial_runs=store.list_runs(study_id=entry.id, newest_first=True) if trials
+            else None,
+        ))  # fmt: skip
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
 class RunsPage:
     """A page of the ledger listing, newest first, each job folded into one entry.
 
     Attributes:
-        entries: Runs outside any job (:class:`RunRecord`) and jobs (:class:`JobSummary`),
-            newest first; a job stands where its newest (listed) run would.
+        entries: Runs outside any job (:class:`RunRecord`), jobs (:class:`JobSummary`) and
+            studies (:class:`StudyLine`, unless ``studies=False``), newest first; a job
+            stands where its newest (listed) run would, a study where its study run does.
         total: Entries in the whole listing (for "N more"); None when the page was not full
             and nothing was skipped (then the page is the whole listing).
         has_jobs: True when the ledger has at least one job (the listing is folded).
     """
 
-    entries: list[RunRecord | JobSummary]
+    entries: list[RunRecord | JobSummary | StudyLine]
     total: int | None
     has_jobs: bool
+    #: True when the page folds studies (the ledger has trials left out of the listing).
+    has_studies: bool = False
 
 
-def _job_statuses(store: BaseRunStore) -> dict[str | None, dict[str, int]]:
+def _job_statuses(
+    store: BaseRunStore, study_id: str | None = None
+) -> dict[str | None, dict[str, int]]:
     """Runs per (effective) status for each job id, None for runs outside any job, in one
-    grouped query."""
+    grouped query (``study_id``: the store's filter; ``NO_STUDY`` leaves trials out)."""
     statuses: dict[str | None, dict[str, int]] = {}
-    for row in store.aggregate("job", top_level=False):
+    for row in store.aggregate("job", top_level=False, study_id=study_id):
         counts = statuses.setdefault(row.group, {})
         counts[row.status] = counts.get(row.status, 0) + row.runs
     return statuses
@@ -613,11 +689,19 @@ def runs_page(
     limit: int | None = None,
     offset: int = 0,
     chunk: int | None = None,
+    studies: bool = True,
+    trials: bool = False,
 ) -> RunsPage:
     """The ledger listing newest first, a page at a time, each job folded into one entry.
 
-    ``limit`` and ``offset`` count entries (a job is one). With ``status``, runs outside
-    jobs are kept by their own status and jobs by :func:`job_status` of all their runs
+    With ``studies`` (the default), a tuning study's trials are left out of the listing in
+    the ledger's query (``study_id=NO_STUDY``) and its study run's entry is a
+    :class:`StudyLine`, at the study run's place (its start), with its trials counted and
+    summed by one grouped query (their runs listed with ``trials``). ``studies=False``
+    lists trials as runs.
+
+    ``limit`` and ``offset`` count entries (a job is one, a study is one). With ``status``,
+    runs outside jobs are kept by their own status and jobs by :func:`job_status` of all their runs
     (a job of that status has at least one run of it, so the listing reads only runs of
     that status). A job stands where its newest listed run would; jobs on the page are
     read whole (:func:`summarize_job`).
@@ -628,13 +712,18 @@ def runs_page(
     ledger skips them). One grouped query over the ledger (``aggregate("job")``) counts
     the entries when the page is full or ``offset`` is given, as "N more" needs.
     """
+    from wattwise.store._base import NO_STUDY
+
+    scope = NO_STUDY if studies else None
     statuses: dict[str | None, dict[str, int]] | None = None
     if offset:
-        statuses = _job_statuses(store)
+        statuses = _job_statuses(store, scope)
         if not any(key is not None for key in statuses):  # no jobs: the ledger pages
-            runs = store.list_runs(status=status, limit=limit, offset=offset, newest_first=True)
-            return RunsPage(entries=list(runs), total=_total(statuses, status),
-                            has_jobs=False)  # fmt: skip
+            runs = store.list_runs(status=status, limit=limit, offset=offset, newest_first=True,
+                                   study_id=scope)  # fmt: skip
+            lines = _study_lines(store, list(runs), trials=trials)
+            return RunsPage(entries=lines, total=_total(statuses, status), has_jobs=False,
+                            has_studies=_folded(lines))  # fmt: skip
     entries: list[RunRecord | JobSummary] = []
     seen: set[str] = set()
     rows = cursor = 0
@@ -642,7 +731,8 @@ def runs_page(
     if chunk is None:
         chunk = 2000 if wanted is None else min(max(wanted, 20), 2000)
     while wanted is None or rows < wanted:
-        batch = store.list_runs(status=status, limit=chunk, offset=cursor, newest_first=True)
+        batch = store.list_runs(status=status, limit=chunk, offset=cursor, newest_first=True,
+                                study_id=scope)  # fmt: skip
         cursor += len(batch)
         for run in batch:
             jid = run.job_id
@@ -651,7 +741,7 @@ def runs_page(
                     continue
                 seen.add(jid)
                 if status is not None and rows < offset:  # skipped: its status suffices
-                    statuses = statuses if statuses is not None else _job_statuses(store)
+                    statuses = statuses if statuses is not None else _job_statuses(store, scope)
                     if job_status(statuses.get(jid, {})) != status:
                         continue
             rows += 1
@@ -671,10 +761,16 @@ def runs_page(
             break
     total = None
     if limit is not None and (len(entries) == limit or offset):
-        statuses = statuses if statuses is not None else _job_statuses(store)
+        statuses = statuses if statuses is not None else _job_statuses(store, scope)
         total = _total(statuses, status)
     has_jobs = bool(seen) or (statuses is not None and any(k is not None for k in statuses))
-    return RunsPage(entries=entries, total=total, has_jobs=has_jobs)
+    lines = _study_lines(store, entries, trials=trials)
+    return RunsPage(entries=lines, total=total, has_jobs=has_jobs,
+                    has_studies=_folded(lines))  # fmt: skip
+
+
+def _folded(entries: Iterable[RunRecord | JobSummary | StudyLine]) -> bool:
+    return any(isinstance(e, StudyLine) for e in entries)
 
 
 def _total(statuses: dict[str | None, dict[str, int]], status: str | None) -> int:

@@ -3,7 +3,10 @@
 The runs of a job (torchrun ranks, SLURM tasks, node runs: one ``record["job"]["id"]``)
 fold into one line: the job id, its ranks and hosts, its energy and carbon counted once
 (:mod:`wattwise.store.jobs`), its status. ``--ranks`` lists each job's runs under it.
-Paging counts lines: a job is one.
+A tuning study's trials fold into its study run's line, at the study's start: its trials
+(pruned, failed), best value, and energy and carbon of the study run plus its trials
+(summed by the ledger); ``--trials`` lists each study's trials under it. Paging counts
+lines: a job is one, a study is one.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from wattwise.cli import _format as fmt
 
 if TYPE_CHECKING:
     from wattwise.store import RunRecord
-    from wattwise.store.jobs import JobRank, JobSummary
+    from wattwise.store.jobs import JobRank, JobSummary, StudyLine
 
 HELP = ("list the runs in the ledger (newest first, 20 at a time; --all for every run); a "
-        "job's runs fold into one line")
+        "job's runs, and a tuning study's trials, fold into one line")
 
 #: Runs listed when neither --limit nor --all is given.
 DEFAULT_LIMIT = 20
@@ -57,34 +60,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="unfold jobs: each job's ranks and runs (node runs too) under its line",
     )  # fmt: skip
     parser.add_argument(
+        "--trials", action="store_true",
+        help="unfold studies: each tuning study's trial runs under its line",
+    )  # fmt: skip
+    parser.add_argument(
         "--json", action="store_true",
         help="machine-readable output: a list, newest first, of runs (as 'show RUN --json' "
         "without record and metrics) and jobs ({\"kind\": \"job\", \"id\": JOB, ...} as "
-        "'show --job JOB --json', ranks and devices only with --ranks)",
+        "'show --job JOB --json', ranks and devices only with --ranks) and studies (the study "
+        "run, with trials, running_trials, pruned_trials, failed_trials, best_value and the "
+        "energy_j/co2e_g of the study run plus its trials; trial_runs only with --trials)",
     )  # fmt: skip
 
 
 def main(args: argparse.Namespace) -> int:
     """Print a page of runs and jobs, newest first, and how many more there are."""
     from wattwise.store import open_store
-    from wattwise.store.jobs import JobSummary, runs_page
+    from wattwise.store.jobs import JobSummary, StudyLine, runs_page
 
     limit = None if args.all else (args.limit or DEFAULT_LIMIT)
     store = open_store(args.store, readonly=True)
     try:
-        page = runs_page(store, status=args.status, limit=limit, offset=args.offset)
+        page = runs_page(store, status=args.status, limit=limit, offset=args.offset,
+                         trials=args.trials)  # fmt: skip
     finally:
         store.close()
     entries, total = page.entries, page.total
     more = max(0, total - args.offset - len(entries)) if total is not None else 0
-    what = "line(s) (a job is one)" if page.has_jobs else "run(s)"
+    folded = [w for w, on in (("job", page.has_jobs), ("study", page.has_studies)) if on]
+    what = f"line(s) (a {' or '.join(folded)} is one)" if folded else "run(s)"
     hint = (
         f"{more} more {what}; use --limit N, --offset {args.offset + len(entries)} or --all."
         if more else ""
     )  # fmt: skip
     if args.json:
         print(json.dumps([
-            _job_json(e, ranks=args.ranks) if isinstance(e, JobSummary) else e.to_dict()
+            _job_json(e, ranks=args.ranks) if isinstance(e, JobSummary)
+            else _study_json(e) if isinstance(e, StudyLine) else e.to_dict()
             for e in entries
         ], indent=2))  # fmt: skip
         if hint:
@@ -102,6 +114,9 @@ def main(args: argparse.Namespace) -> int:
             rows.append(_job_row(entry))
             if args.ranks:
                 rows.extend(_rank_row(entry, rank) for rank in entry.ranks)
+        elif isinstance(entry, StudyLine):
+            rows.append(_study_row(entry))
+            rows.extend(_trial_row(trial) for trial in entry.trial_runs or ())
         else:
             rows.append(_run_row(entry))
     headers = ["ID", "NAME", "STATUS", "STARTED (UTC)", "TIME", "ENERGY", "CARBON", "REGION"]
@@ -176,3 +191,60 @@ def _job_json(job: JobSummary, *, ranks: bool) -> dict[str, Any]:
     if not ranks:
         del data["ranks"], data["devices"]
     return data
+
+
+def _study_counts(line: StudyLine) -> tuple[int | None, int | None, float | None]:
+    """Pruned and failed trials and the best value, from the study's summary (written when
+    it ends; None while it runs)."""
+    from wattwise.tuning import StudyRecord
+
+    record = StudyRecord.from_record(line.run.record)
+    if record is None:
+        return None, None, None
+    counts = record.n_trials or {}
+    best = record.best.get("value") if isinstance(record.best, dict) else None
+    best = float(best) if isinstance(best, (int, float)) else None
+    return counts.get("pruned"), counts.get("fail"), best
+
+
+def _study_name(line: StudyLine) -> str:
+    pruned, failed, best = _study_counts(line)
+    parts = [f"{line.trials} trial(s)"]
+    if line.running:
+        parts.append(f"{line.running} running")
+    if pruned is not None:
+        parts.append(f"{pruned} pruned")
+    if failed:
+        parts.append(f"{failed} failed")
+    if best is not None:
+        parts.append(f"best {best:.6g}")
+    return f"study {fmt.safe(line.run.name)[:30]}: {', '.join(parts)}"
+
+
+def _study_row(line: StudyLine) -> list[str]:
+    r = line.run
+    return [
+        r.id[:8],
+        _study_name(line),
+        str(r.status),
+        _started(r.started_at),
+        fmt.duration(r.duration_s),
+        fmt.with_band(line.energy_j, line.energy_band_j),
+        fmt.carbon(line.co2e_g),
+        r.region or "",
+    ]
+
+
+def _trial_row(r: RunRecord) -> list[str]:
+    row = _run_row(r)
+    return ["  " + row[0], "  " + row[1], *row[2:]]
+
+
+def _study_json(line: StudyLine) -> dict[str, Any]:
+    """A study's entry in ``runs --json``: its study run's object (``kind`` ``study``), its
+    ``energy_j``/``co2e_g`` those of the study run plus its trials (the run's own as
+    ``run_energy_j``/``run_co2e_g``), its trial counts and best value."""
+    pruned, failed, best = _study_counts(line)
+    return {
+        **line.to_dict(), "pruned_trials": pruned, "failed_trials": failed, "best_value": best,
+    }  # fmt: skip
