@@ -58,8 +58,8 @@ def test_another_process_holds_the_lock_until_it_is_killed(tmp_path: Path) -> No
         assert not mine.retry()
         assert mine.holder() == "run-child"
         os.killpg(proc.pid, signal.SIGKILL)  # our own group only
-        proc.wait(timeout=10)
-        deadline = time.monotonic() + 5
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 60  # a loaded machine reaps the holder late
         while not mine.retry():
             assert time.monotonic() < deadline, "the dead holder's lock was never dropped"
             time.sleep(0.01)

@@ -136,13 +136,14 @@ def test_a_wrapper_finds_ranks_among_its_descendants() -> None:
     assert read_rank_environ(os.getpid()) is None or "RANK" in os.environ
     env = {**os.environ, "RANK": "5", "LOCAL_RANK": "1", "WORLD_SIZE": "8",
            "TORCHELASTIC_RUN_ID": "rid", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}
+    # it outlives any deadline below: the test kills it once seen
     burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n" \
-           "time.sleep(30)"  # fmt: skip
+           "time.sleep(300)"  # fmt: skip
     child = subprocess.Popen([sys.executable, "-c", burn], env=env, start_new_session=True)
     try:
         watcher = RankWatcher(None)
         tree = ProcessTree(os.getpid())
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 120  # 0.3 s of CPU: late on a loaded machine
         while not watcher.ranks or watcher.ranks[5]["cpu_s"] < 0.25:
             assert time.monotonic() < deadline, "the rank was never seen"
             time.sleep(0.1)

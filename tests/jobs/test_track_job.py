@@ -77,7 +77,7 @@ def test_one_measurer_counts_the_host_once_and_a_loser_takes_over(tmp_path: Path
             return [i for i, r in runs.items()
                     if "cpu:node-x" in r.record.get("job", {}).get("measures", [])]  # fmt: skip
 
-        _wait_for(lambda: len(_runs(ledger)) == 3 and len(measurers()) == 1, 20, "3 runs")
+        _wait_for(lambda: len(_runs(ledger)) == 3 and len(measurers()) == 1, 120, "3 runs")
         first = measurers()[0]
         runs = _runs(ledger)
         for run in runs.values():  # everyone names the measurer
@@ -87,13 +87,13 @@ def test_one_measurer_counts_the_host_once_and_a_loser_takes_over(tmp_path: Path
         time.sleep(2.0)
         victim = procs[ids.index(first)]
         os.killpg(victim.pid, signal.SIGKILL)  # our own process group
-        victim.wait(timeout=10)
-        _wait_for(lambda: any(m != first for m in measurers()), 10, "a takeover")
+        victim.wait(timeout=60)
+        _wait_for(lambda: any(m != first for m in measurers()), 120, "a takeover")
         time.sleep(3.0)
         stop.write_text("")
         for proc in procs:
             if proc is not victim:
-                assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
+                assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
     rapl.stop()
 
     runs = _runs(ledger)
@@ -111,4 +111,12 @@ def test_one_measurer_counts_the_host_once_and_a_loser_takes_over(tmp_path: Path
     increase = rapl.increase_j(start, end)
     counted = sum(r.energy_j or 0.0 for r in runs.values())
     assert counted <= increase + ROUNDING_J, (counted, increase)
-    assert counted >= 0.95 * increase, (counted, increase)
+    # Nearly all of it, from the first measurer's start to its successor's end, but for the
+    # gap nobody counts by design: from the dead measurer's last flush to the takeover. The
+    # runs' start-ups and the gap stretch with the machine's load, so both come from the
+    # times the runs recorded, not from an expected share of the whole.
+    dead, heir = runs[first], successor[0]
+    measured = rapl.increase_j(dead.started_at, heir.ended_at or heir.heartbeat_at or 0.0)
+    assert dead.heartbeat_at is not None
+    gap = rapl.increase_j(dead.heartbeat_at, takeover["at"])
+    assert counted >= 0.95 * (measured - gap), (counted, measured, gap)

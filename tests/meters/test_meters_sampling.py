@@ -73,7 +73,7 @@ def test_the_background_reader_samples_between_reads_and_stops() -> None:
     integrator = PowerIntegrator(read_w, window_s=None, poll_interval_s=0.01)
     integrator.sample()
     integrator.start()
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + 60.0  # a loaded machine reads late
     while len(calls) < 6 and time.monotonic() < deadline:
         time.sleep(0.01)
     integrator.stop()
@@ -91,7 +91,7 @@ def test_a_failing_reading_in_the_background_never_escapes() -> None:
 
     integrator = PowerIntegrator(broken, window_s=1.0, poll_interval_s=0.005)
     integrator.start()
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + 60.0  # a loaded machine reads late
     while integrator.stats()["failed_readings"] == 0 and time.monotonic() < deadline:
         time.sleep(0.005)
     integrator.stop()
