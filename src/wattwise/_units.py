@@ -21,14 +21,32 @@ def _num(value: float, digits: int = 3) -> str:
     return text
 
 
+#: Prefixes below one unit, for tiny figures (a cache hit, a short function's carbon):
+#: ``4.81 µJ``, never ``0.00000481 J``.
+_SMALL = ((1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
+
+
+def _small(value: float, unit: str) -> str:
+    """``value`` (0 < |value| < 1) in ``unit`` with the prefix that keeps it from 1 to 999."""
+    for factor, prefix in _SMALL:
+        if abs(value) >= factor:
+            return f"{_num(value / factor)} {prefix}{unit}"
+    return f"{_num(value / _SMALL[-1][0])} {_SMALL[-1][1]}{unit}"
+
+
 def energy(joules: float) -> str:
-    """``1234.5`` → ``"1.23 kJ"``; from 3.6 MJ on, in kWh."""
+    """``1234.5`` → ``"1.23 kJ"``; from 3.6 MJ on, in kWh; below 1 J in mJ, µJ or nJ.
+
+    For people only: machine outputs (``--json``, CSV, exports) keep joules.
+    """
     if joules >= JOULES_PER_KWH:
         return f"{_num(joules / JOULES_PER_KWH)} kWh"
     for factor, unit in ((1e6, "MJ"), (1e3, "kJ")):
         if joules >= factor:
             return f"{_num(joules / factor)} {unit}"
-    return f"{_num(joules)} J"
+    if joules == 0 or not math.isfinite(joules) or abs(joules) >= 1:
+        return f"{_num(joules)} J"
+    return _small(joules, "J")
 
 
 def energy_parts(joules: float) -> tuple[str, str]:
@@ -38,14 +56,17 @@ def energy_parts(joules: float) -> tuple[str, str]:
 
 
 def carbon(grams: float) -> str:
-    """gCO2e with a readable unit (mg, g, kg, t)."""
+    """gCO2e with a readable unit (ng, µg, mg, g, kg, t): ``6.33e-8`` → ``"63.3 ngCO2e"``.
+
+    For people only: machine outputs (``--json``, CSV, exports) keep grams.
+    """
     if grams >= 1e6:
         return f"{_num(grams / 1e6)} tCO2e"
     if grams >= 1e3:
         return f"{_num(grams / 1e3)} kgCO2e"
-    if grams >= 1 or grams == 0:
+    if grams == 0 or not math.isfinite(grams) or abs(grams) >= 1:
         return f"{_num(grams)} gCO2e"
-    return f"{_num(grams * 1e3)} mgCO2e"
+    return _small(grams, "gCO2e")
 
 
 def carbon_parts(grams: float) -> tuple[str, str]:

@@ -227,4 +227,4 @@ def test_status_text() -> None:
     assert text == "wattwise 1:23 · 1.23 kJ ± 150 J · 14.2 W"
     text = _live.status_text(elapsed_s=3725.0, energy_j=1.0, band_j=0.1, power_w=None,
                              step=1, total_steps=10)  # fmt: skip
-    assert text == "wattwise 1:02:05 · 1.00 J ± 0.100 J · - W · step 2/10 · total: after 3 steps"
+    assert text == "wattwise 1:02:05 · 1.00 J ± 100 mJ · - W · step 2/10 · total: after 3 steps"
