@@ -80,6 +80,7 @@ class RunCurves:
         epochs: Energy per epoch, in order.
         epoch_source: How the epochs were found, in words (None without epochs). Unless
             the callback logged them, the first epoch includes what ran before it.
+        params: The run's parameters (to tell apart runs of the same script in a legend).
     """
 
     run_id: str
@@ -91,6 +92,7 @@ class RunCurves:
     energy_source: str | None
     epochs: list[EpochEnergy]
     epoch_source: str | None
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON shape."""
@@ -225,7 +227,55 @@ def run_curves(
     return RunCurves(
         run_id=run.id, name=run.name, role=role, status=run.status.value, metrics=metrics,
         points_total=totals, energy_source=source, epochs=epochs, epoch_source=epoch_source,
+        params=dict(run.params or {}),
     )  # fmt: skip
+
+
+#: Parameters a legend label names at most (the first that differ, by name).
+_LABEL_PARAMS = 2
+#: Characters of a parameter's value a legend label keeps.
+_LABEL_VALUE_CHARS = 12
+
+
+def _param_text(key: str, value: Any) -> str:
+    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+    if len(shown) > _LABEL_VALUE_CHARS:
+        shown = shown[: _LABEL_VALUE_CHARS - 1] + "…"
+    return f"{key}={shown}"
+
+
+def series_labels(curves: Sequence[RunCurves]) -> list[str]:
+    """A legend label per run that tells it apart from the other plotted runs.
+
+    ``name (role)`` where that is unique; runs that share it (two ``learn.py`` final runs)
+    also name the parameters whose values differ between them (at most two,
+    ``learn.py (final, lr=0.01)``), and their short id when that still leaves a tie.
+    """
+    base = [f"{c.name} ({c.role}" for c in curves]
+    groups: dict[str, list[int]] = {}
+    for i, label in enumerate(base):
+        groups.setdefault(label, []).append(i)
+    labels = [f"{label})" for label in base]
+    for label, members in groups.items():
+        if len(members) < 2:
+            continue
+        keys = sorted({k for i in members for k in curves[i].params})
+        missing = object()
+        differing = [
+            k for k in keys
+            if len({repr(curves[i].params.get(k, missing)) for i in members}) > 1
+        ][:_LABEL_PARAMS]  # fmt: skip
+        for i in members:
+            extra = [_param_text(k, curves[i].params[k]) for k in differing
+                     if k in curves[i].params]  # fmt: skip
+            labels[i] = f"{label}, {', '.join(extra)})" if extra else f"{label})"
+        seen: dict[str, int] = {}
+        for i in members:
+            seen[labels[i]] = seen.get(labels[i], 0) + 1
+        for i in members:
+            if seen[labels[i]] > 1:
+                labels[i] = f"{labels[i][:-1]}, {curves[i].run_id[:8]})"
+    return labels
 
 
 def _epochs(
