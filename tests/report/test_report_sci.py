@@ -138,6 +138,7 @@ def test_sci_command_prints_every_term_with_its_source(capsys: pytest.CaptureFix
     assert main(["sci", "--functional-unit", "run", "--count", "2", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["sci_g_per_unit"] == pytest.approx(120.345205 / 2, rel=1e-7)
-    assert data["functional_unit"] == {"name": "run", "count": 2.0, "gross_or_effective": "gross"}
+    assert data["functional_unit"] == {"name": "run", "count": 2.0, "gross_or_effective": "gross",
+                                       "source": "user (--functional-unit, --count)"}
     assert main(["sci", "--count", "2"]) == 2  # --functional-unit is required
     assert "--functional-unit" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from wattwise.report._curves import (
     RunCurves,
     is_user_metric,
     is_validation_metric,
+    series_labels,
     validation_metric,
 )
 from wattwise.report._model import (
@@ -275,7 +276,8 @@ def _headline(report: Report) -> str:
         number, unit = units.carbon_parts(sci.sci_g_per_unit)
         cards.append(_card(
             "SCI", (number, f"{unit} / {sci.functional_unit}"),
-            e(f"(O + M) / R with embodied M = {units.carbon(sci.embodied_g)}") + " "
+            e(f"(O + M) / R with embodied M = {units.carbon(sci.embodied_g)}; {sci.r_short}")
+            + " "
             + method_pill("model", "embodied: CCF/Teads or user TE"),
         ))  # fmt: skip
     return f'<section class="cards" id="headline">{"".join(cards)}</section>'
@@ -355,7 +357,8 @@ def _energy_unit(series: Sequence[svg.Series]) -> str:
 
 def _energy_axis(series: Sequence[svg.Series]) -> svg.Fmt:
     unit = _energy_unit(series)
-    factor = {"J": 1.0, "kJ": 1e3, "MJ": 1e6, "kWh": 3.6e6}[unit]
+    factor = {"nJ": 1e-9, "µJ": 1e-6, "mJ": 1e-3, "J": 1.0, "kJ": 1e3, "MJ": 1e6,
+              "kWh": 3.6e6}[unit]  # fmt: skip
     return lambda v: f"{v / factor:g}"
 
 
@@ -427,7 +430,8 @@ def _project(report: Report) -> str:
         ]
         ticks, fmt = svg.time_ticks(t0, t1)
         unit_g = units.carbon(max(total, 1e-9)).split(" ")[1]
-        factor = {"mgCO2e": 1e-3, "gCO2e": 1.0, "kgCO2e": 1e3, "tCO2e": 1e6}[unit_g]
+        factor = {"ngCO2e": 1e-9, "µgCO2e": 1e-6, "mgCO2e": 1e-3, "gCO2e": 1.0, "kgCO2e": 1e3,
+                  "tCO2e": 1e6}[unit_g]  # fmt: skip
 
         def cumulative(width: int, height: int) -> str:
             return svg.line_chart(
@@ -574,7 +578,8 @@ def _study(view: StudyView, runs: Sequence[RunSummary] = ()) -> str:
     ]
     x_max = max((p.energy_j for p in view.points), default=1.0)
     unit = units.energy(max(x_max, 1e-12)).split(" ")[1]
-    factor = {"J": 1.0, "kJ": 1e3, "MJ": 1e6, "kWh": 3.6e6}[unit]
+    factor = {"nJ": 1e-9, "µJ": 1e-6, "mJ": 1e-3, "J": 1.0, "kJ": 1e3, "MJ": 1e6,
+              "kWh": 3.6e6}[unit]  # fmt: skip
     metric = study_metric_label(view, runs)
     chart = svg.scatter_chart(
         points, title=f"{metric} versus energy", x_label=f"energy per trial ({unit})",
@@ -690,11 +695,12 @@ def _labelled(html: str) -> str:
 
 def _energy_scale(joules: float) -> tuple[str, float]:
     unit = units.energy(max(joules, 1e-12)).split(" ")[1]
-    return unit, {"J": 1.0, "kJ": 1e3, "MJ": 1e6, "kWh": 3.6e6}[unit]
+    return unit, {"nJ": 1e-9, "µJ": 1e-6, "mJ": 1e-3, "J": 1.0, "kJ": 1e3, "MJ": 1e6,
+                  "kWh": 3.6e6}[unit]  # fmt: skip
 
 
 def _run_legend(curves: Sequence[RunCurves]) -> str:
-    return _legend((f"r{i}", f"{c.name} ({c.role})") for i, c in enumerate(curves))
+    return _legend((f"r{i}", label) for i, label in enumerate(series_labels(curves)))
 
 
 def _learning(report: Report) -> str:
@@ -711,12 +717,13 @@ def _learning(report: Report) -> str:
             "callback) to see learning curves beside energy here.</p></section>"
         )
     keyed = {c.run_id: f"r{i}" for i, c in enumerate(curves)}
+    named = dict(zip((c.run_id for c in curves), series_labels(curves), strict=True))
     metric = validation_metric(curves)
     parts = [_run_legend(curves)]
     figures = []
     if metric is not None:
         series = [
-            svg.Series(c.name, keyed[c.run_id],
+            svg.Series(named[c.run_id], keyed[c.run_id],
                        [(en, v) for _, v, en in c.metrics.get(metric, []) if en is not None])
             for c in curves
         ]  # fmt: skip
@@ -741,7 +748,8 @@ def _learning(report: Report) -> str:
                                             -by_metric[k], k))[:2]  # fmt: skip
     for key in shown:
         series = [
-            svg.Series(c.name, keyed[c.run_id], [(st, v) for st, v, _ in c.metrics.get(key, [])])
+            svg.Series(named[c.run_id], keyed[c.run_id],
+                       [(st, v) for st, v, _ in c.metrics.get(key, [])])
             for c in curves
         ]
         chart = svg.line_chart(
@@ -753,7 +761,8 @@ def _learning(report: Report) -> str:
     with_epochs = [c for c in curves if c.epochs]
     if with_epochs:
         series = [
-            svg.Series(c.name, keyed[c.run_id], [(ep.epoch, ep.energy_j) for ep in c.epochs])
+            svg.Series(named[c.run_id], keyed[c.run_id],
+                       [(ep.epoch, ep.energy_j) for ep in c.epochs])
             for c in with_epochs
         ]
         top = max(ep.energy_j for c in with_epochs for ep in c.epochs)
@@ -1041,7 +1050,7 @@ def _sci(report: Report) -> str:
         '<p class="lead">GSF SCI 1.1 (ISO/IEC 21031:2024). Change the functional unit with '
         "<code>wattwise sci --functional-unit ... --count R</code>.</p>"
         f'<p class="formula">SCI = (E × I + M) / R = {e(units.carbon(sci.sci_g_per_unit))} per '
-        f"{e(sci.functional_unit)}</p>"
+        f"{e(sci.functional_unit)}</p><p>{e(sci.r_text)}</p>"
         '<details class="fold"><summary>Each term, its source and the boundary</summary>'
         '<div class="table-wrap"><table><thead><tr><th>Term</th><th>What</th>'
         '<th class="n">Value</th><th>Unit</th><th>Source</th></tr></thead>'

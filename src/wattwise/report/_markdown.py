@@ -118,7 +118,8 @@ def render_markdown(report: Report) -> str:
         rows.append([
             "SCI", f"{units.carbon(report.sci.sci_g_per_unit)} per "
             f"{md(report.sci.functional_unit)}",
-            f"(O + M) / R, embodied M = {units.carbon(report.sci.embodied_g)}",
+            f"(O + M) / R, embodied M = {units.carbon(report.sci.embodied_g)}, "
+            f"{md(report.sci.r_short)}",
         ])  # fmt: skip
     out += _table(["Figure", "Value", "How"], rows)
     out += ["", "**Included:**", ""]
@@ -196,7 +197,7 @@ def render_markdown(report: Report) -> str:
         sci = report.sci
         out += ["", "## Software Carbon Intensity (ISO/IEC 21031:2024)", "",
                 f"SCI = (E × I + M) / R = **{units.carbon(sci.sci_g_per_unit)} per "
-                f"{md(sci.functional_unit)}**", ""]  # fmt: skip
+                f"{md(sci.functional_unit)}**", "", md(sci.r_text), ""]  # fmt: skip
         out += _table(
             ["Term", "What", "Value", "Unit", "Source"],
             ([t.symbol, md(t.name), units.number(t.value, 4), md(t.unit), md(t.source)]

@@ -21,7 +21,7 @@ from wattwise.report._attributions import _CREDITS as CREDITED_FILES
 from wattwise.report._attributions import DataCredit, data_credits
 from wattwise.report._covers import covers_lines
 from wattwise.report._curves import MAX_CURVE_RUNS, RunCurves, is_user_metric, run_curves
-from wattwise.report._sci import SciResult, compute_sci
+from wattwise.report._sci import SET_COUNT, USER_COUNT, SciResult, compute_sci, default_count
 from wattwise.store import (
     BaseRunStore,
     RunRecord,
@@ -1301,8 +1301,8 @@ def build_report(
     run: str | None = None,
     study: str | None = None,
     metric: str | None = None,
-    functional_unit: str = "training run",
-    count: float = 1.0,
+    functional_unit: str | None = None,
+    count: float | None = None,
     te_kgco2e: float | None = None,
     lifetime_years: float | None = None,
     share: float | None = None,
@@ -1317,8 +1317,10 @@ def build_report(
         study: A study driver run id or prefix.
         metric: The objective to plot against energy for studies (default: the study's
             own, else the metric most trials logged).
-        functional_unit: SCI functional unit name.
-        count: SCI R, number of functional units delivered.
+        functional_unit: SCI functional unit name (default ``"training run"``).
+        count: SCI R, number of functional units delivered (default: with no
+            ``functional_unit`` either, the selection's final runs, see
+            ``default_count`` in ``report/_sci.py``; else 1).
         te_kgco2e: SCI TE override, kgCO2e.
         lifetime_years: SCI EL override, years.
         share: SCI RR/ToR override.
@@ -1350,8 +1352,16 @@ def build_report(
             members[r.study_id].append(by_id[r.id])
     studies = [_study_view(d, members[d.id], records, metric) for d in shown_drivers]
     setup = _project_setup(store) if scope == "project" else _setup(runs)
+    if count is not None:
+        r_count, r_source = count, USER_COUNT
+    elif functional_unit is None:
+        finals = sum(1 for s in summaries if s.counted and s.role == "final")
+        r_count, r_source = default_count(scope, len(counted_runs), finals)
+    else:
+        r_count, r_source = 1.0, f"default: 1, no --count given; {SET_COUNT}"
     sci: SciResult | None = compute_sci(
-        counted_runs, functional_unit=functional_unit, count=count, te_kgco2e=te_kgco2e,
+        counted_runs, functional_unit=functional_unit or "training run", count=r_count,
+        count_source=r_source, te_kgco2e=te_kgco2e,
         lifetime_years=lifetime_years, share=share, instance_type=instance_type,
     )  # fmt: skip
     credits = _credits(store, scope, runs, sci)

@@ -86,6 +86,39 @@ class EmbodiedShare:
         return dataclasses.asdict(self)
 
 
+#: R's source when the user gave it.
+USER_COUNT = "user (--functional-unit, --count)"
+#: How to set R, said wherever a default R is shown.
+SET_COUNT = "set it with --functional-unit NAME --count R"
+
+
+def default_count(scope: str, counted_runs: int, final_runs: int) -> tuple[float, str]:
+    """R, and its source in words, when the user gave no ``--count``.
+
+    One SCI per "training run" is only meaningful over the runs that trained something to
+    keep: a project or study's R is its final runs (role ``final``: finished, not tuning
+    trials, cache fills or reproductions), so the tuning, failed and other runs' carbon is
+    carried by the models they led to. A run report's R is that run. With no final run
+    in the selection, R is 1 for the whole selection, and the source says so.
+
+    Args:
+        scope: ``"run"``, ``"study"`` or ``"project"``.
+        counted_runs: Runs whose carbon is counted.
+        final_runs: Of those, the runs whose role is ``final``.
+    """
+    if scope == "run":
+        return 1.0, f"default: this run is 1 training run; {SET_COUNT}"
+    if final_runs:
+        return float(final_runs), (
+            f"default: the {final_runs} final run(s) of the {scope}, carrying all "
+            f"{counted_runs} counted runs' carbon (tuning, failed and other runs); {SET_COUNT}"
+        )
+    return 1.0, (
+        f"default: no final run in the {scope}, so its {counted_runs} counted run(s) are "
+        f"taken as 1 training run; {SET_COUNT}"
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class SciResult:
     """An SCI score with every term and its source (the SCI "Report" step).
@@ -105,6 +138,8 @@ class SciResult:
         embodied: ``M`` per machine.
         boundary: ``included`` and ``excluded`` parts of the software boundary.
         data_files: Shipped data files the embodied figures came from.
+        count_source: Where R came from: the user's ``--count``, or the default and why
+            (see :func:`default_count`), in words.
     """
 
     functional_unit: str
@@ -120,12 +155,29 @@ class SciResult:
     embodied: tuple[EmbodiedShare, ...]
     boundary: dict[str, list[str]]
     data_files: tuple[str, ...]
+    count_source: str = USER_COUNT
+
+    @property
+    def is_default_count(self) -> bool:
+        """Whether R is wattwise's default, not a count the user gave."""
+        return self.count_source != USER_COUNT
+
+    @property
+    def r_short(self) -> str:
+        """R in a few words for a card: ``R = 3 × training run (default: --count sets it)``."""
+        base = f"R = {self.count:g} × {self.functional_unit}"
+        return f"{base} (default: --count sets it)" if self.is_default_count else base
+
+    @property
+    def r_text(self) -> str:
+        """R and where it came from, in one sentence."""
+        return f"R = {self.count:g} × {self.functional_unit}: {self.count_source}."
 
     def to_dict(self) -> dict[str, Any]:
         """JSON shape (the run-record field names of reference §6 E-F)."""
         return {
             "functional_unit": {"name": self.functional_unit, "count": self.count,
-                                "gross_or_effective": "gross"},
+                                "gross_or_effective": "gross", "source": self.count_source},
             "runs": self.runs,
             "energy_kwh_it": self.it_energy_kwh,
             "energy_kwh": self.energy_kwh,
@@ -405,6 +457,7 @@ def compute_sci(
     lifetime_years: float | None = None,
     share: float | None = None,
     instance_type: str | None = None,
+    count_source: str = USER_COUNT,
 ) -> SciResult:
     """The SCI of a set of runs per functional unit, with every term sourced.
 
@@ -422,6 +475,8 @@ def compute_sci(
         lifetime_years: Expected lifespan EL in years (default: 4, CCF).
         share: Resource share RR/ToR in (0, 1] (default 1.0).
         instance_type: Cloud instance type, for the CCF per-instance table.
+        count_source: Where ``count`` came from, in words (default: the user); see
+            :func:`default_count`.
 
     Returns:
         The SCI and its terms.
@@ -513,7 +568,7 @@ def compute_sci(
         SciTerm("O", "operational emissions E × I", o_g, "gCO2e",
                 "sum of the runs' recorded operational emissions"),
         SciTerm("M", "embodied emissions TE × TiR/EL × RR/ToR", m_g, "gCO2e", m_source),
-        SciTerm("R", "functional units", count_v, unit, "user (--functional-unit, --count)"),
+        SciTerm("R", "functional units", count_v, unit, count_source),
         SciTerm("SCI", "(O + M) / R", sci, f"gCO2e per {unit}", "computed"),
     )  # fmt: skip
     components = sorted({c.component for r in runs for c in r.components})
@@ -537,5 +592,5 @@ def compute_sci(
         functional_unit=unit, count=count_v, runs=len(runs), it_energy_kwh=it_j / JOULES_PER_KWH,
         energy_kwh=e_kwh, intensity_g_per_kwh=intensity, operational_g=o_g, embodied_g=m_g,
         sci_g_per_unit=sci, terms=terms, embodied=tuple(shares), boundary=boundary,
-        data_files=tuple(files),
+        data_files=tuple(files), count_source=count_source,
     )  # fmt: skip

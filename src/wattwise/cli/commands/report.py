@@ -48,12 +48,14 @@ def add_sci_arguments(parser: argparse.ArgumentParser, *, required: bool) -> Non
     """The SCI options shared by ``report`` and ``sci``."""
     group = parser.add_argument_group("SCI (software carbon intensity)")
     group.add_argument(
-        "--functional-unit", required=required, default=None if required else "training run",
-        metavar="NAME", help="what one unit of R is: 'training run', '1k inferences', ...",
+        "--functional-unit", required=required, default=None, metavar="NAME",
+        help="what one unit of R is: 'training run', '1k inferences', ... (default: "
+        "training run)",
     )  # fmt: skip
     group.add_argument(
-        "--count", type=float, required=required, default=None if required else 1.0,
-        metavar="R", help="how many functional units the runs delivered",
+        "--count", type=float, required=required, default=None, metavar="R",
+        help="how many functional units the runs delivered (default: the final runs of a "
+        "project or study, 1 for a run)",
     )  # fmt: skip
     group.add_argument("--te-kgco2e", type=float, metavar="KG",
                        help="total embodied emissions of the hardware (overrides the tables)")

@@ -40,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
     unit = result.functional_unit
     lines = [
         f"SCI = (E x I + M) / R = {result.sci_g_per_unit:.6g} gCO2e per {unit}  "
-        f"({result.runs} run(s), {chosen.scope})"
+        f"(R = {result.count:g} {unit} over {result.runs} run(s), {chosen.scope})"
     ]
     for term in result.terms[:-1]:
         lines.append(f"  {term.symbol:<3} {term.value:>12.6g} {term.unit:<16} {term.name}")
