@@ -341,7 +341,9 @@ class PostgresRunStore(BaseRunStore):
         if isinstance(err, errors.InsufficientPrivilege):
             msg = (
                 f"Cannot use the ledger {self._public}: {text}. Ask its owner to grant this "
-                "role access (docs/how-to/team-ledger.md lists the grants)."
+                "role access: USAGE on the schema and its sequences, SELECT, INSERT, UPDATE, "
+                "DELETE on its tables (SELECT only to read); the documentation's how-to "
+                "'One ledger for a team' lists the GRANT statements."
             )
             return StoreError(msg)
         if isinstance(err, errors.LockNotAvailable | errors.QueryCanceled):
