@@ -28,7 +28,7 @@ from wattwise.store import ReuseEvent, open_store
 from wattwise.testing import FakeMeter
 
 #: Far below the 60 s busy timeout a synchronous booking would wait.
-BOUND_S = 20.0
+BOUND_S = 40.0
 
 
 def _wait_for(predicate: object, timeout_s: float, what: str) -> None:

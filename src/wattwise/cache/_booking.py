@@ -37,8 +37,9 @@ from wattwise.exceptions import StoreWarning, WattwiseError
 
 logger = logging.getLogger("wattwise")
 
-#: How long a hit waits for its booking while the ledger answers, in seconds.
-HIT_WAIT_S = 1.0
+#: How long a hit waits for its booking while the ledger answers, in seconds (as long as a
+#: run's final write: a slow but healthy ledger on a loaded machine is not taken for a hung one).
+HIT_WAIT_S = 5.0
 #: How long the process waits at exit for the bookings still pending, in seconds (as long
 #: as a run's final write: ``WATTWISE_FINAL_WRITE_S``'s default).
 EXIT_WAIT_S = 5.0
