@@ -58,3 +58,11 @@ def test_argv_is_restored_after_the_study(isolated_project: Path) -> None:
     before = list(sys.argv)
     assert main(["tune", "train.py", "--n-trials", "1", "--no-progress"]) == 0
     assert sys.argv == before
+
+
+def test_help_says_what_the_file_sees(capsys: pytest.CaptureFixture[str]) -> None:
+    from wattwise.cli import main
+
+    assert main(["tune", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "sys.argv is [FILE.py]" in text and "exit code is 130 (SIGINT) or 143" in text

@@ -32,6 +32,12 @@ _SAMPLERS = ("random", "tpe")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``wattwise tune``."""
+    parser.epilog = (
+        "Ctrl-C or SIGTERM stops the study: no further trial starts, the running trials' "
+        "runs end failed with their energy, the summary so far is printed, and the exit "
+        "code is 130 (SIGINT) or 143 (SIGTERM); --resume continues a study kept in "
+        "--storage. FILE.py sees sys.argv == [FILE.py]."
+    )
     parser.add_argument(
         "objective", metavar="FILE.py[:NAME]",
         help="Python file defining objective(trial) -> float (NAME defaults to 'objective'); "
