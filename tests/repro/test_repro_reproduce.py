@@ -267,3 +267,9 @@ def test_reproduce_keeps_the_original_region_unless_overridden(
     capfd.readouterr()
     moved = open_store().list_runs()[-1]
     assert moved.record["reproduces"] == original.id and moved.region == "FR"
+
+    runs = len(open_store().list_runs())
+    assert main(["reproduce", original.id, "--region", "Atlantis"]) == 2
+    err = capfd.readouterr().err
+    assert err.startswith("wattwise: error: ") and err.count("\n") == 1 and "Atlantis" in err
+    assert len(open_store().list_runs()) == runs  # refused before anything ran

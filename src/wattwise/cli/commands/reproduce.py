@@ -116,6 +116,10 @@ def main(args: argparse.Namespace) -> int:
     from wattwise.store import open_store
 
     tolerances = Tolerances.parse(args.tolerance) if args.check else None
+    if args.region:
+        from wattwise.carbon import parse_region
+
+        parse_region(args.region)  # a bad region stops here, before any worktree is made
     store = open_store(args.store)
     try:
         plan = prepare(args.run, store=store)
