@@ -190,9 +190,9 @@ class _Decoder:
         if tag in ("ndarray", "npscalar"):
             import numpy
 
-            data = io.BytesIO(self.member(node, "npy"))
+            npy = io.BytesIO(self.member(node, "npy"))
             with _NPY_LOAD_LOCK:
-                array = numpy.load(data, allow_pickle=False)
+                array = numpy.load(npy, allow_pickle=False)
             return array if tag == "ndarray" else array[()]
         if tag == "tensor":
             return self._tensor(node)

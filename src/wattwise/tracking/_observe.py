@@ -237,8 +237,8 @@ def _from_environment(warn: Warn) -> None:
         if module is not None:
             module.disable(only_from_environment=True)
         return
-    from wattwise import prometheus
-
+    # by name, as the other built-in observers (BUILT_IN): tracking imports no integration
+    prometheus = importlib.import_module("wattwise.prometheus")
     prometheus.enable_from_environment(warn=warn)
 
 
