@@ -59,6 +59,18 @@ def test_trials_fold_into_their_study_line(ledger: dict[str, wattwise.tuning.Tun
     assert page[1].startswith(first.study_id[:8]) and "1 more line(s)" in page[-1]
 
 
+def test_show_study_lists_its_trials(ledger: dict[str, wattwise.tuning.TuneResult]) -> None:
+    first = ledger["first"]
+    result = call("show", first.study_id[:8])
+    assert result.code == 0, result.err
+    assert "  trials  4 (runs of this study):" in result.out
+    rows = result.out.split("trials  4 (runs of this study):")[1].splitlines()[2:]
+    assert [row.split()[:3] for row in rows] == [
+        [f"#{t.number}", (t.run_id or "")[:8], t.state] for t in first.trials
+    ]
+    assert "trials " not in call("show", first.trials[0].run_id or "").out
+
+
 def test_json_study_entries(ledger: dict[str, wattwise.tuning.TuneResult]) -> None:
     entries = json.loads(call("runs", "--json").out)
     assert [e["kind"] for e in entries] == ["study", "study", "python"]

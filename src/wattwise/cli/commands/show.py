@@ -106,6 +106,8 @@ def main(args: argparse.Namespace) -> int:
             job = summarize_job(ident, job_runs(store, ident))
         else:
             data = run_details(store, ident)
+            # a study's trials (folded into its line by 'wattwise runs'), oldest first
+            trials = store.list_runs(study_id=ident) if data.get("kind") == "study" else []
     finally:
         store.close()
     if note:
@@ -205,8 +207,31 @@ def main(args: argparse.Namespace) -> int:
         lines.append(f"  note: {note}")
     if rec.get("error"):
         lines.append(f"  error: {rec['error']}")
+    if trials:
+        lines.append(f"  trials  {len(trials)} (runs of this study):")
+        lines.extend(_indent(fmt.table(
+            ["TRIAL", "RUN", "STATE", "VALUE", "ENERGY", "STATUS"],
+            [_trial_cells(t) for t in trials],
+        )))  # fmt: skip
     print(fmt.lines(lines))
     return 0
+
+
+def _trial_cells(run: Any) -> list[str]:
+    """A trial run's row under its study: number, run, state, value, energy, status."""
+    from wattwise.tuning import TrialRecord
+
+    trial = TrialRecord.from_record(run.record)
+    value = None if trial is None else (trial.value if trial.value is not None
+                                        else trial.last_value)  # fmt: skip
+    return [
+        f"#{trial.number}" if trial is not None and trial.number is not None else "-",
+        run.id[:8],
+        (trial.state or "-") if trial is not None else "-",
+        f"{value:.6g}" if isinstance(value, (int, float)) else "-",
+        fmt.with_band(run.energy_j, run.energy_band_j),
+        str(run.status),
+    ]
 
 
 def _job_line(job: Any) -> list[str]:
