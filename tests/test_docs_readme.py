@@ -288,9 +288,12 @@ def test_the_wheel_carries_the_shipped_data(project: Project, tmp_path: Path) ->
         if p.is_file() and "__pycache__" not in p.parts
     }
     with zipfile.ZipFile(wheel) as archive:
-        missing = shipped - set(archive.namelist())
+        names = set(archive.namelist())
+    missing = shipped - names
     assert "wattwise/data/PROVENANCE.md" in shipped
     assert not missing, sorted(missing)
+    bytecode = sorted(n for n in names if n.endswith(".pyc") or "__pycache__" in n)
+    assert not bytecode, bytecode  # a dev checkout's caches stay out of the wheel
 
     # installed alone (no clone, no other copy of wattwise on the path), it finds its data
     # and names each set's vintage; its one dependency, psutil, comes from the project's venv
