@@ -132,7 +132,7 @@ slurm:
 test:
 	@$(MAKE) --no-print-directory -j2 checks system-packages
 	AMDSMI_WHEEL="$$(ls $(CURDIR)/$(VENV)/wheels/amdsmi-*.whl 2>/dev/null | head -1)" \
-	  $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	  $(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 # lint, then the docs build (one after the other: both may pip install into the venv)
 checks: lint

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -9,28 +10,34 @@ import pytest
 # asks for them (they skip, saying why, where PostgreSQL is not installed).
 from pg_support import pg_cluster, pg_url  # noqa: F401
 
-# `make test` runs the suite on pytest-xdist workers with --dist loadgroup: each test file is
-# one group (it stays on one worker, in order, so a module-scoped fixture is made once), and
-# the tests that start a server of a kind that must not run twice at once on one machine share
-# a group: one SLURM cluster (tests/slurm/) and one local Ray cluster (marker `ray`) at a time.
+# `make test` runs the suite on pytest-xdist workers. Each test file is one scope (it stays on
+# one worker, in order, so a module-scoped fixture is made once), and the files that start a
+# server of a kind that must not run twice at once on one machine share a scope: one SLURM
+# cluster (tests/slurm/) and one local Ray cluster (files named *ray*) at a time. (xdist's own
+# --dist loadgroup cannot do it under pytest 9.2: the group it appends to a test's id is lost.)
 SLURM_TESTS = "tests/slurm/"
-_REPO = Path(__file__).resolve().parent.parent
 
 
-def xdist_group_of(item: pytest.Item) -> str:
-    """The xdist group of a test: ``ray``, ``slurm``, else its file's path."""
-    if item.get_closest_marker("ray") is not None:
-        return "ray"
-    try:
-        name = item.path.resolve().relative_to(_REPO).as_posix()
-    except ValueError:  # a test outside this repository (pytest given another path)
-        return item.path.as_posix()
-    return "slurm" if name.startswith(SLURM_TESTS) else name
+def xdist_scope_of(nodeid: str) -> str:
+    """The scheduling scope of a test id: ``slurm``, ``ray``, else the test's file."""
+    path = nodeid.split("::", 1)[0]
+    if path.startswith(SLURM_TESTS):
+        return "slurm"
+    return "ray" if "ray" in path.rsplit("/", 1)[-1] else path
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item)))
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # no pytest-xdist: the suite runs in one process
+    pass
+else:
+
+    class _FileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope_of(nodeid)
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling:
+        return _FileScheduling(config, log)
 
 
 @pytest.fixture(autouse=True)
