@@ -109,7 +109,11 @@ def test_the_build_is_strict_and_needs_no_network() -> None:
     assert build is not None
     assert "--strict" in build[1]
     assert "--quiet" not in build[1], "--quiet hides the warnings --strict counts"
-    assert re.search(r"^test: .*\bdocs-build\b", makefile, re.M)
+    # make test builds the site: its `checks` job runs lint, then docs-build
+    test = re.search(r"^test:.*\n((?:\t.*\n)+)", makefile, re.M)
+    checks = re.search(r"^checks:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert test is not None and re.search(r"\bchecks\b", test[1])
+    assert checks is not None and re.search(r"\bdocs-build\b", checks[1])
 
 
 # -- the Griffe extension, on a package Griffe reads from source --------------------------
