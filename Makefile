@@ -6,8 +6,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The CPU build of PyTorch; an unpinned torch would pull a multi-GB CUDA build. It is
-# installed in the same pip run as the extras (one resolution), pinned there.
+# The CPU build of PyTorch; an unpinned torch would pull a multi-GB CUDA build. It is installed
+# on its own first: in one pip run with the extras, pip picked the CUDA build (6.4 GB venv).
 TORCH := torch==2.13.0
 # pytest-xdist workers of `make test` (0: none, the suite runs in pytest's own process). The
 # tests are grouped by file, one SLURM and one Ray cluster at a time (tests/conftest.py).
@@ -25,12 +25,14 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.demo-deps: pyproject.toml | $(BIN)/python
-	$(PIP_INSTALL) $(TORCH) -e '.[torch,optuna]'
+	$(PIP_INSTALL) $(TORCH)
+	$(PIP_INSTALL) -e '.[torch,optuna]'
 	$(COMPILE)
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
-	$(PIP_INSTALL) $(TORCH) -e '.[dev,all]'
+	$(PIP_INSTALL) $(TORCH)
+	$(PIP_INSTALL) -e '.[dev,all]'
 	$(COMPILE)
 	# amdsmi's source (not installed: without ROCm it breaks 'import ray'), for the check
 	# that the fake amdsmi follows the real package's names and signatures.
