@@ -128,7 +128,7 @@ def test_energy_fidelity_gives_the_pruner_joules_as_steps() -> None:
 def test_energy_fidelity_calibrates_its_step_on_the_first_report_interval() -> None:
     result = wattwise.tune(steady, n_trials=2, energy_fidelity=True, run_options=fake_options())
     unit = result.summary["energy_fidelity"]["step_j"]
-    # one 0.03 s sleep at 100 W at least: a loaded machine stretches the interval, never shortens it
+    # one 0.03 s sleep at 100 W at least: load stretches the interval, never shortens it
     assert unit >= POWER_W * 0.03 * 0.5
     energies = [v for _, k, v, _ in open_store().metrics(result.trials[0].run_id)
                 if k == "energy_j"]  # fmt: skip
