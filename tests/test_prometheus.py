@@ -41,7 +41,7 @@ def free_port() -> int:
 
 def scrape(port: int) -> dict[str, list[Any]]:
     """Samples by name, from the real endpoint, parsed by prometheus_client."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as reply:
         text = reply.read().decode("utf-8")
     return parse(text)
 

@@ -150,7 +150,10 @@ def test_concurrent_writers_and_readers_never_see_half_an_entry() -> None:
     threads += [threading.Thread(target=reader) for _ in range(3)]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 120  # until readers saw two writers' entries (load slows all)
     time.sleep(0.8)
+    while len(set(seen)) < 2 and not errors and time.monotonic() < deadline:
+        time.sleep(0.1)
     stop.set()
     for t in threads:
         t.join()
