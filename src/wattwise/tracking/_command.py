@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Any
@@ -46,6 +47,24 @@ def _foreground(pgid: int) -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.tcsetpgrp(fd, os.getpgrp())
         signal.signal(signal.SIGTTOU, old)
+
+
+#: How often the main thread wakes while the command runs, in seconds (see :func:`_wait`).
+WAKE_S = 0.1
+
+
+def _wait(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for the command, waking every :data:`WAKE_S` to run pending signal handlers.
+
+    The kernel hands a process-directed signal to any thread that does not block it, and
+    wattwise run has several (sampler, writer, ...). Python runs handlers only in the main
+    thread, and a signal taken by another thread does not interrupt the main thread's
+    ``waitpid()``: a blocking ``proc.wait()`` held a forwarded SIGTERM until the command ended
+    by itself. Each wake is one ``waitpid(WNOHANG)``.
+    """
+    while (code := proc.poll()) is None:
+        time.sleep(WAKE_S)
+    return code
 
 
 def _new_group() -> dict[str, Any]:
@@ -133,7 +152,7 @@ def run_command(
         for signum in pending:
             forward(signum, None)
         with _foreground(proc.pid):
-            code = proc.wait()
+            code = _wait(proc)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
