@@ -218,9 +218,12 @@ def test_the_smallest_tune_file_runs_as_written_in_the_project(project: Project)
     assert counts["complete"] >= 1
     assert summary["best"]["params"].keys() == {"x"}
     assert summary["best"]["value"] >= 0
-    # the trials are in the project's ledger, each a run of its own
-    listed = json.loads(project.wattwise("runs", "--json", "--all").stdout)
-    assert sum(1 for r in listed if r["kind"] == "trial") >= counts["complete"]
+    # the trials are in the project's ledger, each a run of its own, folded into the study's
+    # line by `wattwise runs` and listed under it with --trials
+    listed = json.loads(project.wattwise("runs", "--json", "--all", "--trials").stdout)
+    [study] = [r for r in listed if r["kind"] == "study"]
+    assert study["trials"] >= counts["complete"]
+    assert sum(1 for r in study["trial_runs"] if r["kind"] == "trial") == study["trials"]
     assert (project.path / name).is_file()
 
 
