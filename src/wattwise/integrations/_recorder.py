@@ -189,14 +189,7 @@ class StepRecorder:
         self.run: Run | None = None
         self._owned = False
         self._counter: StepCounter | None = None
-        self.steps = 0
-        self.samples = 0.0
-        self._samples_known = True
-        self._measured_flops = 0
-        self._measured_steps = 0
-        self._measured_samples = 0.0
-        self.clock = EnergyClock()
-        self._last_logged: dict[str, tuple[int | None, float]] = {}
+        self._reset_counts()
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -224,7 +217,7 @@ class StepRecorder:
         self._measured_steps = 0
         self._measured_samples = 0.0
         self.clock = EnergyClock()
-        self._last_logged = {}
+        self._last_logged: dict[str, tuple[int | None, float]] = {}
 
     @property
     def open_run(self) -> Run | None:
