@@ -28,6 +28,7 @@ from wattwise.exceptions import MeterError, MeterFallbackWarning, StoreWarning
 from wattwise.meters import select_meters
 from wattwise.store import RunStatus, open_store
 from wattwise.testing import FakeMeter
+from wattwise.tracking import LiveSample, add_run_observer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "meters"))
 from meters_support import make_zone
@@ -97,19 +98,32 @@ def test_rapl_stopping_mid_run_falls_back_to_the_models_with_one_warning(
     models = select_meters(components=["cpu", "dram"], exclude=["cpu-rapl"]).meters
     if {m.name for m in models} != {"cpu-model", "dram-model"}:
         pytest.skip("the CPU and DRAM models do not work on this machine")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with wattwise.track("t", interval_s=0.05, flush_s=0.1) as run:
-            deadline = time.monotonic() + 120  # a loaded machine ticks and samples late
-            while run.snapshot()["energy_j"] <= 0:  # the counters counted something
-                assert time.monotonic() < deadline, "the counters never rose"
-                busy(0.05)
-            counters.unplug()
-            while not [w for w in caught if issubclass(w.category, MeterFallbackWarning)]:
-                assert time.monotonic() < deadline, "the stopped counters were never noticed"
-                busy(0.05)
-            busy(0.3)  # measured by the models from the switch on (to the final sample)
-            done = "the block ran to its end"
+    modelled: list[float] = []  # the CPU energy of each sample taken by the model
+
+    def seen(sample: LiveSample) -> None:
+        modelled.extend(c.energy_j for c in sample.components
+                        if c.component == "cpu" and c.meter == "cpu-model")  # fmt: skip
+
+    remove = add_run_observer(seen)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with wattwise.track("t", interval_s=0.05, flush_s=0.1) as run:
+                deadline = time.monotonic() + 120  # a loaded machine ticks and samples late
+                while run.snapshot()["energy_j"] <= 0:  # the counters counted something
+                    assert time.monotonic() < deadline, "the counters never rose"
+                    busy(0.05)
+                counters.unplug()
+                while not [w for w in caught if issubclass(w.category, MeterFallbackWarning)]:
+                    assert time.monotonic() < deadline, "the stopped counters were never noticed"
+                    busy(0.05)
+                # Busy until the model has counted some of it (a loaded machine samples late)
+                while len(modelled) < 2 or modelled[-1] <= modelled[0]:
+                    assert time.monotonic() < deadline, "the model never counted the CPU's work"
+                    busy(0.05)
+                done = "the block ran to its end"
+    finally:
+        remove()
     assert done
     said = [w for w in caught if issubclass(w.category, MeterFallbackWarning)]
     assert len(said) == 1, [str(w.message) for w in said]
