@@ -156,3 +156,35 @@ def test_a_wrapper_finds_ranks_among_its_descendants() -> None:
     finally:
         child.kill()  # our own child, by its pid
         child.wait(timeout=10)
+
+
+def test_a_rank_seen_before_its_exec_is_found_after_it() -> None:
+    # torchrun forks, then execs the worker with RANK set: a scan between the two reads the
+    # parent's environment. The fork here waits for the test's word before it execs.
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: wait for the word, then become a rank
+        try:
+            os.close(go_w)
+            os.read(go_r, 1)
+            env = {**os.environ, "RANK": "2", "LOCAL_RANK": "0", "WORLD_SIZE": "4"}
+            os.execve(sys.executable, [sys.executable, "-c", "import time; time.sleep(300)"], env)
+        finally:
+            os._exit(1)
+    os.close(go_r)
+    try:
+        watcher = RankWatcher(None)
+        tree = ProcessTree(os.getpid())
+        watcher.scan(tree.processes())  # before the exec: no rank variables yet
+        assert pid in {p.pid for p in tree.processes()} and not watcher.ranks
+        os.write(go_w, b"x")
+        deadline = time.monotonic() + 120
+        while 2 not in watcher.ranks:
+            assert time.monotonic() < deadline, "the rank was never seen after its exec"
+            time.sleep(0.1)
+            watcher.scan(tree.processes())
+        assert watcher.ranks[2]["local_rank"] == 0 and watcher.ranks[2]["pid"] == pid
+    finally:
+        os.close(go_w)
+        os.kill(pid, 9)  # our own child, by its pid
+        os.waitpid(pid, 0)

@@ -109,7 +109,8 @@ class RankWatcher:
     energy each is given).
 
     A process is a rank when it started with ``RANK`` in its environment (torchrun sets it
-    for each worker); its children inherit it and count for it. A rank's CPU seconds are
+    for each worker; a process without it is read again at each scan, as it may not have
+    exec'd yet); its children inherit it and count for it. A rank's CPU seconds are
     its live processes' own and reaped children's, kept at their maximum once it ends.
     """
 
@@ -127,7 +128,9 @@ class RankWatcher:
         for proc in processes:
             try:
                 key = (proc.pid, proc.create_time())
-                env = seen[key] if key in seen else read_rank_environ(proc.pid)
+                # A process without rank variables is read again: seen between fork and
+                # exec, it still has its parent's environment (torchrun's, no RANK).
+                env = seen.get(key) or read_rank_environ(proc.pid)
                 self._seen[key] = env
                 if env is None or env.get("RANK") == self._own:
                     continue
