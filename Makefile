@@ -10,8 +10,9 @@ BIN := $(VENV)/bin
 # on its own first: in one pip run with the extras, pip picked the CUDA build (6.4 GB venv).
 TORCH := torch==2.13.0
 # pytest-xdist workers of `make test` (0: none, the suite runs in pytest's own process). The
-# tests are grouped by file, one SLURM and one Ray cluster at a time (tests/conftest.py).
-PYTEST_WORKERS ?= 0
+# tests are grouped by file, one SLURM and one Ray cluster at a time (tests/conftest.py). Two
+# workers on CI's two cores: most of the suite waits on subprocesses, servers and clocks.
+PYTEST_WORKERS ?= 2
 # pip byte-compiles each wheel's files in its one process; compileall does the same on every
 # core. Like pip, it skips a file that does not compile (a package's template or sample); and
 # whatever it leaves, Python compiles on first import.
