@@ -23,6 +23,14 @@ later state of it (a newer ``heartbeat_at``: its columns, components, metrics an
 are replaced by the file's); annotations, artifacts and cache hits are added when missing.
 Importing the same file twice, or a colleague's ledger that shares runs, adds nothing twice.
 
+Text follows the ledger's rule (:mod:`wattwise.store._records`): every text is valid
+Unicode, a lone surrogate (``os.fsdecode`` of bytes that are not UTF-8) written as the
+escape that shows it (``\\xNN`` or ``\\uDXXX``). A ledger already holds its text that way,
+so an export carries the escaped text; a file that holds a lone surrogate all the same (the
+JSON escape ``"\\udcff"``, from another tool or a backend that kept it) is imported with the
+same escapes, so ``"a\\udcff"`` is the run name ``a\\xff`` whichever way it came in, and an
+export never fails on such text: it writes the escape.
+
 The file is untrusted input: it is parsed as JSON only (never unpickled), every field is
 checked for its type, artifacts for their sha256, and a bad line stops the import with one
 line naming the line and the field. Runs are written in batches of whole runs, each batch
@@ -49,6 +57,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from wattwise.exceptions import StoreError, WattwiseError
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, job_id_of
+from wattwise.store._records import valid
 from wattwise.store._reuse import ReuseEvent
 
 if TYPE_CHECKING:
@@ -67,6 +76,9 @@ BATCH_RUNS = 200
 BATCH_ROWS = 200_000
 
 _ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+#: A JSON escape of a surrogate (a lone one, or half of a pair): the line may need
+#: :func:`~wattwise.store._records.valid` (most lines have none and are not walked).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _JSON_COLUMNS = ("tags", "params", "record")
 _STATUSES = frozenset(s.value for s in RunStatus)
 _NUMBER = (int, float)
@@ -342,6 +354,8 @@ def _parse(raw: str, number: int, name: str) -> dict[str, Any]:
         _fail(name, number, f"not JSON ({err})")
     if not isinstance(entry, dict):
         _fail(name, number, f"expected a JSON object, got {type(entry).__name__}")
+    if _SURROGATE_ESCAPE.search(raw):  # a lone surrogate becomes its escape, as on a write
+        entry = valid(entry)
     return entry
 
 
@@ -818,7 +832,14 @@ def _reuse_key(event: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    """One line of the file; a lone surrogate (a backend that kept one) as its escape."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(valid(data), ensure_ascii=False, separators=(",", ":"))
+    return text
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
