@@ -1,11 +1,14 @@
 """The search defaults chosen on benchmarks/tune: random configurations, asynchronous
-successive halving (first rung at 5 steps, half kept) with energy as the fidelity; the
-fidelity follows the pruner."""
+successive halving (first rung at 6 steps of 1/32 of the first complete trial's energy, half
+kept) with energy as the fidelity; the fidelity follows the pruner.
+
+Energy from a fake meter on a scripted clock: every report interval costs exactly
+``STEP_J``, whatever the machine's load (tests/tuning/test_fidelity_unit.py has the unit's
+own tests)."""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,29 +21,52 @@ from wattwise.exceptions import InvalidParameterError
 from wattwise.store import open_store
 from wattwise.testing import FakeMeter
 from wattwise.tuning import default_pruner, default_sampler
-from wattwise.tuning._tuner import DEFAULT_MIN_RESOURCE
+from wattwise.tuning._tuner import (
+    DEFAULT_MIN_RESOURCE,
+    DEFAULT_REDUCTION_FACTOR,
+    ENERGY_STEPS_PER_TRAINING,
+)
 
 POWER_W = 100.0
+STEP_S = 0.03125  # 3.125 J a report interval, exact in binary floating point
+STEP_J = POWER_W * STEP_S
+
+
+class ScriptedClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+CLOCK = ScriptedClock()  # only differences count: one clock for every study of this file
 
 
 def fake_options() -> dict[str, Any]:
-    return {"meters": [FakeMeter({"gpu:0": POWER_W})], "interval_s": 0.05,
-            "emit_warnings": False}  # fmt: skip
+    return {"meters": [FakeMeter({"gpu:0": POWER_W}, clock=CLOCK)], "emit_warnings": False}
 
 
 REPORTS = 12
 
 
 def constant(trial: Any) -> float:
-    """Trial 0 scores 0.9 at every report, every later trial 0.1 (maximise); 3 J a step."""
+    """Trial 0 scores 0.9 at every report, every later trial 0.1 (maximise); 3.125 J a step."""
     trial.suggest_float("x", 0.0, 1.0)
     value = 0.9 if trial.number == 0 else 0.1
     for step in range(REPORTS):
-        time.sleep(0.03)
+        CLOCK.t += STEP_S
         trial.report(value, step)
         if trial.should_prune():
             raise optuna.TrialPruned()
     return value
+
+
+def test_the_default_constants() -> None:
+    # the first rung at 6/32 = 0.1875 of a training, where benchmarks/tune placed it
+    assert (DEFAULT_MIN_RESOURCE, ENERGY_STEPS_PER_TRAINING) == (6, 32)
+    assert DEFAULT_REDUCTION_FACTOR == 2
+    assert isinstance(default_pruner(), optuna.pruners.SuccessiveHalvingPruner)
 
 
 def test_the_defaults_are_random_and_successive_halving_on_energy() -> None:
@@ -49,13 +75,16 @@ def test_the_defaults_are_random_and_successive_halving_on_energy() -> None:
     record = result.record
     assert (record.sampler, record.pruner) == ("RandomSampler", "SuccessiveHalvingPruner")
     fidelity = record.energy_fidelity
-    assert fidelity["enabled"] is True and fidelity["step_j"] > 0
-    assert str(fidelity["step_j_source"]).startswith("auto")
+    assert fidelity["enabled"] is True
+    # one step: 1/32 of the first complete trial's energy (12 reports: 37.5 J)
+    assert result.trials[0].energy_j == REPORTS * STEP_J
+    assert fidelity["step_j"] == REPORTS * STEP_J / ENERGY_STEPS_PER_TRAINING
+    assert str(fidelity["step_j_source"]).startswith("auto: 1/32 of the energy")
     # the pruner saw joules: the steps Optuna holds are the energy in units of step_j
     energies = [v for _, k, v, _ in open_store().metrics(result.trials[0].run_id)
                 if k == "energy_j"]  # fmt: skip
     seen = sorted(result.study.trials[0].intermediate_values)
-    assert seen == sorted({int(e / fidelity["step_j"]) for e in energies[1:]})
+    assert seen == sorted({int(e / fidelity["step_j"]) for e in energies})
 
 
 def test_the_default_pruner_stops_a_worse_trial_at_its_first_rung() -> None:
@@ -64,17 +93,17 @@ def test_the_default_pruner_stops_a_worse_trial_at_its_first_rung() -> None:
     states = [t.state for t in result.trials]
     assert states == ["complete", "pruned", "pruned"]
     for trial in result.study.trials[1:]:
-        # judged at the first rung: the pruner saw it reach 5 energy steps
+        # judged at the first rung: the pruner saw it reach 6 energy steps
         # (the first trial's values, 0.9, beat its 0.1 there)
         assert max(trial.intermediate_values) >= DEFAULT_MIN_RESOURCE
-    # stopped well before the end of its 12 reports
-    assert all(t.last_step is not None and t.last_step < REPORTS - 1 for t in result.trials[1:])
+    # stopped at its first report past 6/32 of the first trial's energy: report 3 of 12
+    assert [t.last_step for t in result.trials[1:]] == [2, 2]
     assert result.best is not None and result.best.number == 0
     assert sum(t.energy_j for t in result.trials[1:]) < result.trials[0].energy_j * 2
 
 
-def test_the_default_pruner_waits_five_steps_before_judging() -> None:
-    """A trial far behind the first one is not pruned before step 5, and is at step 5."""
+def test_the_default_pruner_waits_six_steps_before_judging() -> None:
+    """A trial far behind the first one is not pruned before step 6, and is at step 6."""
     study = optuna.create_study(direction="maximize", pruner=default_pruner())
     first = study.ask()
     for step in range(1, 10):
@@ -88,7 +117,7 @@ def test_the_default_pruner_waits_five_steps_before_judging() -> None:
         decisions.append(worse.should_prune())
         if decisions[-1]:
             break
-    assert decisions == [False] * 4 + [True]  # steps 1-4 run on; judged at step 5
+    assert decisions == [False] * 5 + [True]  # steps 1-5 run on; judged at step 6
 
 
 def test_a_pruner_given_leaves_the_fidelity_off() -> None:
@@ -104,8 +133,8 @@ def test_the_default_pruner_on_report_steps_when_asked() -> None:
     assert result.record.pruner == "SuccessiveHalvingPruner"
     assert result.record.energy_fidelity["enabled"] is False
     assert sorted(result.study.trials[0].intermediate_values) == list(range(REPORTS))
-    # at equal steps, trial 1 (0.1) loses to trial 0 (0.9) at the first rung, step 5
-    assert result.trials[1].state == "pruned" and result.trials[1].last_step == 5
+    # at equal steps, trial 1 (0.1) loses to trial 0 (0.9) at the first rung, step 6
+    assert result.trials[1].state == "pruned" and result.trials[1].last_step == 6
 
 
 def test_energy_fidelity_must_be_a_bool_or_none() -> None:

@@ -125,16 +125,15 @@ def test_energy_fidelity_gives_the_pruner_joules_as_steps() -> None:
     }  # fmt: skip
 
 
-def test_energy_fidelity_calibrates_its_step_on_the_first_report_interval() -> None:
+def test_energy_fidelity_calibrates_its_step_on_the_first_complete_trial() -> None:
     result = wattwise.tune(steady, n_trials=2, energy_fidelity=True, run_options=fake_options())
     unit = result.summary["energy_fidelity"]["step_j"]
-    # one 0.03 s sleep at 100 W at least: load stretches the interval, never shortens it
-    assert unit >= POWER_W * 0.03 * 0.5
+    # 1/32 of the first complete trial's energy (tests/tuning/test_fidelity_unit.py)
+    assert unit == pytest.approx(result.trials[0].energy_j / 32)
     energies = [v for _, k, v, _ in open_store().metrics(result.trials[0].run_id)
                 if k == "energy_j"]  # fmt: skip
-    assert unit == pytest.approx(energies[1] - energies[0])  # the first report interval
     seen = result.study.trials[0].intermediate_values
-    # the first report only calibrates the unit; a report in the same step as the one
-    # before is not shown to the pruner
-    expected = sorted({int(e / unit) for e in energies[1:]})
+    # every report reached the pruner once the trial completed, but a report in the same
+    # step as the one before is not shown to it
+    expected = sorted({int(e / unit) for e in energies})
     assert sorted(seen) == expected and len(seen) >= 1

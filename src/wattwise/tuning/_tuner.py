@@ -73,9 +73,20 @@ STOP_WAIT_S = 15.0
 
 #: Successive halving keeps 1 trial in ``DEFAULT_REDUCTION_FACTOR`` at each rung.
 DEFAULT_REDUCTION_FACTOR = 2
-#: The default pruner's first rung, in pruner steps: with energy as the fidelity, five times
-#: the first trial's energy between its first two reports (about five epochs of it).
-DEFAULT_MIN_RESOURCE = 5
+#: With energy as the fidelity and no ``energy_step_j``, one pruner step is this fraction of
+#: the energy of the study's first complete trial (one full training, measured):
+#: ``step_j = energy_j / ENERGY_STEPS_PER_TRAINING``. It does not depend on how often a trial
+#: reports. 32 steps: fine enough that the rungs land within 1/32 of a training of where
+#: they are meant to, and a power of 2 so that ``DEFAULT_MIN_RESOURCE`` places them exactly.
+ENERGY_STEPS_PER_TRAINING = 32
+#: The default pruner's first rung, in pruner steps: 6/32 = 0.1875 of the first complete
+#: trial's energy; with the reduction factor 2, rungs at 0.19, 0.375, 0.75 (and 1.5) of it.
+#: ``benchmarks/tune`` chose a first rung at 5 report intervals of 27-epoch trainings, about
+#: 0.19 of a training (``docs/explanation/tuning-benchmark.md``).
+DEFAULT_MIN_RESOURCE = 6
+#: Optuna study user attribute: the energy unit of the pruner's steps and how it was derived,
+#: so that a resumed study (``storage=``, ``resume=True``) keeps it.
+ENERGY_STEP_ATTR = "wattwise_energy_step"
 
 
 def default_sampler(seed: int | None = None) -> BaseSampler:
@@ -94,19 +105,24 @@ def default_sampler(seed: int | None = None) -> BaseSampler:
 def default_pruner() -> BasePruner:
     """The pruner ``tune()`` uses when none is given: asynchronous successive halving.
 
-    One bracket (every trial competes at every rung), ``min_resource=5``,
-    ``reduction_factor=2``: rungs at 5, 10, 20... steps, half the trials kept at each.
-    ``tune()`` pairs it with energy as the fidelity axis, where one step is the energy
-    between the first two reports of the first trial (about one epoch of it): the first
-    rung is at five times that energy, derived from the first trial's measurement.
+    One bracket (every trial competes at every rung), ``min_resource=6``,
+    ``reduction_factor=2``: rungs at 6, 12, 24... steps, half the trials kept at each.
+    ``tune()`` pairs it with energy as the fidelity axis, where one step is 1/32 of the
+    energy of the study's first complete trial (``ENERGY_STEPS_PER_TRAINING``): the rungs
+    are at 0.19, 0.375 and 0.75 of that trial's measured energy, however often trials
+    report (every epoch or every batch). Until a trial completes, reports are logged and
+    kept; when the unit is known, the running trials' reports are given to the pruner at
+    their energy steps (see ``docs/explanation/tuning.md``).
 
     Chosen on ``benchmarks/tune``: candidates scored on random search's recorded learning
-    curves (``python -m benchmarks.tune.replay``), then measured. A first rung at one step
-    (the previous default) judged trials after about one epoch, since a trial's start-up
-    already costs one or two steps, and stopped the slow starters that end best; five
-    steps with half kept reached random search's target in more (workload, seed) pairs
-    than three steps or a factor of 3, and kept its best value
-    (``docs/explanation/tuning-benchmark.md``).
+    curves (``python -m benchmarks.tune.replay``), then measured. There the unit was the
+    first trial's first report interval (one epoch of 27): a first rung at one step judged
+    trials after about one epoch, since a trial's start-up already costs one or two steps,
+    and stopped the slow starters that end best; five steps (about 0.19 of a training)
+    with half kept reached random search's target in more (workload, seed) pairs than
+    three steps or a factor of 3, and kept its best value
+    (``docs/explanation/tuning-benchmark.md``). 6/32 = 0.1875 keeps that first rung at the
+    same fraction of a training without tying it to the reporting frequency.
     """
     import optuna
 
@@ -245,8 +261,11 @@ class _Live:
     pid: int | None = None
     energy_j: float = 0.0
     co2e_g: float = 0.0
+    #: The last step shown to the pruner.
     fidelity_step: int | None = None
-    first_report_j: float | None = None
+    #: ``(value, energy so far)`` of the reports made while the energy unit was unknown:
+    #: given to the pruner, at their energy steps, once it is known.
+    pending: list[tuple[float, float]] = dataclasses.field(default_factory=list)
     prune: bool = False
     #: ``(step, energy so far)`` at each report, and the step it declared it ends at.
     reports: list[tuple[int, float]] = dataclasses.field(default_factory=list)
@@ -288,6 +307,9 @@ class _Driver:
         self.space = space
         self.energy_fidelity = energy_fidelity
         self.unit_j = energy_step_j
+        self.energy_step_j = energy_step_j
+        #: How the energy unit was derived (None: given, off, or not known yet).
+        self.unit_from: dict[str, Any] | None = None
         self.run = run
         self.tree: StudyTree = run.tree
         self.store = store
@@ -316,6 +338,8 @@ class _Driver:
         self.would_overshoot: list[dict[str, Any]] = []
         self.not_started: str | None = None
         self._calibration: dict[tuple[int, int], list[float]] = {}
+        if energy_fidelity:
+            self._recover_unit()
 
     # -- spending and budgets ------------------------------------------------------------
 
@@ -399,10 +423,17 @@ class _Driver:
 
     def _report(self, live: _Live, message: dict[str, Any]) -> dict[str, Any]:
         live.energy_j, live.co2e_g = float(message["energy_j"]), float(message["co2e_g"])
-        step = self._fidelity_step(live, int(message["step"]), live.energy_j)
-        if step is not None:
-            live.trial.report(float(message["value"]), step)
-            live.prune = bool(live.trial.should_prune())
+        value = float(message["value"])
+        step: int | None = None
+        if self.energy_fidelity and self.unit_j is None:
+            live.pending.append((value, live.energy_j))  # shown once the unit is known
+        else:
+            decisions = self._replay(live)
+            step = self._fidelity_step(live, int(message["step"]), live.energy_j)
+            if step is not None:
+                decisions.append(self._show_pruner(live, value, step))
+            if decisions:  # pruned if it would have been at any report now shown
+                live.prune = any(decisions)
         stop = self.check_budget()
         over = None if stop is not None else self._trial_would_overshoot(live, message)
         self._show()
@@ -466,25 +497,116 @@ class _Driver:
     def _fidelity_step(self, live: _Live, step: int, energy_j: float) -> int | None:
         """The pruner's step: the report's step, or the energy spent in ``unit_j`` units.
 
-        With energy fidelity and no unit given, the unit is calibrated on the first trial
-        that reports twice: the energy between its first two reports (one report interval,
-        typically an epoch). Reports before that are logged but not shown to the pruner.
-
         Returns None when the step would not increase (Optuna keeps one value per step):
         that report is logged in the ledger but not shown to the pruner.
         """
         if self.energy_fidelity:
-            if self.unit_j is None:
-                first = live.first_report_j
-                if first is None or energy_j <= first:
-                    live.first_report_j = energy_j if first is None else first
-                    return None
-                self.unit_j = energy_j - first
+            assert self.unit_j is not None
             step = int(energy_j / self.unit_j)
         if live.fidelity_step is not None and step <= live.fidelity_step:
             return None
         live.fidelity_step = step
         return step
+
+    def _show_pruner(self, live: _Live, value: float, step: int) -> bool:
+        """Report ``value`` at the pruner's ``step``; whether the pruner says to stop."""
+        live.trial.report(value, step)
+        return bool(live.trial.should_prune())
+
+    def _replay(self, live: _Live) -> list[bool]:
+        """Give the pruner the reports a trial made before the energy unit was known, in
+        order, each at its energy step, asking the pruner after each as it would have been
+        asked then (successive halving records a trial's value at each rung it passes).
+        Returns the pruner's decisions."""
+        decisions = []
+        for value, energy_j in live.pending:
+            step = self._fidelity_step(live, 0, energy_j)
+            if step is not None:
+                decisions.append(self._show_pruner(live, value, step))
+        live.pending.clear()
+        return decisions
+
+    def _calibrate(self, number: int, run_id: Any, energy_j: float, *, earlier: bool) -> None:
+        """Set the energy unit from a complete trial's energy (one training, measured) and
+        keep it in the study (a resumed study reads it back)."""
+        self.unit_j = energy_j / ENERGY_STEPS_PER_TRAINING
+        self.unit_from = {
+            "trial": number, "run_id": run_id if isinstance(run_id, str) else None,
+            "energy_j": energy_j, "earlier_session": earlier,
+        }  # fmt: skip
+        self.study.set_user_attr(ENERGY_STEP_ATTR, {
+            "step_j": self.unit_j, "source": "auto",
+            "steps_per_training": ENERGY_STEPS_PER_TRAINING, "trial": number,
+            "run_id": self.unit_from["run_id"], "energy_j": energy_j,
+        })  # fmt: skip
+
+    def _recover_unit(self) -> None:
+        """The energy unit: given, kept by an earlier session of the study, or (studies
+        whose sessions did not keep it: ``wattwise.optuna``'s loops, older versions) derived
+        from the energy of its first complete trial; else left to calibrate."""
+        import optuna
+
+        stored = self.study.user_attrs.get(ENERGY_STEP_ATTR)
+        if self.unit_j is not None:  # given: it wins over what the study kept
+            if not isinstance(stored, Mapping) or stored.get("step_j") != self.unit_j:
+                self.study.set_user_attr(
+                    ENERGY_STEP_ATTR, {"step_j": self.unit_j, "source": "given"}
+                )
+            return
+        if isinstance(stored, Mapping) and _positive(stored.get("step_j")):
+            self.unit_j = float(stored["step_j"])
+            if stored.get("source") != "given":
+                self.unit_from = {
+                    "trial": stored.get("trial"), "run_id": stored.get("run_id"),
+                    "energy_j": stored.get("energy_j"), "earlier_session": True,
+                }  # fmt: skip
+            return
+        done = [
+            t for t in self.study.get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if _positive(t.user_attrs.get(ENERGY_ATTR))
+        ]  # fmt: skip
+        if done:
+            first = min(done, key=lambda t: (t.datetime_complete is None, t.datetime_complete
+                                             or 0, t.number))  # fmt: skip
+            self._calibrate(first.number, first.user_attrs.get(RUN_ATTR),
+                            float(first.user_attrs[ENERGY_ATTR]), earlier=True)  # fmt: skip
+
+    def fidelity_record(self) -> dict[str, Any]:
+        """The study record's ``energy_fidelity``: ``enabled``, ``step_j``, ``step_j_source``
+        (in words) and, for a derived unit, what it was derived from."""
+        if self.energy_step_j is not None or not self.energy_fidelity:
+            return {
+                "enabled": self.energy_fidelity, "step_j": self.unit_j,
+                "step_j_source": "given" if self.energy_step_j is not None else None,
+            }  # fmt: skip
+        n = ENERGY_STEPS_PER_TRAINING
+        if self.unit_j is None:
+            return {
+                "enabled": True, "step_j": None, "steps_per_training": n,
+                "step_j_source": (
+                    "auto: not known, no trial completed with a measured energy (reports "
+                    "were logged, not shown to the pruner)"
+                ),
+            }  # fmt: skip
+        if self.unit_from is None:  # a unit given to an earlier session of the study
+            return {"enabled": True, "step_j": self.unit_j,
+                    "step_j_source": "given (to an earlier session of the study)"}  # fmt: skip
+        came = self.unit_from
+        energy = came.get("energy_j")
+        shown = f", {energy:.4g} J" if _positive(energy) else ""
+        return {
+            "enabled": True, "step_j": self.unit_j,
+            "step_j_source": (
+                f"auto: 1/{n} of the energy of the first complete trial (trial "
+                f"{came.get('trial')}{shown})"
+                + (", kept from an earlier session of the study"
+                   if came.get("earlier_session") else "")
+            ),
+            "steps_per_training": n, "calibrated_on_trial": came.get("trial"),
+            "calibrated_on_run_id": came.get("run_id"), "calibrated_on_energy_j": energy,
+            "from_earlier_session": bool(came.get("earlier_session")),
+        }  # fmt: skip
 
     def finish(self, outcome: dict[str, Any]) -> None:
         """Tell Optuna how a trial ended and add its cost."""
@@ -500,6 +622,13 @@ class _Driver:
         if not self.inline and outcome.get("pid") is not None:
             self.tree.worker_trial_ended(outcome["pid"], outcome.get("cpu_end_s"))
         if live is not None:
+            if self.energy_fidelity:
+                energy = float(outcome.get("energy_j") or 0.0)
+                if self.unit_j is None and outcome["state"] == "complete" and _positive(energy):
+                    # the first complete trial: one training, measured, sets the unit
+                    self._calibrate(number, outcome.get("run_id"), energy, earlier=False)
+                if self.unit_j is not None:
+                    self._replay(live)  # its values at the rungs, for the trials to come
             state = {
                 "complete": optuna.trial.TrialState.COMPLETE,
                 "pruned": optuna.trial.TrialState.PRUNED,
@@ -528,6 +657,8 @@ class _Driver:
         if live.run_id is not None:
             record = self._crashed_record(live.run_id, error, live)
             energy, co2e, duration = record.energy_j, record.co2e_g, record.duration_s
+        if self.energy_fidelity and self.unit_j is not None:
+            self._replay(live)
         self._set_energy(live.trial, {"energy_j": energy, "co2e_g": co2e})
         self._tell(live.trial, None, optuna.trial.TrialState.FAIL)
         self.outcomes[number] = {
@@ -600,6 +731,14 @@ class _Driver:
 
 
 # -- the study -------------------------------------------------------------------------------
+
+
+def _positive(value: object) -> bool:
+    """Whether ``value`` is a finite number > 0 (not a bool)."""
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+        and math.isfinite(value) and value > 0
+    )  # fmt: skip
 
 
 def _check_choice(name: str, value: Any, options: Iterable[str]) -> str:
@@ -715,8 +854,9 @@ def tune(
         sampler: An Optuna sampler (default :func:`default_sampler`:
             ``RandomSampler(seed=seed)``).
         pruner: An Optuna pruner (default :func:`default_pruner`:
-            ``SuccessiveHalvingPruner(min_resource=5, reduction_factor=2)``, with energy as
-            the fidelity). ``optuna.pruners.NopPruner()`` turns pruning off.
+            ``SuccessiveHalvingPruner(min_resource=6, reduction_factor=2)``, with energy as
+            the fidelity: a first rung at 6/32 of the first complete trial's energy).
+            ``optuna.pruners.NopPruner()`` turns pruning off.
         n_trials: Most trials to start.
         budget_kwh: Energy budget of the whole study (trials and driver), in kWh.
         budget_co2e_g: Carbon budget, in gCO2e.
@@ -729,8 +869,10 @@ def tune(
         energy_fidelity: Give the pruner cumulative energy as the step instead of the
             report's step, so trials are compared at equal energy spent. None (default):
             on with the default pruner, off with a pruner you give.
-        energy_step_j: Joules per pruner step with energy fidelity (default: the energy
-            between the first two reports of the first trial that reports twice).
+        energy_step_j: Joules per pruner step with energy fidelity (default: 1/32 of the
+            energy of the study's first complete trial; until one completes, reports are
+            logged and given to the pruner once the unit is known). A resumed study keeps
+            the unit of its earlier sessions unless one is given.
         seed: Seed of the default sampler.
         study_name: Name of the study and its driver run (default ``tune-<objective>``).
         store: The ledger (store object or path; default: the project's).
@@ -1116,14 +1258,7 @@ def _summarize(
         n_workers=1 if pool is None else pool.n_workers,
         sampler=type(driver.study.sampler).__name__,
         pruner=type(driver.study.pruner).__name__,
-        energy_fidelity={
-            "enabled": driver.energy_fidelity,
-            "step_j": driver.unit_j,
-            "step_j_source": "given" if energy_step_j is not None else (
-                "auto: energy between the first two reports of the first trial"
-                if driver.energy_fidelity else None
-            ),
-        },
+        energy_fidelity=driver.fidelity_record(),
         n_trials={**counts, "total": len(trials),
                   "pruned_by_budget": sum(1 for t in trials if t.stopped_by == "budget")},
         budget=driver.budget.to_dict(),
