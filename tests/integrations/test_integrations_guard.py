@@ -112,3 +112,41 @@ def test_a_method_someone_else_set_since_is_left_alone() -> None:
     loop.epoch = later  # type: ignore[method-assign]  # another library, during training
     watch.restore()
     assert loop.epoch is later
+
+
+def test_watching_keeps_one_watch_a_training_and_calls_back_once_a_failure() -> None:
+    from wattwise.integrations._guard import Watching
+
+    loop, other, seen = Loop(), Loop(), []
+    watching = Watching(Callback(), seen.append)
+    watching.start([(loop, ["epoch", "step"]), (other, ["step"])])
+    assert set(vars(loop)) == {"steps", "epoch", "step"} and "step" in vars(other)
+    watching.start([(other, ["step"])])  # the next training: the last watch is over
+    assert vars(loop) == {"steps": 0} and "step" in vars(other)
+    with pytest.raises(ValueError, match="step 0"):
+        other.epoch(fail_at=0)
+    assert [str(e) for e in seen] == ["step 0"] and vars(other) == {"steps": 0}
+    watching.stop()  # at the end of a training that failed: nothing left to put back
+    assert len(seen) == 1 and vars(other) == {"steps": 0}
+
+
+def test_watching_puts_back_what_it_wrapped_when_wrapping_fails() -> None:
+    from wattwise.integrations._guard import Watching
+
+    class Frozen:
+        """A target whose attributes cannot be set (wrapping it raises)."""
+
+        def step(self) -> None:
+            return None
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            msg = f"{name} is frozen"
+            raise AttributeError(msg)
+
+    loop = Loop()
+    watching = Watching(Callback(), lambda err: None)
+    with pytest.raises(AttributeError, match="step is frozen"):
+        watching.start([(loop, ["step"]), (Frozen(), ["step"])])
+    assert vars(loop) == {"steps": 0}  # the first target's method is its own again
+    watching.stop()
+    assert vars(loop) == {"steps": 0}

@@ -5,7 +5,8 @@ see the training's exceptions without changing them.
 a training's failure passes through (a framework calls no hook when training raises), so a
 run can end ``failed`` at the moment it fails: the exception goes on unchanged (the same
 object, its traceback with a frame more for each wrapper it passed), and nothing of
-wattwise's replaces it, whatever ``WATTWISE_STRICT`` says.
+wattwise's replaces it, whatever ``WATTWISE_STRICT`` says. :class:`Watching` is a
+callback's side of it: one watch a training, started at its beginning, stopped at its end.
 """
 
 from __future__ import annotations
@@ -152,3 +153,51 @@ class FailureWatch:
         while_raising(self._owner, "restore", self.restore)
         self.failure = err
         while_raising(self._owner, "on_failure", lambda: self._on_failure(err))
+
+
+class Watching:
+    """The owner's side of :class:`FailureWatch`: one watch at a time, over one training.
+
+    :meth:`start` ends the watch still on (if any) and wraps the methods given (if wrapping
+    fails, those wrapped are put back and the error goes on); :meth:`stop`, at a normal end,
+    puts them back. When the training raises through a wrapped method, the watch is over
+    (its methods back) and ``on_failure(error)`` is called, as :class:`FailureWatch` says:
+    while the error propagates, never raising into it.
+
+    Args:
+        owner: Whose warnings these are (the callback).
+        on_failure: Called once per watch, with the training's exception.
+        control_flow: What the framework catches to go on (see :class:`FailureWatch`).
+    """
+
+    def __init__(
+        self, owner: Any, on_failure: Callable[[BaseException], None], *,
+        control_flow: Callable[[BaseException], bool] | None = None,
+    ) -> None:  # fmt: skip
+        self._on_failure = on_failure
+        self._new_watch = functools.partial(
+            FailureWatch, owner, self._failed, control_flow=control_flow
+        )
+        self._watch: FailureWatch | None = None
+
+    def start(self, methods: Iterable[tuple[Any, Iterable[str]]]) -> None:
+        """Watch each ``(target, names)``'s methods (those it has) until :meth:`stop`."""
+        self.stop()
+        watch = self._new_watch()
+        self._watch = watch
+        try:
+            for target, names in methods:
+                watch.wrap(target, names)
+        except BaseException:
+            watch.restore()
+            raise
+
+    def stop(self) -> None:
+        """Put back the methods of the watch still on (none: nothing to do)."""
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.restore()
+
+    def _failed(self, error: BaseException) -> None:
+        self._watch = None  # the watch restored its methods before calling back
+        self._on_failure(error)

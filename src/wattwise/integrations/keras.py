@@ -40,7 +40,7 @@ from typing import Any
 
 import keras
 
-from wattwise.integrations._guard import FailureWatch, never_raise
+from wattwise.integrations._guard import Watching, never_raise
 from wattwise.integrations._recorder import StepRecorder
 from wattwise.tracking import Run
 
@@ -93,32 +93,20 @@ class WattwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
             flops_every_n_steps=flops_every_n_steps, source="keras",
         )  # fmt: skip
         self._log_every = log_every_n_steps
-        self._watch: FailureWatch | None = None
+        self._watching = Watching(self, self._failed, control_flow=_end_of_data)
 
     @never_raise
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Find or start the run (its params: the fit's epochs and steps); watch the fit."""
-        self._unwatch()
+        self._watching.stop()
         if self.recorder.open_run is not None:
             self.recorder.end(error=UNSEEN)  # the previous fit raised, unseen
         params = {k: v for k, v in (self.params or {}).items() if k in ("epochs", "steps")}
         self.recorder.begin(params)
-        watch = FailureWatch(self, self._failed, control_flow=_end_of_data)
-        self._watch = watch
-        try:
-            watch.wrap(self.model, FAILURE_PATHS)
-        except BaseException:
-            watch.restore()
-            raise
-
-    def _unwatch(self) -> None:
-        watch, self._watch = self._watch, None
-        if watch is not None:
-            watch.restore()
+        self._watching.start([(self.model, FAILURE_PATHS)])
 
     def _failed(self, error: BaseException) -> None:
         """``fit`` is raising ``error``: a run the callback started ends failed at once."""
-        self._watch = None
         self.recorder.end(error=error)
 
     @never_raise
@@ -144,7 +132,7 @@ class WattwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
     @never_raise
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         """Write the final counts; finish the run if the callback started it."""
-        self._unwatch()
+        self._watching.stop()
         self.recorder.end(extra={"framework": f"keras {keras.__version__} "
                                               f"({keras.backend.backend()} backend)"})  # fmt: skip
 

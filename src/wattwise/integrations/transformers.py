@@ -53,7 +53,7 @@ from typing import Any
 import transformers
 
 from wattwise.integrations._card import emissions_block, write_into_card
-from wattwise.integrations._guard import FailureWatch, never_raise, while_raising
+from wattwise.integrations._guard import Watching, never_raise, while_raising
 from wattwise.integrations._recorder import StepRecorder
 from wattwise.tracking import Run
 
@@ -117,7 +117,7 @@ class WattwiseCallback(transformers.TrainerCallback):
         self._dataset_len: int | None = None
         self._training_type = training_type
         self._trainer: weakref.ref[Any] | None = None
-        self._watch: FailureWatch | None = None
+        self._watching = Watching(self, self._failed)
         self._retried: Any = lambda error: False
         self._retrying = False
 
@@ -187,7 +187,7 @@ class WattwiseCallback(transformers.TrainerCallback):
 
     def _watch_failures(self) -> None:
         """Wrap the Trainer's failure paths for this ``train()`` (see the module)."""
-        self._unwatch()
+        self._watching.stop()
         trainer = self._trainer() if self._trainer is not None else None
         if trainer is None or self not in trainer.callback_handler.callbacks:
             trainer = _calling_trainer(self)  # added with add_callback: found once per train()
@@ -196,27 +196,13 @@ class WattwiseCallback(transformers.TrainerCallback):
             self._trainer = weakref.ref(trainer)
         _wrap_card(trainer, self)
         self._retried = _retried_by(trainer)
-        watch = FailureWatch(self, self._failed)
-        self._watch = watch
-        try:
-            for names in FAILURE_PATHS:
-                if callable(getattr(trainer, names[0], None)):
-                    watch.wrap(trainer, names)
-                    break
-            watch.wrap(trainer.callback_handler, ["call_event"])
-        except BaseException:
-            watch.restore()
-            raise
-
-    def _unwatch(self) -> None:
-        watch, self._watch = self._watch, None
-        if watch is not None:
-            watch.restore()
+        has = [names for names in FAILURE_PATHS if callable(getattr(trainer, names[0], None))]
+        group = has[0] if has else ()
+        self._watching.start([(trainer, group), (trainer.callback_handler, ["call_event"])])
 
     def _failed(self, error: BaseException) -> None:
         """``train()`` is raising ``error``: a run the callback started ends failed at once
         (unless ``auto_find_batch_size`` retries: then the step is dropped, the run goes on)."""
-        self._watch = None
         if self._retried(error):
             self._retrying = True
             self.recorder.drop_step()
@@ -225,7 +211,7 @@ class WattwiseCallback(transformers.TrainerCallback):
 
     def train_raised(self, error: BaseException) -> None:
         """``train()`` raised (seen by the ``train`` wrapper): as :meth:`_failed`."""
-        while_raising(self, "train_raised", self._unwatch)
+        while_raising(self, "train_raised", self._watching.stop)
         while_raising(self, "train_raised", lambda: self.recorder.end(error=error))
 
     @never_raise
@@ -250,7 +236,7 @@ class WattwiseCallback(transformers.TrainerCallback):
             "trainer_total_flos_method": "Trainer.floating_point_ops (6 x parameters x "
             "tokens estimate)",
         }
-        self._unwatch()
+        self._watching.stop()
         self.recorder.end(extra=extra, samples_total=samples)
 
 
