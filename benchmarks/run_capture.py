@@ -43,7 +43,7 @@ def calibrate(seconds: float) -> int:
     n = 1_000_000
     t0 = time.perf_counter()
     work(n)
-    return int(n * seconds / (time.perf_counter() - t0))
+    return max(1, int(n * seconds / (time.perf_counter() - t0)))
 
 
 def measure(reps: int) -> dict[str, Any]:

@@ -44,26 +44,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from run_capture import calibrate, work  # this folder: the calibrated CPU work of both
+
 OBJECTIVE = """
 def objective(trial):
     return trial.suggest_float("x", 0.0, 1.0)
 """
-
-
-def work(n: int) -> int:
-    """A fixed amount of pure-Python CPU work."""
-    total = 0
-    for i in range(n):
-        total += i * i ^ (i >> 3)
-    return total
-
-
-def calibrate(seconds: float) -> int:
-    """Iterations of :func:`work` that take about ``seconds`` here."""
-    n = 1_000_000
-    t0 = time.perf_counter()
-    work(n)
-    return max(1, int(n * seconds / (time.perf_counter() - t0)))
 
 
 @contextlib.contextmanager
