@@ -111,7 +111,10 @@ class BaseRunStore(abc.ABC):
 
     **Concurrency.** One store object may be shared by the threads of a process. Any number
     of processes (on any number of hosts, for server backends) may write the same ledger
-    at once; writes queue and none is lost. Reads see committed writes only.
+    at once; writes queue and none is lost. Reads see committed writes only, and each read
+    sees every write committed before it began, however long the store has been open (a
+    dashboard, an exporter or a tuning driver that keeps one open never shows a stale
+    ledger).
 
     **Values are copies.** A record returned by a read is the caller's: changing it changes
     nothing in the ledger, and later writes do not change it; likewise a record passed to a

@@ -169,6 +169,11 @@ class SQLiteRunStore(BaseRunStore):
     the file for writing, creating it (and ``.wattwise/`` with its ``.gitignore``) if needed.
     Reads never reap: a run whose tracker is gone is *shown* crashed (see
     :func:`wattwise.store._liveness.effective_state`); only :meth:`reap` writes that.
+    However long a reader stays open, each read sees every write committed before it
+    began: its connection holds no snapshot between reads, and a reader that could not
+    notice a change by itself (a memory copy of a ledger being created or of an older
+    one, views over an older schema, an immutable file, a file replaced at the path)
+    checks the file before each read and opens it again when it changed.
 
     Args:
         path: The database file.
@@ -194,6 +199,13 @@ class SQLiteRunStore(BaseRunStore):
         self._host = socket.gethostname()
         self._conn: Any = None
         self._standin = False  # reading an empty stand-in for a ledger not created yet
+        #: A reader's memory copy was taken from this read-only connection to the file,
+        #: kept open to notice the file's later commits (see :meth:`_moved_on`).
+        self._source: sqlite3.Connection | None = None
+        self._immutable = False  # read as an immutable file: SQLite never looks again
+        self._viewed = False  # an older schema shown current through temporary views
+        #: What the reader saw of the file when it opened it (:meth:`_reader_state`).
+        self._seen: tuple[Any, ...] | None = None
         self._writable = False
         self._identity: tuple[int, int] | None = None
         self._wal_identity: tuple[int, int] | None = None
@@ -255,7 +267,9 @@ class SQLiteRunStore(BaseRunStore):
 
         The bulk path of the ledger's own modules (``ledger export``, the report's grouped
         queries): plain SQL over the tables of :mod:`wattwise.store._schema` (an older
-        ledger shows them through upgraded views). ``fn`` must only read. Errors are the
+        ledger shows them through upgraded views). ``fn`` must only read, and keep no
+        cursor past its return (fetch what it needs): a statement left part-read holds its
+        snapshot, and the store's later reads would not see newer writes. Errors are the
         store's one-line :class:`StoreError`.
         """
         def op() -> T:
@@ -285,9 +299,8 @@ class SQLiteRunStore(BaseRunStore):
     def _guard(self, fn: Any, *args: Any) -> Any:
         try:
             with self._lock:
-                if self._standin and self.path.exists():  # created since: read the file
-                    self._conn.close()
-                    self._conn = None
+                if self._conn is not None and not self._writable and self._moved_on():
+                    self._drop_reader()  # the file changed in a way this reader cannot see
                 if self._conn is None:
                     self._open_reader()
                 return fn(*args)
@@ -342,7 +355,8 @@ class SQLiteRunStore(BaseRunStore):
         """A read-only connection: the file, or an empty in-memory ledger if it is missing."""
         if self._conn is not None:
             return
-        self._standin = False
+        self._standin = self._immutable = self._viewed = False
+        self._seen = None
         if not self.path.exists():
             self._conn = _MissingLedger(self.path) if self.must_exist else _memory_ledger()
             self._standin = True
@@ -351,6 +365,8 @@ class SQLiteRunStore(BaseRunStore):
             msg = f"The ledger path {self.path} is a folder. Point --store at a file in it."
             raise StoreError(msg)
         self._check_header()
+        # Which file, and its state, before it is opened: a change after this is noticed.
+        files = _stamp(self.path), _stamp(f"{self.path}-wal")
         conn: sqlite3.Connection | None = None
         for immutable in (False, True):
             conn = sqlite3.connect(
@@ -358,6 +374,9 @@ class SQLiteRunStore(BaseRunStore):
                 isolation_level=None, check_same_thread=False,
             )  # fmt: skip
             try:
+                # Read before anything else: a commit or migration after them shows later.
+                data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+                cookie = conn.execute("PRAGMA main.schema_version").fetchone()[0]
                 version = _version(conn)
                 tables = conn.execute(
                     "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
@@ -370,23 +389,30 @@ class SQLiteRunStore(BaseRunStore):
                 if immutable or "unable to open" not in str(err):
                     raise
         assert conn is not None
+        self._immutable = immutable
+        source: sqlite3.Connection | None = None
         if _ADDITIVE_FROM <= version < SCHEMA_VERSION and _view_current(conn):
             version = SCHEMA_VERSION  # read in place through a view (nothing copied)
+            self._viewed = True
         if version < SCHEMA_VERSION:
             # An older (or empty) ledger: upgrade a copy in memory; only writers migrate.
             # (Judged on the copy: another process may be creating the file right now.)
+            # The file's connection stays open: a commit to the file (its creation
+            # finished, a writer's migration) makes the next read copy it again.
             memory = _memory_ledger(migrate=False)
             conn.backup(memory)
-            conn.close()
-            conn = memory
+            source, conn = conn, memory
             version = _version(conn)
             tables = conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
             ).fetchone()[0]
             if version < SCHEMA_VERSION and not (version == 0 and tables):
                 _migrate(conn, version)
-        if version > SCHEMA_VERSION:
+        if version > SCHEMA_VERSION or (version == 0 and tables):
             conn.close()
+            if source is not None:
+                source.close()
+        if version > SCHEMA_VERSION:
             msg = (
                 f"The ledger at {self.path} has schema version {version}, newer than this "
                 f"wattwise understands ({SCHEMA_VERSION}). Upgrade wattwise: "
@@ -394,13 +420,60 @@ class SQLiteRunStore(BaseRunStore):
             )
             raise SchemaVersionError(msg)
         if version == 0 and tables:
-            conn.close()
             msg = (
                 f"The file {self.path} is an SQLite database but not a wattwise ledger. "
                 "Point WATTWISE_STORE at another file."
             )
             raise StoreCorruptError(msg)
-        self._conn = conn
+        self._conn, self._source = conn, source
+        self._seen = self._reader_state(files, data_version, cookie)
+
+    def _reader_state(
+        self, files: tuple[tuple[int, ...] | None, tuple[int, ...] | None] | None = None,
+        data_version: int | None = None, cookie: int | None = None,
+    ) -> tuple[Any, ...]:  # fmt: skip
+        """What a reader compares to know it still sees the ledger at its path: the file's
+        identity, plus what its way of reading cannot notice by itself.
+
+        A plain read-only connection sees every commit at its next statement (autocommit:
+        no snapshot is held between reads). A memory copy sees none: the file's
+        ``data_version`` tells when another connection committed. Temporary views hide the
+        columns a writer's migration adds: the schema cookie tells. An immutable file is
+        never looked at again by SQLite: the sizes and times of the file and its WAL tell.
+        Without arguments the values are read now (the file itself first).
+        """
+        if files is None:
+            files = _stamp(self.path), _stamp(f"{self.path}-wal")
+        main = files[0]
+        state: list[Any] = [None if main is None else main[:2]]  # device and inode
+        if self._immutable:
+            state.append(files)
+        if self._source is not None:
+            if data_version is None:
+                data_version = self._source.execute("PRAGMA data_version").fetchone()[0]
+            state.append(data_version)
+        elif self._viewed:
+            if cookie is None:
+                cookie = self._conn.execute("PRAGMA main.schema_version").fetchone()[0]
+            state.append(cookie)
+        return tuple(state)
+
+    def _moved_on(self) -> bool:
+        """Whether the ledger at the path changed in a way this reader would not see."""
+        if self._standin:
+            return self.path.exists()  # created since: read the file
+        if self._seen is None:
+            return False
+        return self._reader_state() != self._seen
+
+    def _drop_reader(self) -> None:
+        """Close the read connections; the next use opens the ledger afresh."""
+        for conn in (self._conn, self._source):
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+        self._conn = self._source = None
+        self._seen = None
 
     def _ensure_writable(self) -> sqlite3.Connection:
         """Switch to a connection that can write, creating the ledger if needed."""
@@ -413,10 +486,8 @@ class SQLiteRunStore(BaseRunStore):
                 "it with get_store(url) (readonly=False) to write."
             )
             raise StoreError(msg)
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        self._standin = False
+        self._drop_reader()
+        self._standin = self._immutable = self._viewed = False
         self._check_header()
         folder = self.path.parent
         if not folder.exists():
@@ -551,10 +622,7 @@ class SQLiteRunStore(BaseRunStore):
     def reset(self) -> None:
         """Drop the connection; the next use opens the ledger afresh."""
         with self._lock:
-            if self._conn is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.close()
-            self._conn = None
+            self._drop_reader()
             self._standin = self._writable = False
             self._identity = self._wal_identity = None
 
@@ -563,6 +631,8 @@ class SQLiteRunStore(BaseRunStore):
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
+            if self._source is not None:
+                self._source.close()
 
     # -- writes ---------------------------------------------------------------
 
@@ -1261,6 +1331,15 @@ class SQLiteRunStore(BaseRunStore):
                 if run.status is RunStatus.RUNNING:
                     _judge(run, self._liveness(run, now))
         return runs
+
+
+def _stamp(path: str | os.PathLike[str]) -> tuple[int, ...] | None:
+    """A file's device, inode, size and modification time (None: no such file)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _sets(cols: Iterable[str]) -> str:
