@@ -132,30 +132,32 @@ def _started(timestamp: float | None) -> str:
     return (iso_utc(timestamp) or "")[:19].replace("T", " ")
 
 
-def _run_row(r: RunRecord) -> list[str]:
+def _row(
+    ident: str, name: str, status: str, started_at: float | None, duration_s: float,
+    energy_j: float, band_j: float | None, co2e_g: float, region: str,
+) -> list[str]:  # fmt: skip
+    """A line of the table (a run's, a job's, a study's): its cells, formatted."""
     return [
-        r.id[:8],
-        fmt.safe(r.name)[:30],
-        str(r.status),
-        _started(r.started_at),
-        fmt.duration(r.duration_s),
-        fmt.with_band(r.energy_j, r.energy_band_j),
-        fmt.carbon(r.co2e_g),
-        r.region or "",
+        ident,
+        name,
+        status,
+        _started(started_at),
+        fmt.duration(duration_s),
+        fmt.with_band(energy_j, band_j),
+        fmt.carbon(co2e_g),
+        region,
     ]
+
+
+def _run_row(r: RunRecord) -> list[str]:
+    return _row(r.id[:8], fmt.safe(r.name)[:30], str(r.status), r.started_at, r.duration_s,
+                r.energy_j, r.energy_band_j, r.co2e_g, r.region or "")  # fmt: skip
 
 
 def _job_row(job: JobSummary) -> list[str]:
-    return [
-        job.job_id,
-        _job_name(job) + (" (!)" if job.warnings else ""),
-        job.status,
-        _started(job.started_at),
-        fmt.duration(job.duration_s),
-        fmt.with_band(job.energy_j, job.energy_band_j),
-        fmt.carbon(job.co2e_g),
-        ",".join(job.regions),
-    ]
+    return _row(job.job_id, _job_name(job) + (" (!)" if job.warnings else ""), job.status,
+                job.started_at, job.duration_s, job.energy_j, job.energy_band_j, job.co2e_g,
+                ",".join(job.regions))  # fmt: skip
 
 
 def _job_name(job: JobSummary) -> str:
@@ -223,16 +225,8 @@ def _study_name(line: StudyLine) -> str:
 
 def _study_row(line: StudyLine) -> list[str]:
     r = line.run
-    return [
-        r.id[:8],
-        _study_name(line),
-        str(r.status),
-        _started(r.started_at),
-        fmt.duration(r.duration_s),
-        fmt.with_band(line.energy_j, line.energy_band_j),
-        fmt.carbon(line.co2e_g),
-        r.region or "",
-    ]
+    return _row(r.id[:8], _study_name(line), str(r.status), r.started_at, r.duration_s,
+                line.energy_j, line.energy_band_j, line.co2e_g, r.region or "")  # fmt: skip
 
 
 def _trial_row(r: RunRecord) -> list[str]:
