@@ -1,10 +1,13 @@
-"""A cache hit never waits on the ledger: its booking is handed to a thread, bounded.
+"""A cache hit never waits on the ledger: its booking is handed to a thread, bounded, and
+a booking that does not land in time is kept, then booked once.
 
 The real case: another process holds the SQLite ledger's write lock (the contract suite's
 ``blocked`` hook does the same), so a write waits the busy timeout (60 s) before it fails.
-A hit then returns at once, its booking goes on in the background, and lands once the
-ledger is free. The booker's own rules (no wait once stuck, a bounded queue, a bounded
-wait at exit) are checked on writes that block on an event the test releases.
+A hit then returns at once, its booking is kept in the spool folder and goes on in the
+background: it lands once the ledger is free (and the kept copy is marked booked), or, when
+the process ended first, the next wattwise process books the kept copy. The booker's own
+rules (no wait once stuck, a bounded queue, a bounded wait at exit) are checked on writes
+that block on an event the test releases.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import pytest
 
 import wattwise
 from wattwise.cache import cached
-from wattwise.cache._booking import Booker
+from wattwise.cache._booking import Booker, Keep
 from wattwise.exceptions import StoreWarning
-from wattwise.store import ReuseEvent, open_store
+from wattwise.store import KeptFile, ReuseEvent, open_store, read_kept_hits, replay_hits
 from wattwise.testing import FakeMeter
 
 #: Far below the 60 s busy timeout a synchronous booking would wait.
@@ -43,7 +46,27 @@ def _events() -> list[ReuseEvent]:
         return store.reuse_events()
 
 
-def test_a_hit_returns_while_another_process_holds_the_ledger(isolated_project: Path) -> None:
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user's state folder, where kept hits go first (children inherit it)."""
+    folder = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(folder))
+    return folder / "wattwise" / "spool"
+
+
+def _kept(spool: Path) -> list[KeptFile]:
+    """The kept-hits files in ``spool``, read back."""
+    found = [read_kept_hits(p) for p in sorted(spool.glob("reuse-*.hits"))]
+    return [k for k in found if k is not None]
+
+
+def _waiting(spool: Path) -> int:
+    return sum(len(k.waiting) for k in _kept(spool))
+
+
+def test_a_hit_returns_while_another_process_holds_the_ledger(
+    isolated_project: Path, state: Path,
+) -> None:
     calls = []
 
     @cached
@@ -68,13 +91,24 @@ def test_a_hit_returns_while_another_process_holds_the_ledger(isolated_project: 
         assert calls == [21]
         assert took < BOUND_S, f"two hits took {took:.1f} s on a locked ledger"
         (warned,) = [w for w in said if issubclass(w.category, StoreWarning)]  # said once
-        assert "did not take the booking of a hit of" in str(warned.message)
-        assert "double" in str(warned.message) and warned.filename == __file__
+        text = str(warned.message)
+        assert "did not take the booking of a hit of" in text and "kept in the spool" in text
+        assert "double" in text and warned.filename == __file__
+        # Both hits are kept on local disk while the ledger is held: nothing lost.
+        _wait_for(lambda: _waiting(state) == 2, 120, "the two hits kept")
+        (kept,) = _kept(state)
+        assert kept.path.stat().st_mode & 0o777 == 0o600
+        assert {e.function.rsplit(".", 1)[-1] for e in kept.hits.values()} == {"double"}
         holder.execute("ROLLBACK")  # the ledger is free: both bookings land
     finally:
         holder.close()
     _wait_for(lambda: len(_events()) == 2, 120, "the two bookings")
+    # Landed after all: the kept copies are marked booked and their file removed.
+    _wait_for(lambda: not list(state.glob("reuse-*.hits")), 120, "the kept file removed")
+    with open_store() as store:
+        assert replay_hits(store) == 0  # nothing left to book
     events = _events()
+    assert len(events) == 2  # each hit once
     assert {e.function.rsplit(".", 1)[-1] for e in events} == {"double"}
     assert all(e.consumer_run_id is None for e in events)  # no run: the project's ledger
 
@@ -103,7 +137,7 @@ def test_once_a_booking_hangs_later_hits_do_not_wait_and_nothing_is_lost() -> No
     for name in "bcd":  # three more: queued behind it, without waiting (said once only)
         assert not booker.book(gate.write(name), what=name)
     assert booker.pending() == 4
-    with pytest.warns(StoreWarning, match="e was not booked in the ledger: 3 bookings"):
+    with pytest.warns(StoreWarning, match="e was not booked in the ledger now: 3 bookings"):
         assert not booker.book(gate.write("e"), what="e")  # beyond the queue's bound
     assert booker.drain() == 4  # bounded: the gate is still shut
     gate.open.set()
@@ -131,6 +165,143 @@ def test_a_failed_booking_is_logged_and_the_next_one_goes_on(
     assert done == [1]
 
 
+def _event(i: int, **fields: object) -> ReuseEvent:
+    values: dict[str, object] = {
+        "at": 1_760_000_000.0 + i / 7, "cache_key": f"{i:064x}", "function": "m:f",
+        "producer_run_id": None, "consumer_run_id": None, "energy_avoided_j": 1.5 + i,
+        "co2e_avoided_g": 0.1, "duration_avoided_s": 2.0, "method": "measured",
+        "basis": "FR", "cache_url": "/c", **fields,
+    }  # fmt: skip
+    return ReuseEvent(**values)  # type: ignore[arg-type]
+
+
+def test_hits_not_booked_in_time_are_kept_and_marked_booked_when_they_land(
+    isolated_project: Path, state: Path,
+) -> None:
+    ledger = isolated_project / ".wattwise" / "ledger.db"
+    gate = _Gate()
+    booker = Booker(hit_wait_s=0.2, exit_wait_s=0.2, max_pending=1)
+    keep = [Keep(_event(i), lambda: ledger) for i in range(4)]
+    with pytest.warns(StoreWarning, match="a within 0.2 s .* kept in the spool"):
+        assert not booker.book(gate.write("a"), what="a", keep=keep[0])
+    assert not booker.book(gate.write("b"), what="b", keep=keep[1])  # queued behind a: no wait
+    with pytest.warns(StoreWarning, match="c was not booked in the ledger now: 1 bookings"):
+        assert not booker.book(gate.write("c"), what="c", keep=keep[2])  # beyond the bound
+    assert booker.settle(wait_s=60) == 0
+    (kept,) = _kept(state)
+    assert sorted(e.energy_avoided_j for e in kept.hits.values()) == [1.5, 2.5, 3.5]
+    assert not kept.booked
+    gate.open.set()  # the ledger answers: a and b land, c was never queued
+    assert booker.drain(wait_s=60) == 0
+    assert booker.settle(wait_s=60) == 0
+    assert gate.written == ["a", "b"]
+    (kept,) = _kept(state)
+    assert [kept.hits[h].energy_avoided_j for h in kept.waiting] == [3.5]  # c waits for a replay
+    with open_store() as store:
+        assert replay_hits(store) == 0  # its owner (this process) lives: left to it
+    assert _waiting(state) == 1
+
+
+def test_a_booking_the_ledger_refuses_is_kept(isolated_project: Path, state: Path) -> None:
+    from wattwise.exceptions import StoreError
+
+    def refused() -> None:
+        msg = "The ledger at /x is read-only."
+        raise StoreError(msg)
+
+    ledger = isolated_project / ".wattwise" / "ledger.db"
+    booker = Booker(hit_wait_s=30)
+    assert booker.book(refused, what="a hit", keep=Keep(_event(7), lambda: ledger))
+    assert booker.settle(wait_s=60) == 0
+    (kept,) = _kept(state)
+    assert [kept.hits[h].cache_key for h in kept.waiting] == [f"{7:064x}"]
+
+
+KEEPER = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[4])
+from test_cache_booking import _event
+from wattwise.store import HitSpool, SQLiteRunStore
+
+ledger, first, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+landed = int(sys.argv[5])
+spool = HitSpool(ledger)
+for i in range(first, first + count):
+    spool.keep(_event(i), reason="the test's ledger did not answer")
+    if i < first + landed:  # its own booking landed after all; the process ends unmarked
+        store = SQLiteRunStore(ledger)
+        store.add_reuse(_event(i))
+        store.close()
+print(spool.path, flush=True)
+"""
+
+
+def _keeper(ledger: Path, first: int, count: int, landed: int) -> Path:
+    """A real process that keeps ``count`` hits (``landed`` of them also booked) and exits."""
+    done = subprocess.run(
+        [sys.executable, "-c", KEEPER, str(ledger), str(first), str(count),
+         str(Path(__file__).parent), str(landed)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return Path(done.stdout.strip())
+
+
+def test_a_replay_books_each_kept_hit_once_even_one_whose_booking_landed_late(
+    isolated_project: Path, state: Path,
+) -> None:
+    with open_store() as store:
+        ledger = store.path
+        store.add_reuse(_event(100))  # the ledger exists, with one unrelated hit
+    path = _keeper(ledger, 0, 3, landed=1)  # hit 0 landed before its process ended
+    assert path.parent == state and path.exists()
+    assert len(_events()) == 2
+    with open_store() as store:
+        assert replay_hits(store) == 2  # hits 1 and 2; hit 0 is in the ledger already
+        assert replay_hits(store) == 0
+    assert not path.exists()
+    keys = sorted(e.cache_key for e in _events())
+    assert keys == sorted(f"{i:064x}" for i in (0, 1, 2, 100))  # each once
+
+
+REPLAYER = """
+import sys
+from wattwise.store import open_store, replay_hits
+sys.stdin.readline()  # both start, then replay at once
+with open_store() as store:
+    print(replay_hits(store), flush=True)
+"""
+
+
+def test_two_processes_replaying_at_once_book_each_hit_once(
+    isolated_project: Path, state: Path,
+) -> None:
+    with open_store() as store:
+        ledger = store.path
+        store.add_reuse(_event(1000))
+    files = [_keeper(ledger, 100 * n, 40, landed=0) for n in range(3)]
+    assert _waiting(state) == 120
+    procs = [
+        subprocess.Popen([sys.executable, "-c", REPLAYER], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    outs = []
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        outs.append(int(out))
+    assert sum(outs) == 120
+    assert not any(p.exists() for p in files)
+    events = _events()
+    assert len(events) == 121 and len({e.cache_key for e in events}) == 121
+
+
 WORK = """
 import sys
 import wattwise
@@ -143,8 +314,8 @@ print(double(21), flush=True)
 """
 
 
-def test_a_process_whose_ledger_is_held_exits_promptly_and_says_the_hit_was_not_booked(
-    isolated_project: Path,
+def test_a_process_whose_ledger_is_held_exits_promptly_and_the_next_one_books_its_hit(
+    isolated_project: Path, state: Path,
 ) -> None:
     script = isolated_project / "work.py"
     script.write_text(WORK)
@@ -168,5 +339,13 @@ def test_a_process_whose_ledger_is_held_exits_promptly_and_says_the_hit_was_not_
     assert (hit.returncode, hit.stdout) == (0, "42\n"), hit.stderr
     assert took < BOUND_S, f"the process took {took:.1f} s on a locked ledger"
     assert "did not take the booking of a hit of" in hit.stderr
-    assert "1 cache hit(s) not booked in the ledger" in hit.stderr
-    assert _events() == []  # said, not booked: the lock was held until the process ended
+    assert "1 cache hit(s) not booked in the ledger yet" in hit.stderr
+    assert f"1 kept in the spool {state}" in hit.stderr
+    assert _events() == []  # the lock was held until the process ended
+    assert _waiting(state) == 1
+    again = run()  # the next process: its own hit lands, then it books the kept one
+    assert (again.returncode, again.stdout) == (0, "42\n"), again.stderr
+    assert "StoreWarning" not in again.stderr
+    events = _events()
+    assert len(events) == 2 and len({e.at for e in events}) == 2  # two hits, each once
+    assert not list(state.glob("reuse-*.hits"))

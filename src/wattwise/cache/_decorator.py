@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from wattwise import __version__
-from wattwise.cache._booking import book
+from wattwise.cache._booking import Keep, book, replay_kept
 from wattwise.cache._cache import (
     ArtifactCache,
     EntryInfo,
@@ -32,6 +32,8 @@ from wattwise.cache._key import KeyParts, key_parts, source_digest
 from wattwise.exceptions import CacheError, CacheWarning, InvalidParameterError, WattwiseError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from wattwise.tracking import Run
 
 logger = logging.getLogger("wattwise")
@@ -197,9 +199,11 @@ def _record_hit(cache: ArtifactCache, info: EntryInfo) -> None:
     """Book the energy a hit avoided in the ledger of the current run (or project).
 
     The row is written by the booking thread (:mod:`wattwise.cache._booking`): a ledger
-    that hangs or is locked never holds the hit up.
+    that hangs or is locked never holds the hit up, and a hit it does not take in time is
+    kept in the spool and booked later. After a booking lands, the hits other processes kept
+    for the same ledger are booked too (``replay_kept``).
     """
-    from wattwise.store import BaseRunStore, ReuseEvent, open_store
+    from wattwise.store import BaseRunStore, ReuseEvent, get_store, open_store
     from wattwise.tracking import ParentRun, Run, RunState, active_run
 
     cost = info.cost
@@ -247,14 +251,27 @@ def _record_hit(cache: ArtifactCache, info: EntryInfo) -> None:
     def write() -> None:
         if store is not None:
             store.add_reuse(event)
+            replay_kept(store)
             return
         opened = parent.open_store() if parent is not None else open_store(None, start=start)
         try:
             opened.add_reuse(event)
+            replay_kept(opened)
         finally:
             opened.close()
 
-    book(write, what=f"a hit of {info.function}")
+    def ledger() -> Path:
+        """Where the ledger is (its spool folder beside it), without opening it."""
+        if store is not None:
+            return store.path
+        url = parent.store_url if parent is not None else None
+        found = get_store(url, start=start, defer=True)
+        try:
+            return found.path
+        finally:
+            found.close()
+
+    book(write, what=f"a hit of {info.function}", keep=Keep(event, ledger))
 
 
 @overload

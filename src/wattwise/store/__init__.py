@@ -43,6 +43,14 @@ from wattwise.store._schema import SCHEMA_VERSION
 from wattwise.store._sqlite import STALE_AFTER_S, SQLiteRunStore
 
 if TYPE_CHECKING:
+    from wattwise.store._hit_spool import (
+        HitSpool,
+        KeptFile,
+        any_kept_hits,
+        pending_hits,
+        read_kept_hits,
+        replay_hits,
+    )
     from wattwise.store._spool import (
         Merged,
         Spool,
@@ -63,12 +71,17 @@ if TYPE_CHECKING:
         import_ledger,
     )
 
-# The spool's names load on first use: a run that never spools never imports it; the
-# transfer's (ledger export and import) likewise.
+# The spool's names load on first use: a run that never spools never imports it; the kept
+# cache hits' and the transfer's (ledger export and import) likewise.
 _LAZY: _lazy.LazyTable = {
     **dict.fromkeys(
         ("Merged", "Spool", "SpoolFile", "merge_spools", "pending_spools", "read_spool"),
         "wattwise.store._spool",
+    ),
+    **dict.fromkeys(
+        ("HitSpool", "KeptFile", "any_kept_hits", "pending_hits", "read_kept_hits",
+         "replay_hits"),
+        "wattwise.store._hit_spool",
     ),
     **dict.fromkeys(
         ("EXPORT_FORMAT", "EXPORT_VERSION", "ExportSummary", "ImportSummary",
@@ -110,7 +123,9 @@ __all__ = [
     "ExportSummary",
     "Footprint",
     "GroupFootprint",
+    "HitSpool",
     "ImportSummary",
+    "KeptFile",
     "LedgerFileError",
     "MemoryRunStore",
     "Merged",
@@ -125,6 +140,7 @@ __all__ = [
     "Spool",
     "SpoolFile",
     "Totals",
+    "any_kept_hits",
     "declared_role",
     "export_ledger",
     "export_to_path",
@@ -141,8 +157,11 @@ __all__ = [
     "login_name",
     "merge_spools",
     "open_store",
+    "pending_hits",
     "pending_spools",
+    "read_kept_hits",
     "read_spool",
+    "replay_hits",
     "project_footprint",
     "role_of",
     "store_footprint",
