@@ -12,6 +12,7 @@ that block on an event the test releases.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import subprocess
@@ -349,3 +350,25 @@ def test_a_process_whose_ledger_is_held_exits_promptly_and_the_next_one_books_it
     events = _events()
     assert len(events) == 2 and len({e.at for e in events}) == 2  # two hits, each once
     assert not list(state.glob("reuse-*.hits"))
+
+
+def test_doctor_repair_and_a_tracked_run_book_the_hits_kept_by_a_process_that_is_gone(
+    isolated_project: Path, state: Path,
+) -> None:
+    with open_store() as store:
+        ledger = store.path
+        store.add_reuse(_event(1000))
+    _keeper(ledger, 0, 2, landed=0)
+    repaired = subprocess.run(
+        [sys.executable, "-m", "wattwise", "doctor", "--repair", "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert repaired.returncode == 0, repaired.stderr
+    done = json.loads(repaired.stdout)
+    assert (done["hits_booked"], done["hits_left"]) == (2, 0)
+    assert len(_events()) == 3
+    # A tracked run's housekeeping (on its writer thread, at its start) does the same.
+    _keeper(ledger, 10, 3, landed=1)
+    with wattwise.track("after", meters=[FakeMeter({"cpu:0": 20.0})]):
+        _wait_for(lambda: not list(state.glob("reuse-*.hits")), 120, "the kept hits booked")
+    assert len(_events()) == 6  # 3 + hits 10, 11, 12, each once

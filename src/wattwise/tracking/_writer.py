@@ -252,7 +252,8 @@ class LedgerWriter:
     # -- housekeeping ---------------------------------------------------------------
 
     def housekeeping(self) -> None:
-        """Merge spools left by other runs and persist crashed runs (when the ledger allows)."""
+        """Merge spools left by other runs, book cache hits kept by processes that are gone,
+        and persist crashed runs (when the ledger allows)."""
         if self._resync:
             return
         # Other runs' business: if it fails, the next writer will try again.
@@ -261,6 +262,10 @@ class LedgerWriter:
                 from wattwise.store import merge_spools
 
                 merge_spools(self.store, skip_run=self.run_id)
+            from wattwise.store import any_kept_hits, replay_hits
+
+            if any_kept_hits(self.store.path):  # cache hits kept by processes now gone
+                replay_hits(self.store)
             self.store.reap()
 
     def close(self) -> None:

@@ -16,23 +16,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument(
         "--repair", action="store_true",
-        help="merge spooled runs into the ledger and mark dead runs crashed, then say what "
-        "was done",
+        help="merge spooled runs and kept cache hits into the ledger and mark dead runs "
+        "crashed, then say what was done",
     )  # fmt: skip
 
 
 def repair(store_arg: str | None) -> dict[str, Any]:
-    """Merge every spool file whose run is done and persist crashed runs.
+    """Merge every spool file whose run is done, book the cache hits kept by processes that
+    are gone, and persist crashed runs.
 
     Raises:
         StoreError: The ledger still cannot be written (the spool is kept).
     """
     from wattwise.cli import _format as fmt
-    from wattwise.store import merge_spools, open_store, pending_spools
+    from wattwise.store import merge_spools, open_store, pending_hits, pending_spools, replay_hits
 
     store = open_store(store_arg)
     try:
         merged = merge_spools(store)
+        hits = replay_hits(store)
         crashed = store.reap()
     finally:
         store.close()
@@ -41,6 +43,8 @@ def repair(store_arg: str | None) -> dict[str, Any]:
         "ledger": fmt.ledger(store),
         "merged": [{"file": str(m.path), "run_id": m.run_id, "entries": m.entries}
                    for m in merged],
+        "hits_booked": hits,
+        "hits_left": pending_hits(store.path),
         "crashed": crashed,
         "left": [{"file": str(f.path), "run_id": f.run_id} for f in left],
     }  # fmt: skip
@@ -117,12 +121,17 @@ def main(args: argparse.Namespace) -> int:
         for m in done["merged"]:
             what = f"{m['entries']} spooled writes" if m["entries"] else "already merged"
             lines.append(f"  merged run {m['run_id'][:8]}: {what} from {m['file']}")
+        if done["hits_booked"]:
+            lines.append(f"  booked {done['hits_booked']} cache hit(s) kept in the spool")
+        if done["hits_left"]:
+            lines.append(f"  left {done['hits_left']} kept cache hit(s): their process still "
+                         "runs and books them itself")  # fmt: skip
         for run_id in done["crashed"]:
             lines.append(f"  marked run {run_id[:8]} crashed (its tracker and command are gone)")
         for f in done["left"]:
             lines.append(f"  left {f['file']}: run {f['run_id'][:8]} is still running")
         if len(lines) == 1:
-            lines.append("  nothing to repair: no spooled runs, no dead runs")
+            lines.append("  nothing to repair: no spooled runs or cache hits, no dead runs")
         print(fmt.lines(lines))
         return 0
     data = diagnose(args.region, args.store)
