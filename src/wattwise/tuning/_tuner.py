@@ -1050,7 +1050,7 @@ def tune(
         error = None
         driver.halted = "interrupted"
     result = _summarize(
-        driver, direction, executor, pool, energy_step_j, interrupted, error,
+        driver, direction, executor, pool, interrupted, error,
         storage=None if storage is None else storage_label(study),
     )  # fmt: skip
     run.annotate(StudyRecord.KEY, result.summary)
@@ -1198,7 +1198,6 @@ def _summarize(
     direction: str,
     executor: str,
     pool: WorkerPool | None,
-    energy_step_j: float | None,
     interrupted: BaseException | None,
     error: BaseException | None,
     *,
