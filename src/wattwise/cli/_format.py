@@ -7,11 +7,11 @@ that control characters are shown, never interpreted by the terminal.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from typing import TextIO
 
+from wattwise._spelling import cli_spelling
 from wattwise._units import carbon, duration, energy, method_label
 from wattwise.store import BaseRunStore, ComponentEnergy
 
@@ -50,26 +50,6 @@ def safe(value: object) -> str:
     if text.isprintable():
         return text
     return "".join(_escape(char) for char in text)
-
-
-#: ``meters=['cpu-model']`` or ``meters=["a", "b"]``: the Python API's meter choice in a
-#: message (the library's messages speak to the Python API; the CLI names its option).
-_METER_ID = r"""(?:'[\w.:-]+'|"[\w.:-]+")"""
-_METERS_ARGUMENT = re.compile(rf"\bmeters=\[({_METER_ID}(?:, ?{_METER_ID})*)\]")
-
-
-def cli_spelling(message: str) -> str:
-    """``message`` with the Python API's spelling of an option replaced by the CLI's.
-
-    A library message such as a meter's way out says ``pass meters=['cpu-model']``; on the
-    command line the same advice is ``pass --meters cpu-model``.
-    """
-
-    def option(match: re.Match[str]) -> str:
-        ids = [part.strip().strip("'\"") for part in match[1].split(",")]
-        return f"--meters {','.join(ids)}"
-
-    return _METERS_ARGUMENT.sub(option, message)
 
 
 def ledger(store: BaseRunStore) -> str:
