@@ -10,7 +10,9 @@
 * ``%wattwise`` (or ``%wattwise status``): the run in progress, with its cost so far.
 
 OPTIONS: ``--region ZONE``, ``--tag TAG`` (repeatable), ``--meters ID,ID``, ``--pue
-N``, ``--quiet``. NAME defaults to the notebook's file name (``notebook`` when the kernel
+N``, ``--quiet``; a bad one (a meter this machine lacks, a PUE below 1) is a usage error
+of one line, in the options' spelling (``--pue 1.2``), and the cell does not run. NAME
+defaults to the notebook's file name (``notebook`` when the kernel
 does not know it); the run's record names the notebook as its command
 (:func:`wattwise.environment.notebook`).
 
@@ -23,10 +25,16 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import shlex
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
+from wattwise._spelling import cli_spelling
+from wattwise.exceptions import WattwiseError
 from wattwise.tracking import Run, RunResult, RunState
+
+_T = TypeVar("_T")
 
 __all__ = ["load_ipython_extension", "unload_ipython_extension"]
 
@@ -76,8 +84,21 @@ def _make_run(words: list[str], prog: str) -> tuple[Run, bool]:
     found = notebook()
     name = args.name or (found["name"] if found and found.get("path") else "notebook")
     meters = [m.strip() for m in args.meters.split(",") if m.strip()] if args.meters else None
-    run = wattwise.track(name, region=args.region, tags=args.tag, meters=meters, pue=args.pue)
+    run = _options_checked(lambda: wattwise.track(
+        name, region=args.region, tags=args.tag, meters=meters, pue=args.pue,
+    ))  # fmt: skip
     return run, bool(args.quiet)
+
+
+def _options_checked(action: Callable[[], _T]) -> _T:
+    """``action()`` (making or starting a run): an error of wattwise's there is a bad option
+    (a meter this machine lacks, a PUE below 1, an unknown region), said as a usage error
+    in the magic's spelling (``--pue 1.2``, not ``pue=1.2``): one line, no traceback."""
+    try:
+        return action()
+    except WattwiseError as err:
+        message = cli_spelling(str(err))
+    _usage(message)
 
 
 def _split(line: str) -> list[str]:
@@ -103,7 +124,7 @@ def _line(shell: Any, line: str) -> Run | RunResult | None:
             _usage(f"run {running.id[:8]} '{running.name}' is still running; "
                    "end it first with %wattwise stop")  # fmt: skip
         run, _ = _make_run(words[1:], "%wattwise start")
-        run.start()
+        _options_checked(run.start)
         _State.run = run
         return None
     if verb == "stop":
@@ -130,7 +151,8 @@ def _cell(shell: Any, line: str, cell: str) -> Any:
     namespace = shell.user_ns
     value = None
     try:
-        with run:
+        with contextlib.ExitStack() as block:
+            _options_checked(lambda: block.enter_context(run))  # the cell's own errors pass
             exec(body, namespace)  # the user's own cell, as IPython runs it
             if last is not None:
                 value = eval(last, namespace)  # the cell's last expression
