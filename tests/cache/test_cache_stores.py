@@ -22,11 +22,17 @@ PRODUCER = textwrap.dedent(
     import wattwise
 
     go, me = Path(sys.argv[1]), sys.argv[2]
+    partner = sys.argv[3] if len(sys.argv) > 3 else None
 
     @wattwise.cached
     def slow(n):
         Path(f"computed-{me}").touch()
-        time.sleep(0.4)
+        if partner is not None:  # a race on purpose: both computing before either stores
+            deadline = time.monotonic() + 120
+            while not Path(f"computed-{partner}").exists():
+                if time.monotonic() > deadline:
+                    sys.exit(f"{partner} never started computing: no race to test")
+                time.sleep(0.002)
         return np.arange(n, dtype=np.int64)
 
     Path(f"ready-{me}").touch()
@@ -37,9 +43,9 @@ PRODUCER = textwrap.dedent(
 )
 
 
-def _spawn(me: str, env: dict[str, str]) -> subprocess.Popen[str]:
+def _spawn(me: str, partner: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "producer.py", "go", me], stdout=subprocess.PIPE,
+        [sys.executable, "producer.py", "go", me, partner], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
 
@@ -63,7 +69,9 @@ def test_two_processes_racing_on_one_key_leave_one_good_entry(
 ) -> None:
     Path("producer.py").write_text(PRODUCER)
     env, cache = _cache_env(tmp_path, kind, request)
-    procs = [_spawn(me, env) for me in ("a", "b")]
+    # Each producer, once it has missed and started computing, waits until the other has
+    # too: both miss and both store, however late the machine schedules either of them.
+    procs = [_spawn(me, partner, env) for me, partner in (("a", "b"), ("b", "a"))]
     deadline = time.monotonic() + 60
     while not (Path("ready-a").exists() and Path("ready-b").exists()):
         assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
