@@ -37,6 +37,10 @@ import time
 def objective(trial):
     x = trial.suggest_float("x", -2.0, 2.0)
     pathlib.Path(f"started-{trial.number}").touch()
+    if str(trial.number) == os.environ.get("HOLD_TRIAL"):  # until the test's signal
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
     for step in range(3):
         time.sleep(float(os.environ["STEP_S"]))
         trial.report((x - 1) ** 2, step)
@@ -61,8 +65,11 @@ def command(storage: str) -> list[str]:
     ]  # fmt: skip
 
 
-def env(step_s: float) -> dict[str, str]:
-    return {**os.environ, "STEP_S": str(step_s), "WATTWISE_INTERVAL_S": "0.1"}
+def env(step_s: float, hold_trial: int) -> dict[str, str]:
+    """The killed session's environment: trial ``hold_trial`` waits inside its objective
+    for the test's signal, however late the loaded machine lets the test send it."""
+    return {**os.environ, "STEP_S": str(step_s), "WATTWISE_INTERVAL_S": "0.1",
+            "HOLD_TRIAL": str(hold_trial)}  # fmt: skip
 
 
 def wait_for(path: Path, proc: subprocess.Popen[str], timeout_s: float = 60.0) -> None:
@@ -82,11 +89,10 @@ def test_an_interrupted_study_resumes_where_it_stopped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     storage = f"sqlite:///{isolated_project / 'study.db'}"
-    proc = subprocess.Popen(command(storage), env=env(0.15), text=True,
+    proc = subprocess.Popen(command(storage), env=env(0.15, hold_trial=1), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:
-        wait_for(isolated_project / "started-1", proc)
-        time.sleep(0.05)  # inside trial #1's first step
+        wait_for(isolated_project / "started-1", proc)  # trial #1 is in its objective
         os.kill(proc.pid, sig)  # the process this test started, by its pid
         proc.communicate(timeout=60)
     finally:
