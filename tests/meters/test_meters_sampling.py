@@ -99,6 +99,79 @@ def test_a_failing_reading_in_the_background_never_escapes() -> None:
     assert isinstance(integrator.last_error, RuntimeError)
 
 
+class StuckSensor:
+    """A device whose background read blocks until the test releases it (a stuck driver);
+    the first read (the caller's own ``sample()``) answers at once. 100 W throughout."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.reader: threading.Thread | None = None
+
+    def read_w(self) -> float:
+        self.reads += 1
+        if self.reads > 1 and not self.release.is_set():
+            self.reader = threading.current_thread()
+            self.entered.set()
+            self.release.wait(120.0)
+        return 100.0
+
+
+def _stop_within(integrator: PowerIntegrator, deadline_s: float) -> None:
+    """``stop()`` on a thread of its own: it must return while the read is still stuck."""
+    stopper = threading.Thread(target=integrator.stop)
+    stopper.start()
+    stopper.join(deadline_s)
+    assert not stopper.is_alive(), "stop() waited for a stuck read"
+
+
+def test_a_reading_that_comes_after_stop_is_not_integrated() -> None:
+    sensor = StuckSensor()
+    clock = ManualClock(0.0)
+    integrator = PowerIntegrator(sensor.read_w, window_s=None, poll_interval_s=0.01,
+                                 clock=clock)  # fmt: skip
+    integrator.sample()  # the first reading, at t = 0
+    integrator.start()
+    try:
+        assert sensor.entered.wait(60.0)  # the background read is in progress, stuck
+        clock.t = 10.0  # 10 s pass before it returns: 1 kJ if it were integrated
+        _stop_within(integrator, 60.0)
+        before = integrator.stats()
+    finally:
+        sensor.release.set()  # the late reading comes now, after stop() returned
+    assert sensor.reader is not None
+    sensor.reader.join(60.0)  # the stopped reader has had its late reading, and ended
+    assert not sensor.reader.is_alive() and sensor.reads == 2
+    assert integrator.energy_j == 0.0 and integrator.stats() == before
+    assert before["samples"] == 1 and before["failed_readings"] == 0
+
+
+def test_a_stopped_reader_stays_stopped_when_a_new_one_starts() -> None:
+    """The meter starts its reader again at the next read: a late reading of the old one is
+    still dropped, and the new one reads."""
+    sensor = StuckSensor()
+    integrator = PowerIntegrator(sensor.read_w, window_s=None, poll_interval_s=0.01)
+    integrator.sample()
+    integrator.start()
+    try:
+        assert sensor.entered.wait(60.0)
+        _stop_within(integrator, 60.0)
+        old = sensor.reader
+        sensor.release.set()  # reads answer at once from now on
+        integrator.start()  # a new reader
+        deadline = time.monotonic() + 60.0  # a loaded machine reads late
+        while integrator.stats()["samples"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert integrator.stats()["samples"] >= 3  # the new reader reads
+        assert old is not None
+        old.join(60.0)  # the old one ended after its late read, the new one still running
+        assert not old.is_alive()
+    finally:
+        sensor.release.set()
+        integrator.stop()
+
+
 def test_nvml_sampled_band_comes_from_coverage_and_the_part_time_sensor() -> None:
     clock = ManualClock(0.0)
     gpus = [FakeGpu(name="NVIDIA H100 PCIe", energy_mj=None, power_mw=300_000,

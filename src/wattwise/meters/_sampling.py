@@ -64,6 +64,11 @@ class PowerIntegrator:
         poll_interval_s: Seconds between background readings, or None for readings at
             ``sample()`` calls only (tests, or a caller that samples itself).
         clock: Monotonic seconds.
+
+    After :meth:`stop` returns, no background reading is integrated: a read still in
+    progress (a stuck device) is waited for a bounded time, then left, and its reading is
+    dropped when it comes. ``sample()`` is the caller's own reading, integrated whenever
+    it is called.
     """
 
     def __init__(
@@ -90,12 +95,18 @@ class PowerIntegrator:
 
     def sample(self) -> None:
         """Take one reading now; raises what ``read_w`` raises."""
+        self._take(None)
+
+    def _take(self, stopped: threading.Event | None) -> None:
+        """Read and integrate, unless ``stopped`` (a background reader's) is set by then."""
         watts = float(self._read_w())
         now = self._clock()
-        self._add(now, watts)
+        self._add(now, watts, stopped)
 
-    def _add(self, now: float, watts: float) -> None:
+    def _add(self, now: float, watts: float, stopped: threading.Event | None = None) -> None:
         with self._lock:
+            if stopped is not None and stopped.is_set():
+                return  # read by a reader stopped meanwhile (set under this lock): dropped
             st = self._state
             if watts <= 0.0:
                 st.zero_readings += 1
@@ -120,28 +131,35 @@ class PowerIntegrator:
         """Start the background reader (no-op without ``poll_interval_s`` or if running)."""
         if self.poll_interval_s is None or self._thread is not None:
             return
-        self._stop.clear()
+        # Each reader its own flag: a reader stopped while stuck in a read stays stopped
+        # when a new one starts.
+        self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, name="wattwise-power-sampler", daemon=True
-        )
+            target=self._run, args=(self._stop, self.poll_interval_s),
+            name="wattwise-power-sampler", daemon=True,
+        )  # fmt: skip
         self._thread.start()
 
-    def _run(self) -> None:
-        assert self.poll_interval_s is not None
-        while not self._stop.wait(self.poll_interval_s):
+    def _run(self, stopped: threading.Event, interval_s: float) -> None:
+        while not stopped.wait(interval_s):
             try:
-                self.sample()
+                self._take(stopped)
             except Exception as err:  # a failing reading must never reach the job
                 with self._lock:
+                    if stopped.is_set():
+                        return
                     self._state.errors += 1
-                self.last_error = err
+                    self.last_error = err
 
     def stop(self) -> None:
-        """Stop the background reader."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=max(1.0, 4 * (self.poll_interval_s or 0.0)))
-            self._thread = None
+        """Stop the background reader: none of its readings is integrated after this
+        returns. The wait for a read in progress is bounded (a stuck device cannot hang
+        the caller): such a read's reading is dropped."""
+        thread, self._thread = self._thread, None
+        with self._lock:  # an integration in progress ends first; none starts after
+            self._stop.set()
+        if thread is not None:
+            thread.join(timeout=max(1.0, 4 * (self.poll_interval_s or 0.0)))
 
     # -- results -------------------------------------------------------------------------
 
