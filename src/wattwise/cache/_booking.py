@@ -82,6 +82,7 @@ class _Booking:
     write: Callable[[], None]
     what: str
     keep: Keep | None = None
+    after: Callable[[], None] | None = None
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     landed: bool = False  # the write succeeded
     keeping: bool = False  # handed to the keeper (once)
@@ -111,6 +112,7 @@ class Booker:
         self._cond = threading.Condition()
         self._queue: collections.deque[_Booking] = collections.deque()
         self._busy: _Booking | None = None
+        self._tidying = False  # a landed booking's ``after`` runs
         self._stuck = False
         self._thread: threading.Thread | None = None
         self._keep_queue: collections.deque[_Booking] = collections.deque()
@@ -121,7 +123,10 @@ class Booker:
         self._said: set[str] = set()
         self._pid = os.getpid()
 
-    def book(self, write: Callable[[], None], *, what: str, keep: Keep | None = None) -> bool:
+    def book(
+        self, write: Callable[[], None], *, what: str, keep: Keep | None = None,
+        after: Callable[[], None] | None = None,
+    ) -> bool:  # fmt: skip
         """Hand ``write`` (one ledger write) to the thread; wait for it, bounded (above).
 
         Args:
@@ -129,11 +134,13 @@ class Booker:
             what: The hit, for the warnings (e.g. ``"a hit of mod:fn"``).
             keep: How to keep the hit when its booking does not land in time (None: said,
                 not kept).
+            after: Run on the thread once ``write`` landed, after the hit stopped waiting
+                (the replay of other processes' kept hits); its failures are logged.
 
         Returns:
             True when the booking was done before this returned.
         """
-        job = _Booking(write, what, keep)
+        job = _Booking(write, what, keep, after)
         with self._cond:
             full = len(self._queue) >= self.max_pending
             said = full and "full" not in self._said
@@ -191,15 +198,16 @@ class Booker:
             return len(self._queue) + (self._busy is not None)
 
     def drain(self, wait_s: float | None = None) -> int:
-        """Wait at most ``wait_s`` (default ``exit_wait_s``) for the pending bookings.
+        """Wait at most ``wait_s`` (default ``exit_wait_s``) for the pending bookings (and
+        the ``after`` step of the last one that landed).
 
         Returns:
-            How many are still pending.
+            How many bookings are still pending.
         """
         wait = self.exit_wait_s if wait_s is None else wait_s
         deadline = time.monotonic() + wait
         with self._cond:
-            while self._queue or self._busy is not None:
+            while self._queue or self._busy is not None or self._tidying:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -229,6 +237,7 @@ class Booker:
         if self._thread is not None and self._thread.is_alive():
             return
         self._busy = None
+        self._tidying = False
         self._stuck = False
         thread = threading.Thread(target=self._loop, name="wattwise-reuse", daemon=True)
         thread.start()
@@ -264,12 +273,22 @@ class Booker:
                 job.landed = landed
                 # Kept meanwhile: mark it booked (here, when no keeper can start).
                 inline = landed and job.kept is not None and not self._to_keeper(job)
+                self._tidying = landed and job.after is not None
                 job.done.set()
                 self._cond.notify_all()
             if inline:
                 self._keep_one(job)
             if refused:
                 self._keep(job)
+            if landed and job.after is not None:
+                try:
+                    job.after()
+                except Exception as err:  # never reaches the job: logged
+                    logger.warning("wattwise: could not book the cache hits kept for later "
+                                   "(%s: %s)", type(err).__name__, err)  # fmt: skip
+                with self._cond:
+                    self._tidying = False
+                    self._cond.notify_all()
 
     # -- the keeper thread --------------------------------------------------------------
 
@@ -407,23 +426,33 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-def book(write: Callable[[], None], *, what: str, keep: Keep | None = None) -> bool:
+def book(
+    write: Callable[[], None], *, what: str, keep: Keep | None = None,
+    after: Callable[[], None] | None = None,
+) -> bool:  # fmt: skip
     """Book a hit through the process's :data:`BOOKER` (see :meth:`Booker.book`)."""
-    return BOOKER.book(write, what=what, keep=keep)
+    return BOOKER.book(write, what=what, keep=keep, after=after)
 
 
 _replayed: dict[str, float] = {}
 _replayed_lock = threading.Lock()
 
 
-def replay_kept(store: BaseRunStore) -> int:
-    """Book the hits other processes kept for ``store``'s ledger (at most every
-    :data:`REPLAY_EVERY_S` per ledger; called on the booking thread after a booking landed).
+def replay_kept(
+    ledger: Path, open_ledger: Callable[[], BaseRunStore], *, close: bool,
+) -> int:  # fmt: skip
+    """Book the hits other processes kept for ``ledger``, if any (at most every
+    :data:`REPLAY_EVERY_S` per ledger; run on the booking thread after a booking landed).
+
+    Args:
+        ledger: The ledger's path (``store.path``): a listing says whether there is work.
+        open_ledger: Opens the store, only when there is.
+        close: Close it afterwards (False for a run's own store).
 
     Returns:
         The hits booked now; a ledger that refuses them is logged, and they stay kept.
     """
-    key = os.path.abspath(store.path)
+    key = os.path.abspath(ledger)
     now = time.monotonic()
     with _replayed_lock:
         last = _replayed.get(key)
@@ -432,11 +461,15 @@ def replay_kept(store: BaseRunStore) -> int:
         _replayed[key] = now
     from wattwise.store import any_kept_hits, replay_hits
 
-    if not any_kept_hits(store.path):
+    if not any_kept_hits(ledger):
         return 0
+    store = open_ledger()
     try:
         return replay_hits(store)
     except WattwiseError as err:
         logger.warning("wattwise: could not book the cache hits kept for the ledger %s "
-                       "(they stay kept): %s", store.path, err)  # fmt: skip
+                       "(they stay kept): %s", ledger, err)  # fmt: skip
         return 0
+    finally:
+        if close:
+            store.close()

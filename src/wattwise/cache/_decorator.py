@@ -248,15 +248,16 @@ def _record_hit(cache: ArtifactCache, info: EntryInfo) -> None:
         except OSError:  # the working directory is gone: open_store says so, on the thread
             start = None
 
+    def open_ledger() -> BaseRunStore:
+        return parent.open_store() if parent is not None else open_store(None, start=start)
+
     def write() -> None:
         if store is not None:
             store.add_reuse(event)
-            replay_kept(store)
             return
-        opened = parent.open_store() if parent is not None else open_store(None, start=start)
+        opened = open_ledger()
         try:
             opened.add_reuse(event)
-            replay_kept(opened)
         finally:
             opened.close()
 
@@ -271,7 +272,14 @@ def _record_hit(cache: ArtifactCache, info: EntryInfo) -> None:
         finally:
             found.close()
 
-    book(write, what=f"a hit of {info.function}", keep=Keep(event, ledger))
+    def replay() -> None:
+        """The hits other processes kept for this ledger, booked now that it answers."""
+        if store is not None:
+            replay_kept(store.path, lambda: store, close=False)
+        else:
+            replay_kept(ledger(), open_ledger, close=True)
+
+    book(write, what=f"a hit of {info.function}", keep=Keep(event, ledger), after=replay)
 
 
 @overload
