@@ -86,7 +86,7 @@ class _Booking:
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     landed: bool = False  # the write succeeded
     keeping: bool = False  # handed to the keeper (once)
-    kept: tuple[HitSpool, str] | None = None  # in a spool file: the spool and the hit's id
+    kept: tuple[HitSpool, str, Path] | None = None  # kept: the spool, the hit's id, its file
     marked: bool = False  # kept, landed, and marked booked in the file
     kept_error: str | None = None  # why it could not be kept
 
@@ -348,8 +348,7 @@ class Booker:
                 mark = job.landed and not job.marked
                 job.marked = job.marked or mark
             if mark:
-                where, kept_id = job.kept
-                where.booked(kept_id)
+                job.kept[0].booked(job.kept[1])
             return
         assert job.keep is not None
         if self._landed(job):
@@ -360,7 +359,7 @@ class Booker:
             found = self._spools.get(key)
             spool = found if found is not None else HitSpool(ledger)
             self._spools[key] = spool
-            hit_id, _ = spool.keep(job.keep.event, reason=(
+            hit_id, path = spool.keep(job.keep.event, reason=(
                 f"the ledger did not take the booking of {job.what} within "
                 f"{self.hit_wait_s:g} s, or refused it"))  # fmt: skip
         except (WattwiseError, OSError) as err:
@@ -368,7 +367,7 @@ class Booker:
             logger.warning("wattwise: could not keep a cache hit for a later booking: %s", err)
             return
         with self._cond:
-            job.kept = (spool, hit_id)
+            job.kept = (spool, hit_id, path)
             mark = job.landed  # it landed while being kept: mark it now
             job.marked = mark
         if mark:
@@ -391,14 +390,14 @@ class Booker:
         self.settle()
         with self._cond:
             kept = [j for j in pending if j.kept is not None and not j.landed]
-            where = sorted({str(j.kept[0].path or "") for j in kept if j.kept is not None})
+            where = sorted({str(j.kept[2]) for j in kept if j.kept is not None})
             lost = [j for j in pending if j.kept is None and not j.landed]
         if not left:
             return
         text = (f"wattwise: {left} cache hit(s) not booked in the ledger yet: it did not "
                 f"answer within {wait:g} s at exit.")  # fmt: skip
         if kept:
-            text += (f" {len(kept)} kept in the spool {', '.join(p for p in where if p)} and "
+            text += (f" {len(kept)} kept in the spool {', '.join(where)} and "
                      "booked by the next wattwise process that writes the ledger (or: "
                      "wattwise doctor --repair).")  # fmt: skip
         if lost:
