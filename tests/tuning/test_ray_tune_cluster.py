@@ -18,6 +18,7 @@ import pytest
 
 import wattwise
 import wattwise.ray_tune as wr
+from energy_bounds import assert_whole_device_energy
 from wattwise.store import RunStatus, open_store
 from wattwise.testing import FakeMeter
 from wattwise.tuning import RayPlacement, StudyRecord, TrialRecord
@@ -110,9 +111,11 @@ def test_each_trial_is_measured_in_its_worker_and_the_callback_books_the_study(
         if state == "fail":
             assert trial.error == "ValueError: diverged at epoch 2"
         assert run.params["x"] == x
-        # 20 W on the whole (fake) GPU: the run's energy is 20 W × its duration, and the
-        # last report saw part of it.
-        assert run.energy_j == pytest.approx(POWER_W * run.duration_s, rel=0.1)
+        # 20 W on the whole (fake) GPU: the run's energy is 20 W over the time its meter
+        # was read, bounded by the run's own samples and duration (tests/energy_bounds.py:
+        # a loaded machine's slow start or wrap-up never makes that a flake), and the last
+        # report saw part of it.
+        assert_whole_device_energy(store, run, POWER_W)
         assert energies[-1] <= run.energy_j
         books = callback.trials[result.metrics["trial_id"]]
         assert (books.run_id, books.node_id, books.state) == (run.id, ray_cluster, state)
@@ -166,7 +169,7 @@ def test_the_budget_stopper_ends_the_experiment_once_the_trials_spent_it(
         # Tune ended the trial's actor; its run was finished first, with what it spent.
         assert run.status is RunStatus.FINISHED
         assert 0 < run.energy_j < 0.5 * POWER_W * 60 * 0.05  # far less than a whole trial
-        assert run.energy_j == pytest.approx(POWER_W * run.duration_s, rel=0.1)
+        assert_whole_device_energy(store, run, POWER_W)
         trial = TrialRecord.from_record(run.record)
         assert trial is not None and (trial.state, trial.stopped_by) == ("pruned", "ray_tune")
     for books in callback.trials.values():
