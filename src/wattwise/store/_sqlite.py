@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import sqlite3
+import stat
 import threading
 import time
 import urllib.parse
@@ -579,12 +580,38 @@ class SQLiteRunStore(BaseRunStore):
 
         SQLite reads page 1 from a leftover ``-wal`` file before the file itself, so a
         ledger overwritten while in use could otherwise be taken for the old one.
+
+        A regular file's header is read by SQLite itself, as an immutable file (which never
+        looks at a WAL), not through a descriptor of ours: closing any descriptor of a file
+        drops every POSIX lock this process holds on it, SQLite's included. Another store
+        of this process would lose its locks; another process, taking itself for the
+        ledger's last user, would then delete the WAL and its ``-shm`` index under that
+        store, whose reads would never see a later write again.
         """
         try:
-            with open(self.path, "rb") as handle:
-                head = handle.read(16)
+            regular = stat.S_ISREG(os.stat(self.path).st_mode)
         except FileNotFoundError:
             return
+        head = b""
+        if regular:
+            try:
+                conn = sqlite3.connect(self._uri(immutable=True), uri=True, isolation_level=None)
+                try:
+                    conn.execute("PRAGMA schema_version").fetchone()
+                    return
+                finally:
+                    conn.close()
+            except sqlite3.DatabaseError as err:
+                if "not a database" in str(err):
+                    head = b"not SQLite"
+                else:
+                    regular = False  # SQLite cannot open it: let the system say why
+        if not regular:  # a folder or a named pipe (an open that blocks), or unreadable
+            try:
+                with open(self.path, "rb") as handle:
+                    head = handle.read(16)
+            except FileNotFoundError:
+                return
         if head and head != _SQLITE_MAGIC:
             msg = (
                 f"The ledger at {self.path} is damaged or not a wattwise ledger (file is not "

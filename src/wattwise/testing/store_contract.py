@@ -25,7 +25,8 @@ What it checks (``docs/explanation/ledger.md``): the run lifecycle, metrics, sam
 annotations, artifacts, cache hits, paging, counting and aggregation, ``user`` and
 ``role``, read-only stores and readers that never write, explicit reaping (by exactly one
 of several concurrent reapers), at least 16 concurrent writer processes losing no run and
-no metric row, migrations of an old ledger, and spooled writes merged once.
+no metric row, migrations of an old ledger, spooled writes merged once, and a store kept
+open for long seeing what other writers commit later.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,12 @@ store.close()
 print("done", worker, flush=True)
 """
 
+_LATER = r"""
+import sys
+from wattwise.testing.store_contract import _commit_later
+print(_commit_later(sys.argv[1], sys.argv[2]), flush=True)
+"""
+
 _REAPER = r"""
 import json, os, sys, time
 from wattwise.store import get_store
@@ -134,6 +141,22 @@ def make_run(
     fields.setdefault("record", {"liveness": {"tracker": identity()}})
     return RunRecord(id=uuid.uuid4().hex, name=name, kind=kind, status=status,
                      started_at=now, **fields)  # fmt: skip
+
+
+def _commit_later(url: str, name: str) -> str:
+    """Open the ledger at ``url`` afresh, add a finished run (5 J, one metric point) in two
+    writes, close it; the run's id (another writer, for the long-lived reader test)."""
+    store = get_store(url, busy_timeout_s=120)
+    try:
+        run = make_run(name=name)
+        store.insert_run(run)
+        now = time.time()
+        store.flush_run(run.id, {"status": RunStatus.FINISHED, "ended_at": now,
+                                 "heartbeat_at": now, "energy_j": 5.0},
+                        metrics=[(0, "loss", 0.5, now)])  # fmt: skip
+    finally:
+        store.close()
+    return run.id
 
 
 def _finish(store: BaseRunStore, run: RunRecord, **fields: Any) -> None:
@@ -782,6 +805,70 @@ class RunStoreContract:
                 thread.join()
             reaped = [i for ids in results for i in ids]
         assert sorted(reaped) == sorted(r.id for r in stale)
+
+    # -- long-lived readers ------------------------------------------------------------
+
+    def _commit_elsewhere(
+        self, store_url: str, name: str
+    ) -> tuple[Callable[[], bool], Callable[[], str]]:
+        """Start another writer (a process where the backend is shared, else a thread with
+        its own store) that commits a finished run named ``name``: (is it done?, its id)."""
+        if self.shared_between_processes:
+            proc = _start([_LATER, store_url, name])
+            return (lambda: proc.poll() is not None,
+                    lambda: _finish_all([proc], 120)[0].strip())  # fmt: skip
+        outcome: list[Any] = []
+
+        def write() -> None:
+            try:
+                outcome.append(_commit_later(store_url, name))
+            except BaseException as err:  # handed to the test's thread
+                outcome.append(err)
+
+        thread = threading.Thread(target=write)
+        thread.start()
+
+        def result() -> str:
+            thread.join(120)
+            assert outcome, "the other writer did not finish within 120 s"
+            if isinstance(outcome[0], BaseException):
+                raise outcome[0]
+            return str(outcome[0])
+
+        return (lambda: not thread.is_alive(), result)
+
+    def test_a_store_open_for_long_sees_runs_committed_later_by_others(
+        self, store_url: str
+    ) -> None:
+        """A store kept open (a dashboard, the exporter, a tuning driver, a notebook) sees
+        each run another writer committed before its read began: it is opened before the
+        ledger exists and reads all along while the other writer (another process, where
+        the backend is shared) creates the ledger and then adds more runs."""
+        reader = get_store(store_url, readonly=True)
+        written: list[str] = []
+        try:
+            for name in ("creates the ledger", "second", "third"):
+                done, run_id = self._commit_elsewhere(store_url, name)
+                deadline = time.monotonic() + 120
+                reads = 0
+                while not done():  # what a dashboard does while others write
+                    assert time.monotonic() < deadline, "the other writer never finished"
+                    with contextlib.suppress(StoreError):  # a ledger not created yet
+                        reader.count_runs()
+                        reader.list_runs(limit=5)
+                        reads += 1
+                    time.sleep(0.001)
+                written.append(run_id())
+                # The writer has committed and is gone: this read began after its commits.
+                assert sorted(r.id for r in reader.list_runs()) == sorted(written), (name, reads)
+                assert reader.count_runs() == len(written)
+                got = reader.get_run(written[-1])
+                assert (got.name, got.status, got.energy_j) == (name, RunStatus.FINISHED, 5.0)
+                assert got.user == login_name()
+                assert [m[:3] for m in reader.metrics(got.id)] == [(0, "loss", 0.5)]
+                assert sum(row.energy_j for row in reader.aggregate()) == 5.0 * len(written)
+        finally:
+            reader.close()
 
     # -- concurrency -------------------------------------------------------------------
 
