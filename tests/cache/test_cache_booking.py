@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import subprocess
 import sys
@@ -372,3 +373,40 @@ def test_doctor_repair_and_a_tracked_run_book_the_hits_kept_by_a_process_that_is
     with wattwise.track("after", meters=[FakeMeter({"cpu:0": 20.0})]):
         _wait_for(lambda: not list(state.glob("reuse-*.hits")), 120, "the kept hits booked")
     assert len(_events()) == 6  # 3 + hits 10, 11, 12, each once
+
+
+def test_a_hit_on_a_ledger_that_hangs_is_kept_on_local_disk_and_booked_later(
+    isolated_project: Path, state: Path,
+) -> None:
+    """A dead mount for real: a named pipe at the ledger's path, whose open() never returns."""
+    script = isolated_project / "work.py"
+    script.write_text(WORK)
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(script)], cwd=isolated_project,
+                              capture_output=True, text=True, timeout=300,
+                              check=False)  # fmt: skip
+
+    filled = run()
+    assert (filled.returncode, filled.stdout) == (0, "42\n"), filled.stderr
+    ledger = isolated_project / ".wattwise" / "ledger.db"
+    aside = isolated_project / "ledger.db.aside"
+    for suffix in ("-wal", "-shm"):
+        assert not ledger.with_name(ledger.name + suffix).exists()
+    ledger.rename(aside)
+    os.mkfifo(ledger)
+    try:
+        started = time.monotonic()
+        hit = run()
+        took = time.monotonic() - started
+    finally:
+        ledger.unlink()
+        aside.rename(ledger)
+    assert (hit.returncode, hit.stdout) == (0, "42\n"), hit.stderr
+    assert took < BOUND_S, f"the process took {took:.1f} s on a hung ledger"
+    assert f"1 kept in the spool {state}" in hit.stderr
+    assert not (ledger.parent / "spool").exists()  # local disk, not the ledger's folder
+    assert _waiting(state) == 1 and _events() == []
+    again = run()
+    assert (again.returncode, again.stdout) == (0, "42\n"), again.stderr
+    assert len(_events()) == 2 and not list(state.glob("reuse-*.hits"))
