@@ -410,3 +410,21 @@ def test_a_hit_on_a_ledger_that_hangs_is_kept_on_local_disk_and_booked_later(
     again = run()
     assert (again.returncode, again.stdout) == (0, "42\n"), again.stderr
     assert len(_events()) == 2 and not list(state.glob("reuse-*.hits"))
+
+
+def test_a_kept_file_cut_short_by_a_crash_books_its_complete_hits(
+    isolated_project: Path, state: Path,
+) -> None:
+    with open_store() as store:
+        ledger = store.path
+        store.add_reuse(_event(1000))
+    path = _keeper(ledger, 0, 2, landed=0)
+    with path.open("ab") as handle:  # a third hit's line, cut short mid-write
+        handle.write(b'{"event": {"at": 1.0, "cache_key": "')
+    kept = read_kept_hits(path)
+    assert kept is not None and len(kept.waiting) == 2
+    with open_store() as store:
+        assert replay_hits(store) == 2
+    assert sorted(e.cache_key for e in _events()) == sorted(
+        f"{i:064x}" for i in (0, 1, 1000)
+    )
