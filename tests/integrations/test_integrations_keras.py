@@ -4,6 +4,7 @@ import os
 from typing import Any
 
 import pytest
+from failure_support import Failing, ended_failed, innermost
 
 import wattwise
 from wattwise.store import RunStatus, open_store
@@ -97,24 +98,6 @@ def test_keras_callback_validates() -> None:
         WattwiseCallback(log_every_n_steps=0)
 
 
-class Failing:
-    """The user's own code raising once, at its n-th call (then disarmed by the test)."""
-
-    def __init__(self, at: int, where: str) -> None:
-        self.at = at
-        self.where = where
-        self.calls = 0
-        self.armed = True
-        self.raised: list[BaseException] = []
-
-    def maybe_raise(self) -> None:
-        self.calls += 1
-        if self.armed and self.calls == self.at:
-            err = FloatingPointError(f"{self.where} blew up at call {self.at}")
-            self.raised.append(err)
-            raise err
-
-
 class Explodes(keras.layers.Layer):  # type: ignore[misc]
     """Identity; on real (not symbolic) batches, in training or in evaluation, counts its
     calls and raises at the n-th."""
@@ -137,14 +120,6 @@ def _exploding_model(failing: Failing, *, training: bool) -> Any:
                               keras.layers.Dense(2, activation="softmax")])  # fmt: skip
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
-
-
-def _innermost(err: BaseException) -> str:
-    tb = err.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    assert tb is not None
-    return tb.tb_frame.f_code.co_name
 
 
 @pytest.fixture
@@ -183,19 +158,14 @@ def test_a_fit_that_raises_ends_the_callback_run_failed_at_once(
     with pytest.raises(FloatingPointError) as caught:
         model.fit(x, y, batch_size=16, epochs=3, validation_split=0.25, verbose=0,
                   callbacks=[callback])  # fmt: skip
-    message = f"{where} blew up at call {at}"
     if traceback_filtering:  # Keras's own copy, as without wattwise
-        assert caught.value is not failing.raised[0] and message in str(caught.value)
+        assert caught.value is not failing.raised[0] and failing.message in str(caught.value)
         assert str(caught.value).startswith("Exception encountered when calling Explodes")
     else:  # the user's own exception, raised where the user raised it
-        assert caught.value is failing.raised[0] and _innermost(caught.value) == "maybe_raise"
+        assert caught.value is failing.raised[0] and innermost(caught.value) == "maybe_raise"
     # the process lives on (a notebook): the run has ended already, failed, with its energy
-    (run,) = open_store().list_runs()
-    assert run.name == "keras-fails" and run.status is RunStatus.FAILED
-    assert run.energy_j > 0 and run.ended_at is not None
-    assert run.record["error"].startswith("FloatingPointError: ")
-    assert message in run.record["error"]
-    assert wattwise.tracking.current_run() is None
+    run = ended_failed("keras-fails")
+    assert failing.message in run.record["error"]
     assert not set(FAILURE_PATHS) & set(vars(model)) - {"train_function"}
     assert getattr(model.train_function, "__wrapped__", None) is None  # Keras's own again
     # a later fit, nothing failing now, is a run of its own and trains to the end

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from failure_support import Failing, ended_failed, innermost
 
 import wattwise
 from wattwise.store import RunStatus, open_store
@@ -123,30 +124,9 @@ def test_train_that_raises_ends_the_callback_run_failed_at_once(tmp_path: Path) 
     with pytest.raises(FloatingPointError, match="loss is nan at step 13"):  # unchanged
         trainer.train()
     # the process lives on (a notebook): the run has ended already, failed, with its energy
-    (run,) = open_store().list_runs()
-    assert run.name == "hf-nan" and run.status is RunStatus.FAILED
-    assert run.energy_j > 0 and run.ended_at is not None
+    run = ended_failed("hf-nan")
     assert run.record["error"] == "FloatingPointError: loss is nan at step 13"
     assert run.record["flops"]["steps"] == 12
-    assert wattwise.tracking.current_run() is None
-
-
-class Failing:
-    """The user's own code (data, loss, metrics, a callback) raising once, at its n-th call."""
-
-    def __init__(self, at: int, where: str) -> None:
-        self.at = at
-        self.where = where
-        self.calls = 0
-        self.armed = True
-        self.raised: list[BaseException] = []
-
-    def maybe_raise(self) -> None:
-        self.calls += 1
-        if self.armed and self.calls == self.at:
-            err = FloatingPointError(f"{self.where} blew up at call {self.at}")
-            self.raised.append(err)
-            raise err
 
 
 class FailingTokens(RandomTokens):
@@ -225,18 +205,10 @@ def test_a_failure_anywhere_in_train_ends_the_run_failed_at_once(
     with pytest.raises(FloatingPointError) as caught:
         trainer.train()
     # the user's own exception, unchanged: the same object, raised where the user raised it
-    assert caught.value is failing.raised[0]
-    tb = caught.value.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    assert tb is not None and tb.tb_frame.f_code.co_name == "maybe_raise"
+    assert caught.value is failing.raised[0] and innermost(caught.value) == "maybe_raise"
     # the process lives on (a notebook): the run has ended already, failed, with its energy
-    (run,) = open_store().list_runs()
-    assert run.name == f"hf-{where}" and run.status is RunStatus.FAILED
-    assert run.energy_j > 0 and run.ended_at is not None
-    assert run.record["error"] == f"FloatingPointError: {failing.where} blew up at call " \
-                                  f"{failing.at}"  # fmt: skip
-    assert wattwise.tracking.current_run() is None
+    run = ended_failed(f"hf-{where}")
+    assert run.record["error"] == f"FloatingPointError: {failing.message}"
     assert _watched_names(trainer) == set()  # the Trainer's methods are its own again
     # the next train() of the same Trainer, nothing failing now, is a run of its own
     failing.armed = False
@@ -263,9 +235,8 @@ def test_the_older_trainers_failure_paths_see_it_too(
     with pytest.raises(FloatingPointError) as caught:
         trainer.train()
     assert caught.value is failing.raised[0]
-    (run,) = open_store().list_runs()
-    assert run.status is RunStatus.FAILED and run.energy_j > 0
-    assert failing.where in run.record["error"] and _watched_names(trainer) == set()
+    run = ended_failed(f"hf-{where}")
+    assert failing.message in run.record["error"] and _watched_names(trainer) == set()
 
 
 def test_the_callback_changes_nothing_in_a_training_that_succeeds(tmp_path: Path) -> None:
