@@ -443,8 +443,9 @@ class SQLiteRunStore(BaseRunStore):
         never looked at again by SQLite: the sizes and times of the file and its WAL tell.
         Without arguments the values are read now (the file itself first).
         """
-        if files is None:
-            files = _stamp(self.path), _stamp(f"{self.path}-wal")
+        if files is None:  # the WAL's only where it is compared (one stat per read)
+            wal = _stamp(f"{self.path}-wal") if self._immutable else None
+            files = _stamp(self.path), wal
         main = files[0]
         state: list[Any] = [None if main is None else main[:2]]  # device and inode
         if self._immutable:
