@@ -13,12 +13,22 @@ from wattwise.testing import FakeMeter
 POWER_W = 50.0
 
 
+def flushed(run_id: str, energy_j: float) -> None:
+    """Wait until the ledger holds at least ``energy_j`` for the run (its writer thread
+    flushes every ``flush_s``, as late as a loaded machine lets it; the test checks it)."""
+    store = open_store()
+    deadline = time.monotonic() + 120
+    while store.get_run(run_id).energy_j < energy_j and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def dies_in_trial_1(trial: Any) -> float:
     x = trial.suggest_float("x", 0.0, 1.0)
     for step in range(4):
         time.sleep(0.1)
         trial.report(x, step)
         if trial.number == 1 and step == 2:
+            flushed(trial.run.id, POWER_W * 0.1)  # some of what it spent is in the ledger
             os._exit(3)  # the worker process dies mid-trial, without cleaning up
     return x
 
