@@ -3,7 +3,7 @@
 One command, offline (data ship with scikit-learn and Python, or are generated)::
 
     .venv/bin/python -m benchmarks.tune [--quick] [--json FILE] [--no-ray]
-        [--seeds N] [--n-trials N] [--workloads a,b] [--methods a,b]
+        [--seeds N] [--first-seed F] [--n-trials N] [--workloads a,b] [--methods a,b]
 
 Full: 4 workloads x 5 seeds x 5 methods, 24 trials each. ``--quick``: 2 seeds, 12 trials.
 Methods (equal trial counts, the same seeds): random search with full training; Optuna TPE
@@ -125,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.tune", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="2 seeds, 12 trials")
     parser.add_argument("--seeds", type=int, help="seeds 0..N-1 (full 5, quick 2)")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, metavar="F",
+        help="start at seed F (seeds F..N-1): extends an earlier run, merged with --from",
+    )  # fmt: skip
     parser.add_argument("--n-trials", type=int, help="trials per search (full 24, quick 12)")
     parser.add_argument("--workloads", help=f"comma list of {', '.join(WORKLOADS)}")
     parser.add_argument("--methods", help=f"comma list of {', '.join(m.LABELS)}")
@@ -157,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     n_trials = args.n_trials or (12 if args.quick else 24)
     names = args.workloads.split(",") if args.workloads else list(WORKLOADS)
     methods = args.methods.split(",") if args.methods else list(m.METHODS)
+    if not 0 <= args.first_seed < seeds:
+        print(f"--first-seed {args.first_seed}: must be at least 0 and below --seeds "
+              f"({seeds}); give --seeds N with F < N.", file=sys.stderr)  # fmt: skip
+        return 2
     for name in names:
         if name not in WORKLOADS:
             print(f"Unknown workload {name!r}; use {', '.join(WORKLOADS)}.", file=sys.stderr)
@@ -211,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     # children, and a wattwise run measures its process tree, so while Ray is up every run
     # of this process (trials of the other methods, final trainings) would be charged
     # Ray's background CPU and memory.
-    for seed in range(seeds):  # seeds outside: an interrupted run has every workload
+    for seed in range(args.first_seed, seeds):  # seeds outside: a cut run has all workloads
         for name in names:
             workload = WORKLOADS[name]
             for method in methods:
@@ -228,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         m.start_ray()
         print(f"Ray started in {time.perf_counter() - t0:.1f} s", flush=True)
         ray_results = []
-        for seed in range(ray_seeds):
+        for seed in range(args.first_seed, ray_seeds):
             for name in names:
                 res = m.run_ray(WORKLOADS[name], seed, n_trials, store, tmp)
                 searched(res)
