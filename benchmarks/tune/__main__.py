@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", help="ledger file (default: a temporary one)")
     parser.add_argument(
         "--from", dest="from_json", metavar="FILE", action="append",
-        help="print the tables of the runs in FILE (an earlier --json, complete or not); "
+        help="print the tables of the runs in FILE (an earlier --json, complete or not; "
+        "plain or .gz); "
         "repeat to merge runs (a later file's search replaces an earlier one's; targets and "
         "energy to target computed again over every method)",
     )  # fmt: skip
@@ -259,6 +260,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def read_json(path: str) -> Any:
+    """A ``--json`` file, plain or gzipped (``.gz``: how the recorded runs are kept)."""
+    import gzip
+
+    opener: Any = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
 def from_json(
     paths: list[str], out: str | None, *, refinal: bool = False,
     renames: dict[str, str] | None = None,
@@ -267,8 +277,7 @@ def from_json(
     merged: dict[tuple[str, int, str], m.SearchResult] = {}
     data: dict[str, Any] = {}
     for path in paths:
-        with open(path, encoding="utf-8") as fh:
-            one = json.load(fh)
+        one = read_json(path)
         data = {**one, "wall_s": data.get("wall_s", 0.0) + one.get("wall_s", 0.0),
                 "meters": sorted({*data.get("meters", []), *one.get("meters", [])})}  # fmt: skip
         for r in one["runs"]:

@@ -39,7 +39,7 @@ import math
 import sys
 from typing import Any
 
-from benchmarks.tune.__main__ import quantiles
+from benchmarks.tune.__main__ import quantiles, read_json
 from benchmarks.tune.workloads import WORKLOADS, Workload
 
 #: Methods that train every trial to the end (their trial energy is one full training).
@@ -51,8 +51,7 @@ def load(paths: list[str]) -> dict[tuple[str, int, str], dict[str, Any]]:
     runs: dict[tuple[str, int, str], dict[str, Any]] = {}
     for path in paths:
         try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
+            data = read_json(path)
         except (OSError, ValueError) as exc:
             msg = f"{path}: cannot read it as a benchmark JSON ({exc}); give a file written by "
             raise SystemExit(msg + "`python -m benchmarks.tune --json FILE`.") from None
