@@ -209,9 +209,9 @@ def test_flushes_that_hang_lose_no_metric_and_never_wait(
             for step in range(5):
                 began = time.monotonic()
                 run.log(step=step, loss=1.0 / (step + 1))
-                # under 0.5 s, the shortest wait wattwise has: this call waited for nothing
-                # (the rest of the bound is room for a loaded machine's scheduling)
-                assert time.monotonic() - began < 0.4
+                # under 0.5 s, the shortest wait wattwise has: a call that waited took at
+                # least that long, so anything shorter waited for nothing
+                assert time.monotonic() - began < 0.5
                 time.sleep(0.2)  # flushes pile up behind the hung one: merged, not queued
     assert run.recorded_in == "spool"
     merged, metrics = _merged(state, run.id)
