@@ -3,7 +3,7 @@
 A small PyTorch MLP on scikit-learn's shipped digits (offline). The search space covers the
 learning rate, the width, the weight decay and the number of epochs (up to 40). The search
 uses wattwise's defaults, chosen on ``benchmarks/tune`` (docs/explanation/tuning-benchmark.md):
-random configurations (Optuna's RandomSampler) and asynchronous successive halving stops poor
+Optuna's TPE sampler (its first 10 trials random) and asynchronous successive halving stops poor
 trials early, with *energy* as the fidelity axis: trials are compared at equal joules spent,
 not at equal epochs. The study stops when
 every trial ran or the energy budget is spent, whichever comes first. It prints the best

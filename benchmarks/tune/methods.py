@@ -67,6 +67,7 @@ LABELS = {
     "random-sh3-energy": "random + SH min 3, energy",
     "random-sh5-energy": "random + SH min 5, energy",
     "random-sh5e2-energy": "random + SH min 5 eta 2, energy",
+    "tpe-defaults": "TPE (10 startup) + the default pruner, energy",
 }
 #: Successive halving on energy with random configurations: (min_resource, reduction_factor).
 SH_ENERGY = {
@@ -124,6 +125,8 @@ def run_optuna(
             "pruner": pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
             "energy_fidelity": True,
         }
+    elif method == "tpe-defaults":  # a candidate: Optuna's TPE with wattwise's pruning
+        kwargs = {"seed": seed, "sampler": samplers.TPESampler(seed=seed)}
     elif method == "wattwise-defaults":
         kwargs = {"seed": seed}
     else:

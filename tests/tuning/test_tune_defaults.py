@@ -1,4 +1,4 @@
-"""The search defaults chosen on benchmarks/tune: random configurations, asynchronous
+"""The search defaults chosen on benchmarks/tune: TPE (its first 10 trials random), asynchronous
 successive halving (first rung at 6 steps of 1/32 of the first complete trial's energy, half
 kept) with energy as the fidelity; the fidelity follows the pruner.
 
@@ -69,11 +69,11 @@ def test_the_default_constants() -> None:
     assert isinstance(default_pruner(), optuna.pruners.SuccessiveHalvingPruner)
 
 
-def test_the_defaults_are_random_and_successive_halving_on_energy() -> None:
+def test_the_defaults_are_tpe_and_successive_halving_on_energy() -> None:
     result = wattwise.tune(constant, n_trials=3, direction="maximize", seed=0,
                            run_options=fake_options())  # fmt: skip
     record = result.record
-    assert (record.sampler, record.pruner) == ("RandomSampler", "SuccessiveHalvingPruner")
+    assert (record.sampler, record.pruner) == ("TPESampler", "SuccessiveHalvingPruner")
     fidelity = record.energy_fidelity
     assert fidelity["enabled"] is True
     # one step: 1/32 of the first complete trial's energy (12 reports: 37.5 J)
@@ -143,14 +143,14 @@ def test_energy_fidelity_must_be_a_bool_or_none() -> None:
                       run_options=fake_options())  # fmt: skip
 
 
-def test_default_sampler_is_seeded_random_search() -> None:
+def test_default_sampler_is_seeded_tpe() -> None:
     def draw(sampler: optuna.samplers.BaseSampler, n: int) -> list[float]:
         study = optuna.create_study(sampler=sampler)
         study.optimize(lambda t: (t.suggest_float("x", 0.0, 1.0) - 0.5) ** 2, n_trials=n)
         return [t.params["x"] for t in study.trials]
 
     ours = draw(default_sampler(seed=3), 12)
-    assert ours == draw(optuna.samplers.RandomSampler(seed=3), 12)
+    assert ours == draw(optuna.samplers.TPESampler(seed=3), 12)
     assert ours == draw(default_sampler(seed=3), 12)  # seeded: the same trials again
     assert ours != draw(default_sampler(seed=4), 12)
     pruner = default_pruner()
@@ -189,7 +189,7 @@ def test_cli_uses_the_same_defaults(
     args = ["tune", str(path), "--n-trials", "2", "--seed", "0", "--json", *options]
     assert main(args) == 0
     data = json.loads(capsys.readouterr().out)
-    assert (data["sampler"], data["pruner"]) == ("RandomSampler", pruner)
+    assert (data["sampler"], data["pruner"]) == ("TPESampler", pruner)
     assert data["energy_fidelity"]["enabled"] is fidelity
     driver = open_store().get_run(data["study_id"])
     assert driver.params["seed"] == 0  # --seed reaches the default sampler

@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed of the sampler")
     parser.add_argument(
         "--sampler", choices=_SAMPLERS,
-        help="default: random (random configurations, pruned by successive halving)",
+        help="default: tpe (TPE, its first 10 trials random; pruned by successive halving); "
+        "random: random configurations",
     )  # fmt: skip
     parser.add_argument(
         "--pruner", choices=_PRUNERS,
@@ -98,9 +99,9 @@ def _sampler_and_pruner(args: argparse.Namespace) -> tuple[Any, Any]:
 
     from wattwise.tuning import default_pruner
 
-    sampler: Any = None  # random: tune()'s default sampler, seeded by --seed
-    if args.sampler == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=args.seed)
+    sampler: Any = None  # tpe: tune()'s default sampler, seeded by --seed
+    if args.sampler == "random":
+        sampler = optuna.samplers.RandomSampler(seed=args.seed)
     pruner: Any = None  # tune()'s default: successive halving, energy as fidelity
     if args.pruner == "halving":
         pruner = default_pruner()  # tune()'s, given: the fidelity follows --energy-fidelity
