@@ -212,17 +212,19 @@ def main(argv: list[str] | None = None) -> int:
     reached = [b for b in rows if b["random"].get("reached")]
     tpe_reached = [b for b in rows if b.get("tpe", {}).get("reached")]
     ks = [float(b["random"]["k"]) for b in reached]
+    def q3(values: list[float]) -> tuple[float, float, float] | None:
+        return quantiles(values) if values else None  # no NaN in the JSON
+
     summary = {
         "pairs": len(rows), "random_reached": len(reached), "tpe_reached": len(tpe_reached),
         "n_trials": args.n_trials,
-        "oracle_random": quantiles([b["random"]["oracle_ratio"] for b in reached]),
-        "same_sequence": quantiles([b["random"]["same_sequence_ratio"] for b in reached]),
-        "k": quantiles(ks),
-        "oracle_tpe": quantiles([b["tpe"]["oracle_ratio"] for b in tpe_reached]),
-        "oracle_any": quantiles([b["oracle_any_ratio"] for b in reached
-                                 if "oracle_any_ratio" in b]),
-        "measured_defaults": quantiles([b["measured_defaults_ratio"] for b in reached
-                                        if "measured_defaults_ratio" in b]),
+        "oracle_random": q3([b["random"]["oracle_ratio"] for b in reached]),
+        "same_sequence": q3([b["random"]["same_sequence_ratio"] for b in reached]),
+        "k": q3(ks),
+        "oracle_tpe": q3([b["tpe"]["oracle_ratio"] for b in tpe_reached]),
+        "oracle_any": q3([b["oracle_any_ratio"] for b in reached if "oracle_any_ratio" in b]),
+        "measured_defaults": q3([b["measured_defaults_ratio"] for b in reached
+                                 if "measured_defaults_ratio" in b]),
         "at_least_5": sum(1 for b in reached if b["random"]["oracle_ratio"] >= 5.0),
         "same_sequence_at_least_5": sum(
             1 for b in reached if b["random"]["same_sequence_ratio"] >= 5.0
