@@ -193,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     m.warm_up(names)
     started = time.perf_counter()
     print(
-        f"{len(names)} workloads x {seeds} seeds x {len(methods)} methods, {n_trials} trials "
+        f"{len(names)} workloads x {seeds - args.first_seed} seeds"
+        + (f" ({args.first_seed}..{seeds - 1})" if args.first_seed else "")
+        + f" x {len(methods)} methods, {n_trials} trials "
         f"each; ledger {store}" + (f"; {skipped_ray}" if skipped_ray else ""), flush=True
     )  # fmt: skip
     results: list[m.SearchResult] = []
