@@ -270,3 +270,25 @@ def test_a_reader_in_a_read_only_folder_sees_later_writes(tmp_path: Path) -> Non
             reader.close()
     finally:
         subprocess.run(["umount", str(view)], check=True)
+
+
+def test_a_store_made_from_a_relative_path_keeps_its_file_after_a_chdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A writer thread that outlives a chdir (a hung write released later) once wrote its run
+    # into whatever ledger the new working folder had.
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    store = SQLiteRunStore(Path(".wattwise") / "ledger.db")
+    assert store.path == first / ".wattwise" / "ledger.db"
+    monkeypatch.chdir(second)
+    run = make_run(name="after the chdir")
+    try:
+        store.insert_run(run)
+    finally:
+        store.close()
+    assert not (second / ".wattwise").exists()
+    assert {r.id for r in SQLiteRunStore(first / ".wattwise" / "ledger.db").list_runs()} == {
+        run.id}

@@ -191,7 +191,9 @@ class SQLiteRunStore(BaseRunStore):
         must_exist: bool = False, busy_timeout_s: float = _BUSY_TIMEOUT_MS / 1000,
         defer: bool = False, readonly: bool = False,
     ) -> None:  # fmt: skip
-        self.path = Path(path)
+        # Bound to the file at construction: a process that changes its working folder
+        # later (or a writer thread that outlives a chdir) still writes this ledger.
+        self.path = Path(path).absolute()
         self.stale_after_s = stale_after_s
         self.must_exist = must_exist
         self.readonly = readonly
