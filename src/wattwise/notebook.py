@@ -111,7 +111,7 @@ def _split(line: str) -> list[str]:
 def _show(value: Any) -> None:
     from IPython.display import display
 
-    display(value)  # type: ignore[no-untyped-call]
+    display(value)
 
 
 def _line(shell: Any, line: str) -> Run | RunResult | None:

@@ -39,7 +39,7 @@ from wattwise.integrations._recorder import FreshValues, StepRecorder, to_float
 from wattwise.tracking import Run
 
 
-class WattwiseCallback(pl.Callback):
+class WattwiseCallback(pl.Callback):  # type: ignore[misc]  # Lightning is not analysed (pyproject)
     """Record a Lightning fit into the current wattwise run.
 
     Args:

@@ -81,7 +81,7 @@ UNSEEN = (
 )
 
 
-class WattwiseCallback(transformers.TrainerCallback):
+class WattwiseCallback(transformers.TrainerCallback):  # type: ignore[misc]  # not analysed
     """Record a ``transformers.Trainer`` run into the current wattwise run.
 
     Args:
