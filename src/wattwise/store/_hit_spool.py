@@ -42,7 +42,7 @@ from wattwise.exceptions import StoreError
 from wattwise.store import _liveness
 from wattwise.store._records import valid
 from wattwise.store._reuse import ReuseEvent
-from wattwise.store._spool import _write_all, ledger_key, spool_dirs
+from wattwise.store._spool import _write_all, create_file, ledger_key, spool_dirs
 
 if TYPE_CHECKING:
     from wattwise.store._base import BaseRunStore
@@ -145,30 +145,13 @@ class HitSpool:
             "file_id": file_id, "owner": {"host": socket.gethostname(), **_liveness.identity()},
             "reason": reason, "created_at": time.time(),
         }  # fmt: skip
-        for folder in reversed(spool_dirs(self.ledger)):  # the local state folder first
-            if folder in self._failed_dirs:
-                continue
-            path = folder / f"{PREFIX}{os.getpid()}-{file_id[:8]}{SUFFIX}"
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-            except OSError as err:
-                errors.append(f"{folder}: {err.strerror or err}")
-                self._failed_dirs.add(folder)
-                continue
-            try:
-                _write_all(fd, _line(header))
-                os.fsync(fd)
-            except OSError as err:
-                errors.append(f"{folder}: {err.strerror or err}")
-                self._failed_dirs.add(folder)
-                os.close(fd)
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                continue
-            self._fd, self.path = fd, path
-            return True
-        return False
+        name = f"{PREFIX}{os.getpid()}-{file_id[:8]}{SUFFIX}"
+        opened = create_file(reversed(spool_dirs(self.ledger)), name, _line(header),
+                             self._failed_dirs, errors)  # the local state folder first
+        if opened is None:
+            return False
+        self._fd, self.path = opened
+        return True
 
 
 def _line(data: dict[str, Any]) -> bytes:

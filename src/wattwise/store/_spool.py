@@ -25,7 +25,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,30 +129,13 @@ class Spool:
         }  # fmt: skip
         data = (json.dumps(header, sort_keys=True, default=str) + "\n").encode()
         folders = spool_dirs(self.ledger)
-        for folder in reversed(folders) if self.prefer_local else folders:
-            if folder in self._failed_dirs:
-                continue
-            path = folder / f"{self.run_id}-{os.getpid()}-{str(header['file_id'])[:8]}{SUFFIX}"
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-            except OSError as err:
-                errors.append(f"{folder}: {err.strerror or err}")
-                self._failed_dirs.add(folder)
-                continue
-            try:
-                _write_all(fd, data)
-                os.fsync(fd)
-            except OSError as err:
-                errors.append(f"{folder}: {err.strerror or err}")
-                self._failed_dirs.add(folder)
-                os.close(fd)
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                continue
-            self._fd, self.path, self.lines = fd, path, 1
-            return
-        raise StoreError("; ".join(errors))
+        name = f"{self.run_id}-{os.getpid()}-{str(header['file_id'])[:8]}{SUFFIX}"
+        opened = create_file(reversed(folders) if self.prefer_local else folders, name, data,
+                             self._failed_dirs, errors)  # fmt: skip
+        if opened is None:
+            raise StoreError("; ".join(errors))
+        self._fd, self.path = opened
+        self.lines = 1
 
     def close(self) -> None:
         """Close the file (it stays on disk for the next merge)."""
@@ -169,6 +152,38 @@ class Spool:
         if path is not None:
             with contextlib.suppress(OSError):
                 path.unlink()
+
+
+def create_file(
+    folders: Iterable[Path], name: str, first_line: bytes, failed_dirs: set[Path],
+    errors: list[str],
+) -> tuple[int, Path] | None:  # fmt: skip
+    """Create ``name`` (0600, exclusive, append-only) in the first of ``folders`` that takes
+    it with ``first_line`` written and synced; a folder that fails goes in ``failed_dirs``
+    (skipped from then on) and its error in ``errors``. None when none did."""
+    for folder in folders:
+        if folder in failed_dirs:
+            continue
+        path = folder / name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        except OSError as err:
+            errors.append(f"{folder}: {err.strerror or err}")
+            failed_dirs.add(folder)
+            continue
+        try:
+            _write_all(fd, first_line)
+            os.fsync(fd)
+        except OSError as err:
+            errors.append(f"{folder}: {err.strerror or err}")
+            failed_dirs.add(folder)
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            continue
+        return fd, path
+    return None
 
 
 def _write_all(fd: int, data: bytes) -> None:
