@@ -68,6 +68,18 @@ LABELS = {
     "random-sh5-energy": "random + SH min 5, energy",
     "random-sh5e2-energy": "random + SH min 5 eta 2, energy",
     "tpe-defaults": "TPE (10 startup) + the default pruner, energy",
+    "tpe-sh6e3-energy": "TPE + SH min 6 eta 3, energy",
+    "tpe-sh3e2-energy": "TPE + SH min 3 eta 2, energy",
+    "tpe5-defaults": "TPE (5 startup) + the default pruner, energy",
+    "tpemv-defaults": "TPE (multivariate) + the default pruner, energy",
+}
+#: TPE candidates, successive halving on energy: (min_resource, reduction_factor,
+#: TPE's n_startup_trials, multivariate).
+TPE_SH_ENERGY = {
+    "tpe-sh6e3-energy": (6, 3, 10, False),
+    "tpe-sh3e2-energy": (3, 2, 10, False),
+    "tpe5-defaults": (6, 2, 5, False),
+    "tpemv-defaults": (6, 2, 10, True),
 }
 #: Successive halving on energy with random configurations: (min_resource, reduction_factor).
 SH_ENERGY = {
@@ -123,6 +135,15 @@ def run_optuna(
         kwargs = {
             "sampler": samplers.TPESampler(seed=seed, n_startup_trials=5),
             "pruner": pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
+            "energy_fidelity": True,
+        }
+    elif method in TPE_SH_ENERGY:  # candidates for the defaults, after TPE became one
+        r, eta, startup, multivariate = TPE_SH_ENERGY[method]
+        kwargs = {
+            "sampler": samplers.TPESampler(
+                seed=seed, n_startup_trials=startup, multivariate=multivariate
+            ),
+            "pruner": pruners.SuccessiveHalvingPruner(min_resource=r, reduction_factor=eta),
             "energy_fidelity": True,
         }
     elif method == "tpe-defaults":  # a candidate: Optuna's TPE with wattwise's pruning
