@@ -35,7 +35,7 @@ EXIT_CODE = 7
 FAST = {"WATTWISE_INTERVAL_S": "0.1", "WATTWISE_FLUSH_S": "0.3", "WATTWISE_REGION": "FR"}
 
 _PRELUDE = '''
-import os, pathlib, random, sys, time
+import os, pathlib, random, sqlite3, sys, time
 pathlib.Path(sys.argv[1]).write_text(repr(time.time()))
 sys.stdout.buffer.write(b"job output: line one\\nbytes \\xff\\xfe kept as they are\\n")
 sys.stdout.flush()
@@ -47,6 +47,19 @@ def burn(seconds):
     while time.process_time() < end:
         pass
 
+def flushed():
+    """True once a flush of the run's samples has reached the ledger."""
+    if not LEDGER.exists():
+        return False
+    try:
+        conn = sqlite3.connect(f"file:{LEDGER}?mode=ro", uri=True, timeout=1)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0] > 0
+        finally:
+            conn.close()
+    except sqlite3.Error:  # not created yet, or busy: not yet
+        return False
+
 def act():
     action = os.environ.get("FAULT_ACTION", "")
     if action == "delete-wal":
@@ -56,7 +69,11 @@ def act():
             time.sleep(0.05)
         wal.unlink()
     elif action == "replace":
-        time.sleep(0.5)  # a flush or two first
+        deadline = time.time() + 120  # a loaded machine flushes late
+        while not flushed():  # a flush first: the run is in the ledger, mid-run
+            if time.time() > deadline:
+                sys.exit("fault injection: no flush reached the ledger in 120 s")
+            time.sleep(0.05)
         other = LEDGER.with_name("replacement.db")
         other.write_bytes(random.Random(1).randbytes(8192))
         os.replace(other, LEDGER)
