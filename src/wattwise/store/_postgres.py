@@ -404,14 +404,24 @@ class PostgresRunStore(BaseRunStore):
     def _run_columns(
         self, conn: psycopg.Connection[Any], table: str = "runs"
     ) -> frozenset[str]:
-        """The columns the ledger's ``table`` has (fewer on an older ledger)."""
-        if table not in self._columns:
-            rows = conn.execute(
-                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-                "AND attnum > 0 AND NOT attisdropped", (table,),
-            ).fetchall()  # fmt: skip
-            self._columns[table] = frozenset(r[0] for r in rows)
-        return self._columns[table]
+        """The columns the ledger's ``table`` has (fewer on an older ledger).
+
+        Kept only once the ledger's schema is known to be current (:meth:`_schema`): an older
+        ledger may be migrated by another process at any time, so its columns are read again
+        by each call (one catalog query, about 0.5 ms on a local socket) until this store
+        sees the new version, and then the columns it adds (``user``, ``job_id``) are used.
+        """
+        cached = self._columns.get(table)
+        if cached is not None:
+            return cached
+        rows = conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+            "AND attnum > 0 AND NOT attisdropped", (table,),
+        ).fetchall()  # fmt: skip
+        columns = frozenset(r[0] for r in rows)
+        if self._version == SCHEMA_VERSION:
+            self._columns[table] = columns
+        return columns
 
     def _reader(self) -> psycopg.Connection[Any] | None:
         """The connection for a read, or None when the ledger has no tables yet (empty)."""
