@@ -600,6 +600,7 @@ def _study(view: StudyView, runs: Sequence[RunSummary] = ()) -> str:
         ("budget", _budget_text(study.budget) if study.budget else None),
         ("spent", _budget_text(study.spent) if study.spent else None),
         ("best run id", study.best_run_id[:12] if study.best_run_id else None),
+        ("fidelity", view.fidelity),
     ]
     summary_items = [f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in recorded if v is not None]
     summary = f'<dl class="kv">{"".join(summary_items)}</dl>' if summary_items else ""

@@ -159,6 +159,8 @@ def render_markdown(report: Report) -> str:
               units.energy(p.energy_j), "yes" if p.on_front else ""]
              for p in sorted(study.points, key=lambda p: p.energy_j)),
         )  # fmt: skip
+        if study.fidelity is not None:
+            out += ["", f"Fidelity: {md(study.fidelity)}"]
 
     out += _learning(report)
 

@@ -29,7 +29,7 @@ from wattwise.store import (
     footprint_role,
     last_metrics,
 )
-from wattwise.tuning import StudyRecord, TrialRecord, pareto_front
+from wattwise.tuning import StudyRecord, TrialRecord, fidelity_line, pareto_front
 
 Scope = Literal["run", "study", "project"]
 ROLES = ("final", "tuning", "cache-fill", "reproduce", "failed", "crashed", "running")
@@ -437,6 +437,12 @@ class StudyView:
     def summary(self) -> dict[str, Any]:
         """The study record as JSON (the driver's ``extra.study``)."""
         return self.study.to_record()
+
+    @property
+    def fidelity(self) -> str | None:
+        """What the pruner's step was, in one line (``wattwise.tuning.fidelity_line``), or
+        None for a study recorded without it."""
+        return fidelity_line(self.study)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON shape (the study record under ``summary``)."""

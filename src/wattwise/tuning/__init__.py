@@ -36,6 +36,7 @@ from wattwise import _lazy
 if TYPE_CHECKING:
     from wattwise.tuning._budget import Budget, Spent
     from wattwise.tuning._executors import load_module, load_objective
+    from wattwise.tuning._fidelity import energy_step_j, fidelity_line
     from wattwise.tuning._pareto import (
         AvoidedEstimate,
         estimate_avoided,
@@ -91,7 +92,9 @@ _LAZY: _lazy.LazyTable = {
     "TuneResult": "._tuner",
     "default_pruner": "._tuner",
     "default_sampler": "._tuner",
+    "energy_step_j": "._fidelity",
     "estimate_avoided": "._pareto",
+    "fidelity_line": "._fidelity",
     "load_module": "._executors",
     "load_objective": "._executors",
     "pareto_front": "._pareto",
@@ -125,7 +128,9 @@ __all__ = [
     "TuneResult",
     "default_pruner",
     "default_sampler",
+    "energy_step_j",
     "estimate_avoided",
+    "fidelity_line",
     "load_module",
     "load_objective",
     "pareto_front",

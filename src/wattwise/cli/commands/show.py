@@ -118,7 +118,10 @@ def main(args: argparse.Namespace) -> int:
         else:
             print(fmt.lines(job_lines(job)))
         return 0
+    fidelity = study_fidelity(data) if data.get("kind") == "study" else None
     if args.json:
+        if fidelity is not None:
+            data["fidelity"] = fidelity  # the line below; the figures: record.extra.study
         print(json.dumps(data, indent=2, default=str))
         return 0
     rec = data["record"]
@@ -207,6 +210,8 @@ def main(args: argparse.Namespace) -> int:
         lines.append(f"  note: {note}")
     if rec.get("error"):
         lines.append(f"  error: {rec['error']}")
+    if fidelity is not None:
+        lines.append(f"  fidelity  {fidelity}")
     if trials:
         lines.append(f"  trials  {len(trials)} (runs of this study):")
         lines.extend(_indent(fmt.table(
@@ -215,6 +220,16 @@ def main(args: argparse.Namespace) -> int:
         )))  # fmt: skip
     print(fmt.lines(lines))
     return 0
+
+
+def study_fidelity(data: dict[str, Any]) -> str | None:
+    """A study driver's pruner fidelity in one line (``wattwise.tuning.fidelity_line``), or
+    None for a record that does not hold it (an older wattwise's study)."""
+    from wattwise.tuning import StudyRecord, fidelity_line
+
+    record = data.get("record")
+    study = StudyRecord.from_record(record) if isinstance(record, dict) else None
+    return None if study is None else fidelity_line(study)
 
 
 def _trial_cells(run: Any) -> list[str]:
