@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         HitSpool,
         KeptFile,
         any_kept_hits,
+        kept_hit_files,
         pending_hits,
         read_kept_hits,
         replay_hits,
@@ -79,8 +80,8 @@ _LAZY: _lazy.LazyTable = {
         "wattwise.store._spool",
     ),
     **dict.fromkeys(
-        ("HitSpool", "KeptFile", "any_kept_hits", "pending_hits", "read_kept_hits",
-         "replay_hits"),
+        ("HitSpool", "KeptFile", "any_kept_hits", "kept_hit_files", "pending_hits",
+         "read_kept_hits", "replay_hits"),
         "wattwise.store._hit_spool",
     ),
     **dict.fromkeys(
@@ -152,6 +153,7 @@ __all__ = [
     "import_from_path",
     "import_ledger",
     "iso_utc",
+    "kept_hit_files",
     "last_metrics",
     "ledger_path",
     "login_name",

@@ -283,14 +283,20 @@ def any_kept_hits(ledger: Path) -> bool:
     return False
 
 
+def kept_hit_files(ledger: Path) -> list[KeptFile]:
+    """The kept-hits files of ``ledger`` read back (live processes' included).
+
+    Read-only: nothing is booked, marked, locked or removed (what ``wattwise doctor`` shows;
+    :func:`replay_hits` books them). :meth:`KeptFile.waiting` and
+    :meth:`KeptFile.owner_done` say which hits wait and whether a replay would take them.
+    """
+    found = [read_kept_hits(path) for path in _files(ledger)]
+    return [kept for kept in found if kept is not None]
+
+
 def pending_hits(ledger: Path) -> int:
     """Kept hits of ``ledger`` not booked yet (live processes' included)."""
-    count = 0
-    for path in _files(ledger):
-        kept = read_kept_hits(path)
-        if kept is not None:
-            count += len(kept.waiting)
-    return count
+    return sum(len(kept.waiting) for kept in kept_hit_files(ledger))
 
 
 def replay_hits(store: BaseRunStore) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+from pathlib import Path
 from typing import Any
 
 HELP = "check which meters work here (and why not), the location and the shipped data"
@@ -50,6 +51,20 @@ def repair(store_arg: str | None) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _kept_hits(ledger: Path | None) -> dict[str, int]:
+    """The cache hits kept for ``ledger`` and not booked yet, counted (read-only: nothing is
+    booked or removed): all of them, and those whose process is gone (``--repair`` books
+    those; a running process books its own)."""
+    from wattwise.store import kept_hit_files
+
+    files = [k for k in kept_hit_files(ledger) if k.waiting] if ledger is not None else []
+    gone = [k for k in files if k.owner_done()]
+    return {
+        "files": len(files), "hits": sum(len(k.waiting) for k in files),
+        "files_owner_gone": len(gone), "hits_owner_gone": sum(len(k.waiting) for k in gone),
+    }  # fmt: skip
+
+
 def diagnose(region: str | None, store_arg: str | None) -> dict[str, Any]:
     """Everything doctor reports, as data."""
     from wattwise import __version__, carbon, meters
@@ -76,7 +91,7 @@ def diagnose(region: str | None, store_arg: str | None) -> dict[str, Any]:
         store = get_store(store_arg, readonly=True, defer=True)
     except WattwiseError as err:
         ledger = {"path": redact_url(store_arg or ""), "exists": False, "ok": False,
-                  "error": str(err), "spooled": 0}  # fmt: skip
+                  "error": str(err), "spooled": 0, "kept_hits": _kept_hits(None)}  # fmt: skip
     else:
         where = fmt.ledger(store)
         try:
@@ -90,6 +105,7 @@ def diagnose(region: str | None, store_arg: str | None) -> dict[str, Any]:
         finally:
             store.close()
         ledger["spooled"] = len(pending_spools(store.path))
+        ledger["kept_hits"] = _kept_hits(store.path)
     return {
         "wattwise": __version__,
         "python": platform.python_version(),
@@ -179,6 +195,15 @@ def main(args: argparse.Namespace) -> int:
     out += ["", f"Ledger: {led['path']}"]
     if led.get("spooled"):
         out.append(f"  {led['spooled']} spool files wait to be merged (wattwise doctor --repair)")
+    kept = led.get("kept_hits") or {}
+    if kept.get("hits_owner_gone"):
+        out.append(f"  {kept['hits_owner_gone']} kept cache hit(s) in "
+                   f"{kept['files_owner_gone']} file(s) wait to be booked, their process "
+                   "gone (wattwise doctor --repair)")  # fmt: skip
+    if kept.get("hits", 0) > kept.get("hits_owner_gone", 0):
+        out.append(f"  {kept['hits'] - kept['hits_owner_gone']} kept cache hit(s) in "
+                   f"{kept['files'] - kept['files_owner_gone']} file(s) wait for their "
+                   "process, still running, to book them")  # fmt: skip
     if not led["ok"]:
         out.append(f"  problem: {led['error']}")
     elif led["exists"]:
