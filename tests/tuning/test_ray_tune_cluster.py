@@ -12,13 +12,14 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 import wattwise
 import wattwise.ray_tune as wr
 from energy_bounds import assert_whole_device_energy
+from ray_support import start_local_ray
 from wattwise.store import RunStatus, open_store
 from wattwise.testing import FakeMeter
 from wattwise.tuning import RayPlacement, StudyRecord, TrialRecord
@@ -40,11 +41,9 @@ POWER_W = 20.0
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[str]:
     """A local cluster of 2 CPUs; yields the driver's node id (the only node)."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Ray workers cannot import this test module: its functions travel by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-             object_store_memory=100 * 1024**2, ignore_reinit_error=True)  # fmt: skip
+    start_local_ray(ray)
     yield ray.get_runtime_context().get_node_id()
     ray.shutdown()
 
@@ -141,6 +140,32 @@ def test_each_trial_is_measured_in_its_worker_and_the_callback_books_the_study(
     assert record.spent["trials_energy_j"] == pytest.approx(total)
 
 
+class Judged(NamedTuple):
+    """One result the budget stopper judged: whose, its epoch, the spending then, the verdict."""
+
+    trial_id: str
+    epoch: int | None
+    spent_j: float
+    stop: bool
+
+
+def recording_stopper(budget_kwh: float) -> Any:
+    """A ``BudgetStopper`` that also records each result it judged (in ``judged``)."""
+
+    class RecordingStopper(wr.BudgetStopper):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(budget_kwh=budget_kwh)
+            self.judged: list[Judged] = []
+
+        def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            stop = bool(super().__call__(trial_id, result))
+            self.judged.append(Judged(str(trial_id), result.get("epoch"),
+                                      self.spent().energy_j, stop))  # fmt: skip
+            return stop
+
+    return RecordingStopper()
+
+
 # Ray Tune leaves the result.json of a trial stopped this way to the garbage collector.
 @pytest.mark.filterwarnings("ignore:unclosed file:ResourceWarning")
 @needs_tune
@@ -148,18 +173,34 @@ def test_the_budget_stopper_ends_the_experiment_once_the_trials_spent_it(
     ray_cluster: str, tmp_path: Any
 ) -> None:
     budget_j = 4.0  # each 50 ms epoch costs about 1 J at 20 W; a whole trial about 60 J
-    stopper = wr.BudgetStopper(budget_kwh=budget_j / 3.6e6)
+    n = 60
+    stopper = recording_stopper(budget_j / 3.6e6)
     callback = wr.WattwiseCallback()
     grid = fit(
         wr.track_trainable(epochs, **run_options()),
-        {"x": tune.grid_search([1.0, 2.0]), "n": 60}, tmp_path, callbacks=[callback],
+        {"x": tune.grid_search([1.0, 2.0]), "n": n}, tmp_path, callbacks=[callback],
         stop=stopper,
     )  # fmt: skip
     assert not grid.errors
     assert stopper.exhausted == "energy_budget"
     assert stopper.spent().energy_j >= budget_j
-    # Both trials were stopped well before their 60th epoch (one may not have reported).
-    assert all(r.metrics.get("epoch", 0) < 30 for r in grid)
+    # The stop was decided at the first result that brought the trials' spending to the
+    # budget, not before, and held for every result judged after it.
+    judged: list[Judged] = stopper.judged
+    decided = next(i for i, j in enumerate(judged) if j.stop)
+    assert judged[decided].spent_j >= budget_j
+    assert all(j.spent_j < budget_j for j in judged[:decided])
+    assert all(j.stop for j in judged[decided:])
+    # Once stopped, a trial's results are judged no more: after the decision, at most the
+    # one result of each other trial that was already on its way, told to stop too.
+    after = [j.trial_id for j in judged[decided + 1 :]]
+    assert len(after) == len(set(after)) and judged[decided].trial_id not in after
+    # Each trial's last result is the last one the stopper judged (one may not have reported).
+    last_epoch = {j.trial_id: j.epoch for j in judged}
+    for result in grid:
+        if "epoch" in result.metrics:
+            assert result.metrics["epoch"] == last_epoch[result.metrics["trial_id"]]
+    n_judged = {t: sum(j.trial_id == t for j in judged) for t in last_epoch}
     store = open_store()
     runs = store.list_runs(study_id=callback.study_id)
     assert runs and {r.metrics[wr.RUN_KEY] for r in grid if wr.RUN_KEY in r.metrics} <= {
@@ -168,13 +209,21 @@ def test_the_budget_stopper_ends_the_experiment_once_the_trials_spent_it(
     for run in runs:
         # Tune ended the trial's actor; its run was finished first, with what it spent.
         assert run.status is RunStatus.FINISHED
-        # It spent 20 W over its own time, no more: with the epochs counted above (fewer
-        # than 30 of 60), that is far less than a whole trial. (Not a fixed figure: a loaded
-        # machine takes seconds to start and stop a Ray actor, all of it metered.)
+        # It spent 20 W over its own time, no more. (Not a fixed figure: a loaded machine
+        # takes seconds to start and stop a Ray actor, all of it metered.)
         assert run.energy_j > 0
         assert_whole_device_energy(store, run, POWER_W)
         trial = TrialRecord.from_record(run.record)
         assert trial is not None and (trial.state, trial.stopped_by) == ("pruned", "ray_tune")
+        # The trial went on no further than the stop allowed: it made the reports the
+        # stopper judged and at most one more (with Ray Tune's default result buffer of one,
+        # its function trainable waits in each report until the driver, having judged the
+        # last result, asks for the next: when the stop came it could be one report ahead,
+        # never more), far from its full length.
+        placement = RayPlacement.from_record(run.record)
+        assert placement is not None and placement.trial_id is not None
+        assert trial.n_reports is not None
+        assert trial.n_reports <= n_judged.get(placement.trial_id, 0) + 1 < n
     for books in callback.trials.values():
         if books.run_id is not None:
             assert (books.state, books.source) == ("pruned", "ledger")

@@ -11,6 +11,7 @@ import optuna
 import pytest
 
 import wattwise
+from ray_support import start_local_ray
 from wattwise.store import open_store
 from wattwise.testing import FakeMeter
 
@@ -20,9 +21,7 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-             object_store_memory=100 * 1024**2, ignore_reinit_error=True)  # fmt: skip
+    start_local_ray(ray)
     yield
     ray.shutdown()
 
