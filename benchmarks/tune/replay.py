@@ -13,19 +13,27 @@ keeps, per trial, every report's value and the trial's energy so far as its run 
 ``score`` replays those searches through real Optuna pruners: an objective that, for trial
 *n*, reports the recorded trial *n*'s values in order and stops when the pruner says so. The
 configurations are the recorded ones, so only random-configuration samplers are replayed
-(a ``RandomSampler`` with the same seed proposes the same configurations in the same order);
-energy as the fidelity follows ``wattwise.tune``'s rule (a pruner step is the energy between
-the first two reports of the first trial; a report whose step would not increase is not
-shown). A pruned trial costs its energy at its last report plus what its recorded run spent
-after its last report (the run's end).
+(a ``RandomSampler`` with the same seed proposes the same configurations in the same order).
+Energy as the fidelity follows ``wattwise.tune``'s rule, through its public helper
+``wattwise.tuning.energy_step_j``: one pruner step is 1/32 of the energy of the study's first
+complete trial (``ENERGY_STEPS_PER_TRAINING``), a report after ``energy_j`` joules is shown
+at step ``int(energy_j / step_j)``, and one whose step would not increase is not shown.
+Until a trial completes the unit is not known: its reports are held back (nothing is
+pruned), and when it completes they are given to the pruner at their energy steps, in
+order, before Optuna is told it completed (the competitor later trials meet at each rung).
+A trial that failed in the recording (no value) does not set the unit. With step fidelity
+the pruner sees each report's own step. A pruned trial costs its energy at its last report
+plus what its recorded run spent after its last report (the run's end).
 
 Per candidate it prints, medians over (workload, seed) pairs: random search's energy to
 target over the candidate's (the benchmark's accounting), the candidate's total over one
 final training of its chosen configuration (estimated: the recorded trial's energy less its
-start cost, the energy before its first report less one step), the pairs where it reached
-the target and its best value behind random search's. ``--scale K`` multiplies the energy
-of the training (between reports) by K, keeping each trial's fixed cost: what the ratios
-would be if the workloads did K times more work per step.
+start cost, the energy before its first report less one report interval), the pairs where it
+reached the target and its best value behind random search's. Candidates' ``rN`` are
+``min_resource=N`` pruner steps (with energy fidelity, N/32 of the first complete trial's
+energy); ``tune() default`` is ``wattwise.tuning.default_pruner()``. ``--scale K``
+multiplies the energy of the training (between reports) by K, keeping each trial's fixed
+cost: what the ratios would be if the workloads did K times more work per step.
 
 Every figure here is derived from one recording and replayed; the figures that count are
 the ones ``python -m benchmarks.tune`` measures (``docs/explanation/tuning-benchmark.md``).
@@ -128,25 +136,33 @@ class Replayed:
     best_number: int | None
 
 
-def _fidelity(energy_fidelity: bool) -> Callable[[int, float, dict[str, Any]], int | None]:
-    """``wattwise.tune``'s rule for the pruner's step (see ``_Driver._fidelity_step``)."""
+class _PrunerSteps:
+    """``wattwise.tune``'s rule for the pruner's step in one study (``_Driver._report``):
+    the report's own step, or with energy as the fidelity, the energy spent in units of
+    ``wattwise.tuning.energy_step_j(first complete trial's energy)``, unknown until then."""
 
-    def step_of(step: int, energy_j: float, state: dict[str, Any]) -> int | None:
-        if energy_fidelity:
-            if state.get("unit") is None:
-                first = state.get("first")
-                if first is None or energy_j <= first:
-                    state["first"] = energy_j if first is None else first
-                    return None
-                state["unit"] = energy_j - first
-            step = int(energy_j / state["unit"])
-        last = state.get("last")
-        if last is not None and step <= last:
-            return None
-        state["last"] = step
-        return step
+    def __init__(self, energy_fidelity: bool) -> None:
+        self.energy_fidelity = energy_fidelity
+        self.step_j: float | None = None
 
-    return step_of
+    @property
+    def known(self) -> bool:
+        """Whether reports can be shown to the pruner (with energy: a trial has completed)."""
+        return not self.energy_fidelity or self.step_j is not None
+
+    def calibrate(self, trial_energy_j: float) -> None:
+        """A complete trial's energy sets the unit, if none has (a trial at 0 J does not)."""
+        from wattwise.tuning import energy_step_j
+
+        if self.energy_fidelity and self.step_j is None and trial_energy_j > 0:
+            self.step_j = energy_step_j(trial_energy_j)
+
+    def step(self, report_step: int, energy_j: float) -> int:
+        """The pruner's step of a report (call only when :attr:`known`)."""
+        if not self.energy_fidelity:
+            return report_step
+        assert self.step_j is not None
+        return int(energy_j / self.step_j)
 
 
 def scaled(curve: Curve, k: float) -> Curve:
@@ -178,7 +194,8 @@ def without_process_start(curves: list[Curve]) -> list[Curve]:
 
 
 def _start_cost(curve: Curve) -> float:
-    """The energy before the first report less one step's: the run's fixed start cost."""
+    """The energy before the first report less one report interval's: the run's fixed
+    start cost."""
     r = curve.reports
     if len(r) < 2:
         return 0.0
@@ -192,6 +209,17 @@ def final_estimate(curve: Curve) -> float:
     return curve.reports[-1][2] - _start_cost(curve)
 
 
+def _show(trial: Any, step: int, value: float, shown: list[int]) -> bool:
+    """Report ``value`` at the pruner's ``step`` unless it does not increase (Optuna keeps
+    one value per step; ``wattwise.tune`` logs such a report but does not show it); whether
+    the pruner says to stop."""
+    if shown and step <= shown[-1]:
+        return False
+    shown.append(step)
+    trial.report(value, step)
+    return bool(trial.should_prune())
+
+
 def replay(
     curves: list[Curve], direction: str, pruner_factory: Callable[[], Any],
     energy_fidelity: bool, n_trials: int,
@@ -200,30 +228,33 @@ def replay(
     import optuna
 
     study = optuna.create_study(direction=direction, pruner=pruner_factory())
-    step_of = _fidelity(energy_fidelity)
-    shared: dict[str, Any] = {}  # the unit is calibrated once per study
+    steps = _PrunerSteps(energy_fidelity)  # the unit is calibrated once per study
     out: list[tuple[str, float | None, float, int]] = []
     for curve in curves[:n_trials]:
         trial = study.ask()
-        state = {"unit": shared.get("unit"), "first": None, "last": None}
+        shown: list[int] = []  # the pruner's steps this trial was reported at
+        held: list[tuple[int, float, float]] = []  # reports made before the unit was known
         stopped = None
         for step, value, energy in curve.reports:
-            s = step_of(step, energy, state)
-            if state.get("unit") is not None:
-                shared["unit"] = state["unit"]
-            if s is None:
-                continue
-            trial.report(value, s)
-            if trial.should_prune():
+            if not steps.known:
+                held.append((step, value, energy))
+            elif _show(trial, steps.step(step, energy), value, shown):
                 stopped = (value, energy)
                 break
-        if stopped is None:
-            study.tell(trial, curve.value)
-            out.append(("complete", curve.value, curve.energy_j, curve.number))
-        else:
+        if stopped is not None:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             end = curve.energy_j - (curve.reports[-1][2] if curve.reports else 0.0)
             out.append(("pruned", stopped[0], stopped[1] + end, curve.number))
+        elif curve.value is None:  # failed in the recording: sets no unit, meets no rung
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            out.append(("fail", None, curve.energy_j, curve.number))
+        else:
+            steps.calibrate(curve.energy_j)
+            if steps.known:
+                for step, value, energy in held:  # its values at the rungs, for the trials
+                    _show(trial, steps.step(step, energy), value, shown)  # to come
+            study.tell(trial, curve.value)
+            out.append(("complete", curve.value, curve.energy_j, curve.number))
     complete = [(v, n) for st, v, _, n in out if st == "complete" and v is not None]
     best = None
     for v, n in complete:
@@ -246,6 +277,8 @@ def ett(rep: Replayed, workload: Workload, target: float) -> float:
 def candidates() -> dict[str, tuple[Callable[[], Any], bool]]:
     """Pruners to score: name -> (factory, energy as fidelity)."""
     import optuna
+
+    from wattwise.tuning import default_pruner
 
     p = optuna.pruners
     out: dict[str, tuple[Callable[[], Any], bool]] = {}
@@ -279,6 +312,7 @@ def candidates() -> dict[str, tuple[Callable[[], Any], bool]]:
             lambda w=w: p.PercentilePruner(25.0, n_startup_trials=5, n_warmup_steps=w),
             True,
         )
+    out["tune() default"] = (default_pruner, True)
     out["none (random search)"] = (lambda: p.NopPruner(), False)
     return out
 
