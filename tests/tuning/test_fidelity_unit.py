@@ -14,6 +14,7 @@ from typing import Any
 
 import optuna
 import pytest
+from fake_clock import ScriptedClock, scripted_run_options
 
 import wattwise
 from wattwise.store import open_store
@@ -34,16 +35,8 @@ TRAINING_J = EPOCHS * BATCHES * BATCH_J
 FIRST_RUNG = DEFAULT_MIN_RESOURCE / ENERGY_STEPS_PER_TRAINING
 
 
-class ScriptedClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def options(clock: Callable[[], float]) -> dict[str, Any]:
-    return {"meters": [FakeMeter({"gpu:0": POWER_W}, clock=clock)], "emit_warnings": False}
+def options(clock: ScriptedClock) -> dict[str, Any]:
+    return scripted_run_options(clock, POWER_W)
 
 
 def report(trial: Any, value: float, step: int) -> None:

@@ -10,10 +10,10 @@ from typing import Any
 
 import optuna
 import pytest
+from fake_clock import ScriptedClock, scripted_run_options
 
 import wattwise
 from wattwise.store import open_store
-from wattwise.testing import FakeMeter
 from wattwise.tracking import predict_energy
 from wattwise.tuning._budget import (
     WOULD_OVERSHOOT,
@@ -28,14 +28,6 @@ POWER_W = 80.0
 STEP_S = 0.0625  # 5 J per step, exact in binary floating point
 STEP_J = POWER_W * STEP_S
 STEPS = 20  # a full trial: 100 J
-
-
-class ScriptedClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def study(budget_j: float, *, declare: bool, **kwargs: Any) -> wattwise.tuning.TuneResult:
@@ -53,8 +45,7 @@ def study(budget_j: float, *, declare: bool, **kwargs: Any) -> wattwise.tuning.T
     return wattwise.tune(
         objective, pruner=optuna.pruners.NopPruner(), seed=0, n_trials=10,
         budget_kwh=budget_j / 3.6e6,
-        run_options={"meters": [FakeMeter({"gpu:0": POWER_W}, clock=clock)],
-                     "emit_warnings": False},
+        run_options=scripted_run_options(clock, POWER_W),
         **kwargs,
     )  # fmt: skip
 

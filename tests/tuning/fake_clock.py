@@ -1,0 +1,26 @@
+"""A fake meter on a scripted clock, for studies whose energy must not depend on the machine.
+
+The clock moves only when the test says a piece of work is done, so each piece costs exactly
+``power_w`` × its seconds, whatever the load (no sleeps). Shared by the tuning tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wattwise.testing import FakeMeter
+
+
+class ScriptedClock:
+    """A clock that reads ``t``; the test moves it (``clock.t += seconds``)."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def scripted_run_options(clock: ScriptedClock, power_w: float) -> dict[str, Any]:
+    """Run options: one fake GPU drawing ``power_w`` on ``clock``, no warnings shown."""
+    return {"meters": [FakeMeter({"gpu:0": power_w}, clock=clock)], "emit_warnings": False}
