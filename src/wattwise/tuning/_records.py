@@ -253,6 +253,10 @@ class StudyRecord:
         trial_run_ids: Run ids of every trial that started.
         nodes: Totals per Ray node, ``{node_id: {"trials", "energy_j", "co2e_g"}}`` (see
             :meth:`node_totals`); empty for a study that did not run on Ray.
+        summary_source: None when the trials' figures were read from the ledger; else why
+            they are the driver's own (the ledger did not answer in time, or failed): each
+            trial's value, reports, energy and carbon as its run measured them, and no
+            totals per Ray node.
         other: Keys this version does not know, kept as read.
     """
 
@@ -282,6 +286,7 @@ class StudyRecord:
     avoided_method: str | None = None
     trial_run_ids: list[str] = dataclasses.field(default_factory=list)
     nodes: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    summary_source: str | None = None
     other: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     #: Older or foreign spellings of ``metric``, read in this order.
@@ -339,6 +344,7 @@ class StudyRecord:
             avoided_method=_str(data.get("avoided_method")),
             trial_run_ids=_str_list(data.get("trial_run_ids")),
             nodes=_nodes(data.get("nodes")),
+            summary_source=_str(data.get("summary_source")),
             other={k: v for k, v in other.items() if k not in cls._METRIC_KEYS},
         )  # fmt: skip
 
@@ -368,7 +374,8 @@ class StudyRecord:
         """The JSON stored at ``record["extra"]["study"]``.
 
         ``metric`` is written only when set (wattwise's tuner does not set it), ``nodes``
-        only when a trial ran on a Ray node.
+        only when a trial ran on a Ray node, ``summary_source`` only when the summary is
+        the driver's own.
         """
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data.pop("other")
@@ -376,6 +383,8 @@ class StudyRecord:
             data.pop("metric")
         if not data["nodes"]:
             data.pop("nodes")  # written for studies that ran on Ray
+        if data["summary_source"] is None:
+            data.pop("summary_source")  # written when the ledger did not answer
         return {**self.other, **data}
 
 

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from wattwise.exceptions import InvalidParameterError, SearchError, TrialStateError
-from wattwise.store import BaseRunStore, RunRecord, RunStatus, open_store
+from wattwise.exceptions import InvalidParameterError, SearchError, StoreError, TrialStateError
+from wattwise.store import BaseRunStore, RunRecord, RunStatus
 from wattwise.tuning._budget import (
     Budget,
     Spent,
@@ -51,6 +51,12 @@ from wattwise.tuning._storage import (
 )
 from wattwise.tuning._tree import StudyRun, StudyTree
 from wattwise.tuning._trial import Trial, execute_trial, portable_error
+from wattwise.tuning._writer import (
+    StudyLedger,
+    open_ledger,
+    resumed_without_ledger,
+    study_runs,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -299,7 +305,7 @@ class _Driver:
         energy_fidelity: bool,
         energy_step_j: float | None,
         run: StudyRun,
-        store: BaseRunStore,
+        ledger: StudyLedger,
         study_name: str,
         tags: list[str],
         inline: bool,
@@ -316,7 +322,9 @@ class _Driver:
         self.unit_from: dict[str, Any] | None = None
         self.run = run
         self.tree: StudyTree = run.tree
-        self.store = store
+        #: The driver's own calls to the ledger: bounded (see ``_writer``).
+        self.ledger = ledger
+        self.store = ledger.store
         self.study_name = study_name
         self.tags = tags
         self.inline = inline
@@ -659,8 +667,17 @@ class _Driver:
             self.tree.worker_trial_ended(live.pid, None)
         energy, co2e, duration = live.energy_j, live.co2e_g, 0.0
         if live.run_id is not None:
-            record = self._crashed_record(live.run_id, error, live)
-            energy, co2e, duration = record.energy_j, record.co2e_g, record.duration_s
+            run_id = live.run_id
+            try:  # bounded: a ledger that hangs leaves the figures of its last report
+                record = self.ledger.call(
+                    lambda store: self._crashed_record(store, run_id, error, live),
+                    what=f"mark the run of trial {number} crashed", keep=True,
+                )  # fmt: skip
+                energy, co2e, duration = record.energy_j, record.co2e_g, record.duration_s
+            except StoreError as err:
+                self.ledger.warn("died", f"{err}. The study counts that trial with the energy "
+                                 "of its last report; its run is marked crashed once the "
+                                 "ledger answers.")  # fmt: skip
         if self.energy_fidelity and self.unit_j is not None:
             self._replay(live)
         self._set_energy(live.trial, {"energy_j": energy, "co2e_g": co2e})
@@ -675,10 +692,13 @@ class _Driver:
         self.done_co2e_g += co2e
         self._show(force=True)
 
-    def _crashed_record(self, run_id: str, error: str, live: _Live) -> RunRecord:
-        """Mark the dead worker's trial run crashed (if the reaper has not) and annotate it."""
-        self.store.reap()
-        record = self.store.get_run(run_id)
+    def _crashed_record(
+        self, store: BaseRunStore, run_id: str, error: str, live: _Live
+    ) -> RunRecord:
+        """Mark the dead worker's trial run crashed (if the reaper has not) and annotate it
+        (on the ledger's thread: ``self.ledger.call``)."""
+        store.reap()
+        record = store.get_run(run_id)
         fields: dict[str, Any] = {}
         if record.status is RunStatus.RUNNING:  # its process is gone: we know it crashed
             fields.update(status=RunStatus.CRASHED, ended_at=record.heartbeat_at)
@@ -689,8 +709,8 @@ class _Driver:
         ).to_record()  # fmt: skip
         fields["record"] = record.record
         fields["params"] = {**record.params, **live.trial.params}
-        self.store.flush_run(run_id, fields)
-        return self.store.get_run(run_id)
+        store.flush_run(run_id, fields)
+        return store.get_run(run_id)
 
     def _set_energy(self, trial: optuna.trial.Trial, outcome: Mapping[str, Any]) -> None:
         """Put the trial's figures in its user attributes (optuna-dashboard shows them)."""
@@ -993,9 +1013,21 @@ def tune(
         sampler=sampler, pruner=pruner,
     )  # fmt: skip
 
-    owns_store = not isinstance(store, BaseRunStore)
-    ledger = store if isinstance(store, BaseRunStore) else open_store(store)
-    resumed = take_over(study, ledger) if storage is not None else Resumed()
+    ledger, owns_store = open_ledger(store)
+    study_ledger = StudyLedger(
+        ledger, owned=owns_store, on_warning=options.get("on_warning"),
+        emit_warnings=options.get("emit_warnings", True) is not False,
+    )  # fmt: skip
+    resumed = Resumed()
+    if storage is not None:
+        try:  # bounded: without the ledger, what the Optuna study holds
+            resumed = study_ledger.call(lambda led: take_over(study, led),
+                                        what="read the earlier sessions' runs")  # fmt: skip
+        except StoreError as err:
+            resumed = resumed_without_ledger(study)
+            study_ledger.warn("resume", f"{err}. The study resumes with the energy Optuna "
+                              "holds for each earlier trial; trials a killed session left "
+                              "running are left as they are.")  # fmt: skip
     trial_options = {**options, "store": ledger if executor == "inline" else ledger.url}
     pool: WorkerPool | None = None
     if executor != "inline":
@@ -1025,7 +1057,7 @@ def tune(
     bar = Progress(progress, f"wattwise tune {name}")
     driver = _Driver(
         study=study, budget=budget, space=space, energy_fidelity=energy_fidelity,
-        energy_step_j=energy_step_j, run=run, store=ledger, study_name=name, tags=tag_list,
+        energy_step_j=energy_step_j, run=run, ledger=study_ledger, study_name=name, tags=tag_list,
         inline=pool is None, progress=bar, resumed=resumed,
     )  # fmt: skip
     interrupted: BaseException | None = None
@@ -1060,8 +1092,7 @@ def tune(
     run.annotate(StudyRecord.KEY, result.summary)
     failed = interrupted is not None or error is not None
     run.finish("failed" if failed else "finished", error=result.stop_reason if failed else None)
-    if owns_store:
-        ledger.close()
+    study_ledger.close()  # bounded; closes the ledger if tune() opened it
     if interrupted is not None:
         raise StudyInterrupted(result) from interrupted
     if error is not None:
@@ -1137,19 +1168,26 @@ def _run_pool(driver: _Driver, pool: WorkerPool, catch: tuple[type[BaseException
 
 
 def _trial_summaries(
-    driver: _Driver, records: dict[str, RunRecord]
+    driver: _Driver, records: dict[str, RunRecord], metrics: dict[str, list[Any]]
 ) -> tuple[list[TrialSummary], dict[str, float], str]:
-    """Trials with ledger energy and values, and the avoided energy by cause."""
+    """Trials with ledger energy and values (the driver's own where the ledger has none),
+    and the avoided energy by cause."""
     rows = []
     complete_last: list[int] = []
     for number in sorted(driver.outcomes):
         outcome = driver.outcomes[number]
         run_id = outcome.get("run_id")
         record = records.get(run_id) if run_id else None
-        points = driver.store.metrics(record.id) if record is not None else []
-        values = [(s, v) for s, k, v, _ in points if k == "value" and s is not None]
-        energies = [(s, v) for s, k, v, _ in points if k == "energy_j" and s is not None]
-        final = [v for s, k, v, _ in points if k == "objective"]
+        if record is not None:
+            points = metrics.get(record.id, [])
+            values = [(s, v) for s, k, v, _ in points if k == "value" and s is not None]
+            energies = [(s, v) for s, k, v, _ in points if k == "energy_j" and s is not None]
+            final = [v for s, k, v, _ in points if k == "objective"]
+        else:  # not in the ledger (or it did not answer): its reports as the trial made them
+            reports = outcome.get("reports") or []
+            values = [(s, v) for s, v, _, _ in reports]
+            energies = [(s, e) for s, _, e, _ in reports]
+            final = []
         state = outcome["state"]
         if state == "complete":
             value: float | None = final[-1] if final else outcome.get("value")
@@ -1207,8 +1245,20 @@ def _summarize(
     *,
     storage: str | None = None,
 ) -> TuneResult:
-    records = {r.id: r for r in driver.store.list_runs(study_id=driver.run.id)}
-    trials, avoided_by, method = _trial_summaries(driver, records)
+    run_ids = [str(o["run_id"]) for o in driver.outcomes.values() if o.get("run_id")]
+    source: str | None = None
+    try:  # bounded: a ledger that hangs or is locked leaves the driver's own figures
+        records, metrics = driver.ledger.call(
+            lambda store: study_runs(store, driver.run.id, run_ids),
+            what="read the study's trial runs for its summary",
+        )  # fmt: skip
+    except StoreError as err:
+        records, metrics = {}, {}
+        source = f"the driver's own figures: {err}"
+        driver.ledger.warn("summary", f"{err}. The study's summary is made of the trials' "
+                           "figures as the driver holds them; their runs reach the ledger "
+                           "from the spool.")  # fmt: skip
+    trials, avoided_by, method = _trial_summaries(driver, records, metrics)
     own = driver._driver_cost(fresh=True)
     trials_energy = sum(t.energy_j for t in trials)
     trials_co2e = sum(t.co2e_g for t in trials)
@@ -1292,6 +1342,7 @@ def _summarize(
             "trials_in_study": prior.trials + len(trials),
         }},
         nodes=StudyRecord.node_totals(records.values()),
+        summary_source=source,
     )  # fmt: skip
     summary = record.to_record()
     return TuneResult(

@@ -1,0 +1,187 @@
+"""``wattwise.tune()`` never blocks on a ledger that is locked or hangs, and loses nothing.
+
+The two faults, for real, as in ``tests/safety/`` and ``tests/cache/test_cache_booking.py``:
+
+* another process (this test) holds the SQLite ledger's write lock (``BEGIN EXCLUSIVE``)
+  for the whole study, and longer than the bound the study is given;
+* the ledger is a named pipe nobody writes: ``open()`` of it never returns (a dead mount).
+
+Each time a study of 4 cheap inline trials runs in a subprocess: the objective runs every
+trial, ``tune()`` returns within the bound with the best value from the driver's own state,
+and, once the fault is gone, ``wattwise doctor --repair`` brings the study run (with its
+study record) and every trial run (with its energy, reports and trial record) into the
+ledger from the spool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import wattwise
+from wattwise.store import RunStatus, SQLiteRunStore
+from wattwise.testing import FakeMeter
+from wattwise.tuning import StudyRecord
+from wattwise.tuning._records import TrialRecord
+
+#: How long the whole study process may take. Generous (a loaded 2-core machine, a cold
+#: import of Optuna): each of the 5 runs waits at most 0.5 s to start and
+#: ``WATTWISE_FINAL_WRITE_S`` (1 s here) plus 2 s of spooling to end. The lock and the
+#: hang both last longer than this: a study that waited on the ledger would not return.
+BOUND_S = 120.0
+FINAL_WAIT_S = "1"
+N_TRIALS = 4
+
+STUDY = textwrap.dedent("""
+    import json, sys, time
+    import optuna
+    import wattwise
+    from wattwise.testing import FakeMeter
+
+    returned = {}
+
+    def objective(trial):
+        x = trial.suggest_float("x", -2.0, 2.0)
+        for step in range(3):
+            trial.report((x - 0.3) ** 2 + 1.0 / (step + 1), step)
+        value = (x - 0.3) ** 2
+        returned[trial.number] = value
+        return value
+
+    began = time.monotonic()
+    result = wattwise.tune(
+        objective, n_trials=4, seed=5, pruner=optuna.pruners.NopPruner(),
+        store=sys.argv[1], progress=False,
+        run_options={"meters": [FakeMeter({"cpu:0": 20.0})], "interval_s": 0.05,
+                     "flush_s": 0.1},
+    )
+    took = time.monotonic() - began
+    print(json.dumps({
+        "took_s": took, "returned": returned, "study_id": result.study_id,
+        "best_value": result.best_value, "best_number": result.best.number,
+        "stop_reason": result.stop_reason, "n_trials": result.summary["n_trials"],
+        "trials": [[t.number, t.state, t.run_id, t.energy_j, t.value] for t in result.trials],
+    }), flush=True)
+""")
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user's state folder (where a run whose ledger hangs spools), private to the test."""
+    folder = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(folder))
+    monkeypatch.setenv("WATTWISE_FINAL_WRITE_S", FINAL_WAIT_S)
+    return folder
+
+
+def _study(project: Path, ledger: Path) -> tuple[dict[str, Any], float, str]:
+    """Run the study in a subprocess; its printed outcome, its wall time and its stderr."""
+    script = project / "study.py"
+    script.write_text(STUDY)
+    began = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, str(script), str(ledger)], cwd=project,
+                              capture_output=True, text=True, timeout=BOUND_S,
+                              check=False)  # fmt: skip
+    except subprocess.TimeoutExpired as err:  # subprocess.run killed its own child
+        pytest.fail(f"tune() did not return within {BOUND_S:g} s: it waited on the ledger "
+                    f"(stderr: {err.stderr!r})")  # fmt: skip
+    took = time.monotonic() - began
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    return json.loads(done.stdout.splitlines()[-1]), took, done.stderr
+
+
+def _check_outcome(outcome: dict[str, Any], took: float) -> None:
+    """Every trial ran, and the result is the driver's own."""
+    assert took < BOUND_S and outcome["took_s"] < BOUND_S
+    returned = {int(n): v for n, v in outcome["returned"].items()}
+    assert sorted(returned) == list(range(N_TRIALS))  # the objective ran every trial
+    assert [t[1] for t in outcome["trials"]] == ["complete"] * N_TRIALS
+    assert outcome["stop_reason"] == "n_trials"
+    best = min(returned, key=returned.__getitem__)
+    assert (outcome["best_number"], outcome["best_value"]) == (best, returned[best])
+    assert [t[4] for t in outcome["trials"]] == [returned[n] for n in range(N_TRIALS)]
+    assert all(t[3] > 0 for t in outcome["trials"])  # each trial's energy, from its run
+    assert outcome["n_trials"]["complete"] == N_TRIALS
+
+
+def _repair(project: Path) -> None:
+    repaired = subprocess.run([sys.executable, "-m", "wattwise", "doctor", "--repair"],
+                              cwd=project, capture_output=True, text=True, timeout=300,
+                              check=False)  # fmt: skip
+    assert repaired.returncode == 0, repaired.stderr
+
+
+def _check_ledger(ledger: Path, outcome: dict[str, Any]) -> None:
+    """The study run and its trial runs are in the ledger, as the study returned them."""
+    store = SQLiteRunStore(ledger)
+    try:
+        study = store.get_run(outcome["study_id"])
+        assert study.kind == "study" and study.status is RunStatus.FINISHED
+        record = StudyRecord.from_record(study.record)
+        assert record is not None, study.record
+        assert record.n_trials["complete"] == N_TRIALS
+        assert record.best is not None and record.best["value"] == outcome["best_value"]
+        run_ids = [t[2] for t in outcome["trials"]]
+        assert record.trial_run_ids == run_ids
+        trials = {r.id: r for r in store.list_runs(study_id=study.id)}
+        assert set(trials) == set(run_ids)
+        for number, _, run_id, energy_j, value in outcome["trials"]:
+            run = trials[run_id]
+            assert run.status is RunStatus.FINISHED
+            assert run.energy_j == pytest.approx(energy_j)
+            trial = TrialRecord.from_record(run.record)
+            assert trial is not None and (trial.number, trial.state) == (number, "complete")
+            assert trial.value == value and trial.n_reports == 3
+            points = store.metrics(run_id)
+            assert [s for s, k, _, _ in points if k == "value"] == [0, 1, 2]
+            assert [v for _, k, v, _ in points if k == "objective"] == [value]
+    finally:
+        store.close()
+
+
+def test_a_study_whose_ledger_another_process_holds_locked_returns_and_loses_nothing(
+    isolated_project: Path, state: Path
+) -> None:
+    ledger = isolated_project / ".wattwise" / "ledger.db"
+    with wattwise.track("before", store=str(ledger), meters=[FakeMeter({"cpu:0": 20.0})]):
+        pass  # the ledger exists, with a run, before the lock
+    holder = sqlite3.connect(ledger, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # every write waits its busy timeout, then fails
+        outcome, took, _ = _study(isolated_project, ledger)
+        # Still held: nothing of the study could be written while it ran.
+        assert holder.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+    _check_outcome(outcome, took)
+    _repair(isolated_project)
+    _check_ledger(ledger, outcome)
+
+
+def test_a_study_whose_ledger_hangs_on_open_returns_and_loses_nothing(
+    isolated_project: Path, state: Path
+) -> None:
+    """A dead mount for real: a named pipe at the ledger's path, whose open() never returns."""
+    ledger = isolated_project / ".wattwise" / "ledger.db"
+    os.mkfifo(ledger)
+    try:
+        outcome, took, _ = _study(isolated_project, ledger)
+    finally:
+        ledger.unlink()  # the mount comes back (as an empty folder)
+    _check_outcome(outcome, took)
+    assert not (ledger.parent / "spool").exists()  # local disk, not the ledger's folder
+    _repair(isolated_project)
+    _check_ledger(ledger, outcome)
+    assert not list((state / "wattwise" / "spool").glob("*.jsonl"))  # all merged
