@@ -735,7 +735,9 @@ class _ApiRows:
 
     def _all(self) -> dict[str, RunRecord]:
         if self._runs is None:  # read once: the export walks them in chunks
-            self._runs = {r.id: r for r in self.store.list_runs()}
+            # In the fast path's order (start time, then id), so both write the same file.
+            runs = sorted(self.store.list_runs(), key=lambda r: (r.started_at, r.id))
+            self._runs = {r.id: r for r in runs}
         return self._runs
 
     def run_ids(self) -> list[str]:
