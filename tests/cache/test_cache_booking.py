@@ -250,12 +250,18 @@ def _keeper(ledger: Path, first: int, count: int, landed: int) -> Path:
     return Path(done.stdout.strip())
 
 
+def _ledger_holding(i: int) -> Path:
+    """The project's ledger, made, with one booked hit (``_event(i)``) unrelated to the kept
+    ones: where a process that is gone had kept its hits."""
+    with open_store() as store:
+        store.add_reuse(_event(i))
+        return store.path
+
+
 def test_a_replay_books_each_kept_hit_once_even_one_whose_booking_landed_late(
     isolated_project: Path, state: Path,
 ) -> None:
-    with open_store() as store:
-        ledger = store.path
-        store.add_reuse(_event(100))  # the ledger exists, with one unrelated hit
+    ledger = _ledger_holding(100)
     path = _keeper(ledger, 0, 3, landed=1)  # hit 0 landed before its process ended
     assert path.parent == state and path.exists()
     assert len(_events()) == 2
@@ -279,9 +285,7 @@ with open_store() as store:
 def test_two_processes_replaying_at_once_book_each_hit_once(
     isolated_project: Path, state: Path,
 ) -> None:
-    with open_store() as store:
-        ledger = store.path
-        store.add_reuse(_event(1000))
+    ledger = _ledger_holding(1000)
     files = [_keeper(ledger, 100 * n, 40, landed=0) for n in range(3)]
     assert _waiting(state) == 120
     procs = [
@@ -316,24 +320,30 @@ print(double(21), flush=True)
 """
 
 
-def test_a_process_whose_ledger_is_held_exits_promptly_and_the_next_one_books_its_hit(
-    isolated_project: Path, state: Path,
-) -> None:
-    script = isolated_project / "work.py"
-    script.write_text(WORK)
+def _run_work(project: Path) -> subprocess.CompletedProcess[str]:
+    """``WORK`` (one call of a cached function) run in ``project`` as a new process."""
+    return subprocess.run([sys.executable, str(project / "work.py")], cwd=project,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
 
-    def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(script)], cwd=isolated_project,
-                              capture_output=True, text=True, timeout=300,
-                              check=False)  # fmt: skip
 
-    filled = run()  # the miss: a cache-fill run, then the entry
+@pytest.fixture
+def filled(isolated_project: Path, state: Path) -> Path:
+    """The project once a first ``WORK`` process filled the cache (the miss, measured), with
+    the state folder of ``state`` (where its children keep hits)."""
+    (isolated_project / "work.py").write_text(WORK)
+    filled = _run_work(isolated_project)
     assert (filled.returncode, filled.stdout) == (0, "42\n"), filled.stderr
-    holder = sqlite3.connect(isolated_project / ".wattwise" / "ledger.db", isolation_level=None)
+    return isolated_project
+
+
+def test_a_process_whose_ledger_is_held_exits_promptly_and_the_next_one_books_its_hit(
+    filled: Path, state: Path,
+) -> None:
+    holder = sqlite3.connect(filled / ".wattwise" / "ledger.db", isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
         started = time.monotonic()
-        hit = run()
+        hit = _run_work(filled)
         took = time.monotonic() - started
         holder.execute("ROLLBACK")
     finally:
@@ -345,7 +355,7 @@ def test_a_process_whose_ledger_is_held_exits_promptly_and_the_next_one_books_it
     assert f"1 kept in the spool {state}" in hit.stderr
     assert _events() == []  # the lock was held until the process ended
     assert _waiting(state) == 1
-    again = run()  # the next process: its own hit lands, then it books the kept one
+    again = _run_work(filled)  # the next process: its own hit lands, then it books the kept one
     assert (again.returncode, again.stdout) == (0, "42\n"), again.stderr
     assert "StoreWarning" not in again.stderr
     events = _events()
@@ -356,9 +366,7 @@ def test_a_process_whose_ledger_is_held_exits_promptly_and_the_next_one_books_it
 def test_doctor_repair_and_a_tracked_run_book_the_hits_kept_by_a_process_that_is_gone(
     isolated_project: Path, state: Path,
 ) -> None:
-    with open_store() as store:
-        ledger = store.path
-        store.add_reuse(_event(1000))
+    ledger = _ledger_holding(1000)
     _keeper(ledger, 0, 2, landed=0)
     repaired = subprocess.run(
         [sys.executable, "-m", "wattwise", "doctor", "--repair", "--json"],
@@ -376,28 +384,18 @@ def test_doctor_repair_and_a_tracked_run_book_the_hits_kept_by_a_process_that_is
 
 
 def test_a_hit_on_a_ledger_that_hangs_is_kept_on_local_disk_and_booked_later(
-    isolated_project: Path, state: Path,
+    filled: Path, state: Path,
 ) -> None:
     """A dead mount for real: a named pipe at the ledger's path, whose open() never returns."""
-    script = isolated_project / "work.py"
-    script.write_text(WORK)
-
-    def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(script)], cwd=isolated_project,
-                              capture_output=True, text=True, timeout=300,
-                              check=False)  # fmt: skip
-
-    filled = run()
-    assert (filled.returncode, filled.stdout) == (0, "42\n"), filled.stderr
-    ledger = isolated_project / ".wattwise" / "ledger.db"
-    aside = isolated_project / "ledger.db.aside"
+    ledger = filled / ".wattwise" / "ledger.db"
+    aside = filled / "ledger.db.aside"
     for suffix in ("-wal", "-shm"):
         assert not ledger.with_name(ledger.name + suffix).exists()
     ledger.rename(aside)
     os.mkfifo(ledger)
     try:
         started = time.monotonic()
-        hit = run()
+        hit = _run_work(filled)
         took = time.monotonic() - started
     finally:
         ledger.unlink()
@@ -407,7 +405,7 @@ def test_a_hit_on_a_ledger_that_hangs_is_kept_on_local_disk_and_booked_later(
     assert f"1 kept in the spool {state}" in hit.stderr
     assert not (ledger.parent / "spool").exists()  # local disk, not the ledger's folder
     assert _waiting(state) == 1 and _events() == []
-    again = run()
+    again = _run_work(filled)
     assert (again.returncode, again.stdout) == (0, "42\n"), again.stderr
     assert len(_events()) == 2 and not list(state.glob("reuse-*.hits"))
 
@@ -415,9 +413,7 @@ def test_a_hit_on_a_ledger_that_hangs_is_kept_on_local_disk_and_booked_later(
 def test_a_kept_file_cut_short_by_a_crash_books_its_complete_hits(
     isolated_project: Path, state: Path,
 ) -> None:
-    with open_store() as store:
-        ledger = store.path
-        store.add_reuse(_event(1000))
+    ledger = _ledger_holding(1000)
     path = _keeper(ledger, 0, 2, landed=0)
     with path.open("ab") as handle:  # a third hit's line, cut short mid-write
         handle.write(b'{"event": {"at": 1.0, "cache_key": "')
