@@ -69,6 +69,7 @@ STUDY = textwrap.dedent("""
         "took_s": took, "returned": returned, "study_id": result.study_id,
         "best_value": result.best_value, "best_number": result.best.number,
         "stop_reason": result.stop_reason, "n_trials": result.summary["n_trials"],
+        "summary_source": result.record.summary_source,
         "trials": [[t.number, t.state, t.run_id, t.energy_j, t.value] for t in result.trials],
     }), flush=True)
 """)
@@ -181,7 +182,56 @@ def test_a_study_whose_ledger_hangs_on_open_returns_and_loses_nothing(
     finally:
         ledger.unlink()  # the mount comes back (as an empty folder)
     _check_outcome(outcome, took)
+    # The ledger never answered: the summary says it is the driver's own, and why.
+    assert outcome["summary_source"].startswith("the driver's own: The ledger at ")
+    assert "did not answer within 5 s" in outcome["summary_source"]
     assert not (ledger.parent / "spool").exists()  # local disk, not the ledger's folder
     _repair(isolated_project)
     _check_ledger(ledger, outcome)
     assert not list((state / "wattwise" / "spool").glob("*.jsonl"))  # all merged
+
+
+OBJECTIVE = textwrap.dedent("""
+    def objective(trial):
+        x = trial.suggest_float("x", -2.0, 2.0)
+        for step in range(3):
+            trial.report((x - 0.3) ** 2 + 1.0 / (step + 1), step)
+        return (x - 0.3) ** 2
+""")
+
+
+def test_wattwise_tune_on_a_ledger_that_hangs_prints_its_summary_and_loses_nothing(
+    isolated_project: Path, state: Path
+) -> None:
+    """The command opens nothing itself: a named pipe as ``--store`` holds up neither the
+    study nor the command's exit, and its summary says whose figures it shows."""
+    (isolated_project / "search.py").write_text(OBJECTIVE)
+    ledger = isolated_project / ".wattwise" / "ledger.db"
+    os.mkfifo(ledger)
+    env = {**os.environ, "WATTWISE_INTERVAL_S": "0.1"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "wattwise", "tune", "search.py", "--n-trials", "4",
+             "--seed", "5", "--pruner", "none", "--store", str(ledger), "--json"],
+            cwd=isolated_project, capture_output=True, text=True, env=env, timeout=BOUND_S,
+            check=False,
+        )  # fmt: skip
+    finally:
+        ledger.unlink()
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["n_trials"]["complete"] == N_TRIALS and data["stop_reason"] == "n_trials"
+    assert data["summary_source"].startswith("the driver's own: The ledger at ")
+    values = {t["number"]: t["value"] for t in data["trials"]}
+    assert data["best"]["value"] == min(values.values())
+    _repair(isolated_project)
+    store = SQLiteRunStore(ledger)
+    try:
+        runs = store.list_runs()
+        assert sorted(r.kind for r in runs) == ["study"] + ["trial"] * N_TRIALS
+        study = next(r for r in runs if r.kind == "study")
+        assert study.id == data["study_id"] and study.status is RunStatus.FINISHED
+        record = StudyRecord.from_record(study.record)
+        assert record is not None and record.trial_run_ids == data["trial_run_ids"]
+    finally:
+        store.close()

@@ -1254,7 +1254,7 @@ def _summarize(
         )  # fmt: skip
     except StoreError as err:
         records, metrics = {}, {}
-        source = f"the driver's own figures: {err}"
+        source = f"the driver's own: {err}"
         driver.ledger.warn("summary", f"{err}. The study's summary is made of the trials' "
                            "figures as the driver holds them; their runs reach the ledger "
                            "from the spool.")  # fmt: skip

@@ -137,6 +137,9 @@ def summary(result: Any) -> str:
         f"driver {fmt.energy(spent['driver_energy_j'])}), {fmt.carbon(spent['co2e_g'])}, "
         f"{fmt.duration(spent['duration_s'])}; budget: {', '.join(limits)}.",
     ]
+    if data.get("summary_source"):  # the ledger did not answer: the driver's own figures
+        lines.append(f"  Figures: {fmt.safe(data['summary_source'])}; the runs reach the "
+                     "ledger from the spool (wattwise doctor --repair).")  # fmt: skip
     over = data["overshoot"]
     if over["energy_j"] or over["co2e_g"] or over["duration_s"]:
         parts = []
@@ -275,7 +278,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from wattwise.store import open_store
+    from wattwise.store import get_store
     from wattwise.tuning import StudyInterrupted, load_module
 
     path, _, name = args.objective.rpartition(":")
@@ -288,7 +291,8 @@ def _main(args: argparse.Namespace) -> int:
     run_options: dict[str, Any] = {"emit_warnings": False}
     if args.region:
         run_options["region"] = args.region
-    store = open_store(args.store)
+    # A bad URL stops here; tune() opens the ledger itself, lazily, and never waits on it.
+    get_store(args.store, defer=True)
     # with --json, stdout is the JSON alone: what the objective prints goes to stderr
     out = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     code = 0
@@ -300,15 +304,13 @@ def _main(args: argparse.Namespace) -> int:
                 budget_co2e_g=args.budget_co2e_g, timeout_s=args.timeout_s,
                 executor=args.executor, n_workers=args.n_workers, direction=args.direction,
                 energy_fidelity=args.energy_fidelity, energy_step_j=args.energy_step_j,
-                study_name=args.study_name, store=store, tags=args.tag,
+                study_name=args.study_name, store=args.store, tags=args.tag,
                 progress=False if args.no_progress or args.json else None,
                 run_options=run_options, storage=args.storage, resume=args.resume,
             )  # fmt: skip
     except StudyInterrupted as stopped:  # every run has ended: the study so far
         result = stopped.result
         code = _SIGNAL_EXIT.get(result.stop_reason, _SIGNAL_EXIT["interrupted"])
-    finally:
-        store.close()
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
