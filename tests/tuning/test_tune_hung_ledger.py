@@ -57,10 +57,12 @@ STUDY = textwrap.dedent("""
         returned[trial.number] = value
         return value
 
+    n_trials = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    storage = sys.argv[3] if len(sys.argv) > 3 else None  # an Optuna study to resume
     began = time.monotonic()
     result = wattwise.tune(
-        objective, n_trials=4, seed=5, pruner=optuna.pruners.NopPruner(),
-        store=sys.argv[1], progress=False,
+        objective, n_trials=n_trials, seed=5, pruner=optuna.pruners.NopPruner(),
+        store=sys.argv[1], progress=False, storage=storage, resume=storage is not None,
         run_options={"meters": [FakeMeter({"cpu:0": 20.0})], "interval_s": 0.05,
                      "flush_s": 0.1},
     )
@@ -70,6 +72,7 @@ STUDY = textwrap.dedent("""
         "best_value": result.best_value, "best_number": result.best.number,
         "stop_reason": result.stop_reason, "n_trials": result.summary["n_trials"],
         "summary_source": result.record.summary_source,
+        "optuna": result.summary.get("optuna"),
         "trials": [[t.number, t.state, t.run_id, t.energy_j, t.value] for t in result.trials],
     }), flush=True)
 """)
@@ -84,13 +87,14 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def _study(project: Path, ledger: Path) -> tuple[dict[str, Any], float, str]:
-    """Run the study in a subprocess; its printed outcome, its wall time and its stderr."""
+def _study(project: Path, ledger: Path, *more: str) -> tuple[dict[str, Any], float, str]:
+    """Run the study in a subprocess; its printed outcome, its wall time and its stderr.
+    ``more``: the number of trials and the Optuna storage of a study to resume."""
     script = project / "study.py"
     script.write_text(STUDY)
     began = time.monotonic()
     try:
-        done = subprocess.run([sys.executable, str(script), str(ledger)], cwd=project,
+        done = subprocess.run([sys.executable, str(script), str(ledger), *more], cwd=project,
                               capture_output=True, text=True, timeout=BOUND_S,
                               check=False)  # fmt: skip
     except subprocess.TimeoutExpired as err:  # subprocess.run killed its own child
@@ -233,5 +237,44 @@ def test_wattwise_tune_on_a_ledger_that_hangs_prints_its_summary_and_loses_nothi
         assert study.id == data["study_id"] and study.status is RunStatus.FINISHED
         record = StudyRecord.from_record(study.record)
         assert record is not None and record.trial_run_ids == data["trial_run_ids"]
+    finally:
+        store.close()
+
+
+def test_a_study_resumed_while_its_ledger_hangs_counts_earlier_trials_from_optuna(
+    isolated_project: Path, state: Path
+) -> None:
+    """Resuming reads the earlier sessions' runs from the ledger; when it hangs, the study
+    goes on with what the Optuna study holds (each trial's energy) instead of waiting."""
+    ledger = isolated_project / ".wattwise" / "ledger.db"
+    storage = f"sqlite:///{isolated_project / 'study.db'}"
+    first, _, _ = _study(isolated_project, ledger, "2", storage)  # a healthy first session
+    assert first["summary_source"] is None  # the ledger answered: its figures
+    aside = isolated_project / "ledger.db.aside"
+    for suffix in ("-wal", "-shm"):
+        assert not ledger.with_name(ledger.name + suffix).exists()
+    ledger.rename(aside)
+    os.mkfifo(ledger)
+    try:
+        second, took, _ = _study(isolated_project, ledger, str(N_TRIALS), storage)
+    finally:
+        ledger.unlink()
+        aside.rename(ledger)
+    assert took < BOUND_S
+    assert sorted(int(n) for n in second["returned"]) == [2, 3]  # 4 in the study in all
+    kept = second["optuna"]
+    assert (kept["session"], kept["trials_before"]) == (2, 2)
+    assert kept["previous_study_run_ids"] == [first["study_id"]]
+    # Without the ledger: the energy Optuna holds for each earlier trial.
+    assert kept["energy_j_before"] == pytest.approx(sum(t[3] for t in first["trials"]))
+    assert second["summary_source"].startswith("the driver's own: ")
+    _repair(isolated_project)
+    store = SQLiteRunStore(ledger)
+    try:
+        study = store.get_run(second["study_id"])
+        record = StudyRecord.from_record(study.record)
+        assert record is not None and record.other["optuna"]["session"] == 2
+        trials = store.list_runs(study_id=study.id)
+        assert sorted(r.id for r in trials) == sorted(t[2] for t in second["trials"])
     finally:
         store.close()
