@@ -50,6 +50,7 @@ STUDY = textwrap.dedent("""
     returned = {}
 
     def objective(trial):
+        print("trial", trial.number, flush=True)
         x = trial.suggest_float("x", -2.0, 2.0)
         for step in range(3):
             trial.report((x - 0.3) ** 2 + 1.0 / (step + 1), step)
@@ -278,3 +279,24 @@ def test_a_study_resumed_while_its_ledger_hangs_counts_earlier_trials_from_optun
         assert sorted(r.id for r in trials) == sorted(t[2] for t in second["trials"])
     finally:
         store.close()
+
+
+def test_strict_mode_raises_at_the_study_start_instead(
+    isolated_project: Path, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tune()`` has no ``strict`` parameter; ``WATTWISE_STRICT=1`` makes its runs strict:
+    the study run's first write not done in time raises, before any trial."""
+    monkeypatch.setenv("WATTWISE_STRICT", "1")
+    ledger = isolated_project / ".wattwise" / "ledger.db"
+    os.mkfifo(ledger)
+    script = isolated_project / "study.py"
+    script.write_text(STUDY)
+    try:
+        done = subprocess.run([sys.executable, str(script), str(ledger)], cwd=isolated_project,
+                              capture_output=True, text=True, timeout=BOUND_S,
+                              check=False)  # fmt: skip
+    finally:
+        ledger.unlink()
+    assert done.returncode == 1 and done.stdout == ""  # no trial started (each prints)
+    assert "wattwise.exceptions.StoreError: The first write of run" in done.stderr
+    assert "did not finish within 0.5 s" in done.stderr
