@@ -300,3 +300,93 @@ def test_strict_mode_raises_at_the_study_start_instead(
     assert done.returncode == 1 and done.stdout == ""  # no trial started (each prints)
     assert "wattwise.exceptions.StoreError: The first write of run" in done.stderr
     assert "did not finish within 0.5 s" in done.stderr
+
+
+DIES = textwrap.dedent("""
+    import os
+
+    def objective(trial):
+        x = trial.suggest_float("x", -2.0, 2.0)
+        for step in range(3):
+            trial.report((x - 0.3) ** 2 + 1.0 / (step + 1), step)
+            if trial.number == 1 and step == 1:
+                os._exit(3)  # its worker process dies mid-trial
+        return (x - 0.3) ** 2
+""")
+
+POOL = textwrap.dedent("""
+    import json, sys, time
+    import optuna
+    import wattwise
+    from wattwise.testing import FakeMeter
+
+    if __name__ == "__main__":
+        began = time.monotonic()
+        result = wattwise.tune(
+            "dies.py:objective", n_trials=4, seed=5, pruner=optuna.pruners.NopPruner(),
+            store=sys.argv[1], progress=False, executor="processes", n_workers=2,
+            run_options={"meters": [FakeMeter({"cpu:0": 20.0})], "interval_s": 0.05,
+                         "flush_s": 0.1},
+        )
+        print(json.dumps({
+            "took_s": time.monotonic() - began, "study_id": result.study_id,
+            "best_value": result.best_value, "stop_reason": result.stop_reason,
+            "trials": [[t.number, t.state, t.run_id, t.energy_j, t.value, t.error]
+                       for t in result.trials],
+        }), flush=True)
+""")
+
+
+def test_worker_processes_and_a_dead_worker_on_a_locked_ledger(
+    isolated_project: Path, state: Path
+) -> None:
+    """Trials in worker processes write from there; the driver's own call for the worker
+    that died (its run's figures and crash note) fails on the lock, and the trial counts
+    with the energy of its last report instead of holding the study up."""
+    (isolated_project / "dies.py").write_text(DIES)
+    script = isolated_project / "pool.py"
+    script.write_text(POOL)
+    ledger = isolated_project / ".wattwise" / "ledger.db"
+    with wattwise.track("before", store=str(ledger), meters=[FakeMeter({"cpu:0": 20.0})]):
+        pass
+    holder = sqlite3.connect(ledger, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            done = subprocess.run([sys.executable, str(script), str(ledger)],
+                                  cwd=isolated_project, capture_output=True, text=True,
+                                  timeout=BOUND_S, check=False)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"tune() did not return within {BOUND_S:g} s on a locked ledger")
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout.splitlines()[-1])
+    assert outcome["took_s"] < BOUND_S and outcome["stop_reason"] == "n_trials"
+    states = {t[0]: t[1] for t in outcome["trials"]}
+    assert states == {0: "complete", 1: "fail", 2: "complete", 3: "complete"}
+    dead = outcome["trials"][1]
+    assert "worker process died (exit code 3)" in dead[5]
+    assert dead[3] > 0  # the energy of its last report, from the driver's own state
+    assert "The study counts that trial with the energy of its last report" in done.stderr
+    values = [t[4] for t in outcome["trials"] if t[1] == "complete"]
+    assert outcome["best_value"] == min(values)
+    _repair(isolated_project)
+    store = SQLiteRunStore(ledger)
+    try:
+        study = store.get_run(outcome["study_id"])
+        assert study.status is RunStatus.FINISHED
+        record = StudyRecord.from_record(study.record)
+        assert record is not None and record.n_trials["fail"] == 1
+        assert record.trial_run_ids == [t[2] for t in outcome["trials"]]  # the dead one's too
+        runs = {r.id: r for r in store.list_runs(study_id=study.id)}
+        # (The dead worker's own run is here only if its worker spooled it before dying:
+        # its first write was still waiting on the lock when it died.)
+        for _, state_, run_id, energy_j, value, _ in outcome["trials"]:
+            if state_ == "complete":
+                assert runs[run_id].status is RunStatus.FINISHED
+                assert runs[run_id].energy_j == pytest.approx(energy_j)
+                assert [v for _, k, v, _ in store.metrics(run_id) if k == "objective"] == [value]
+    finally:
+        store.close()

@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from wattwise.exceptions import StoreError, StoreWarning, WattwiseError
+from wattwise.exceptions import StoreError, StoreWarning, WattwiseError, user_stacklevel
 from wattwise.store import BaseRunStore, RunRecord, get_store
 from wattwise.tuning._storage import CO2E_ATTR, ENERGY_ATTR, STUDY_RUNS_ATTR, Resumed
 
@@ -166,7 +166,7 @@ class StudyLedger:
         if self._on_warning is not None:
             self._on_warning(text)
         elif self._emit_warnings:
-            warnings.warn(f"wattwise: {text}", StoreWarning, stacklevel=3)
+            warnings.warn(f"wattwise: {text}", StoreWarning, stacklevel=user_stacklevel())
 
     def close(self) -> None:
         """Close the store if owned, and end the thread: waited for at most ``wait_s``,
