@@ -149,9 +149,11 @@ def _check_ledger(ledger: Path, outcome: dict[str, Any]) -> None:
             trial = TrialRecord.from_record(run.record)
             assert trial is not None and (trial.number, trial.state) == (number, "complete")
             assert trial.value == value and trial.n_reports == 3
+            # None lost. (A write in flight when the run gave up waiting may land twice once
+            # the spool is merged: duplicates are preferred to losses, safety.md section 1.)
             points = store.metrics(run_id)
-            assert [s for s, k, _, _ in points if k == "value"] == [0, 1, 2]
-            assert [v for _, k, v, _ in points if k == "objective"] == [value]
+            assert sorted({s for s, k, _, _ in points if k == "value"}) == [0, 1, 2]
+            assert {v for _, k, v, _ in points if k == "objective"} == {value}
     finally:
         store.close()
 
@@ -387,6 +389,7 @@ def test_worker_processes_and_a_dead_worker_on_a_locked_ledger(
             if state_ == "complete":
                 assert runs[run_id].status is RunStatus.FINISHED
                 assert runs[run_id].energy_j == pytest.approx(energy_j)
-                assert [v for _, k, v, _ in store.metrics(run_id) if k == "objective"] == [value]
+                points = store.metrics(run_id)  # (duplicates preferred to losses, as above)
+                assert {v for _, k, v, _ in points if k == "objective"} == {value}
     finally:
         store.close()
