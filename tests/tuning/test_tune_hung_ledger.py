@@ -174,6 +174,8 @@ def test_a_study_whose_ledger_another_process_holds_locked_returns_and_loses_not
     finally:
         holder.close()
     _check_outcome(outcome, took)
+    # The ledger held none of the trials' runs: the summary says its figures are the driver's.
+    assert outcome["summary_source"].startswith("the driver's own")
     _repair(isolated_project)
     _check_ledger(ledger, outcome)
 
@@ -333,6 +335,7 @@ POOL = textwrap.dedent("""
         print(json.dumps({
             "took_s": time.monotonic() - began, "study_id": result.study_id,
             "best_value": result.best_value, "stop_reason": result.stop_reason,
+            "summary_source": result.record.summary_source,
             "trials": [[t.number, t.state, t.run_id, t.energy_j, t.value, t.error]
                        for t in result.trials],
         }), flush=True)
@@ -372,6 +375,7 @@ def test_worker_processes_and_a_dead_worker_on_a_locked_ledger(
     assert "worker process died (exit code 3)" in dead[5]
     assert dead[3] > 0  # the energy of its last report, from the driver's own state
     assert "The study counts that trial with the energy of its last report" in done.stderr
+    assert outcome["summary_source"].startswith("the driver's own")
     values = [t[4] for t in outcome["trials"] if t[1] == "complete"]
     assert outcome["best_value"] == min(values)
     _repair(isolated_project)

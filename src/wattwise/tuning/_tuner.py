@@ -54,8 +54,8 @@ from wattwise.tuning._trial import Trial, execute_trial, portable_error
 from wattwise.tuning._writer import (
     StudyLedger,
     open_ledger,
+    read_for_summary,
     resumed_without_ledger,
-    study_runs,
 )
 
 if TYPE_CHECKING:
@@ -1245,19 +1245,8 @@ def _summarize(
     *,
     storage: str | None = None,
 ) -> TuneResult:
-    run_ids = [str(o["run_id"]) for o in driver.outcomes.values() if o.get("run_id")]
-    source: str | None = None
-    try:  # bounded: a ledger that hangs or is locked leaves the driver's own figures
-        records, metrics = driver.ledger.call(
-            lambda store: study_runs(store, driver.run.id, run_ids),
-            what="read the study's trial runs for its summary",
-        )  # fmt: skip
-    except StoreError as err:
-        records, metrics = {}, {}
-        source = f"the driver's own: {err}"
-        driver.ledger.warn("summary", f"{err}. The study's summary is made of the trials' "
-                           "figures as the driver holds them; their runs reach the ledger "
-                           "from the spool.")  # fmt: skip
+    # bounded: a ledger that hangs or is locked leaves the driver's own figures
+    records, metrics, source = read_for_summary(driver.ledger, driver.run.id, driver.outcomes)
     trials, avoided_by, method = _trial_summaries(driver, records, metrics)
     own = driver._driver_cost(fresh=True)
     trials_energy = sum(t.energy_j for t in trials)

@@ -33,7 +33,7 @@ import dataclasses
 import sqlite3
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from wattwise.exceptions import StoreError, StoreWarning, WattwiseError, user_stacklevel
@@ -151,7 +151,7 @@ class StudyLedger:
             if isinstance(job.error, STORE_FAULTS):
                 if isinstance(job.error, StoreError):
                     raise job.error
-                msg = f"The ledger at {self._where()} failed to {what}: {job.error}"
+                msg = f"The ledger at {self.where} failed to {what}: {job.error}"
                 raise StoreError(msg) from job.error
             raise job.error
         result: T = job.result
@@ -214,17 +214,19 @@ class StudyLedger:
                 if job.fn is None:
                     return
 
-    def _where(self) -> str:
+    @property
+    def where(self) -> str:
+        """The ledger, as messages name it: its file, else its URL (without a password)."""
         return str(getattr(self.store, "path", None) or self.store.url)
 
     def _late_text(self, what: str, late: _Call[Any]) -> str:
         if late.what == what:
             return (
-                f"The ledger at {self._where()} did not answer within {self.wait_s:g} s when "
+                f"The ledger at {self.where} did not answer within {self.wait_s:g} s when "
                 f"asked to {what} (a hung disk or network mount, or a lock held elsewhere?)"
             )
         return (
-            f"The ledger at {self._where()} has not answered since it was asked to "
+            f"The ledger at {self.where} has not answered since it was asked to "
             f"{late.what} (more than {self.wait_s:g} s ago), so the study did not wait for "
             f"it to {what}"
         )
@@ -238,6 +240,34 @@ def study_runs(
     records = {r.id: r for r in store.list_runs(study_id=study_id)}
     points = {run_id: list(store.metrics(run_id)) for run_id in run_ids if run_id in records}
     return records, points
+
+
+def read_for_summary(
+    ledger: StudyLedger, study_id: str, outcomes: Mapping[int, Mapping[str, Any]]
+) -> tuple[dict[str, RunRecord], dict[str, list[Metric]], str | None]:
+    """The trial runs and their metric points for the study's summary, if the ledger gives
+    them in time, and the summary's ``summary_source``: None when it holds every trial's
+    run, else why some or all figures are the driver's own (said once as a warning too)."""
+    run_ids = [str(o["run_id"]) for o in outcomes.values() if o.get("run_id")]
+    what = "read the study's trial runs for its summary"
+    try:
+        records, points = ledger.call(
+            lambda store: study_runs(store, study_id, run_ids), what=what
+        )
+    except StoreError as err:
+        said = "as the driver holds them; their runs reach the ledger from the spool."
+        ledger.warn("summary", f"{err}. The study's summary is made of the trials' figures {said}")
+        return {}, {}, f"the driver's own: {err}"
+    missing = [n for n, o in sorted(outcomes.items())
+               if o.get("run_id") and str(o["run_id"]) not in records]  # fmt: skip
+    if not missing:
+        return records, points, None
+    shown = ", ".join(str(n) for n in missing)
+    source = (
+        f"the driver's own for trial(s) {shown}: the ledger at {ledger.where} does not hold "
+        "their runs (yet: a run the ledger did not take is kept in the spool until it does)"
+    )
+    return records, points, source
 
 
 def resumed_without_ledger(study: optuna.Study) -> Resumed:
