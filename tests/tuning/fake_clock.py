@@ -20,6 +20,10 @@ class ScriptedClock:
     def __call__(self) -> float:
         return self.t
 
+    def advance(self, seconds: float) -> None:
+        """Move the clock on by ``seconds`` (a piece of work done)."""
+        self.t += seconds
+
 
 def scripted_run_options(clock: ScriptedClock, power_w: float) -> dict[str, Any]:
     """Run options: one fake GPU drawing ``power_w`` on ``clock``, no warnings shown."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import optuna
 import pytest
+from fake_clock import ScriptedClock
 
 import wattwise
 from wattwise.cli import main
@@ -147,14 +148,6 @@ def test_an_interrupted_study_resumes_where_it_stopped(
     assert "stopped: every trial ran. 0 trials" in out
     assert f"session 3, resumed after {N_TRIALS} earlier trials; {N_TRIALS} trials" in out
     assert len(optuna.load_study(study_name="s", storage=rdb).trials) == N_TRIALS
-
-
-class ScriptedClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def test_the_energy_budget_counts_earlier_sessions(isolated_project: Path) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import optuna
 import pytest
+from fake_clock import ScriptedClock
 
 import wattwise
 from wattwise.carbon import intensity_for, operational_co2e_g, pue_for, resolve_location
@@ -20,20 +21,6 @@ STEP_J = POWER_W * STEP_S
 STEPS = 20  # a full trial: 20 reports, 100 J
 FR = resolve_location("FR")
 G_PER_J = operational_co2e_g(1.0, intensity_for(FR), pue_for(FR))
-
-
-class ScriptedClock:
-    """The fake meter's clock: it moves only when the objective says a step of work is done,
-    so every trial's energy is scripted (no sleeps, no dependence on the machine's load)."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def scripted_study(**kwargs: Any) -> wattwise.tuning.TuneResult:
