@@ -28,6 +28,8 @@ POWER_W = 10.0
 REPORT_S = 0.5  # 5 J between reports, exact in binary floating point
 REPORTS = 8
 TRAINING_J = POWER_W * REPORT_S * REPORTS  # 40 J, one whole trial
+#: The default pruner's settings as the line gives them (the zero-valued ones left out).
+SH = " (min_resource 6, reduction_factor 2)"
 
 
 class ScriptedClock:
@@ -93,12 +95,16 @@ def test_the_energy_unit_its_trial_and_its_energy_are_shown() -> None:
     assert fidelity_lines(shown.out) == [
         f"  fidelity  energy: 1 step = {energy(step_j)} (1/{fid['steps_per_training']} of "
         f"trial {trial}'s {energy(first_j)}, its first complete trial); "
-        "pruner SuccessiveHalvingPruner"
+        f"pruner SuccessiveHalvingPruner{SH}"
     ]
     assert "1 step = 1.25 J (1/32 of trial 0's 40.0 J," in shown.out  # the figures, read
     # before the trials' table, after the run's own lines
     assert shown.out.index("  fidelity  ") < shown.out.index("  trials  ")
 
+    assert recorded(result.study_id).pruner_settings == {
+        "min_resource": 6, "reduction_factor": 2, "min_early_stopping_rate": 0,
+        "bootstrap_count": 0,
+    }  # fmt: skip
     data = json.loads(cli("show", result.study_id, "--json").out)
     assert data["fidelity"] == fidelity_lines(shown.out)[0].removeprefix("  fidelity  ")
     assert data["record"]["extra"]["study"]["energy_fidelity"]["step_j"] == step_j
@@ -115,19 +121,20 @@ def test_fidelity_off_says_report_steps() -> None:
     assert shown.code == 0, shown.err
     assert fidelity_lines(shown.out) == [
         "  fidelity  report steps (the pruner sees each report's own step); pruner MedianPruner"
+        " (interval_steps 1, n_min_trials 1, n_startup_trials 5)"
     ]
 
 
 def test_a_given_unit_and_a_unit_never_known() -> None:
     given = study(energy_step_j=2.0, study_name="given")
     assert fidelity_lines(call("show", given.study_id).out) == [
-        "  fidelity  energy: 1 step = 2.00 J (given); pruner SuccessiveHalvingPruner"
+        f"  fidelity  energy: 1 step = 2.00 J (given); pruner SuccessiveHalvingPruner{SH}"
     ]
     unknown = study(prune_all=True, study_name="unknown")
     assert recorded(unknown.study_id).energy_fidelity["step_j"] is None
     assert fidelity_lines(call("show", unknown.study_id).out) == [
         "  fidelity  energy: unit not known (no trial completed with a measured energy, so "
-        "no report reached the pruner); pruner SuccessiveHalvingPruner"
+        f"no report reached the pruner); pruner SuccessiveHalvingPruner{SH}"
     ]
 
 
@@ -152,6 +159,12 @@ def insert_study(real: dict[str, Any], edit: Callable[[dict[str, Any]], None]) -
     return run_id
 
 
+def test_an_older_record_without_pruner_settings_names_the_pruner_only() -> None:
+    run_id = insert_study(study(n_trials=1).summary, lambda s: s.pop("pruner_settings"))
+    (line,) = fidelity_lines(call("show", run_id).out)
+    assert line.endswith("; pruner SuccessiveHalvingPruner")
+
+
 def test_an_older_record_without_the_fidelity_prints_nothing_new() -> None:
     run_id = insert_study(study(n_trials=1).summary, lambda s: s.pop("energy_fidelity"))
     shown = call("show", run_id)
@@ -169,10 +182,10 @@ def test_a_malformed_fidelity_is_read_leniently() -> None:
         ({"enabled": "yes", "step_j": 1.0}, None),  # not a bool: not understood
         ("energy", None),  # not a mapping
         ({"enabled": True, "step_j": 0.5, "step_j_source": "set by hand"},
-         "energy: 1 step = 500 mJ (set by hand); pruner SuccessiveHalvingPruner"),
+         f"energy: 1 step = 500 mJ (set by hand); pruner SuccessiveHalvingPruner{SH}"),
         ({"enabled": True, "step_j": 3.0, "steps_per_training": True,
           "calibrated_on_energy_j": 96.0},
-         "energy: 1 step = 3.00 J; pruner SuccessiveHalvingPruner"),
+         f"energy: 1 step = 3.00 J; pruner SuccessiveHalvingPruner{SH}"),
     ):  # fmt: skip
 
         def edit(s: dict[str, Any], value: object = value) -> None:

@@ -72,7 +72,7 @@ def expected_line(study_id: str) -> str:
     return (
         f"energy: 1 step = {energy(fid['step_j'])} (1/{fid['steps_per_training']} of trial "
         f"{fid['calibrated_on_trial']}'s {energy(fid['calibrated_on_energy_j'])}, its first "
-        f"complete trial); pruner {record.pruner}"
+        f"complete trial); pruner {record.pruner} (min_resource 6, reduction_factor 2)"
     )
 
 
@@ -117,7 +117,8 @@ def test_fidelity_off_and_a_record_without_it() -> None:
         store.flush_run(run_id, {"status": RunStatus.FINISHED, "ended_at": now,
                                  "duration_s": 10.0, "energy_j": 1.0})  # fmt: skip
         report = build_report(store, study=off.study_id)
-        words = "report steps (the pruner sees each report's own step); pruner MedianPruner"
+        words = ("report steps (the pruner sees each report's own step); pruner MedianPruner"
+                 " (interval_steps 1, n_min_trials 1, n_startup_trials 5)")  # fmt: skip
         assert dd_after(render_html(report), "fidelity") == [words]
         assert f"Fidelity: {md(words)}" in render_markdown(report)
 

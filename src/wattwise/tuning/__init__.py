@@ -36,7 +36,7 @@ from wattwise import _lazy
 if TYPE_CHECKING:
     from wattwise.tuning._budget import Budget, Spent
     from wattwise.tuning._executors import load_module, load_objective
-    from wattwise.tuning._fidelity import energy_step_j, fidelity_line
+    from wattwise.tuning._fidelity import energy_step_j, fidelity_line, pruner_settings
     from wattwise.tuning._pareto import (
         AvoidedEstimate,
         estimate_avoided,
@@ -95,6 +95,7 @@ _LAZY: _lazy.LazyTable = {
     "energy_step_j": "._fidelity",
     "estimate_avoided": "._pareto",
     "fidelity_line": "._fidelity",
+    "pruner_settings": "._fidelity",
     "load_module": "._executors",
     "load_objective": "._executors",
     "pareto_front": "._pareto",
@@ -131,6 +132,7 @@ __all__ = [
     "energy_step_j",
     "estimate_avoided",
     "fidelity_line",
+    "pruner_settings",
     "load_module",
     "load_objective",
     "pareto_front",

@@ -58,6 +58,8 @@ def fidelity_line(study: StudyRecord) -> str | None:
     if not isinstance(enabled, bool):
         return None
     pruner = f"; pruner {study.pruner}" if study.pruner else ""
+    if pruner and study.pruner_settings:
+        pruner += _settings_text(study.pruner_settings)
     if not enabled:
         return "report steps (the pruner sees each report's own step)" + pruner
     step = _positive(fid.get("step_j"))
@@ -69,6 +71,39 @@ def fidelity_line(study: StudyRecord) -> str | None:
     if how is None and isinstance(source, str) and source:
         how = source
     return f"energy: 1 step = {energy(step)}" + (f" ({how})" if how else "") + pruner
+
+
+def pruner_settings(pruner: object) -> dict[str, Any]:
+    """What an Optuna pruner was constructed with, as far as it can be read: each parameter
+    of its class's ``__init__`` that the pruner keeps as ``_<name>`` with a plain value (a
+    number, a string, a bool or None), e.g. ``{"min_resource": 6, "reduction_factor": 2,
+    "min_early_stopping_rate": 0, "bootstrap_count": 0}`` for wattwise's default pruner.
+
+    Optuna keeps its pruners' settings in private attributes; this reads them leniently
+    (anything else, or a pruner of another library, gives fewer keys or none) so that the
+    study record says where the rungs were, not only the pruner's class.
+    """
+    import inspect
+
+    try:
+        names = list(inspect.signature(type(pruner).__init__).parameters)[1:]
+    except (TypeError, ValueError):
+        return {}
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(pruner, f"_{name}", None)
+        if value is None or isinstance(value, (bool, int, str)):
+            if value is not None:
+                out[name] = value
+        elif isinstance(value, float) and math.isfinite(value):
+            out[name] = value
+    return out
+
+
+def _settings_text(settings: dict[str, Any]) -> str:
+    """`` (min_resource 6, reduction_factor 2)``: by name, the zero-valued left out."""
+    parts = [f"{k} {v}" for k, v in sorted(settings.items()) if isinstance(v, str) or v != 0]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _derivation(fid: dict[str, Any]) -> str | None:

@@ -234,6 +234,9 @@ class StudyRecord:
         n_workers: Trials run in parallel.
         sampler: Class name of the Optuna sampler.
         pruner: Class name of the Optuna pruner.
+        pruner_settings: What the pruner was constructed with, where it could be read
+            (``wattwise.tuning.pruner_settings``), e.g. ``min_resource`` and
+            ``reduction_factor``; empty in older records.
         energy_fidelity: ``enabled``, ``step_j`` and ``step_j_source``.
         n_trials: Trials by state (``complete``, ``pruned``, ``fail``), ``total`` and
             ``pruned_by_budget``.
@@ -270,6 +273,7 @@ class StudyRecord:
     n_workers: int | None = None
     sampler: str | None = None
     pruner: str | None = None
+    pruner_settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     energy_fidelity: dict[str, Any] = dataclasses.field(default_factory=dict)
     n_trials: dict[str, int] = dataclasses.field(default_factory=dict)
     budget: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -328,6 +332,10 @@ class StudyRecord:
             n_workers=_int(data.get("n_workers")),
             sampler=_str(data.get("sampler")),
             pruner=_str(data.get("pruner")),
+            pruner_settings={
+                str(k): v for k, v in _dict(data.get("pruner_settings")).items()
+                if isinstance(v, (str, int, float))
+            },
             energy_fidelity=_dict(data.get("energy_fidelity")),
             n_trials=n_trials,
             budget=_dict(data.get("budget")),
@@ -374,8 +382,8 @@ class StudyRecord:
         """The JSON stored at ``record["extra"]["study"]``.
 
         ``metric`` is written only when set (wattwise's tuner does not set it), ``nodes``
-        only when a trial ran on a Ray node, ``summary_source`` only when the summary is
-        the driver's own.
+        only when a trial ran on a Ray node, ``pruner_settings`` only when some were read,
+        ``summary_source`` only when the summary is the driver's own.
         """
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data.pop("other")
@@ -383,6 +391,8 @@ class StudyRecord:
             data.pop("metric")
         if not data["nodes"]:
             data.pop("nodes")  # written for studies that ran on Ray
+        if not data["pruner_settings"]:
+            data.pop("pruner_settings")  # written when they could be read
         if data["summary_source"] is None:
             data.pop("summary_source")  # written when the ledger did not answer
         return {**self.other, **data}

@@ -27,6 +27,7 @@ from wattwise.tuning._budget import (
     trial_would_overshoot,
 )
 from wattwise.tuning._executors import Died, Done, ObjectiveRef, Request, WorkerPool, make_pool
+from wattwise.tuning._fidelity import pruner_settings
 from wattwise.tuning._pareto import (
     estimate_avoided,
     pareto_front,
@@ -1300,6 +1301,7 @@ def _summarize(
         n_workers=1 if pool is None else pool.n_workers,
         sampler=type(driver.study.sampler).__name__,
         pruner=type(driver.study.pruner).__name__,
+        pruner_settings=pruner_settings(driver.study.pruner),
         energy_fidelity=driver.fidelity_record(),
         n_trials={**counts, "total": len(trials),
                   "pruned_by_budget": sum(1 for t in trials if t.stopped_by == "budget")},
