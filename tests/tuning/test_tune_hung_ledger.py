@@ -21,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,15 @@ from typing import Any
 import pytest
 
 import wattwise
-from wattwise.store import RunStatus, SQLiteRunStore
+from wattwise.exceptions import StoreError
+from wattwise.store import BaseRunStore, RunStatus, SQLiteRunStore
 from wattwise.testing import FakeMeter
 from wattwise.tuning import StudyRecord
 from wattwise.tuning._records import TrialRecord
+from wattwise.tuning._writer import LedgerLateError, StudyLedger
+
+# The trials measure a fake GPU (20 W): a GPU's energy is the whole device's, so even a trial
+# that takes no CPU tick has energy > 0 (a CPU's is shared by CPU time, in 10 ms ticks).
 
 #: How long the whole study process may take. Generous (a loaded 2-core machine, a cold
 #: import of Optuna): each of the 5 runs waits at most 0.5 s to start and
@@ -64,7 +70,7 @@ STUDY = textwrap.dedent("""
     result = wattwise.tune(
         objective, n_trials=n_trials, seed=5, pruner=optuna.pruners.NopPruner(),
         store=sys.argv[1], progress=False, storage=storage, resume=storage is not None,
-        run_options={"meters": [FakeMeter({"cpu:0": 20.0})], "interval_s": 0.05,
+        run_options={"meters": [FakeMeter({"gpu:0": 20.0})], "interval_s": 0.05,
                      "flush_s": 0.1},
     )
     took = time.monotonic() - began
@@ -329,7 +335,7 @@ POOL = textwrap.dedent("""
         result = wattwise.tune(
             "dies.py:objective", n_trials=4, seed=5, pruner=optuna.pruners.NopPruner(),
             store=sys.argv[1], progress=False, executor="processes", n_workers=2,
-            run_options={"meters": [FakeMeter({"cpu:0": 20.0})], "interval_s": 0.05,
+            run_options={"meters": [FakeMeter({"gpu:0": 20.0})], "interval_s": 0.05,
                          "flush_s": 0.1},
         )
         print(json.dumps({
@@ -397,3 +403,78 @@ def test_worker_processes_and_a_dead_worker_on_a_locked_ledger(
                 assert {v for _, k, v, _ in points if k == "objective"} == {value}
     finally:
         store.close()
+
+
+# -- the driver's ledger thread, on its own ---------------------------------------------------
+
+
+def _wait_for(predicate: Any, what: str) -> None:
+    deadline = time.monotonic() + 120  # however late a loaded machine gets there
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_a_late_call_is_waited_for_once_then_not_at_all_until_it_returns(
+    isolated_project: Path,
+) -> None:
+    store = SQLiteRunStore(isolated_project / ".wattwise" / "ledger.db")
+    ledger = StudyLedger(store, owned=True, wait_s=120.0)
+    answer = threading.Event()  # the ledger hangs until the test lets it answer
+    made: list[str] = []
+    try:
+        assert ledger.call(lambda s: s.list_runs(), what="list the runs") == []
+        ledger.wait_s = 0.2
+        with pytest.raises(LedgerLateError, match=r"did not answer within 0\.2 s when asked"):
+            ledger.call(lambda s: answer.wait(120), what="hang")
+        ledger.wait_s = 120.0  # from here on, a call that waited would wait this long
+        # While it is late, a read is neither waited for nor made...
+        with pytest.raises(LedgerLateError, match="has not answered since it was asked to hang"):
+            ledger.call(lambda s: made.append("read"), what="read")
+        # ... and a write is kept, queued behind the late call, without a wait either.
+        with pytest.raises(LedgerLateError, match="so the study did not wait for it to write"):
+            ledger.call(lambda s: made.append("write"), what="write", keep=True)
+        assert made == []
+        answer.set()  # the ledger answers again: the kept write is made, the read never
+        _wait_for(lambda: made == ["write"], "the kept write")
+        assert ledger.call(lambda s: 42, what="answer") == 42  # waited for again
+    finally:
+        answer.set()
+        ledger.close()
+    assert made == ["write"]
+
+
+def test_a_store_fault_is_a_store_error_and_a_bug_raises_as_it_is(isolated_project: Path) -> None:
+    ledger = StudyLedger(SQLiteRunStore(isolated_project / ".wattwise" / "ledger.db"),
+                         owned=True)  # fmt: skip
+
+    def disk_fails(store: BaseRunStore) -> None:
+        msg = "disk I/O error"
+        raise sqlite3.OperationalError(msg)
+
+    def bug(store: BaseRunStore) -> None:
+        msg = "x"
+        raise KeyError(msg)
+
+    try:
+        with pytest.raises(StoreError, match="failed to read the runs: disk I/O error"):
+            ledger.call(disk_fails, what="read the runs")
+        with pytest.raises(KeyError):
+            ledger.call(bug, what="read the runs")
+    finally:
+        ledger.close()
+
+
+def test_closing_does_not_wait_for_a_late_call(isolated_project: Path) -> None:
+    ledger = StudyLedger(SQLiteRunStore(isolated_project / ".wattwise" / "ledger.db"),
+                         owned=True, wait_s=0.2)  # fmt: skip
+    answer = threading.Event()
+    try:
+        with pytest.raises(LedgerLateError):
+            ledger.call(lambda s: answer.wait(120), what="hang")
+        ledger.wait_s = 120.0
+        began = time.monotonic()
+        ledger.close()  # the study ends: its ledger is not waited for
+        assert time.monotonic() - began < 120.0 and not answer.is_set()
+    finally:
+        answer.set()

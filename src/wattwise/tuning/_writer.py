@@ -106,6 +106,7 @@ class StudyLedger:
         self._queue: collections.deque[_Call[Any]] = collections.deque()
         #: The call that did not come back in time, while it has not (None: none is late).
         self._late: _Call[Any] | None = None
+        self._busy: _Call[Any] | None = None  # the call the thread is making
         self._thread: threading.Thread | None = None
         self._closed = False
         #: Why the driver went without the ledger, in order (one line each).
@@ -144,8 +145,8 @@ class StudyLedger:
                     if not keep:
                         with contextlib.suppress(ValueError):
                             self._queue.remove(job)  # still queued: not worth doing now
-                    if self._late is None:
-                        self._late = job
+                    # the call that does not come back: this one, or the one it queued behind
+                    self._late = self._late or self._busy or job
                     raise LedgerLateError(self._late_text(what, self._late))
         if job.error is not None:
             if isinstance(job.error, STORE_FAULTS):
@@ -197,7 +198,7 @@ class StudyLedger:
             with self._cond:
                 while not self._queue:
                     self._cond.wait()
-                job = self._queue.popleft()
+                job = self._busy = self._queue.popleft()
             try:
                 if job.fn is None:
                     if self.owned:
@@ -209,6 +210,7 @@ class StudyLedger:
                 job.error = err
             with self._cond:
                 job.done.set()
+                self._busy = None
                 if self._late is job:
                     self._late = None  # the ledger answers again
                 if job.fn is None:
