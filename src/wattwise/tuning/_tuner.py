@@ -53,6 +53,7 @@ from wattwise.tuning._storage import (
 from wattwise.tuning._tree import StudyRun, StudyTree
 from wattwise.tuning._trial import Trial, execute_trial, portable_error
 from wattwise.tuning._writer import (
+    LedgerLateError,
     StudyLedger,
     open_ledger,
     read_for_summary,
@@ -676,9 +677,13 @@ class _Driver:
                 )  # fmt: skip
                 energy, co2e, duration = record.energy_j, record.co2e_g, record.duration_s
             except StoreError as err:
+                later = (  # a late call is still made when the ledger answers; a failed one not
+                    "its run's crash note is written if the ledger answers while this process "
+                    "lives" if isinstance(err, LedgerLateError) else "its run is not annotated"
+                )  # fmt: skip
                 self.ledger.warn("died", f"{err}. The study counts that trial with the energy "
-                                 "of its last report; its run is marked crashed once the "
-                                 "ledger answers.")  # fmt: skip
+                                 f"of its last report; {later} (a later writer of the ledger "
+                                 "marks the run crashed, once the ledger holds it).")  # fmt: skip
         if self.energy_fidelity and self.unit_j is not None:
             self._replay(live)
         self._set_energy(live.trial, {"energy_j": energy, "co2e_g": co2e})
