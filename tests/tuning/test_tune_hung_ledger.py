@@ -15,6 +15,7 @@ ledger from the spool.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -478,3 +479,20 @@ def test_closing_does_not_wait_for_a_late_call(isolated_project: Path) -> None:
         assert time.monotonic() - began < 120.0 and not answer.is_set()
     finally:
         answer.set()
+
+
+def test_the_human_summary_says_whose_figures_it_shows(isolated_project: Path) -> None:
+    from wattwise.cli.commands.tune import summary
+
+    result = wattwise.tune(
+        lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=2, seed=1,
+        run_options={"meters": [FakeMeter({"gpu:0": 20.0})], "emit_warnings": False},
+    )  # fmt: skip
+    assert result.record.summary_source is None  # a healthy ledger: its figures
+    healthy = summary(result)
+    assert "Figures:" not in healthy and "(from the ledger):" in healthy
+    source = "the driver's own: The ledger at /x did not answer within 5 s"
+    shown = summary(dataclasses.replace(result, summary={**result.summary,
+                                                         "summary_source": source}))  # fmt: skip
+    assert f"  Figures: {source}; the runs reach the ledger from the spool" in shown
+    assert "(the driver's figures):" in shown and "(from the ledger)" not in shown

@@ -177,7 +177,8 @@ def summary(result: Any) -> str:
         for p in data["pareto"]
     ]  # fmt: skip
     if rows:
-        lines.append("  Pareto front, value against energy (from the ledger):")
+        source = "the driver's figures" if data.get("summary_source") else "from the ledger"
+        lines.append(f"  Pareto front, value against energy ({source}):")
         table = fmt.table(["TRIAL", "STATE", "VALUE", "ENERGY", "RUN"], rows)
         lines.extend("    " + line for line in table.splitlines())
     nodes = data.get("nodes") or {}
