@@ -19,6 +19,16 @@ hands work to it:
   mount), and ``finish()`` returns the result. A daemon thread stuck in a system call does
   not keep the process from exiting.
 
+Once a write has not come back in time, the ledger is *known to hang* in this process (keyed
+by the store's URL, :func:`ledger_key`): later runs to it wait only :data:`PROBE_WAIT_S`
+(50 ms) for their start, final and artifact writes, instead of paying the full waits afresh.
+Each such run still hands its writes to its own writer thread, which is the probe: as soon as
+any write to that ledger that began at or after the one that did not come back returns (the
+stuck call itself, or a later run's write to a ledger that answers again), the mark is
+cleared and runs wait as before. Only a write that does not come back marks a ledger: a
+locked one fails within its busy timeout, spools and marks nothing (a lock usually clears in
+seconds, so each run tries it afresh). Strict mode keeps the full waits.
+
 Costs, stated: a flush that was in flight when ``finish()`` gave up is spooled too; if that
 write completes after all (the ledger comes back while the process lives on), its samples
 and metric points are in the ledger twice once the spool is merged.
@@ -28,6 +38,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import os
 import threading
 import time
@@ -43,6 +54,8 @@ from wattwise.tracking._writer import LedgerWriter, spool_header
 FINAL_WAIT_S = 5.0
 #: How long the emergency spool may take before the run's records are given up.
 SPOOL_WAIT_S = 2.0
+#: What a run waits for a write to a ledger known to hang (it still hands the write over).
+PROBE_WAIT_S = 0.05
 
 Payload = tuple[dict[str, Any], Sequence[ComponentEnergy], list[Any], list[Any]]
 
@@ -124,6 +137,47 @@ def spool_late(
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Hang:
+    since: float  # time.monotonic() at which the write that did not come back began
+    owner: int  # the serial number of the WriterThread that saw it
+
+
+_hung_lock = threading.Lock()
+_serials = itertools.count()
+#: Ledgers known to hang in this process: ledger key -> the write that did not come back.
+_hung: dict[str, _Hang] = {}
+
+
+def ledger_key(writer: LedgerWriter) -> str:
+    """What identifies the ledger of ``writer`` in this process: its store's URL."""
+    try:
+        return writer.store.url
+    except Exception:  # a store without a URL: its file
+        return os.path.abspath(writer.path)
+
+
+def known_hung(key: str) -> bool:
+    """Whether a write to the ledger ``key`` did not come back in time and none since has."""
+    with _hung_lock:
+        return key in _hung
+
+
+def _mark_hung(key: str, since: float, owner: int) -> None:
+    with _hung_lock:
+        if key not in _hung or _hung[key].since > since:
+            _hung[key] = _Hang(since, owner)
+
+
+def _answered(key: str, began: float) -> None:
+    """A write to ``key`` that began at ``began`` came back: the ledger answers again if it
+    began no earlier than the write that did not."""
+    with _hung_lock:
+        hang = _hung.get(key)
+        if hang is not None and began >= hang.since:
+            del _hung[key]
+
+
 @dataclasses.dataclass(eq=False)
 class _Job:
     kind: str  # insert, flush, call, close
@@ -133,6 +187,7 @@ class _Job:
     samples: list[Any] = dataclasses.field(default_factory=list)
     metrics: list[Any] = dataclasses.field(default_factory=list)
     final: bool = False
+    began: float | None = None  # time.monotonic() when the thread took it up
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
@@ -166,6 +221,8 @@ class WriterThread:
         self.emergency_spool: Path | None = None
         #: True when the final state could go neither to the ledger nor to a spool.
         self.lost = False
+        self._key = ledger_key(writer)
+        self._serial = next(_serials)
         self._thread = threading.Thread(target=self._loop, name="wattwise-writer", daemon=True)
         self._thread.start()
 
@@ -178,8 +235,11 @@ class WriterThread:
             StoreError: Strict mode, and the insert failed or did not finish in time.
         """
         self._run = run
+        wait_s = self._bounded(wait_s)
         job = self._put(_Job("insert"))
         done = job.done.wait(wait_s)
+        if not done:
+            self._late()
         if self.writer.strict:
             if not done:
                 self._abandon()
@@ -209,7 +269,10 @@ class WriterThread:
         it was done (``done.is_set()``), its ``result`` and its ``error``.
         """
         job = self._put(_Job("call", fn=fn))
+        if wait_s is not None:
+            wait_s = self._bounded(wait_s)
         if wait_s is not None and not job.done.wait(wait_s):
+            self._late()
             with self._cond:
                 if job in self._queue:
                     self._queue.remove(job)
@@ -227,6 +290,7 @@ class WriterThread:
                 it did not finish in time.
         """
         fields, components, samples, metrics = payload
+        wait_s = self._bounded(wait_s)
         job = _Job("flush", fields=fields, components=components, samples=list(samples),
                    metrics=list(metrics), final=True)  # fmt: skip
         with self._cond:
@@ -243,6 +307,7 @@ class WriterThread:
             if job.error is not None and self.writer.strict:
                 raise job.error
             return True
+        self._late()
         self._spool_final(job, wait_s)
         if self.writer.strict:
             raise StoreError(self._late_text("The final write", wait_s))
@@ -268,6 +333,7 @@ class WriterThread:
                 if self._abandoned:
                     return
                 job = self._busy = self._queue.popleft()
+            job.began = began = time.monotonic()
             try:
                 job.result = self._do(job)
             except BaseException as err:  # strict mode, or a bug: kept for the caller
@@ -275,6 +341,7 @@ class WriterThread:
                 if job.kind == "flush" and not job.final:  # nobody waits for a flush
                     self._warn(f"write:{type(err).__name__}", f"writing the run failed "
                                f"(retried at the next flush, said once): {err}")  # fmt: skip
+            _answered(self._key, began)  # it came back, whatever it did: the ledger answers
             with self._cond:
                 self._busy = None
                 job.done.set()
@@ -306,6 +373,30 @@ class WriterThread:
             return job.fn(writer)
         writer.close()
         return None
+
+    # -- a ledger known to hang ----------------------------------------------------------
+
+    def _bounded(self, wait_s: float) -> float:
+        """``wait_s``, or :data:`PROBE_WAIT_S` when another run found the ledger hangs (and
+        no write has come back since). The run that found it waits as before; so does
+        strict mode."""
+        if self.writer.strict or wait_s <= PROBE_WAIT_S:
+            return wait_s
+        with _hung_lock:
+            hang = _hung.get(self._key)
+        if hang is None or hang.owner == self._serial:
+            return wait_s
+        self._probed = True
+        return PROBE_WAIT_S
+
+    _probed = False
+
+    def _late(self) -> None:
+        """A wait ran out: the write this thread is on (if any) did not come back in time."""
+        with self._cond:
+            busy = self._busy
+            since = busy.began if busy is not None else None
+        _mark_hung(self._key, since if since is not None else time.monotonic(), self._serial)
 
     # -- giving up ----------------------------------------------------------------------
 
@@ -352,7 +443,11 @@ class WriterThread:
             self.emergency_spool = path
 
     def _late_text(self, what: str, wait_s: float) -> str:
+        why = (
+            "a write to it earlier in this process has not come back: a hung disk or network "
+            "mount?" if self._probed else "a hung disk or network mount?"
+        )  # fmt: skip
         return (
             f"{what} of run {self.writer.run_id[:8]} to the ledger {self.writer.path} did not "
-            f"finish within {wait_s:g} s (a hung disk or network mount?)"
+            f"finish within {wait_s:g} s ({why})"
         )
