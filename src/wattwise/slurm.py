@@ -66,10 +66,13 @@ COVERS = {
     ),
 }
 
-_JOB = re.compile(r"(?:slurm:)?(\d+(?:_\d+)?)(?:\.([A-Za-z0-9_-]+))?")
+#: A reference: ``812``, ``812.0``, ``700_3``, ``900+1`` (a heterogeneous job's component),
+#: ``slurm:900+1.0``; sacct's ``812.0+1`` (a component of a heterogeneous step) is step 0.
+_JOB = re.compile(r"(?:slurm:)?(\d+(?:_\d+|\+\d+)?)(?:\.([A-Za-z0-9_-]+)(?:\+\d+)?)?")
 #: A line's JobID: ``812``, ``812.0``, ``700_3.batch``, ``700_[4-9]`` (pending array
-#: tasks), ``900+1.0`` (a heterogeneous job's component).
-_SACCT_JOB = re.compile(r"(\d+(?:_\d+|_\[[^\]]*\])?(?:\+\d+)?)(?:\.([A-Za-z0-9_-]+))?")
+#: tasks), ``900+1.0`` (a heterogeneous job's component), ``812.0+1`` (a component of a
+#: heterogeneous step of an ordinary job: its step is ``0+1``).
+_SACCT_JOB = re.compile(r"(\d+(?:_\d+|_\[[^\]]*\])?(?:\+\d+)?)(?:\.([A-Za-z0-9_-]+(?:\+\d+)?))?")
 _ELAPSED = re.compile(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)(?:\.\d+)?")
 
 
@@ -82,9 +85,11 @@ class SacctStep:
     """One line of ``sacct``: the job's allocation (``step`` None) or one of its steps.
 
     Attributes:
-        job_id: As sacct printed it (``812``, ``812.0``, ``812.batch``, ``700_3.0``).
-        job: The job part (``812``, ``700_3``).
-        step: The step part (``0``, ``batch``, ``extern``), None for the allocation line.
+        job_id: As sacct printed it (``812``, ``812.0``, ``812.batch``, ``700_3.0``,
+            ``900+1.0``, ``812.0+1``).
+        job: The job part (``812``, ``700_3``, ``900+1``: a heterogeneous job's component).
+        step: The step part (``0``, ``batch``, ``extern``, ``0+1``: a component of a
+            heterogeneous step), None for the allocation line.
         name: JobName.
         node_list: NodeList (compressed, as SLURM prints it).
         elapsed_s: Elapsed in seconds, None when it does not parse.
@@ -178,7 +183,10 @@ def _tres(text: str) -> dict[str, str]:
 
 def parse_job_ref(ref: str) -> tuple[str, str | None]:
     """``(job, step)`` of a SLURM job reference: ``812`` -> ``("812", None)``,
-    ``slurm:812.0`` -> ``("812", "0")``, ``700_3.batch`` -> ``("700_3", "batch")``.
+    ``slurm:812.0`` -> ``("812", "0")``, ``700_3.batch`` -> ``("700_3", "batch")``,
+    ``900+1.0`` -> ``("900+1", "0")`` (component 1 of heterogeneous job 900); sacct's
+    ``812.0+1`` (component 1 of a heterogeneous step) -> ``("812", "0")``, the step the
+    ledger holds as one job.
 
     Raises:
         InvalidParameterError: ``ref`` is not one of those shapes.
@@ -187,7 +195,8 @@ def parse_job_ref(ref: str) -> tuple[str, str | None]:
     if match is None:
         msg = (
             f"{ref!r} is not a SLURM job: give its id as sacct prints it (812, 812.0, "
-            "700_3 for an array task) or the ledger's job id (slurm:812.0)"
+            "700_3 for an array task, 900+1 for a heterogeneous job's component) or the "
+            "ledger's job id (slurm:812.0)"
         )
         raise InvalidParameterError(msg)
     return match.group(1), match.group(2)
@@ -283,6 +292,9 @@ class StepReconciliation:
             measure it (see ``note``).
         difference_j: ``sacct_energy_j - ledger_energy_j``, None without SLURM's figure.
         note: Why SLURM's figure is missing, when it is.
+        sacct_lines: The JobIDs of sacct's lines compared (the step's own, or one per
+            component of a heterogeneous step: ``812.0+0``, ``812.0+1``, whose energies
+            are added).
     """
 
     ledger_job_id: str
@@ -292,6 +304,7 @@ class StepReconciliation:
     sacct_energy_j: float | None
     difference_j: float | None
     note: str | None
+    sacct_lines: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -368,16 +381,36 @@ def ledger_energy_j(job_id: str, runs: Sequence[RunRecord]) -> float:
 
 
 def _ledger_jobs(store: BaseRunStore, job: str, step: str | None) -> dict[str, str]:
-    """``{ledger job id: sacct step id}`` of the SLURM job ``job`` (one step if given)."""
+    """``{ledger job id: sacct step id}`` of the SLURM job ``job`` (one step if given).
+
+    A heterogeneous job's leader id (``900``) takes in every component's steps
+    (``slurm:900+0.batch``, ``slurm:900+1.0``); ``900+1`` is that component's alone.
+    """
     if step is not None:
         wanted = f"slurm:{job}.{step}"
         return {wanted: f"{job}.{step}"} if store.count_runs(job_id=wanted) else {}
-    prefix = f"slurm:{job}."
+    prefixes = (f"slurm:{job}.", f"slurm:{job}+") if job.isdigit() else (f"slurm:{job}.",)
     found: dict[str, str] = {}
     for row in store.aggregate("job", top_level=False):
-        if row.group is not None and row.group.startswith(prefix):
+        if row.group is not None and row.group.startswith(prefixes):
             found[row.group] = row.group.removeprefix("slurm:")
     return dict(sorted(found.items()))
+
+
+def _in_job(row: SacctStep, job: str) -> bool:
+    """Whether sacct's line ``row`` belongs to ``job`` (a leader's id takes in every
+    component of its heterogeneous job)."""
+    return row.job == job or (job.isdigit() and row.job.startswith(f"{job}+"))
+
+
+def _step_rows(by_step: Mapping[str, SacctStep], sacct_step: str) -> list[SacctStep]:
+    """sacct's lines for one step: its own line, else the lines of its heterogeneous
+    components (``812.0+0``, ``812.0+1``: one ``srun a : b``, one ledger job)."""
+    row = by_step.get(sacct_step)
+    if row is not None:
+        return [row]
+    prefix = f"{sacct_step}+"
+    return [r for key, r in sorted(by_step.items()) if key.startswith(prefix)]
 
 
 def _named_ledger_job(store: BaseRunStore, ref: str) -> tuple[str, str] | None:
@@ -408,11 +441,12 @@ _NOT_ENDED = ("PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "COMPLE
 
 
 def _check_ended(
-    ledger_job: str, step: str, runs: Sequence[RunRecord], row: SacctStep | None
+    ledger_job: str, step: str, runs: Sequence[RunRecord], rows: Sequence[SacctStep]
 ) -> None:
     """Refuse a comparison while the step runs: both figures would still grow."""
     running = [r for r in runs if str(r.status) == "running"]
-    state = row.state.split()[0] if row is not None and row.state else ""
+    states = [row.state.split()[0] for row in rows if row.state]
+    state = next((x for x in states if x in _NOT_ENDED), "")
     if running or state in _NOT_ENDED:
         why = (
             f"sacct says {state}" if state in _NOT_ENDED
@@ -425,10 +459,22 @@ def _check_ended(
         raise SacctError(msg)
 
 
-def _why_not_measured(row: SacctStep | None, plugin: str | None, plugin_read: bool) -> str | None:
-    """None when SLURM's figure for ``row`` is a measurement, else why it is not."""
-    if row is None:
+def _why_not_measured(
+    rows: Sequence[SacctStep], plugin: str | None, plugin_read: bool
+) -> str | None:
+    """None when SLURM's figure for ``rows`` (one step's lines: one, or one per
+    heterogeneous component) is a measurement, else why it is not."""
+    if not rows:
         return "sacct has no line for this step"
+    for row in rows:
+        why = _why_row_not_measured(row, plugin, plugin_read)
+        if why is not None:
+            return why if len(rows) == 1 else f"{row.job_id}: {why}"
+    return None
+
+
+def _why_row_not_measured(row: SacctStep, plugin: str | None, plugin_read: bool) -> str | None:
+    """None when SLURM's figure for ``row`` is a measurement, else why it is not."""
     if row.energy_j is None:
         return (
             "not measured by SLURM: sacct's ConsumedEnergyRaw is empty (the cluster has no "
@@ -463,9 +509,11 @@ def reconcile(
 
     Args:
         store: The ledger (writable when ``annotate``).
-        ref: ``812`` (every step the ledger has), ``812.0`` / ``slurm:812.0`` (one step),
-            ``700_3`` (an array task), or the id of a ledger job that ran as one SLURM
-            step under another name (``WATTWISE_JOB_ID``; its runs' SLURM facts say which).
+        ref: ``812`` (every step the ledger has; for a heterogeneous job, every step of
+            every component), ``812.0`` / ``slurm:812.0`` (one step), ``700_3`` (an array
+            task), ``900+1`` (a heterogeneous job's component), ``900+1.0`` (one of its
+            steps), or the id of a ledger job that ran as one SLURM step under another
+            name (``WATTWISE_JOB_ID``; its runs' SLURM facts say which).
         sacct_output: sacct's output for the job, already saved (``--sacct-file``); None
             runs ``sacct`` (and ``scontrol show config`` for the energy plugin).
         sacct, scontrol: The programs to run.
@@ -499,12 +547,13 @@ def reconcile(
         )
         raise RunNotFoundError(msg)
     if sacct_output is None:
-        text = run_sacct(job, sacct=sacct, env=env)
+        # sacct -j takes plain ids; a component's lines come with its leader's.
+        text = run_sacct(job.split("+")[0], sacct=sacct, env=env)
         plugin = energy_plugin(scontrol=scontrol, env=env)
         plugin_read = plugin is not None
     else:
         text, plugin_read = sacct_output, plugin is not None
-    rows = [r for r in parse_sacct(text) if r.job == job]
+    rows = [r for r in parse_sacct(text) if _in_job(r, job)]
     if not rows:
         msg = (
             f"sacct printed nothing for SLURM job {job}: it is unknown to this cluster's "
@@ -515,16 +564,17 @@ def reconcile(
     steps: list[StepReconciliation] = []
     for ledger_job, sacct_step in ledger_jobs.items():
         runs = store.list_runs(job_id=ledger_job)
-        row = by_step.get(sacct_step)
-        _check_ended(ledger_job, sacct_step, runs, row)
+        step_rows = _step_rows(by_step, sacct_step)
+        _check_ended(ledger_job, sacct_step, runs, step_rows)
         ours = ledger_energy_j(ledger_job, runs)
-        note = _why_not_measured(row, plugin, plugin_read)
-        theirs = row.energy_j if row is not None and note is None else None
+        note = _why_not_measured(step_rows, plugin, plugin_read)
+        theirs = sum(r.energy_j or 0.0 for r in step_rows) if note is None else None
         steps.append(
             StepReconciliation(
                 ledger_job_id=ledger_job, step=sacct_step, run_ids=tuple(r.id for r in runs),
                 ledger_energy_j=ours, sacct_energy_j=theirs,
                 difference_j=None if theirs is None else theirs - ours, note=note,
+                sacct_lines=tuple(r.job_id for r in step_rows),
             )
         )  # fmt: skip
     ledger_total = sum(s.ledger_energy_j for s in steps)

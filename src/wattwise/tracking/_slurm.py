@@ -13,6 +13,18 @@ display form: the job id, or ``<array job id>_<array task id>`` for a task of an
 ``extern`` for the external step. So ``srun --ntasks 2`` makes one job of two ranks, and
 two ``srun`` steps of one batch script are two jobs (``slurm:812.0``, ``slurm:812.1``),
 as ``sacct`` counts them.
+
+A heterogeneous job (``sbatch ... : ...``, ``#SBATCH hetjob``) is one job of several
+components, each with its own job id (``SLURM_JOB_ID``) beside the leader's
+(``SLURM_HET_JOB_ID``); ``sacct`` names its lines ``<leader>+<offset>[.<step>]``
+(``900+0.batch``, ``900+1.0``), and so does the identity: ``slurm:900+1.0`` is step 0 of
+component 1 of job 900, whatever component 1's own job id (901) is. The component's offset
+is the one whose ``SLURM_JOB_ID_HET_GROUP_<n>`` is this process's job id, else
+``SLURM_HET_JOB_OFFSET``; the leader (job id = the leader's id) is offset 0. A component
+whose offset cannot be known that way keeps its own ``slurm:<job id>.<step>``: never a
+guessed offset. A heterogeneous *step* of an ordinary job (``srun a : b`` in one
+allocation) is one step of that job (``slurm:812.0``); sacct splits it into ``812.0+0``,
+``812.0+1`` and :mod:`wattwise.slurm` adds those up.
 """
 
 from __future__ import annotations
@@ -66,11 +78,51 @@ def _step(environ: Mapping[str, str]) -> str:
     return "batch" if environ.get("ENVIRONMENT") == "BATCH" else "interactive"
 
 
+def het_component(environ: Mapping[str, str]) -> tuple[int, int] | None:
+    """``(leader job id, component offset)`` of a heterogeneous job's component; None
+    outside one, or when the offset cannot be known (see the module's text).
+
+    ``SLURM_HET_JOB_ID`` is the leader's id in every component (the batch script runs in
+    component 0). The offset is ``n`` where ``SLURM_JOB_ID_HET_GROUP_<n>`` equals this
+    process's ``SLURM_JOB_ID`` (srun and sbatch list every component's id that way), else
+    ``SLURM_HET_JOB_OFFSET`` when it agrees with the ids (0 exactly when this job is the
+    leader), else 0 for the leader itself. None too when several components share this
+    job id (a heterogeneous step of an ordinary job) or the ids contradict each other.
+    """
+    job = _first(environ, "SLURM_JOB_ID", "SLURM_JOBID")
+    leader = _first(environ, "SLURM_HET_JOB_ID", "SLURM_PACK_JOB_ID")
+    if job is None or leader is None or not (_DIGITS.fullmatch(job) and _DIGITS.fullmatch(leader)):
+        return None
+    job_id, leader_id = int(job), int(leader)
+    groups = []
+    for name, value in environ.items():
+        match = re.fullmatch(r"SLURM_JOB_ID_HET_GROUP_(\d+)", name)
+        if match is not None and value.strip().isdigit() and int(value) == job_id:
+            groups.append(int(match.group(1)))
+    if len(groups) > 1:
+        # Several components with this one job id: a heterogeneous step of an ordinary
+        # job (srun a : b), which is one step of that job, not a heterogeneous job.
+        return None
+    if len(groups) == 1:
+        offset = groups[0]
+        # The leader is component 0 and only it: ids that say otherwise are not trusted.
+        return (leader_id, offset) if (offset == 0) == (job_id == leader_id) else None
+    raw = _first(environ, "SLURM_HET_JOB_OFFSET", "SLURM_PACK_JOB_OFFSET")
+    if raw is not None and _DIGITS.fullmatch(raw):
+        offset = int(raw)
+        return (leader_id, offset) if (offset == 0) == (job_id == leader_id) else None
+    return (leader_id, 0) if job_id == leader_id else None
+
+
 def _job_part(environ: Mapping[str, str]) -> str | None:
-    """``<job id>`` or ``<array job id>_<array task id>``; None outside a valid SLURM job."""
+    """``<job id>``, ``<array job id>_<array task id>`` or ``<leader>+<offset>`` (a
+    heterogeneous job's component); None outside a valid SLURM job."""
     job = _first(environ, "SLURM_JOB_ID", "SLURM_JOBID")
     if job is None or not _DIGITS.fullmatch(job):
         return None
+    component = het_component(environ)
+    if component is not None:
+        return f"{component[0]}+{component[1]}"
     array_job = _first(environ, "SLURM_ARRAY_JOB_ID")
     array_task = _first(environ, "SLURM_ARRAY_TASK_ID")
     if (
@@ -87,7 +139,8 @@ def slurm_job_id(environ: Mapping[str, str]) -> str | None:
     """The job identity of a process SLURM started, or None outside SLURM.
 
     ``slurm:<job>.<step>``: ``slurm:812.0`` (step 0 of job 812), ``slurm:812.batch`` (its
-    batch script), ``slurm:700_3.0`` (step 0 of task 3 of array job 700). None when
+    batch script), ``slurm:700_3.0`` (step 0 of task 3 of array job 700),
+    ``slurm:900+1.0`` (step 0 of component 1 of heterogeneous job 900). None when
     ``SLURM_JOB_ID`` is unset or not a number (a SLURM job id always is).
     """
     job = _job_part(environ)
@@ -151,8 +204,10 @@ def slurm_facts(environ: Mapping[str, str]) -> dict[str, Any] | None:
 
     Keys (each None when SLURM did not set it; integers as int, anything else as the text
     SLURM gave): ``job_id`` (the identity, as :func:`slurm_job_id`), ``slurm_job_id``
-    (SLURM's numeric id of this job or array task), ``step``, ``array_job_id``,
-    ``array_task_id``, ``job_name``, ``cluster``, ``partition``, ``account``, ``qos``,
+    (SLURM's numeric id of this job, array task or heterogeneous component), ``step``,
+    ``array_job_id``, ``array_task_id``, ``het_job_id`` and ``het_job_offset`` (the
+    leader's id and this component's offset, as :func:`het_component` finds them),
+    ``job_name``, ``cluster``, ``partition``, ``account``, ``qos``,
     ``node_list`` (compressed, as SLURM gave it), ``nodes`` (expanded, or None when too
     long or unparseable), ``nnodes``, ``step_node_list``, ``node`` (this task's node name),
     ``ntasks``, ``procid`` (global rank), ``localid`` (rank on this node), ``nodeid``
@@ -165,6 +220,7 @@ def slurm_facts(environ: Mapping[str, str]) -> dict[str, Any] | None:
     job_id = slurm_job_id(environ)
     if job_id is None:
         return None
+    component = het_component(environ)
     node_list = _first(environ, "SLURM_JOB_NODELIST", "SLURM_NODELIST")
     cpus_per_node = _first(environ, "SLURM_JOB_CPUS_PER_NODE")
     allocation: dict[str, Any] = {
@@ -189,6 +245,10 @@ def slurm_facts(environ: Mapping[str, str]) -> dict[str, Any] | None:
         "step": _step(environ),
         "array_job_id": _number(environ, "SLURM_ARRAY_JOB_ID"),
         "array_task_id": _number(environ, "SLURM_ARRAY_TASK_ID"),
+        "het_job_id": (
+            component[0] if component is not None else _number(environ, "SLURM_HET_JOB_ID")
+        ),
+        "het_job_offset": component[1] if component is not None else None,
         "job_name": _first(environ, "SLURM_JOB_NAME"),
         "cluster": _first(environ, "SLURM_CLUSTER_NAME"),
         "partition": _first(environ, "SLURM_JOB_PARTITION"),

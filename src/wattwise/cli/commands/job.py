@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from wattwise.cli import _format as fmt
+
+if TYPE_CHECKING:
+    from wattwise.slurm import Reconciliation, StepReconciliation
 
 HELP = "SLURM jobs: reconcile the ledger's energy with SLURM's accounting (sacct)"
 
@@ -43,9 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     rec.add_argument(
         "job", metavar="JOB",
-        help="SLURM job id as sacct prints it: 812 (every step in the ledger), 812.0 (one "
-        "step), 700_3 (an array task), or the ledger's job id (slurm:812.0, or a "
-        "WATTWISE_JOB_ID the job ran under inside SLURM)",
+        help="SLURM job id as sacct prints it: 812 (every step in the ledger; a "
+        "heterogeneous job's leader id: every component's steps), 812.0 (one step), 700_3 "
+        "(an array task), 900+1 (one component of a heterogeneous job), or the ledger's job "
+        "id (slurm:812.0, or a WATTWISE_JOB_ID the job ran under inside SLURM)",
     )  # fmt: skip
     rec.add_argument(
         "--sacct-file", metavar="FILE", default=None,
@@ -95,13 +100,17 @@ def main(args: argparse.Namespace) -> int:
         )
         if step.difference_j is not None:
             line += f"; difference (sacct - ledger) {_signed(step.difference_j)}"
+        if len(step.sacct_lines) > 1:  # a heterogeneous step: sacct's components, added
+            line += f" (sacct lines {', '.join(fmt.safe(x) for x in step.sacct_lines)})"
         lines.append(line)
         if step.note:
             lines.append(f"    {fmt.safe(step.note)}")
-    others = [s for s in result.sacct_steps if s.job_id not in {t.step for t in result.steps}]
+    compared = {x for t in result.steps for x in (t.step, *t.sacct_lines)}
+    others = [s for s in result.sacct_steps if s.job_id not in compared]
     if others:
         listed = ", ".join(f"{s.job_id} ({s.name}, {s.state})" for s in others)
         lines.append(f"  not in the ledger: {listed}")
+    lines.extend(_components(result))
     if result.sacct_energy_j is not None and result.difference_j is not None:
         lines.append(
             f"Total: ledger {fmt.energy(result.ledger_energy_j)}, sacct "
@@ -125,6 +134,30 @@ def main(args: argparse.Namespace) -> int:
         )
     print(fmt.lines(lines))
     return 0
+
+
+def _components(result: Reconciliation) -> list[str]:
+    """One line per component of a heterogeneous job (none for an ordinary job)."""
+    parts: dict[str, list[StepReconciliation]] = {}
+    for step in result.steps:
+        job = step.step.split(".")[0]
+        if "+" in job:
+            parts.setdefault(job, []).append(step)
+    if len(parts) < 2:
+        return []
+    lines = []
+    for job, steps in sorted(parts.items()):
+        ours = sum(s.ledger_energy_j for s in steps)
+        theirs = (
+            fmt.energy(sum(s.sacct_energy_j or 0.0 for s in steps))
+            if all(s.sacct_energy_j is not None for s in steps)
+            else "not measured by SLURM"
+        )
+        lines.append(
+            f"Component {fmt.safe(job)}: {len(steps)} step(s), ledger {fmt.energy(ours)}; "
+            f"sacct {theirs}"
+        )
+    return lines
 
 
 def _signed(joules: float) -> str:
