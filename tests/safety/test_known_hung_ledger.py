@@ -203,7 +203,7 @@ def _wait_for(condition: Any, what: str) -> None:
 
 def _track(store: Any, name: str, **kwargs: Any) -> wattwise.Run:
     return wattwise.track(name, store=store, interval_s=0.05, flush_s=0.1,
-                          meters=[FakeMeter({"cpu:0": 20.0})], **kwargs)  # fmt: skip
+                          meters=[FakeMeter({"gpu:0": 20.0})], **kwargs)  # fmt: skip
 
 
 def test_the_stuck_write_returning_ends_the_short_waits(
@@ -235,7 +235,8 @@ def test_the_stuck_write_returning_ends_the_short_waits(
         merge_spools(store)
         stored = {r.name: r for r in store.list_runs()}
         assert set(stored) == {"first", "second", "third"}
-        assert all(r.status is RunStatus.FINISHED and r.energy_j > 0 for r in stored.values())
+        got = [(r.name, r.status, r.energy_j) for r in stored.values()]
+        assert all(r.status is RunStatus.FINISHED and r.energy_j > 0 for r in stored.values()), got
     finally:
         store.close()
 
