@@ -13,18 +13,23 @@ subclass plus one registration:
   (the entry point's name must equal the class's ``name``);
 * at run time (tests, notebooks): ``register_meter(AcmeGpuMeter)``.
 
-Plug-ins are loaded on first use, once per process. A plug-in that fails to load, or whose
-class breaks the rules, never stops selection: it is listed by ``probe_all`` as unavailable
-with the reason, and skipped.
+Plug-ins are loaded on first use, once per process. Before the full entry-point scan of
+``importlib.metadata`` (tens of milliseconds on every ``wattwise run``), the folders on
+``sys.path`` are searched for a distribution whose ``entry_points.txt`` names the group at
+all; only when one does (or when the path holds something this search cannot read: a zip
+archive, a finder that lists distributions of its own) is the full scan made. A plug-in
+that fails to load, or whose class breaks the rules, never stops selection: it is listed by
+``probe_all`` as unavailable with the reason, and skipped.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.metadata
+import importlib.machinery
 import os
 import re
+import sys
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -163,9 +168,49 @@ def _builtins() -> dict[str, MeterEntry]:
     return _REGISTRY.builtins
 
 
+def _may_declare_plugins() -> bool:
+    """False only when no distribution on ``sys.path`` can declare a ``wattwise.meters``
+    entry point: every readable ``*.dist-info``/``*.egg-info`` folder's ``entry_points.txt``
+    lacks the group's name, no path entry is a file (a zip archive, read by
+    ``importlib.metadata`` but not here), and no import finder but the standard one lists
+    distributions. Any doubt answers True, and the full scan decides.
+    """
+    for finder in sys.meta_path:
+        if finder is not importlib.machinery.PathFinder and hasattr(finder, "find_distributions"):
+            return True
+    for entry in dict.fromkeys(sys.path):
+        folder = entry or "."
+        try:
+            names = os.listdir(folder)
+        except NotADirectoryError:
+            return True
+        except OSError:  # absent or unreadable: importlib.metadata finds nothing there either
+            if os.path.isfile(folder):
+                return True
+            continue
+        for name in names:
+            if not name.lower().endswith((".dist-info", ".egg-info")):
+                continue
+            path = os.path.join(folder, name, "entry_points.txt")
+            try:
+                with open(path, "rb") as handle:
+                    text = handle.read()
+            except (FileNotFoundError, NotADirectoryError):  # none, or a one-file .egg-info
+                continue
+            except OSError:
+                return True
+            if ENTRY_POINT_GROUP.encode() in text:
+                return True
+    return False
+
+
 def _load_plugins() -> dict[str, MeterEntry]:
     found: dict[str, MeterEntry] = {}
     try:
+        if not _may_declare_plugins():
+            return found
+        import importlib.metadata
+
         eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
     except Exception as err:  # a broken installation must not stop measuring
         return {
