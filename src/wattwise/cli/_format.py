@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from wattwise._spelling import cli_spelling
 from wattwise._units import carbon, duration, energy, method_label
-from wattwise.store import BaseRunStore, ComponentEnergy
+
+if TYPE_CHECKING:  # for annotations only: every command imports this, and most need no ledger
+    from wattwise.store import BaseRunStore, ComponentEnergy
 
 __all__ = ["carbon", "cli_spelling", "component_line", "document", "duration", "energy",
            "ledger", "lines", "method_label", "safe", "table", "with_band"]  # fmt: skip

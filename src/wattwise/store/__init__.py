@@ -23,26 +23,25 @@ from wattwise.store._base import (
     declared_role,
     get_store,
 )
-from wattwise.store._footprint import (
-    Footprint,
-    GroupFootprint,
-    Totals,
-    footprint_by,
-    footprint_role,
-    last_metrics,
-    project_footprint,
-    role_of,
-    store_footprint,
-)
 from wattwise.store._liveness import identity
 from wattwise.store._locate import find_project_root, ledger_path
-from wattwise.store._memory import MemoryRunStore
 from wattwise.store._model import ComponentEnergy, RunRecord, RunStatus, iso_utc, login_name
 from wattwise.store._reuse import ReuseEvent, ReuseTotals
 from wattwise.store._schema import SCHEMA_VERSION
 from wattwise.store._sqlite import STALE_AFTER_S, SQLiteRunStore
 
 if TYPE_CHECKING:
+    from wattwise.store._footprint import (
+        Footprint,
+        GroupFootprint,
+        Totals,
+        footprint_by,
+        footprint_role,
+        last_metrics,
+        project_footprint,
+        role_of,
+        store_footprint,
+    )
     from wattwise.store._hit_spool import (
         HitSpool,
         KeptFile,
@@ -52,6 +51,7 @@ if TYPE_CHECKING:
         read_kept_hits,
         replay_hits,
     )
+    from wattwise.store._memory import MemoryRunStore
     from wattwise.store._spool import (
         Merged,
         Spool,
@@ -73,8 +73,15 @@ if TYPE_CHECKING:
     )
 
 # The spool's names load on first use: a run that never spools never imports it; the kept
-# cache hits' and the transfer's (ledger export and import) likewise.
+# cache hits' and the transfer's (ledger export and import) likewise, and the footprint's
+# and the in-memory ledger's, which `wattwise run` never needs.
 _LAZY: _lazy.LazyTable = {
+    **dict.fromkeys(
+        ("Footprint", "GroupFootprint", "Totals", "footprint_by", "footprint_role",
+         "last_metrics", "project_footprint", "role_of", "store_footprint"),
+        "wattwise.store._footprint",
+    ),
+    "MemoryRunStore": "wattwise.store._memory",
     **dict.fromkeys(
         ("Merged", "Spool", "SpoolFile", "merge_spools", "pending_spools", "read_spool"),
         "wattwise.store._spool",
