@@ -58,8 +58,12 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(msg)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, one sub-parser per verb."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, one sub-parser per verb; with ``only``, that verb's sub-parser alone.
+
+    Each verb's module is imported to build its sub-parser, and all of them together cost
+    ``wattwise run`` more than a tenth of a second; :func:`_verb_of` says when one is enough.
+    """
     common = _Parser(add_help=False)
     parser = _Parser(
         prog="wattwise",
@@ -78,12 +82,45 @@ def build_parser() -> argparse.ArgumentParser:
             help="show the traceback of an error",
         )  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         module = importlib.import_module(f"wattwise.cli.commands.{name}")
         verb = sub.add_parser(name, help=module.HELP, description=module.HELP, parents=[common])
         module.add_arguments(verb)
         verb.set_defaults(handler=module.main)
     return parser
+
+
+def _verb_of(args_list: Sequence[str]) -> str | None:
+    """The verb when only wattwise's value-free forms precede it (``--debug``, ``--store
+    PATH``, ``--store=PATH``), else None: anything else (``--help``, ``--version``, an
+    abbreviated option, an unknown verb) is left to the full parser, which lists every verb.
+    """
+    tokens = iter(args_list)
+    for token in tokens:
+        if token == "--debug" or token.startswith("--store="):
+            continue
+        if token == "--store":
+            next(tokens, None)
+            continue
+        return token if token in COMMANDS else None
+    return None
+
+
+def _parse(args_list: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """``parse_known_args`` with the parser of the one verb asked for when that is known, so
+    that a run imports no other verb's module; the full parser for anything else, for every
+    error (its message lists what the full parser would) and when the two could disagree.
+    """
+    verb = _verb_of(args_list)
+    if verb is not None:
+        try:
+            args, extra = build_parser(only=verb).parse_known_args(args_list)
+        except UsageError:
+            pass  # the full parser below says it, exactly as without this shortcut
+        else:
+            if getattr(args, "command", None) == verb:
+                return args, extra
+    return build_parser().parse_known_args(args_list)
 
 
 def _debug_requested(args_list: Sequence[str]) -> bool:
@@ -113,8 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args_list)
     try:
-        parser = build_parser()
-        args, extra = parser.parse_known_args(args_list)
+        args, extra = _parse(args_list)
         if extra:
             verb = f"wattwise {args.command}" if getattr(args, "command", None) else "wattwise"
             msg = f"unrecognized arguments: {' '.join(extra)} (see '{verb} --help')"
