@@ -39,15 +39,16 @@ def ledger_url(store: BaseRunStore | str | None, owner: str) -> str:
     """The URL of the ledger that trials on other processes and nodes must write to.
 
     Resolved in the driver (Ray Tune changes a trial's working folder, so the project's
-    default ledger would not be found from there).
+    default ledger would not be found from there), without opening it: a ledger that hangs
+    (a dead mount) or is locked holds up no Ray Tune loop here.
 
     Raises:
         InvalidParameterError: ``store`` is a ``memory://`` ledger, which other processes
             cannot see.
     """
-    from wattwise.store import BaseRunStore, open_store
+    from wattwise.store import BaseRunStore, get_store
 
-    ledger = store if isinstance(store, BaseRunStore) else open_store(store)
+    ledger = store if isinstance(store, BaseRunStore) else get_store(store, defer=True)
     try:
         url = str(ledger.url)
     finally:

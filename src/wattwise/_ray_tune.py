@@ -26,10 +26,19 @@ from wattwise._ray_common import (
     study_id_for,
 )
 from wattwise.exceptions import InvalidParameterError, RunNotFoundError, StoreError
-from wattwise.tuning import Budget, RayPlacement, Spent, StudyRecord, TrialRecord, totals_by_node
+from wattwise.tuning import (
+    Budget,
+    LedgerLateError,
+    RayPlacement,
+    Spent,
+    StudyRecord,
+    TrialRecord,
+    totals_by_node,
+)
 
 if TYPE_CHECKING:
     from wattwise.store import BaseRunStore, RunRecord
+    from wattwise.tuning import StudyLedger
 
 logger = logging.getLogger("wattwise")
 
@@ -38,6 +47,18 @@ _tune: Any = importlib.import_module("ray.tune")
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+#: What the callback does when the ledger does not answer (said once, after why).
+_WITHOUT_LEDGER = (
+    "The Ray Tune experiment goes on: wattwise's books keep each trial's figures of its last "
+    "report, and the trials' and the study's runs reach the ledger from the spool "
+    "(wattwise doctor --repair merges it)."
+)
+
+
+def _warn(text: str) -> None:
+    logger.warning("wattwise: %s", text)
 
 
 def _never_raises(hook: F) -> F:
@@ -132,7 +153,7 @@ class WattwiseCallback(_tune.Callback):  # type: ignore[misc]
         #: The study record written when the experiment ended (None before).
         self.record: StudyRecord | None = None
         self._experiment: str | None = None
-        self._ledger: BaseRunStore | None = None
+        self._ledger: StudyLedger | None = None
         self._t0 = time.monotonic()
 
     # -- Ray Tune's hooks ------------------------------------------------------------------
@@ -195,7 +216,7 @@ class WattwiseCallback(_tune.Callback):  # type: ignore[misc]
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_ledger"] = None  # a connection does not travel (Tune pickles its config)
+        state["_ledger"] = None  # a connection and its thread do not travel (Tune pickles it)
         return state
 
     def get_state(self) -> dict[str, Any] | None:
@@ -226,23 +247,41 @@ class WattwiseCallback(_tune.Callback):  # type: ignore[misc]
         trial_id = str(getattr(trial, "trial_id", trial))
         return self.trials.setdefault(trial_id, TrialEnergy(trial_id))
 
-    def _store(self) -> BaseRunStore:
+    def _calls(self) -> StudyLedger:
+        """The driver's calls to the ledger: on one thread, each wait bounded (opened lazily:
+        opening reads nothing; see ``wattwise.tuning.StudyLedger``)."""
         if self._ledger is None:
-            from wattwise.store import open_store
+            from wattwise.tuning import StudyLedger, open_ledger
 
-            self._ledger = open_store(self.store_url)
+            store, owned = open_ledger(self.store_url)
+            self._ledger = StudyLedger(store, owned=owned, on_warning=_warn)
         return self._ledger
+
+    def _read(self, fn: Callable[[BaseRunStore], T], what: str) -> T | None:
+        """``fn(store)``, if the ledger answers in time; else None (said once per kind of
+        fault). A run not (yet) in the ledger raises ``RunNotFoundError``."""
+        calls = self._calls()
+        try:
+            return calls.call(fn, what=what)
+        except RunNotFoundError:
+            raise
+        except StoreError as err:
+            kind = "late" if isinstance(err, LedgerLateError) else "failed"
+            calls.warn(kind, f"{err}. {_WITHOUT_LEDGER}")
+            return None
 
     def _ended(self, books: TrialEnergy, state: str) -> None:
         books.state = state
-        if books.run_id is None:
+        run_id = books.run_id
+        if run_id is None:
             return
         try:
-            record = self._store().get_run(books.run_id)
-        except (StoreError, OSError):
-            logger.debug("wattwise: trial run %s not readable", books.run_id, exc_info=True)
+            record = self._read(lambda s: s.get_run(run_id), "read a finished trial's run")
+        except RunNotFoundError:  # not (yet) there: its worker kept it in its spool
+            logger.debug("wattwise: trial run %s not in the ledger", run_id)
             return
-        self._take(books, record)
+        if record is not None:
+            self._take(books, record)
 
     def _take(self, books: TrialEnergy, record: RunRecord) -> None:
         """Use the trial's finished run: its energy (to its end), node and state."""
@@ -263,12 +302,9 @@ class WattwiseCallback(_tune.Callback):  # type: ignore[misc]
         """Find in the ledger the runs of trials that never reported (a crash, a stop)."""
         if self.study_id is None:
             return
-        try:
-            runs = self._store().list_runs(study_id=self.study_id)
-        except (StoreError, OSError):
-            logger.debug("wattwise: the ledger is not readable", exc_info=True)
-            return
-        for record in runs:
+        study_id = self.study_id
+        runs = self._read(lambda s: s.list_runs(study_id=study_id), "read the study's trial runs")
+        for record in runs or ():
             placement = RayPlacement.from_record(record.record)
             if placement is None or placement.trial_id not in self.trials:
                 continue
@@ -283,13 +319,12 @@ class WattwiseCallback(_tune.Callback):  # type: ignore[misc]
         from wattwise.tracking import Run
 
         try:
-            try:
-                self._store().get_run(self.study_id)
-            except RunNotFoundError:
-                pass
-            except StoreError:  # no ledger (no trial wrote): the study run creates it
-                pass
-            else:
+            study_id = self.study_id
+            try:  # None: the ledger did not answer in time (the study run is written)
+                found = self._read(lambda s: s.get_run(study_id), "look for the study run")
+            except RunNotFoundError:  # also no ledger yet (no trial wrote): the run creates it
+                found = None
+            if found is not None:
                 logger.warning(
                     "wattwise: study run %s is already in the ledger (the same experiment name "
                     "in the same Ray job); its trials are there, no second study run is "

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
         default_sampler,
         tune,
     )
+    from wattwise.tuning._writer import LedgerLateError, StudyLedger, open_ledger
 
 # Loaded on first use: readers of study records (the report) need neither the tuner nor
 # the executors, and nothing here imports Optuna until a study runs.
@@ -79,6 +80,9 @@ _LAZY: _lazy.LazyTable = {
     "STUDY_RUNS_ATTR": "._storage",
     "AvoidedEstimate": "._pareto",
     "Budget": "._budget",
+    "LedgerLateError": "._writer",
+    "StudyLedger": "._writer",
+    "open_ledger": "._writer",
     "BudgetExhaustedError": "._trial",
     "RayPlacement": "._records",
     "Spent": "._budget",
@@ -117,10 +121,12 @@ __all__ = [
     "AvoidedEstimate",
     "Budget",
     "BudgetExhaustedError",
+    "LedgerLateError",
     "RayPlacement",
     "Spent",
     "StudyRecord",
     "StudyInterrupted",
+    "StudyLedger",
     "StudyRun",
     "Terminated",
     "Trial",
@@ -135,6 +141,7 @@ __all__ = [
     "pruner_settings",
     "load_module",
     "load_objective",
+    "open_ledger",
     "pareto_front",
     "redact_url",
     "setup_energy_j",
