@@ -257,17 +257,21 @@ class WattwiseCallback(_tune.Callback):  # type: ignore[misc]
             self._ledger = StudyLedger(store, owned=owned, on_warning=_warn)
         return self._ledger
 
-    def _read(self, fn: Callable[[BaseRunStore], T], what: str) -> T | None:
+    def _read(
+        self, fn: Callable[[BaseRunStore], T], what: str, *, say_failure: bool = True
+    ) -> T | None:
         """``fn(store)``, if the ledger answers in time; else None (said once per kind of
-        fault). A run not (yet) in the ledger raises ``RunNotFoundError``."""
+        fault; a failure only if ``say_failure``). A run not (yet) in the ledger raises
+        ``RunNotFoundError``."""
         calls = self._calls()
         try:
             return calls.call(fn, what=what)
         except RunNotFoundError:
             raise
         except StoreError as err:
-            kind = "late" if isinstance(err, LedgerLateError) else "failed"
-            calls.warn(kind, f"{err}. {_WITHOUT_LEDGER}")
+            late = isinstance(err, LedgerLateError)
+            if late or say_failure:
+                calls.warn("late" if late else "failed", f"{err}. {_WITHOUT_LEDGER}")
             return None
 
     def _ended(self, books: TrialEnergy, state: str) -> None:
@@ -320,9 +324,10 @@ class WattwiseCallback(_tune.Callback):  # type: ignore[misc]
 
         try:
             study_id = self.study_id
-            try:  # None: the ledger did not answer in time (the study run is written)
-                found = self._read(lambda s: s.get_run(study_id), "look for the study run")
-            except RunNotFoundError:  # also no ledger yet (no trial wrote): the run creates it
+            try:  # None: not read (no ledger yet, no trial wrote: the study run creates it)
+                found = self._read(lambda s: s.get_run(study_id), "look for the study run",
+                                   say_failure=False)  # fmt: skip
+            except RunNotFoundError:
                 found = None
             if found is not None:
                 logger.warning(
