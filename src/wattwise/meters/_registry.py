@@ -178,7 +178,10 @@ def _may_declare_plugins() -> bool:
     for finder in sys.meta_path:
         if finder is not importlib.machinery.PathFinder and hasattr(finder, "find_distributions"):
             return True
-    for entry in dict.fromkeys(sys.path):
+    entries: list[object] = list(dict.fromkeys(sys.path))  # typed list[str], not always so
+    for entry in entries:
+        if not isinstance(entry, str):  # bytes or a path object: left to importlib.metadata
+            return True
         folder = entry or "."
         try:
             names = os.listdir(folder)
