@@ -83,7 +83,14 @@ class _Call(Generic[T]):
 
 
 class StudyLedger:
-    """The driver's calls to the ledger, on one daemon thread (see the module docstring).
+    """A study driver's own calls to the ledger, made in order on one daemon thread.
+
+    The caller waits for a call at most ``wait_s`` while the ledger answers, and not at all
+    once a call has not come back in time, until that call does; a late or failed call raises
+    :class:`~wattwise.exceptions.StoreError` (:class:`LedgerLateError` when late) and the
+    caller goes on with what it holds in memory. Writes queued with ``keep=True`` still land
+    when the ledger answers again. Used by ``wattwise.tune()`` and ``wattwise.ray_tune``'s
+    callback (``docs/explanation/safety.md``).
 
     Args:
         store: The ledger.
