@@ -173,6 +173,7 @@ def test_the_textfile_is_written_atomically_and_keeps_the_final_values(
     try:
         with wattwise.track("batch", meters=[FakeMeter(WATTS)], interval_s=0.05) as run:
             busy(0.5)
+            busy_until(lambda: bool(reads), 60.0)  # a loaded machine writes late
     finally:
         stop.set()
         thread.join()

@@ -70,7 +70,7 @@ def env(step_s: float, hold_trial: int) -> dict[str, str]:
     """The killed session's environment: trial ``hold_trial`` waits inside its objective
     for the test's signal, however late the loaded machine lets the test send it."""
     return {**os.environ, "STEP_S": str(step_s), "WATTWISE_INTERVAL_S": "0.1",
-            "HOLD_TRIAL": str(hold_trial)}  # fmt: skip
+            "HOLD_TRIAL": str(hold_trial), "PYTHONFAULTHANDLER": "1"}  # fmt: skip
 
 
 def wait_for(path: Path, proc: subprocess.Popen[str], timeout_s: float = 60.0) -> None:
@@ -95,7 +95,12 @@ def test_an_interrupted_study_resumes_where_it_stopped(
     try:
         wait_for(isolated_project / "started-1", proc)  # trial #1 is in its objective
         os.kill(proc.pid, sig)  # the process this test started, by its pid
-        proc.communicate(timeout=60)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # where it is stuck: every thread's stack
+            os.kill(proc.pid, signal.SIGABRT)  # faulthandler (PYTHONFAULTHANDLER) dumps them
+            _, err = proc.communicate(timeout=60)
+            pytest.fail(f"the session did not end within 60 s of {sig.name}:\n{err[-6000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
