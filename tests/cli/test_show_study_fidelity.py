@@ -19,10 +19,10 @@ import optuna
 from cli_support import call, cli
 
 import wattwise
+from study_support import ScriptedClock, scripted_run_options, study_record
 from wattwise._units import energy
 from wattwise.store import RunRecord, RunStatus, open_store
-from wattwise.testing import FakeMeter
-from wattwise.tuning import StudyRecord, energy_step_j
+from wattwise.tuning import energy_step_j
 
 POWER_W = 10.0
 REPORT_S = 0.5  # 5 J between reports, exact in binary floating point
@@ -30,14 +30,6 @@ REPORTS = 8
 TRAINING_J = POWER_W * REPORT_S * REPORTS  # 40 J, one whole trial
 #: The default pruner's settings as the line gives them (the zero-valued ones left out).
 SH = " (min_resource 6, reduction_factor 2)"
-
-
-class ScriptedClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def study(
@@ -59,21 +51,9 @@ def study(
 
     return wattwise.tune(
         objective, n_trials=n_trials, seed=0, progress=False,
-        run_options={"meters": [FakeMeter({"gpu:0": POWER_W}, clock=clock)],
-                     "emit_warnings": False},
+        run_options=scripted_run_options(clock, POWER_W),
         **kwargs,
     )  # fmt: skip
-
-
-def recorded(study_id: str) -> StudyRecord:
-    """The study record as the ledger holds it."""
-    store = open_store()
-    try:
-        record = StudyRecord.from_record(store.get_run(study_id).record)
-    finally:
-        store.close()
-    assert record is not None
-    return record
 
 
 def fidelity_lines(out: str) -> list[str]:
@@ -82,7 +62,7 @@ def fidelity_lines(out: str) -> list[str]:
 
 def test_the_energy_unit_its_trial_and_its_energy_are_shown() -> None:
     result = study()
-    fid = recorded(result.study_id).energy_fidelity
+    fid = study_record(result.study_id).energy_fidelity
     step_j, first_j, trial = (fid["step_j"], fid["calibrated_on_energy_j"],
                               fid["calibrated_on_trial"])  # fmt: skip
     # what the record holds is the first complete trial's measured energy, over 32
@@ -101,7 +81,7 @@ def test_the_energy_unit_its_trial_and_its_energy_are_shown() -> None:
     # before the trials' table, after the run's own lines
     assert shown.out.index("  fidelity  ") < shown.out.index("  trials  ")
 
-    assert recorded(result.study_id).pruner_settings == {
+    assert study_record(result.study_id).pruner_settings == {
         "min_resource": 6, "reduction_factor": 2, "min_early_stopping_rate": 0,
         "bootstrap_count": 0,
     }  # fmt: skip
@@ -116,7 +96,7 @@ def test_the_energy_unit_its_trial_and_its_energy_are_shown() -> None:
 
 def test_fidelity_off_says_report_steps() -> None:
     result = study(energy_fidelity=False, pruner=optuna.pruners.MedianPruner())
-    assert recorded(result.study_id).energy_fidelity["enabled"] is False
+    assert study_record(result.study_id).energy_fidelity["enabled"] is False
     shown = call("show", result.study_id)
     assert shown.code == 0, shown.err
     assert fidelity_lines(shown.out) == [
@@ -131,7 +111,7 @@ def test_a_given_unit_and_a_unit_never_known() -> None:
         f"  fidelity  energy: 1 step = 2.00 J (given); pruner SuccessiveHalvingPruner{SH}"
     ]
     unknown = study(prune_all=True, study_name="unknown")
-    assert recorded(unknown.study_id).energy_fidelity["step_j"] is None
+    assert study_record(unknown.study_id).energy_fidelity["step_j"] is None
     assert fidelity_lines(call("show", unknown.study_id).out) == [
         "  fidelity  energy: unit not known (no trial completed with a measured energy, so "
         f"no report reached the pruner); pruner SuccessiveHalvingPruner{SH}"

@@ -17,25 +17,16 @@ from typing import Any
 import optuna
 
 import wattwise
+from study_support import ScriptedClock, scripted_run_options, study_record
 from wattwise._units import energy
 from wattwise.report import build_report, render_html, render_markdown
 from wattwise.report._markdown import md
 from wattwise.store import RunRecord, RunStatus, open_store
-from wattwise.testing import FakeMeter
-from wattwise.tuning import StudyRecord
 
 POWER_W = 10.0
 REPORT_S = 0.5  # 5 J between reports, exact in binary floating point
 REPORTS = 8
 TRAINING_J = POWER_W * REPORT_S * REPORTS  # 40 J
-
-
-class ScriptedClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def study(**kwargs: Any) -> wattwise.tuning.TuneResult:
@@ -53,20 +44,14 @@ def study(**kwargs: Any) -> wattwise.tuning.TuneResult:
 
     return wattwise.tune(
         objective, n_trials=3, seed=0, progress=False,
-        run_options={"meters": [FakeMeter({"gpu:0": POWER_W}, clock=clock)],
-                     "emit_warnings": False},
+        run_options=scripted_run_options(clock, POWER_W),
         **kwargs,
     )  # fmt: skip
 
 
 def expected_line(study_id: str) -> str:
     """The line, composed from the study record the ledger holds."""
-    store = open_store()
-    try:
-        record = StudyRecord.from_record(store.get_run(study_id).record)
-    finally:
-        store.close()
-    assert record is not None
+    record = study_record(study_id)
     fid = record.energy_fidelity
     assert fid["calibrated_on_energy_j"] == TRAINING_J  # one whole trial, measured
     return (

@@ -14,9 +14,9 @@ from typing import Any
 
 import optuna
 import pytest
-from fake_clock import ScriptedClock, scripted_run_options
 
 import wattwise
+from study_support import ScriptedClock, scripted_run_options
 from wattwise.store import open_store
 from wattwise.testing import FakeMeter
 from wattwise.tuning import ENERGY_ATTR

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -24,9 +23,8 @@ from typing import Any
 
 import pytest
 
-import wattwise
+from ledger_faults import locked_ledger, repair, runs_in
 from wattwise.store import RunStatus, SQLiteRunStore
-from wattwise.testing import FakeMeter
 from wattwise.tuning import StudyRecord, TrialRecord
 
 pytest.importorskip("optuna")
@@ -98,10 +96,7 @@ def _loop(project: Path, ledger: Path) -> dict[str, Any]:
 
 
 def _repair_and_check(project: Path, ledger: Path, outcome: dict[str, Any]) -> None:
-    repaired = subprocess.run([sys.executable, "-m", "wattwise", "doctor", "--repair"],
-                              cwd=project, capture_output=True, text=True, timeout=300,
-                              check=False)  # fmt: skip
-    assert repaired.returncode == 0, repaired.stderr
+    repair(project)
     store = SQLiteRunStore(ledger)
     try:
         study = store.get_run(outcome["study_id"])
@@ -125,16 +120,9 @@ def test_an_optuna_loop_on_a_ledger_another_process_holds_locked(
     isolated_project: Path, state: Path
 ) -> None:
     ledger = isolated_project / ".wattwise" / "ledger.db"
-    with wattwise.track("before", store=str(ledger), meters=[FakeMeter({"cpu:0": 20.0})]):
-        pass  # the ledger exists, with a run, before the lock
-    holder = sqlite3.connect(ledger, isolation_level=None)
-    try:
-        holder.execute("BEGIN EXCLUSIVE")
+    with locked_ledger(ledger) as holder:
         outcome = _loop(isolated_project, ledger)
-        assert holder.execute("SELECT count(*) FROM runs").fetchone()[0] == 1  # still held
-        holder.execute("ROLLBACK")
-    finally:
-        holder.close()
+        assert runs_in(holder) == 1  # still held
     _repair_and_check(isolated_project, ledger, outcome)
 
 

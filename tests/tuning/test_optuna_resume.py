@@ -14,9 +14,9 @@ from typing import Any
 
 import optuna
 import pytest
-from fake_clock import ScriptedClock
 
 import wattwise
+from study_support import ScriptedClock
 from wattwise.cli import main
 from wattwise.store import open_store
 from wattwise.testing import FakeMeter

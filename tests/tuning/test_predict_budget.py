@@ -10,9 +10,9 @@ from typing import Any
 
 import optuna
 import pytest
-from fake_clock import ScriptedClock, scripted_run_options
 
 import wattwise
+from study_support import ScriptedClock, scripted_run_options
 from wattwise.store import open_store
 from wattwise.tracking import predict_energy
 from wattwise.tuning._budget import (

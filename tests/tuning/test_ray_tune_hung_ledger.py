@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -29,8 +27,8 @@ from typing import Any
 
 import pytest
 
-import wattwise
 import wattwise.ray_tune as wr
+from ledger_faults import locked_ledger, repair, runs_in
 from ray_support import start_local_ray
 from wattwise.store import RunStatus, SQLiteRunStore
 from wattwise.testing import FakeMeter
@@ -138,13 +136,6 @@ def _check_fit(grid: Any, callback: Any) -> dict[float, tuple[str, float]]:
     return last
 
 
-def _repair(project: Path) -> None:
-    repaired = subprocess.run([sys.executable, "-m", "wattwise", "doctor", "--repair"],
-                              cwd=project, capture_output=True, text=True, timeout=300,
-                              check=False)  # fmt: skip
-    assert repaired.returncode == 0, repaired.stderr
-
-
 def _check_ledger(ledger: Path, callback: Any, last: dict[float, tuple[str, float]]) -> None:
     """After repair: the study run, with its record, and every trial run, finished."""
     store = SQLiteRunStore(ledger)
@@ -170,19 +161,12 @@ def test_a_ray_tune_loop_on_a_ledger_another_process_holds_locked(
     isolated_project: Path, state: Path, tmp_path: Path
 ) -> None:
     ledger = isolated_project / ".wattwise" / "ledger.db"
-    with wattwise.track("before", store=str(ledger), meters=[FakeMeter({"cpu:0": 20.0})]):
-        pass  # the ledger exists, with a run, before the lock
-    holder = sqlite3.connect(ledger, isolation_level=None)
-    try:
-        holder.execute("BEGIN EXCLUSIVE")  # every write waits its busy timeout, then fails
+    with locked_ledger(ledger) as holder:
         grid, callback, took = _fit(ledger, tmp_path)
-        assert holder.execute("SELECT count(*) FROM runs").fetchone()[0] == 1  # still held
-        holder.execute("ROLLBACK")
-    finally:
-        holder.close()
+        assert runs_in(holder) == 1  # still held
     assert took < BOUND_S
     last = _check_fit(grid, callback)
-    _repair(isolated_project)
+    repair(isolated_project)
     _check_ledger(ledger, callback, last)
 
 
@@ -205,6 +189,6 @@ def test_a_ray_tune_loop_on_a_ledger_that_hangs(
     said = [r.getMessage() for r in caplog.records if "did not answer within" in r.getMessage()]
     assert len(said) == 1, caplog.text
     assert str(ledger) in said[0]
-    _repair(isolated_project)
+    repair(isolated_project)
     _check_ledger(ledger, callback, last)
     assert not list((state / "wattwise" / "spool").glob("*.jsonl"))  # all merged

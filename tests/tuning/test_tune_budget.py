@@ -7,9 +7,9 @@ from typing import Any
 
 import optuna
 import pytest
-from fake_clock import ScriptedClock
 
 import wattwise
+from study_support import ScriptedClock
 from wattwise.carbon import intensity_for, operational_co2e_g, pue_for, resolve_location
 from wattwise.exceptions import InvalidParameterError
 from wattwise.store import RunStatus, open_store

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 import wattwise
+from ledger_faults import locked_ledger, repair, runs_in
 from wattwise.exceptions import StoreError
 from wattwise.store import BaseRunStore, RunStatus, SQLiteRunStore
 from wattwise.testing import FakeMeter
@@ -128,13 +129,6 @@ def _check_outcome(outcome: dict[str, Any], took: float) -> None:
     assert outcome["n_trials"]["complete"] == N_TRIALS
 
 
-def _repair(project: Path) -> None:
-    repaired = subprocess.run([sys.executable, "-m", "wattwise", "doctor", "--repair"],
-                              cwd=project, capture_output=True, text=True, timeout=300,
-                              check=False)  # fmt: skip
-    assert repaired.returncode == 0, repaired.stderr
-
-
 def _check_ledger(ledger: Path, outcome: dict[str, Any]) -> None:
     """The study run and its trial runs are in the ledger, as the study returned them."""
     store = SQLiteRunStore(ledger)
@@ -169,21 +163,14 @@ def test_a_study_whose_ledger_another_process_holds_locked_returns_and_loses_not
     isolated_project: Path, state: Path
 ) -> None:
     ledger = isolated_project / ".wattwise" / "ledger.db"
-    with wattwise.track("before", store=str(ledger), meters=[FakeMeter({"cpu:0": 20.0})]):
-        pass  # the ledger exists, with a run, before the lock
-    holder = sqlite3.connect(ledger, isolation_level=None)
-    try:
-        holder.execute("BEGIN EXCLUSIVE")  # every write waits its busy timeout, then fails
+    with locked_ledger(ledger) as holder:
         outcome, took, _ = _study(isolated_project, ledger)
         # Still held: nothing of the study could be written while it ran.
-        assert holder.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
-        holder.execute("ROLLBACK")
-    finally:
-        holder.close()
+        assert runs_in(holder) == 1
     _check_outcome(outcome, took)
     # The ledger held none of the trials' runs: the summary says its figures are the driver's.
     assert outcome["summary_source"].startswith("the driver's own")
-    _repair(isolated_project)
+    repair(isolated_project)
     _check_ledger(ledger, outcome)
 
 
@@ -202,7 +189,7 @@ def test_a_study_whose_ledger_hangs_on_open_returns_and_loses_nothing(
     assert outcome["summary_source"].startswith("the driver's own: The ledger at ")
     assert "did not answer within 5 s" in outcome["summary_source"]
     assert not (ledger.parent / "spool").exists()  # local disk, not the ledger's folder
-    _repair(isolated_project)
+    repair(isolated_project)
     _check_ledger(ledger, outcome)
     assert not list((state / "wattwise" / "spool").glob("*.jsonl"))  # all merged
 
@@ -240,7 +227,7 @@ def test_wattwise_tune_on_a_ledger_that_hangs_prints_its_summary_and_loses_nothi
     assert data["summary_source"].startswith("the driver's own: The ledger at ")
     values = {t["number"]: t["value"] for t in data["trials"]}
     assert data["best"]["value"] == min(values.values())
-    _repair(isolated_project)
+    repair(isolated_project)
     store = SQLiteRunStore(ledger)
     try:
         runs = store.list_runs()
@@ -280,7 +267,7 @@ def test_a_study_resumed_while_its_ledger_hangs_counts_earlier_trials_from_optun
     # Without the ledger: the energy Optuna holds for each earlier trial.
     assert kept["energy_j_before"] == pytest.approx(sum(t[3] for t in first["trials"]))
     assert second["summary_source"].startswith("the driver's own: ")
-    _repair(isolated_project)
+    repair(isolated_project)
     store = SQLiteRunStore(ledger)
     try:
         study = store.get_run(second["study_id"])
@@ -359,20 +346,13 @@ def test_worker_processes_and_a_dead_worker_on_a_locked_ledger(
     script = isolated_project / "pool.py"
     script.write_text(POOL)
     ledger = isolated_project / ".wattwise" / "ledger.db"
-    with wattwise.track("before", store=str(ledger), meters=[FakeMeter({"cpu:0": 20.0})]):
-        pass
-    holder = sqlite3.connect(ledger, isolation_level=None)
-    try:
-        holder.execute("BEGIN EXCLUSIVE")
+    with locked_ledger(ledger):
         try:
             done = subprocess.run([sys.executable, str(script), str(ledger)],
                                   cwd=isolated_project, capture_output=True, text=True,
                                   timeout=BOUND_S, check=False)  # fmt: skip
         except subprocess.TimeoutExpired:
             pytest.fail(f"tune() did not return within {BOUND_S:g} s on a locked ledger")
-        holder.execute("ROLLBACK")
-    finally:
-        holder.close()
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout.splitlines()[-1])
     assert outcome["took_s"] < BOUND_S and outcome["stop_reason"] == "n_trials"
@@ -385,7 +365,7 @@ def test_worker_processes_and_a_dead_worker_on_a_locked_ledger(
     assert outcome["summary_source"].startswith("the driver's own")
     values = [t[4] for t in outcome["trials"] if t[1] == "complete"]
     assert outcome["best_value"] == min(values)
-    _repair(isolated_project)
+    repair(isolated_project)
     store = SQLiteRunStore(ledger)
     try:
         study = store.get_run(outcome["study_id"])
