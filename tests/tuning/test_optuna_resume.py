@@ -90,15 +90,8 @@ def test_an_interrupted_study_resumes_where_it_stopped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     storage = f"sqlite:///{isolated_project / 'study.db'}"
-    # A process inherits SIGINT *ignored* (a shell's background job, or an earlier test of
-    # this worker that left it so): Python then keeps ignoring it and the session never sees
-    # the test's Ctrl-C. The session is started with SIGINT handled, as at a terminal.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        proc = subprocess.Popen(command(storage), env=env(0.15, hold_trial=1), text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    proc = subprocess.Popen(command(storage), env=env(0.15, hold_trial=1), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:
         wait_for(isolated_project / "started-1", proc)  # trial #1 is in its objective
         os.kill(proc.pid, sig)  # the process this test started, by its pid
